@@ -1,0 +1,1 @@
+"""The warehouse invoice service's core: use cases against ports, and the real adapters."""

@@ -1,0 +1,1 @@
+"""Real adapters of the ports: ftplib, psycopg 3, smtplib, Jinja2, pyfilesystem2, the local disk."""

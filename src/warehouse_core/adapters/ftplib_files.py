@@ -1,0 +1,154 @@
+"""The inbound (and outbound) FTP servers through ftplib: ftp:// or ftps:// with explicit TLS and PROT P."""
+from __future__ import annotations
+
+import ftplib
+import logging
+import ssl
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+from warehouse_core.errors import TransferError
+from warehouse_core.model import RemoteFile
+
+log = logging.getLogger(__name__)
+BLOCK_SIZE = 64 * 1024
+
+
+class FtpConnection:
+    """A logged-in ftplib client in the configured folder; every failure becomes TransferError."""
+
+    def __init__(self, client: ftplib.FTP, where: str) -> None:
+        self.client = client
+        self.where = where
+
+    def list_files(self) -> List[RemoteFile]:
+        try:
+            return self._mlsd()
+        except ftplib.error_perm as error:
+            if not str(error).startswith(("500", "501", "502", "504")):
+                raise TransferError(self._explain("MLSD", error)) from None
+        log.info("%s does not support MLSD: listing with NLST and SIZE", self.where)
+        with self._errors("NLST"):
+            names = [name.rsplit("/", 1)[-1] for name in self.client.nlst()]
+        return [RemoteFile(name=name, size=self.size(name)) for name in names if name not in (".", "..")]
+
+    def _mlsd(self) -> List[RemoteFile]:
+        files = []
+        try:
+            entries = list(self.client.mlsd(facts=["type", "size"]))
+        except ftplib.error_perm:
+            raise
+        except ftplib.all_errors as error:
+            raise TransferError(self._explain("MLSD", error)) from None
+        for name, facts in entries:
+            if facts.get("type", "file") != "file":
+                continue
+            size = facts.get("size")
+            files.append(RemoteFile(name=name, size=int(size) if size and size.isdigit() else None))
+        return files
+
+    def size(self, name: str) -> Optional[int]:
+        try:
+            self.client.voidcmd("TYPE I")
+            size = self.client.size(name)
+        except ftplib.error_perm:
+            return None
+        except ftplib.all_errors as error:
+            raise TransferError(self._explain("SIZE " + name, error)) from None
+        return int(size) if size is not None else None
+
+    def download(self, name: str, write: Callable[[bytes], None]) -> int:
+        received = [0]
+
+        def count_and_write(block: bytes) -> None:
+            received[0] += len(block)
+            write(block)
+
+        with self._errors("RETR " + name):
+            self.client.retrbinary("RETR " + name, count_and_write, blocksize=BLOCK_SIZE)
+        return received[0]
+
+    def upload(self, name: str, read: Callable[[int], bytes]) -> None:
+        class _Reader:
+            def read(self, size: int = BLOCK_SIZE) -> bytes:
+                return read(size)
+
+        with self._errors("STOR " + name):
+            self.client.storbinary("STOR " + name, _Reader(), blocksize=BLOCK_SIZE)
+
+    def rename(self, source: str, target: str) -> None:
+        with self._errors("RNFR/RNTO {} {}".format(source, target)):
+            self.client.rename(source, target)
+
+    def delete(self, name: str) -> None:
+        with self._errors("DELE " + name):
+            self.client.delete(name)
+
+    @contextmanager
+    def _errors(self, command: str) -> Iterator[None]:
+        try:
+            yield
+        except ftplib.all_errors as error:
+            raise TransferError(self._explain(command, error)) from None
+
+    def _explain(self, command: str, error: BaseException) -> str:
+        detail = str(error).strip() or type(error).__name__
+        return "{} on {} failed: {}".format(command, self.where, detail)
+
+
+class FtplibFiles:
+    """Connects per use; ``tls`` means explicit FTPS (AUTH TLS) with a protected data channel."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 21,
+        user: str = "anonymous",
+        password: str = "",
+        directory: str = "/",
+        tls: bool = False,
+        timeout: float = 30.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.directory = directory
+        self.tls = tls
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+
+    @classmethod
+    def from_parts(cls, parts: Dict[str, Any], timeout: float, ssl_context: Optional[ssl.SSLContext] = None) -> "FtplibFiles":
+        return cls(timeout=timeout, ssl_context=ssl_context, **parts)
+
+    def describe(self) -> str:
+        return "{}://{}@{}:{}{}".format("ftps" if self.tls else "ftp", self.user, self.host, self.port, self.directory)
+
+    @contextmanager
+    def connect(self) -> Iterator[FtpConnection]:
+        where = self.describe()
+        client: ftplib.FTP
+        try:
+            if self.tls:
+                client = ftplib.FTP_TLS(context=self.ssl_context or ssl.create_default_context(), timeout=self.timeout)
+            else:
+                client = ftplib.FTP(timeout=self.timeout)
+            client.connect(self.host, self.port)
+            client.login(self.user, self.password)
+            if isinstance(client, ftplib.FTP_TLS):
+                client.prot_p()
+            client.set_pasv(True)
+            if self.directory not in ("", "/"):
+                client.cwd(self.directory)
+        except ftplib.all_errors as error:
+            raise TransferError("cannot log on to {}: {}".format(where, str(error).strip() or type(error).__name__)) from None
+        try:
+            yield FtpConnection(client, where)
+        finally:
+            try:
+                client.quit()
+            except ftplib.all_errors:
+                client.close()

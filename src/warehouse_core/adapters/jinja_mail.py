@@ -1,0 +1,32 @@
+"""Mail bodies from Jinja2 templates; the customer's folder wins over the built-in one."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Tuple
+
+import jinja2
+
+from warehouse_core.model import MailEvent
+
+BUILT_IN = Path(__file__).resolve().parent.parent / "templates"
+
+
+class JinjaMailRenderer:
+    def __init__(self, templates_dir: Optional[Path] = None) -> None:
+        loaders: List[jinja2.BaseLoader] = []
+        if templates_dir is not None:
+            loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
+        loaders.append(jinja2.FileSystemLoader(str(BUILT_IN)))
+        self.environment = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, event: MailEvent, context: Mapping[str, Any]) -> Tuple[str, str, str]:
+        def part(suffix: str) -> str:
+            return self.environment.get_template("mail/{}.{}".format(event.value, suffix)).render(context)
+
+        subject = " ".join(part("subject.txt").split())
+        return subject, part("txt"), part("html")

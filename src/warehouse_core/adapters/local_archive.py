@@ -1,0 +1,100 @@
+"""Received files on the local disk: ``<data>/archive/YYYY-MM-DD/<name>``, written durably."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator, Optional
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A name that cannot leave its folder, whatever the server or the browser sent."""
+    cleaned = _UNSAFE.sub("_", name.replace("\\", "/").split("/")[-1]).lstrip(".")
+    return cleaned[:160] or "unnamed"
+
+
+def _fsync_folder(folder: Path) -> None:
+    descriptor = os.open(str(folder), os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class LocalPendingFile:
+    def __init__(self, archive: "LocalArchive", handle: BinaryIO, path: Path) -> None:
+        self._archive = archive
+        self._handle = handle
+        self.path = path
+        self.kept: Optional[str] = None
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+
+    def open(self) -> BinaryIO:
+        self._handle.flush()
+        return open(self.path, "rb")
+
+    def keep(self, day: dt.date, name: str) -> str:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        folder = self._archive.root / day.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        target = self._archive.free_name(folder, safe_file_name(name), self.path)
+        os.replace(str(self.path), str(target))
+        _fsync_folder(folder)
+        self.kept = str(target.relative_to(self._archive.root))
+        return self.kept
+
+
+class LocalArchive:
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir).resolve() / "archive"
+        self.incoming = Path(data_dir).resolve() / "incoming"
+
+    @contextmanager
+    def receive(self) -> Iterator[LocalPendingFile]:
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(dir=str(self.incoming), suffix=".part")
+        handle = os.fdopen(descriptor, "wb")
+        pending = LocalPendingFile(self, handle, Path(name))
+        try:
+            yield pending
+        finally:
+            handle.close()
+            if pending.kept is None:
+                Path(name).unlink()
+
+    def open(self, path: str) -> BinaryIO:
+        target = (self.root / path).resolve()
+        if self.root not in target.parents:
+            raise ValueError("not an archive path: {}".format(path))
+        return open(target, "rb")
+
+    @staticmethod
+    def free_name(folder: Path, name: str, source: Path) -> Path:
+        """``name`` itself when free or holding the same bytes, else ``name.1``, ``name.2``, …"""
+        candidate = folder / name
+        suffix = 0
+        while candidate.exists() and not _same_content(candidate, source):
+            suffix += 1
+            candidate = folder / "{}.{}".format(name, suffix)
+        return candidate
+
+
+def _same_content(first: Path, second: Path) -> bool:
+    if first.stat().st_size != second.stat().st_size:
+        return False
+    with open(first, "rb") as a, open(second, "rb") as b:
+        while True:
+            chunk_a, chunk_b = a.read(1 << 20), b.read(1 << 20)
+            if chunk_a != chunk_b:
+                return False
+            if not chunk_a:
+                return True

@@ -1,0 +1,305 @@
+"""The store on PostgreSQL through psycopg 3: a connection pool, COPY for lines, set-based lookups.
+
+Every identifier that comes from configuration (the schema, the invoice view) is quoted with
+``psycopg.sql``; every value is a parameter.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from warehouse_core.errors import Conflict
+from warehouse_core.model import (
+    FileSource,
+    FileStatus,
+    InboundFileRecord,
+    InvoiceLine,
+    InvoiceStatus,
+    Mail,
+    MailEvent,
+    Problem,
+    StoredLines,
+)
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "sql"
+MIGRATION_LOCK = "warehouse-migrate"
+POLL_LOCK = "warehouse-poll"
+
+
+def qualified(name: str) -> sql.Composable:
+    """``schema.name`` or ``name`` as a quoted SQL identifier."""
+    return sql.Identifier(*name.split("."))
+
+
+class PsycopgUnitOfWork:
+    def __init__(self, connection: psycopg.Connection, invoice_view: str) -> None:
+        self.connection = connection
+        self.view = qualified(invoice_view)
+
+    def _one(self, query: Any, params: Any = None) -> Optional[Tuple[Any, ...]]:
+        return self.connection.execute(query, params).fetchone()
+
+    def find_file(self, name: str, sha256: str) -> Optional[InboundFileRecord]:
+        row = self._one(
+            "SELECT id, name, day, source, sha256, declared_count, actual_lines, status, reasons, archive_path"
+            " FROM inbound_file WHERE name = %s AND sha256 = %s ORDER BY id LIMIT 1",
+            (name, sha256),
+        )
+        if row is None:
+            return None
+        return InboundFileRecord(
+            id=row[0],
+            name=row[1],
+            day=row[2],
+            source=FileSource(row[3]),
+            sha256=row[4],
+            declared_count=row[5],
+            actual_lines=row[6],
+            status=FileStatus(row[7]),
+            reasons=tuple(Problem(**item) for item in row[8]),
+            archive_path=row[9],
+        )
+
+    def day_has_data(self, day: dt.date) -> bool:
+        row = self._one("SELECT EXISTS (SELECT 1 FROM inbound_file WHERE day = %s AND status = 'imported')", (day,))
+        return bool(row and row[0])
+
+    def record_file(self, record: InboundFileRecord) -> int:
+        try:
+            with self.connection.transaction():
+                row = self._one(
+                    "INSERT INTO inbound_file (name, day, source, sha256, declared_count, actual_lines, status,"
+                    " reasons, archive_path) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (
+                        record.name,
+                        record.day,
+                        record.source.value,
+                        record.sha256,
+                        record.declared_count,
+                        record.actual_lines,
+                        record.status.value,
+                        json.dumps([p.as_dict() for p in record.reasons]),
+                        record.archive_path,
+                    ),
+                )
+        except psycopg.errors.UniqueViolation:
+            raise Conflict("{} already has imported data".format(record.day.isoformat())) from None
+        assert row is not None
+        return int(row[0])
+
+    def set_file_outcome(self, file_id: int, status: FileStatus, reasons: Tuple[Problem, ...]) -> None:
+        self.connection.execute(
+            "UPDATE inbound_file SET status = %s, reasons = %s WHERE id = %s",
+            (status.value, json.dumps([p.as_dict() for p in reasons]), file_id),
+        )
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.connection.transaction():
+            yield
+
+    def insert_lines(self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine]) -> StoredLines:
+        cursor = self.connection.cursor()
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS staging_line (line_number integer, invoice_number text,"
+            " quantity bigint, description text, value numeric, categories text[]) ON COMMIT DROP"
+        )
+        cursor.execute("TRUNCATE staging_line")
+        with cursor.copy(
+            "COPY staging_line (line_number, invoice_number, quantity, description, value, categories) FROM STDIN"
+        ) as copy:
+            copy.set_types(["int4", "text", "int8", "text", "numeric", "text[]"])
+            for line in lines:
+                copy.write_row(
+                    (line.line_number, line.invoice_number, line.quantity, line.description, line.value, list(line.categories))
+                )
+        cursor.execute(
+            "INSERT INTO category (name) SELECT DISTINCT name FROM staging_line, unnest(categories) AS name"
+            " ON CONFLICT (name) DO NOTHING"
+        )
+        cursor.execute(
+            sql.SQL(
+                "WITH found AS (SELECT DISTINCT v.invoice_number FROM {view} AS v"
+                "  WHERE v.invoice_number IN (SELECT invoice_number FROM staging_line)),"
+                " exported AS (SELECT DISTINCT invoice_number FROM exported_invoice WHERE day < %(day)s)"
+                " INSERT INTO invoice_line (file_id, day, line_number, invoice_number, quantity, description,"
+                "  value, invoice_status)"
+                " SELECT %(file)s, %(day)s, s.line_number, s.invoice_number, s.quantity, s.description, s.value,"
+                "  CASE WHEN f.invoice_number IS NULL THEN 'not_found'"
+                "       WHEN e.invoice_number IS NOT NULL THEN 'already_exported' ELSE 'valid' END"
+                " FROM staging_line AS s"
+                " LEFT JOIN found AS f ON f.invoice_number = s.invoice_number"
+                " LEFT JOIN exported AS e ON e.invoice_number = s.invoice_number"
+            ).format(view=self.view),
+            {"file": file_id, "day": day},
+        )
+        stored = cursor.rowcount
+        cursor.execute(
+            "INSERT INTO invoice_line_category (line_id, category_id)"
+            " SELECT l.id, c.id FROM staging_line AS s"
+            " JOIN invoice_line AS l ON l.file_id = %s AND l.line_number = s.line_number"
+            " CROSS JOIN LATERAL unnest(s.categories) AS n(name)"
+            " JOIN category AS c ON c.name = n.name",
+            (file_id,),
+        )
+        return StoredLines(
+            stored=stored,
+            not_found=self._invoices(file_id, InvoiceStatus.NOT_FOUND),
+            already_exported=self._invoices(file_id, InvoiceStatus.ALREADY_EXPORTED),
+        )
+
+    def _invoices(self, file_id: int, status: InvoiceStatus) -> Tuple[str, ...]:
+        rows = self.connection.execute(
+            "SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = %s AND invoice_status = %s"
+            " ORDER BY invoice_number",
+            (file_id, status.value),
+        ).fetchall()
+        return tuple(row[0] for row in rows)
+
+    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
+        cursor = self.connection.execute(
+            "INSERT INTO mail_outbox (event, day, subject, body_text, body_html, once_key)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (once_key) DO NOTHING",
+            (mail.event.value, mail.day, mail.subject, mail.text, mail.html, once_key),
+        )
+        return cursor.rowcount == 1
+
+    def claim_due_mail(self, now: dt.datetime) -> Optional[Mail]:
+        row = self._one(
+            "SELECT id, event, day, subject, body_text, body_html, attempts FROM mail_outbox"
+            " WHERE sent_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
+            " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            (now,),
+        )
+        if row is None:
+            return None
+        return Mail(
+            id=row[0], event=MailEvent(row[1]), day=row[2], subject=row[3], text=row[4], html=row[5], attempts=row[6]
+        )
+
+    def mark_mail_sent(self, mail_id: int, now: dt.datetime) -> None:
+        self.connection.execute(
+            "UPDATE mail_outbox SET sent_at = %s, attempts = attempts + 1, last_error = NULL WHERE id = %s",
+            (now, mail_id),
+        )
+
+    def mark_mail_failed(self, mail_id: int, error: str, retry_at: dt.datetime) -> None:
+        self.connection.execute(
+            "UPDATE mail_outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s WHERE id = %s",
+            (error, retry_at, mail_id),
+        )
+
+
+class PsycopgStore:
+    """Connections come from a pool opened on first use; ``close()`` ends them."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "warehouse",
+        invoice_view: str = "public.invoice_view",
+        connect_timeout: float = 10.0,
+        pool_size: int = 6,
+    ) -> None:
+        self.url = url
+        self.schema = schema
+        self.invoice_view = invoice_view
+        self.connect_timeout = connect_timeout
+        self.pool_size = pool_size
+        self._pool: Optional[ConnectionPool] = None
+
+    def _connection_options(self) -> Dict[str, Any]:
+        return {
+            "options": "-c search_path={},public".format(self.schema),
+            "connect_timeout": max(1, int(self.connect_timeout)),
+            "application_name": "warehouse-invoice-service",
+        }
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                kwargs=self._connection_options(),
+                timeout=self.connect_timeout,
+                open=True,
+                name="warehouse",
+                check=ConnectionPool.check_connection,
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as connection:
+            yield connection
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[PsycopgUnitOfWork]:
+        with self.connection() as connection:
+            with connection.transaction():
+                yield PsycopgUnitOfWork(connection, self.invoice_view)
+
+    @contextmanager
+    def exclusive_poll(self) -> Iterator[bool]:
+        key = "{}:{}".format(POLL_LOCK, self.schema)
+        with self.connection() as connection:
+            row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+            acquired = bool(row and row[0])
+            connection.commit()
+            try:
+                yield acquired
+            finally:
+                if acquired:
+                    connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+                    connection.commit()
+
+    def ping(self) -> bool:
+        try:
+            with psycopg.connect(self.url, **self._connection_options()) as connection:
+                connection.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def migrate(self) -> List[str]:
+        """Apply the migrations not yet applied, in order, under a lock; the versions applied."""
+        applied: List[str] = []
+        with psycopg.connect(self.url, **self._connection_options()) as connection:
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (MIGRATION_LOCK,))
+                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                connection.execute(
+                    sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(self.schema))
+                )
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migration"
+                    " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {row[0] for row in connection.execute("SELECT version FROM schema_migration")}
+                for path in sorted(MIGRATIONS.glob("*.sql")):
+                    version = path.stem
+                    if version in done:
+                        continue
+                    connection.execute(path.read_text(encoding="utf-8").encode("utf-8"))
+                    connection.execute("INSERT INTO schema_migration (version) VALUES (%s)", (version,))
+                    applied.append(version)
+        for version in applied:
+            log.info("migration %s applied to schema %s", version, self.schema)
+        return applied

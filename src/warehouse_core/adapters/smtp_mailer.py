@@ -1,0 +1,78 @@
+"""Mail through smtplib: smtp://, smtps:// and smtp://…?starttls=true, with a timeout."""
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Optional, Sequence
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from warehouse_core.errors import MailDeliveryError
+from warehouse_core.model import Mail
+
+EVENT_HEADER = "X-Warehouse-Event"
+
+
+def build_message(mail: Mail, sender: str, recipients: Sequence[str]) -> EmailMessage:
+    """The MIME message: plain text with an HTML alternative and the event header."""
+    message = EmailMessage()
+    message["Subject"] = mail.subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(localtime=True)
+    # The same outbox row always gets the same Message-ID, so a resend after a crash is recognisable.
+    message["Message-ID"] = "<warehouse-outbox-{}-{}@{}>".format(
+        mail.id, mail.day.isoformat(), sender.rpartition("@")[2] or "localhost"
+    )
+    message[EVENT_HEADER] = mail.event.value
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    return message
+
+
+class SmtpMailer:
+    def __init__(
+        self,
+        url: str,
+        sender: str,
+        recipients: Sequence[str],
+        timeout: float = 30.0,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        parts = urlsplit(url)
+        options = parse_qs(parts.query)
+        self.implicit_tls = parts.scheme == "smtps"
+        self.starttls = options.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.implicit_tls else 25)
+        self.user = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password or "")
+        self.sender = sender
+        self.recipients = list(recipients)
+        self.timeout = timeout
+        self.ssl_context = ssl_context or ssl.create_default_context()
+
+    def send(self, mail: Mail) -> None:
+        message = build_message(mail, self.sender, self.recipients)
+        try:
+            with self._connect() as client:
+                if self.starttls:
+                    client.starttls(context=self.ssl_context)
+                if self.user:
+                    client.login(self.user, self.password)
+                client.send_message(message, from_addr=self.sender, to_addrs=self.recipients)
+        except (smtplib.SMTPException, OSError) as error:
+            raise MailDeliveryError("SMTP {}:{}: {}".format(self.host, self.port, _reason(error))) from None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.implicit_tls:
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.ssl_context)
+        return smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+
+
+def _reason(error: Exception) -> str:
+    # SMTPAuthenticationError and friends carry (code, bytes); never the password.
+    if isinstance(error, smtplib.SMTPResponseException):
+        return "{} {}".format(error.smtp_code, error.smtp_error.decode("utf-8", "replace"))
+    return "{}: {}".format(type(error).__name__, error)

@@ -1,0 +1,88 @@
+-- The warehouse invoice service's own tables.
+-- Applied by `warehouse-runner migrate` with search_path set to WAREHOUSE_DB_SCHEMA (default
+-- "warehouse"); a DBA may apply it by hand the same way:
+--   CREATE SCHEMA IF NOT EXISTS warehouse; SET search_path TO warehouse; \i 001_initial.sql
+
+-- One row per received file, whatever became of it.
+CREATE TABLE inbound_file (
+    id              bigserial PRIMARY KEY,
+    name            text        NOT NULL,
+    day             date        NOT NULL,
+    source          text        NOT NULL CHECK (source IN ('ftp', 'upload')),
+    sha256          text        NOT NULL,
+    declared_count  integer,
+    actual_lines    integer     NOT NULL,
+    status          text        NOT NULL CHECK (status IN ('imported', 'rejected', 'extra')),
+    reasons         jsonb       NOT NULL DEFAULT '[]',
+    archive_path    text        NOT NULL DEFAULT '',
+    received_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX inbound_file_name_sha256 ON inbound_file (name, sha256);
+-- One imported file per day, guarded by the database even when two processes race.
+CREATE UNIQUE INDEX inbound_file_one_import_a_day ON inbound_file (day) WHERE status = 'imported';
+
+-- The stored lines of imported files.
+CREATE TABLE invoice_line (
+    id              bigserial PRIMARY KEY,
+    file_id         bigint      NOT NULL REFERENCES inbound_file (id),
+    day             date        NOT NULL,
+    line_number     integer     NOT NULL,
+    invoice_number  text        NOT NULL,
+    quantity        bigint      NOT NULL CHECK (quantity >= 0),
+    description     text        NOT NULL,
+    value           numeric     NOT NULL,
+    invoice_status  text        NOT NULL CHECK (invoice_status IN ('valid', 'not_found', 'already_exported')),
+    UNIQUE (file_id, line_number)
+);
+CREATE INDEX invoice_line_day_status ON invoice_line (day, invoice_status);
+CREATE INDEX invoice_line_invoice_number ON invoice_line (invoice_number);
+
+-- Normalised categories (trimmed, blanks folded, lower case) and their link to lines.
+CREATE TABLE category (
+    id    serial PRIMARY KEY,
+    name  text NOT NULL UNIQUE
+);
+CREATE TABLE invoice_line_category (
+    line_id      bigint  NOT NULL REFERENCES invoice_line (id) ON DELETE CASCADE,
+    category_id  integer NOT NULL REFERENCES category (id),
+    PRIMARY KEY (line_id, category_id)
+);
+-- "All lines of category X" is one indexed join.
+CREATE INDEX invoice_line_category_by_category ON invoice_line_category (category_id, line_id);
+
+-- One operator session per day.
+CREATE TABLE work_session (
+    day          date        PRIMARY KEY,
+    state        text        NOT NULL CHECK (state IN ('ready', 'running', 'completed', 'failed', 'closed')),
+    total        integer     NOT NULL DEFAULT 0,
+    processed    integer     NOT NULL DEFAULT 0,
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    export_file  text,
+    detail       text,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Invoices shipped by a completed session, so that a later day knows them as already exported.
+CREATE TABLE exported_invoice (
+    invoice_number  text NOT NULL,
+    day             date NOT NULL,
+    PRIMARY KEY (invoice_number, day)
+);
+
+-- Mails are written here in the same transaction as the change they report, then delivered.
+CREATE TABLE mail_outbox (
+    id               bigserial PRIMARY KEY,
+    event            text        NOT NULL,
+    day              date        NOT NULL,
+    subject          text        NOT NULL,
+    body_text        text        NOT NULL,
+    body_html        text        NOT NULL,
+    once_key         text        UNIQUE,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    attempts         integer     NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz,
+    sent_at          timestamptz,
+    last_error       text
+);
+CREATE INDEX mail_outbox_unsent ON mail_outbox (id) WHERE sent_at IS NULL;

@@ -1,0 +1,93 @@
+"""The composition root: the one place that builds the real adapters and wires the use cases."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from warehouse_core.adapters.ftplib_files import FtplibFiles
+from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
+from warehouse_core.adapters.local_archive import LocalArchive
+from warehouse_core.adapters.psycopg_store import PsycopgStore
+from warehouse_core.adapters.smtp_mailer import SmtpMailer
+from warehouse_core.adapters.system_clock import SystemClock
+from warehouse_core.ports import Archive, Clock, InboundFiles, Mailer, MailRenderer, Store
+from warehouse_core.settings import Settings, ftp_parts
+from warehouse_core.usecases.deliver_outbox import DeliverOutbox
+from warehouse_core.usecases.import_upload import ImportUpload
+from warehouse_core.usecases.ingest_daily_file import IngestDailyFile
+from warehouse_core.usecases.schedule import PollSchedule
+
+
+@dataclass
+class Core:
+    """Everything an entry point needs: the wired use cases and the ports they share."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    schedule: PollSchedule
+    ingest_daily_file: IngestDailyFile
+    import_upload: ImportUpload
+    deliver_outbox: DeliverOutbox
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    store: Optional[Store] = None,
+    inbound: Optional[InboundFiles] = None,
+    archive: Optional[Archive] = None,
+    mailer: Optional[Mailer] = None,
+    renderer: Optional[MailRenderer] = None,
+    clock: Optional[Clock] = None,
+    migrate: bool = True,
+) -> Core:
+    """Wire the use cases; any port not given is built from the settings. Connects lazily."""
+    if store is None:
+        store = PsycopgStore(
+            settings.database_url.get_secret_value(),
+            schema=settings.db_schema,
+            invoice_view=settings.invoice_view,
+            connect_timeout=settings.ftp_timeout,
+        )
+    if inbound is None:
+        inbound = FtplibFiles.from_parts(ftp_parts(settings.inbound_ftp_url), timeout=settings.ftp_timeout)
+    if archive is None:
+        archive = LocalArchive(settings.data_dir)
+    if mailer is None:
+        mailer = SmtpMailer(
+            settings.smtp_url.get_secret_value(),
+            settings.mail_from,
+            settings.mail_to,
+            timeout=settings.ftp_timeout,
+        )
+    if renderer is None:
+        renderer = JinjaMailRenderer(settings.templates_dir)
+    if clock is None:
+        clock = SystemClock(settings.zone)
+    if migrate:
+        store.migrate()
+    schedule = PollSchedule(
+        window=settings.poll_window,
+        days=settings.poll_days,
+        every_minutes=settings.poll_every_minutes,
+        alert_at=settings.no_file_alert_at,
+    )
+    return Core(
+        settings=settings,
+        store=store,
+        clock=clock,
+        schedule=schedule,
+        ingest_daily_file=IngestDailyFile(
+            store=store, inbound=inbound, archive=archive, renderer=renderer, schedule=schedule
+        ),
+        import_upload=ImportUpload(
+            store=store, archive=archive, renderer=renderer, max_bytes=settings.max_upload_bytes
+        ),
+        deliver_outbox=DeliverOutbox(store=store, mailer=mailer),
+    )

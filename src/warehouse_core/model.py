@@ -1,0 +1,200 @@
+"""Values of the domain: file names, invoice lines, states, mails."""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Dict, Optional, Tuple
+
+INBOUND_NAME = re.compile(r"^Letture(\d{17})_(\d+)\.txt$")
+
+
+@dataclass(frozen=True)
+class InboundFileName:
+    """A name of the form ``Letture<YYYYMMDDHHMMSSmmm>_<N>.txt``."""
+
+    name: str
+    created: str
+    declared_count: int
+
+    @classmethod
+    def parse(cls, name: str) -> Optional["InboundFileName"]:
+        """The parsed name, or None when the name is not one of ours."""
+        match = INBOUND_NAME.match(name)
+        if match is None:
+            return None
+        return cls(name=name, created=match.group(1), declared_count=int(match.group(2)))
+
+    @property
+    def day(self) -> Optional[dt.date]:
+        """The file's day (the first 8 digits), or None when they are no date."""
+        try:
+            return dt.datetime.strptime(self.created[:8], "%Y%m%d").date()
+        except ValueError:
+            return None
+
+    @property
+    def expected_lines(self) -> int:
+        # The customer's system counts newlines and writes no final one.
+        return self.declared_count + 1
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    size: Optional[int]
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    line_number: int
+    invoice_number: str
+    quantity: int
+    description: str
+    value: Decimal
+    categories: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    reason: str
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"line": self.line, "reason": self.reason}
+
+
+class FileStatus(str, enum.Enum):
+    IMPORTED = "imported"
+    REJECTED = "rejected"
+    EXTRA = "extra"
+
+
+class FileSource(str, enum.Enum):
+    FTP = "ftp"
+    UPLOAD = "upload"
+
+
+class InvoiceStatus(str, enum.Enum):
+    VALID = "valid"
+    NOT_FOUND = "not_found"
+    ALREADY_EXPORTED = "already_exported"
+
+
+class SessionState(str, enum.Enum):
+    NONE = "none"
+    READY = "ready"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class MailEvent(str, enum.Enum):
+    NO_FILE = "no-file"
+    IMPORT_SUMMARY = "import-summary"
+    IMPORT_FAILED = "import-failed"
+    EXTRA_FILE = "extra-file"
+    SESSION_COMPLETED = "session-completed"
+    SESSION_FAILED = "session-failed"
+
+
+@dataclass(frozen=True)
+class InboundFileRecord:
+    """What the database knows of one received file."""
+
+    name: str
+    day: dt.date
+    source: FileSource
+    sha256: str
+    declared_count: Optional[int]
+    actual_lines: int
+    status: FileStatus
+    reasons: Tuple[Problem, ...] = ()
+    archive_path: str = ""
+    id: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class StoredLines:
+    """What inserting a file's lines stored, and what the invoice lookup found."""
+
+    stored: int
+    not_found: Tuple[str, ...]
+    already_exported: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A rendered mail, as it waits in the outbox."""
+
+    event: MailEvent
+    day: dt.date
+    subject: str
+    text: str
+    html: str
+    id: Optional[int] = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    file_name: str
+    day: dt.date
+    status: FileStatus
+    total_lines: int
+    stored_lines: int
+    ignored_lines: int
+    not_found: Tuple[str, ...] = ()
+    problems: Tuple[Problem, ...] = ()
+    problem_count: int = 0
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "file": self.file_name,
+            "day": self.day.isoformat(),
+            "status": self.status.value,
+            "total_lines": self.total_lines,
+            "stored_lines": self.stored_lines,
+            "ignored_lines": self.ignored_lines,
+            "not_found": list(self.not_found),
+            "problems": [p.as_dict() for p in self.problems],
+            "problem_count": self.problem_count,
+        }
+
+
+@dataclass
+class PollReport:
+    """What one poll did, for the log and the command line."""
+
+    at: dt.datetime
+    skipped: Optional[str] = None
+    imported: list = field(default_factory=list)
+    rejected: list = field(default_factory=list)
+    extra: list = field(default_factory=list)
+    deleted: list = field(default_factory=list)
+    incomplete: list = field(default_factory=list)
+    other_days: list = field(default_factory=list)
+    no_file_alert: bool = False
+
+    def describe(self) -> str:
+        if self.skipped:
+            return "poll at {}: skipped ({})".format(self.at.isoformat(timespec="minutes"), self.skipped)
+        parts = []
+        for label, names in (
+            ("imported", self.imported),
+            ("rejected", self.rejected),
+            ("set aside", self.extra),
+            ("deleted", self.deleted),
+            ("incomplete", self.incomplete),
+            ("other days", self.other_days),
+        ):
+            if names:
+                parts.append("{}: {}".format(label, ", ".join(names)))
+        if self.no_file_alert:
+            parts.append("no-file alert queued")
+        return "poll at {}: {}".format(
+            self.at.isoformat(timespec="minutes"), "; ".join(parts) or "nothing to do"
+        )

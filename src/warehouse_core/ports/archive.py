@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import BinaryIO, ContextManager
+
+from typing import Protocol
+
+
+class PendingFile(Protocol):
+    """A file being received; thrown away unless kept."""
+
+    def write(self, data: bytes) -> None:
+        ...
+
+    def open(self) -> BinaryIO:
+        """Read back what was written so far."""
+
+    def keep(self, day: dt.date, name: str) -> str:
+        """Make it durable (fsync) and move it into the archive; its archive path."""
+
+
+class Archive(Protocol):
+    """The local, durable store of every received file."""
+
+    def receive(self) -> ContextManager[PendingFile]:
+        ...
+
+    def open(self, path: str) -> BinaryIO:
+        ...

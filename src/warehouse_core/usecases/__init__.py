@@ -1,0 +1,1 @@
+"""The service's use cases; each takes its ports as explicit parameters."""

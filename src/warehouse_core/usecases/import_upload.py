@@ -1,0 +1,74 @@
+"""ImportUpload: an operator's file, imported for today exactly as the FTP path would."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import BinaryIO, Optional
+
+from warehouse_core.errors import Conflict, PayloadTooLarge
+from warehouse_core.model import FileSource, ImportSummary
+from warehouse_core.parsing import CHUNK_SIZE, inspect
+from warehouse_core.ports import Archive, MailRenderer, Store
+from warehouse_core.usecases.importing import ReceivedFile, import_received_file
+
+log = logging.getLogger(__name__)
+MAX_NAME_LENGTH = 120
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def display_name(name: Optional[str], now: dt.datetime) -> str:
+    """The upload's own base name, made safe to record; a dated one when it has none."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = _UNSAFE.sub("_", base).lstrip(".")[:MAX_NAME_LENGTH]
+    return base or "upload-{}.txt".format(now.strftime("%Y%m%d%H%M%S"))
+
+
+class ImportUpload:
+    def __init__(self, *, store: Store, archive: Archive, renderer: MailRenderer, max_bytes: int) -> None:
+        self.store = store
+        self.archive = archive
+        self.renderer = renderer
+        self.max_bytes = max_bytes
+
+    def __call__(self, name: Optional[str], stream: BinaryIO, now: dt.datetime) -> ImportSummary:
+        today = now.date()
+        self._refuse_if_day_has_data(today)
+        safe_name = display_name(name, now)
+        with self.archive.receive() as pending:
+            received = 0
+            while True:
+                chunk = stream.read(CHUNK_SIZE)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(
+                        "the file is larger than the {} MB upload limit".format(self.max_bytes // (1024 * 1024))
+                    )
+                pending.write(chunk)
+            with pending.open() as reader:
+                facts = inspect(reader)
+            archive_path = pending.keep(today, safe_name)
+        log.info("upload %s archived at %s (%d bytes, %d lines)", safe_name, archive_path, facts.size, facts.line_count)
+        received_file = ReceivedFile(
+            name=safe_name,
+            day=today,
+            source=FileSource.UPLOAD,
+            facts=facts,
+            archive_path=archive_path,
+            open=lambda: self.archive.open(archive_path),
+        )
+        with self.store.unit_of_work() as uow:
+            if uow.day_has_data(today):
+                raise Conflict(_already_imported(today))
+            return import_received_file(uow, self.renderer, received_file)
+
+    def _refuse_if_day_has_data(self, today: dt.date) -> None:
+        with self.store.unit_of_work() as uow:
+            if uow.day_has_data(today):
+                raise Conflict(_already_imported(today))
+
+
+def _already_imported(day: dt.date) -> str:
+    return "{} already has imported data; a manual upload is refused".format(day.isoformat())

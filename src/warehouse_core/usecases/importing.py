@@ -1,0 +1,159 @@
+"""Importing one received, archived file: shared by the FTP poll and the manual upload."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Optional
+
+from warehouse_core.model import (
+    FileSource,
+    FileStatus,
+    ImportSummary,
+    InboundFileName,
+    InboundFileRecord,
+    MailEvent,
+    Problem,
+)
+from warehouse_core.parsing import FileFacts, ParseTally, parse_lines
+from warehouse_core.ports import MailRenderer, UnitOfWork
+from warehouse_core.usecases.mails import compose
+
+log = logging.getLogger(__name__)
+
+
+class _Rejected(Exception):
+    """Raised inside the savepoint so that none of an invalid file's lines stay."""
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """A file that is complete, verified and in the archive."""
+
+    name: str
+    day: dt.date
+    source: FileSource
+    facts: FileFacts
+    archive_path: str
+    open: Callable[[], BinaryIO]
+
+    @property
+    def declared_count(self) -> Optional[int]:
+        parsed = InboundFileName.parse(self.name)
+        return parsed.declared_count if parsed else None
+
+
+def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) -> ImportSummary:
+    """Record the file and store its lines, or reject it whole, or set it aside; queue the mail that says which."""
+    if uow.day_has_data(received.day):
+        return _set_aside(uow, renderer, received)
+    file_id = uow.record_file(_record(received, FileStatus.IMPORTED))
+    tally = ParseTally()
+    count_problem = _count_problem(received)
+    if count_problem is not None:
+        tally.add_problem(count_problem)
+    try:
+        with uow.savepoint():
+            with received.open() as stream:
+                stored = uow.insert_lines(file_id, received.day, parse_lines(stream, received.facts.encoding, tally))
+            if tally.problem_count:
+                raise _Rejected()
+    except _Rejected:
+        return _reject(uow, renderer, received, file_id, tally)
+    summary = ImportSummary(
+        file_name=received.name,
+        day=received.day,
+        status=FileStatus.IMPORTED,
+        total_lines=tally.total_lines,
+        stored_lines=stored.stored,
+        ignored_lines=tally.ignored_lines,
+        not_found=stored.not_found,
+    )
+    uow.enqueue_mail(
+        compose(
+            renderer,
+            MailEvent.IMPORT_SUMMARY,
+            received.day,
+            summary=summary,
+            source=received.source.value,
+            already_exported=stored.already_exported,
+        )
+    )
+    log.info(
+        "imported %s: %d lines stored, %d ignored, %d invoices not found",
+        received.name, summary.stored_lines, summary.ignored_lines, len(summary.not_found),
+    )
+    return summary
+
+
+def _record(received: ReceivedFile, status: FileStatus) -> InboundFileRecord:
+    return InboundFileRecord(
+        name=received.name,
+        day=received.day,
+        source=received.source,
+        sha256=received.facts.sha256,
+        declared_count=received.declared_count,
+        actual_lines=received.facts.line_count,
+        status=status,
+        archive_path=received.archive_path,
+    )
+
+
+def _count_problem(received: ReceivedFile) -> Optional[Problem]:
+    declared = received.declared_count
+    if declared is None or received.facts.line_count == declared + 1:
+        return None
+    return Problem(
+        line=0,
+        reason="the name declares {} records ({} lines) but the file has {} lines".format(
+            declared, declared + 1, received.facts.line_count
+        ),
+    )
+
+
+def _reject(
+    uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile, file_id: int, tally: ParseTally
+) -> ImportSummary:
+    uow.set_file_outcome(file_id, FileStatus.REJECTED, tuple(tally.problems))
+    summary = ImportSummary(
+        file_name=received.name,
+        day=received.day,
+        status=FileStatus.REJECTED,
+        total_lines=tally.total_lines,
+        stored_lines=0,
+        ignored_lines=tally.ignored_lines,
+        problems=tuple(tally.problems),
+        problem_count=tally.problem_count,
+    )
+    uow.enqueue_mail(
+        compose(renderer, MailEvent.IMPORT_FAILED, received.day, summary=summary, source=received.source.value)
+    )
+    log.warning(
+        "rejected %s: %d problems, first: line %d: %s",
+        received.name, tally.problem_count, tally.problems[0].line, tally.problems[0].reason,
+    )
+    return summary
+
+
+def _set_aside(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) -> ImportSummary:
+    uow.record_file(_record(received, FileStatus.EXTRA))
+    summary = ImportSummary(
+        file_name=received.name,
+        day=received.day,
+        status=FileStatus.EXTRA,
+        total_lines=received.facts.line_count,
+        stored_lines=0,
+        ignored_lines=0,
+    )
+    uow.enqueue_mail(
+        compose(
+            renderer,
+            MailEvent.EXTRA_FILE,
+            received.day,
+            summary=summary,
+            archive_path=received.archive_path,
+            source=received.source.value,
+        )
+    )
+    log.warning("set aside %s: %s already has imported data; kept at %s", received.name, received.day, received.archive_path)
+    return summary

@@ -1,0 +1,162 @@
+"""IngestDailyFile: one poll of the inbound FTP server.
+
+The order of every step is what keeps data safe: download to a temporary file, check the size
+and the N + 1 line count, fsync and move into the archive, record it in the database, and only
+then delete it from the server. A crash between any two steps leaves the file on the server or
+recorded, and the next poll finishes the work without importing twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import List, Optional
+
+from warehouse_core.errors import TransferError
+from warehouse_core.model import FileSource, FileStatus, InboundFileName, MailEvent, PollReport, RemoteFile
+from warehouse_core.parsing import inspect
+from warehouse_core.ports import Archive, InboundConnection, InboundFiles, MailRenderer, Store
+from warehouse_core.usecases.importing import ReceivedFile, import_received_file
+from warehouse_core.usecases.mails import compose
+from warehouse_core.usecases.schedule import PollSchedule
+
+log = logging.getLogger(__name__)
+
+
+class IngestDailyFile:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        inbound: InboundFiles,
+        archive: Archive,
+        renderer: MailRenderer,
+        schedule: PollSchedule,
+    ) -> None:
+        self.store = store
+        self.inbound = inbound
+        self.archive = archive
+        self.renderer = renderer
+        self.schedule = schedule
+
+    def __call__(self, now: dt.datetime) -> PollReport:
+        report = PollReport(at=now)
+        if not self.schedule.in_window(now):
+            report.skipped = "outside the poll window and days"
+            return report
+        with self.store.exclusive_poll() as acquired:
+            if not acquired:
+                report.skipped = "another poll is running"
+                log.info("poll skipped: another process is polling")
+                return report
+            server_error = self._poll_server(now.date(), report)
+            if self.schedule.alert_due(now):
+                self._alert_if_no_file(now.date(), report, server_error)
+        log.info(report.describe())
+        return report
+
+    def _poll_server(self, today: dt.date, report: PollReport) -> Optional[str]:
+        try:
+            with self.inbound.connect() as connection:
+                listing = connection.list_files()
+                todays = self._todays_files(listing, today, report)
+                for remote in todays:
+                    self._take(connection, remote, today, report)
+        except TransferError as error:
+            log.error("inbound server %s: %s", self.inbound.describe(), error)
+            return str(error)
+        return None
+
+    def _todays_files(self, listing: List[RemoteFile], today: dt.date, report: PollReport) -> List[RemoteFile]:
+        todays = []
+        for remote in sorted(listing, key=lambda item: item.name):
+            name = InboundFileName.parse(remote.name)
+            if name is None:
+                continue
+            if name.day == today:
+                log.info("seen %s (%s bytes)", remote.name, remote.size)
+                todays.append(remote)
+            else:
+                log.info("seen %s: not today's file, left on the server", remote.name)
+                report.other_days.append(remote.name)
+        return todays
+
+    def _take(self, connection: InboundConnection, remote: RemoteFile, today: dt.date, report: PollReport) -> None:
+        name = InboundFileName.parse(remote.name)
+        assert name is not None
+        with self.archive.receive() as pending:
+            received_bytes = connection.download(remote.name, pending.write)
+            size_after = connection.size(remote.name)
+            if not _same_size(remote.size, received_bytes, size_after):
+                log.warning(
+                    "%s: listed %s bytes, received %d, now %s: still changing or cut short; retried next poll",
+                    remote.name, remote.size, received_bytes, size_after,
+                )
+                report.incomplete.append(remote.name)
+                return
+            with pending.open() as stream:
+                facts = inspect(stream)
+            log.info("downloaded %s: %d bytes, %d lines, sha256 %s", remote.name, facts.size, facts.line_count, facts.sha256)
+            if facts.line_count != name.expected_lines:
+                log.warning(
+                    "%s: declares %d records (%d lines) but has %d lines: incomplete, left on the server",
+                    remote.name, name.declared_count, name.expected_lines, facts.line_count,
+                )
+                report.incomplete.append(remote.name)
+                return
+            with self.store.unit_of_work() as uow:
+                known = uow.find_file(remote.name, facts.sha256)
+            if known is not None:
+                log.info("%s was already recorded (%s): deleting it without a second import", remote.name, known.status.value)
+                self._delete(connection, remote.name, report)
+                return
+            archive_path = pending.keep(today, remote.name)
+        log.info("verified and archived %s at %s", remote.name, archive_path)
+        received = ReceivedFile(
+            name=remote.name,
+            day=today,
+            source=FileSource.FTP,
+            facts=facts,
+            archive_path=archive_path,
+            open=lambda: self.archive.open(archive_path),
+        )
+        with self.store.unit_of_work() as uow:
+            summary = import_received_file(uow, self.renderer, received)
+        {
+            FileStatus.IMPORTED: report.imported,
+            FileStatus.REJECTED: report.rejected,
+            FileStatus.EXTRA: report.extra,
+        }[summary.status].append(remote.name)
+        self._delete(connection, remote.name, report)
+
+    def _delete(self, connection: InboundConnection, name: str, report: PollReport) -> None:
+        try:
+            connection.delete(name)
+        except TransferError as error:
+            log.error("could not delete %s from the server (%s); retried next poll", name, error)
+            return
+        log.info("deleted %s from the server", name)
+        report.deleted.append(name)
+
+    def _alert_if_no_file(self, today: dt.date, report: PollReport, server_error: Optional[str]) -> None:
+        with self.store.unit_of_work() as uow:
+            if uow.day_has_data(today):
+                return
+            mail = compose(
+                self.renderer,
+                MailEvent.NO_FILE,
+                today,
+                incomplete=report.incomplete,
+                rejected=report.rejected,
+                other_days=report.other_days,
+                server_error=server_error,
+            )
+            report.no_file_alert = uow.enqueue_mail(mail, once_key="no-file:{}".format(today.isoformat()))
+        if report.no_file_alert:
+            log.warning("no file imported for %s by the alert time: no-file alert queued", today)
+
+
+def _same_size(listed: Optional[int], received: int, after: Optional[int]) -> bool:
+    """The download is whole only when every size the server gave agrees with the bytes received."""
+    if after is None or after != received:
+        return False
+    return listed is None or listed == received

@@ -1,0 +1,353 @@
+"""Real servers on loopback for the tests and the local stack: PostgreSQL, FTP/FTPS, SMTP, sshd.
+
+One implementation serves the contract tests, the integration tests and ``make run``. Each
+server starts on a free port and stops cleanly; none of them is for production.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import ipaddress
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set
+
+PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on 127.0.0.1:{} after {} s".format(port, timeout))
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path:
+    for candidate in PG_BIN_CANDIDATES:
+        if Path(candidate, "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql")
+
+
+class PostgresCluster:
+    """A throwaway cluster in ``directory`` (kept if it exists), as the postgres user when root."""
+
+    def __init__(self, directory: Path, port: Optional[int] = None) -> None:
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.bin = postgres_bin()
+        self.as_root = os.geteuid() == 0
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        return "postgresql://postgres@127.0.0.1:{}/{}".format(self.port, database)
+
+    def _run(self, *command: str) -> subprocess.CompletedProcess:
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
+        return subprocess.run(
+            prefix + list(command), check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def start(self) -> "PostgresCluster":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.as_root:
+            postgres = pwd.getpwnam("postgres")
+            os.chown(str(self.directory), postgres.pw_uid, postgres.pw_gid)
+        if not (self.data / "PG_VERSION").exists():
+            self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        options = "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off".format(
+            self.port, self.directory
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
+            "-l", str(self.directory / "postgres.log"), "-o", options, "start",
+        )
+        return self
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            try:
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+            except subprocess.CalledProcessError:
+                pass
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                connection.execute('CREATE DATABASE "{}"'.format(name.replace('"', "")))
+        return self.url(name)
+
+
+def load_invoice_view(url: str, sql_file: Path) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(sql_file.read_text(encoding="utf-8").encode("utf-8"))
+
+
+# --- TLS certificate -----------------------------------------------------------------------
+
+
+def make_self_signed_certificate(directory: Path) -> Path:
+    """A key and certificate for 127.0.0.1 and localhost in one PEM file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = Path(directory) / "cert.pem"
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        + certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    return path
+
+
+# --- FTP -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FtpFaults:
+    """Faults the test FTP server injects: commands answered 550, transfers cut after K bytes."""
+
+    refuse: Set[str] = field(default_factory=set)
+    short_retr_after: Optional[int] = None
+    drop_retr_after: Optional[int] = None
+    drop_stor: bool = False
+
+
+def _handler_class(tls: bool, faults: FtpFaults) -> Any:
+    from pyftpdlib.handlers import FTPHandler, TLS_FTPHandler
+
+    base = TLS_FTPHandler if tls else FTPHandler
+
+    class FaultyHandler(base):  # type: ignore[misc, valid-type]
+        def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+            if cmd in faults.refuse:
+                self.respond("550 Refused by the test server.")
+                return
+            super().pre_process_command(line, cmd, arg)
+
+        def ftp_RETR(self, file: str) -> Any:
+            limit = faults.short_retr_after if faults.short_retr_after is not None else faults.drop_retr_after
+            if limit is None:
+                return super().ftp_RETR(file)
+            with open(file, "rb") as source:
+                data = source.read(limit)
+            truncated = Path(tempfile.mkdtemp()) / "short"
+            truncated.write_bytes(data)
+            self._drop_at_end = faults.drop_retr_after is not None
+            return super().ftp_RETR(str(truncated))
+
+        def respond(self, resp: str, logfun: Any = None) -> None:
+            if getattr(self, "_drop_at_end", False) and resp.startswith("226"):
+                # The connection vanishes instead of confirming the transfer.
+                self._drop_at_end = False
+                self.close()
+                return
+            if logfun is None:
+                super().respond(resp)
+            else:
+                super().respond(resp, logfun)
+
+        def ftp_STOR(self, file: str, mode: str = "w") -> Any:
+            if faults.drop_stor:
+                self.close()
+                return None
+            return super().ftp_STOR(file, mode)
+
+    return FaultyHandler
+
+
+class FtpServer:
+    """pyftpdlib on 127.0.0.1 in a thread; ``tls`` makes it explicit FTPS with TLS required on both channels."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        user: str = "warehouse",
+        password: str = "secret-ftp",
+        tls: bool = False,
+        certfile: Optional[Path] = None,
+        port: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        self.user = user
+        self.password = password
+        self.tls = tls
+        self.certfile = certfile
+        self.requested_port = port
+        self.faults = FtpFaults()
+        self._server: Any = None
+        self._thread: Optional[threading.Thread] = None
+        self.port = 0
+
+    def start(self) -> "FtpServer":
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.servers import ThreadedFTPServer
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        authorizer = DummyAuthorizer()
+        authorizer.add_user(self.user, self.password, str(self.root), perm="elradfmwMT")
+        handler = _handler_class(self.tls, self.faults)
+        handler.authorizer = authorizer
+        handler.passive_ports = None
+        handler.timeout = 30
+        handler.banner = "warehouse test FTP server"
+        if self.tls:
+            assert self.certfile is not None, "FTPS needs a certificate"
+            handler.certfile = str(self.certfile)
+            handler.tls_control_required = True
+            handler.tls_data_required = True
+        self._server = ThreadedFTPServer(("127.0.0.1", self.requested_port), handler)
+        self._server.max_cons = 64
+        self.port = self._server.address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"timeout": 0.2, "blocking": True}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close_all()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def url(self, directory: str = "/") -> str:
+        return "{}://{}:{}@127.0.0.1:{}{}".format(
+            "ftps" if self.tls else "ftp", self.user, self.password, self.port, directory
+        )
+
+    def parts(self, directory: str = "/") -> Dict[str, Any]:
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "directory": directory,
+            "tls": self.tls,
+        }
+
+    def files(self) -> List[str]:
+        return sorted(path.name for path in self.root.iterdir() if path.is_file())
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+
+class _KeepMail:
+    def __init__(self, server: "SmtpServer") -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        self.server.keep(raw, list(envelope.rcpt_tos))
+        return "250 OK"
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1; every message is kept in ``messages`` and, with a folder, as a .eml file."""
+
+    def __init__(self, folder: Optional[Path] = None, port: int = 0) -> None:
+        self.folder = Path(folder) if folder else None
+        self.port = port or free_port()
+        self.messages: List[EmailMessage] = []
+        self.recipients: List[List[str]] = []
+        self._lock = threading.Lock()
+        self._controller: Any = None
+
+    def keep(self, raw: bytes, recipients: List[str]) -> None:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(message)  # type: ignore[arg-type]
+            self.recipients.append(recipients)
+            if self.folder is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+                (self.folder / "{}-{}.eml".format(stamp, message.get("X-Warehouse-Event", "mail"))).write_bytes(raw)
+
+    def start(self) -> "SmtpServer":
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(_KeepMail(self), hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def url(self) -> str:
+        return "smtp://127.0.0.1:{}".format(self.port)
+
+    def events(self) -> List[str]:
+        with self._lock:
+            return [str(message.get("X-Warehouse-Event")) for message in self.messages]
+
+    def by_event(self, event: str) -> List[EmailMessage]:
+        with self._lock:
+            return [m for m in self.messages if m.get("X-Warehouse-Event") == event]
+
+
+def body_text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""

@@ -1,0 +1,1 @@
+"""The warehouse-runner daemon and its one-shot commands."""

@@ -1,0 +1,134 @@
+"""``warehouse-runner``: the daemon, and ``poll``, ``import``, ``send-mail``, ``migrate``."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import List, Optional
+
+from warehouse_core.adapters.system_clock import SystemClock
+from warehouse_core.bootstrap import Core, bootstrap
+from warehouse_core.errors import WarehouseError
+from warehouse_core.model import FileStatus
+from warehouse_core.settings import load_settings
+from warehouse_runner.jobs import run_scheduler
+
+log = logging.getLogger("warehouse_runner")
+PROGRAM = "warehouse-runner"
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=PROGRAM, description="The warehouse invoice service's daemon and commands.")
+    commands = top.add_subparsers(dest="command")
+    poll = commands.add_parser("poll", help="poll the inbound FTP server once, then deliver the outbox")
+    poll.add_argument("--at", type=_local_time, help="act as if at this local time (ISO, e.g. 2026-11-26T19:00)")
+    upload = commands.add_parser("import", help="import a file for today, as a manual upload")
+    upload.add_argument("file", type=Path)
+    commands.add_parser("send-mail", help="deliver the outbox once")
+    commands.add_parser("migrate", help="create or upgrade the database schema")
+    return top
+
+
+def _local_time(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not an ISO date and time: {!r}".format(text)) from None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    arguments = parser().parse_args(argv)
+    configure_logging()
+    try:
+        settings = load_settings()
+        fixed = getattr(arguments, "at", None)
+        core = bootstrap(settings, clock=SystemClock(settings.zone, fixed=fixed), migrate=True)
+    except WarehouseError as error:
+        return fail(str(error))
+    except Exception as error:  # a server that does not answer at start
+        return fail("cannot start: {}".format(_one_line(error)))
+    try:
+        return run_command(core, arguments)
+    except WarehouseError as error:
+        return fail(str(error))
+    except Exception as error:
+        log.exception("%s failed", arguments.command or "daemon")
+        return fail("{} failed: {}".format(arguments.command or "daemon", _one_line(error)))
+    finally:
+        core.close()
+
+
+def run_command(core: Core, arguments: argparse.Namespace) -> int:
+    now = core.clock.now()
+    if arguments.command == "migrate":
+        print("schema {} is up to date".format(core.settings.db_schema))
+        return 0
+    if arguments.command == "poll":
+        report = core.ingest_daily_file(now)
+        delivery = core.deliver_outbox(now)
+        print("{}; mails sent: {}".format(report.describe(), delivery.sent))
+        return 0
+    if arguments.command == "send-mail":
+        delivery = core.deliver_outbox(now)
+        print("mails sent: {}, failed: {}".format(delivery.sent, delivery.failed))
+        return 0 if delivery.failed == 0 else 1
+    if arguments.command == "import":
+        return import_file(core, arguments.file, now)
+    return daemon(core)
+
+
+def import_file(core: Core, path: Path, now: dt.datetime) -> int:
+    try:
+        stream = path.open("rb")
+    except OSError as error:
+        return fail("cannot read {}: {}".format(path, error.strerror))
+    with stream:
+        summary = core.import_upload(path.name, stream, now)
+    core.deliver_outbox(now)
+    if summary.status is FileStatus.REJECTED:
+        first = summary.problems[0]
+        return fail(
+            "{} rejected: {} problems; line {}: {}".format(summary.file_name, summary.problem_count, first.line, first.reason)
+        )
+    print(
+        "{} imported for {}: {} lines stored, {} ignored, {} invoices not found".format(
+            summary.file_name, summary.day, summary.stored_lines, summary.ignored_lines, len(summary.not_found)
+        )
+    )
+    return 0
+
+
+def daemon(core: Core) -> int:
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        log.info("signal %s received: stopping after the current job", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    log.info("warehouse-runner started (time zone %s)", core.settings.timezone)
+    run_scheduler(core, stop)
+    return 0
+
+
+def fail(message: str) -> int:
+    print("{}: {}".format(PROGRAM, message), file=sys.stderr)
+    return 1
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text

@@ -1,0 +1,56 @@
+"""The scheduled jobs: plain functions of (core, now) that tests call directly."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Callable, Optional
+
+import schedule
+
+from warehouse_core.bootstrap import Core
+
+log = logging.getLogger(__name__)
+
+
+def poll_tick(core: Core, now: dt.datetime) -> bool:
+    """Poll when ``now`` is a scheduled poll time (08:00, 08:30, … on poll days); whether it polled."""
+    if not core.schedule.is_poll_time(now):
+        return False
+    core.ingest_daily_file(now)
+    return True
+
+
+def mail_tick(core: Core, now: dt.datetime) -> None:
+    core.deliver_outbox(now)
+
+
+def guarded(name: str, job: Callable[[Core, dt.datetime], object], core: Core) -> Callable[[], None]:
+    """A job that logs its failure instead of ending the daemon; the next tick tries again."""
+
+    def run() -> None:
+        try:
+            job(core, core.clock.now())
+        except Exception:
+            log.exception("%s failed; it runs again at its next tick", name)
+
+    return run
+
+
+def run_scheduler(core: Core, stop: threading.Event, scheduler: Optional[schedule.Scheduler] = None) -> None:
+    """Every minute: a poll when one is due, then mail delivery; a poll at start when inside the window."""
+    scheduler = scheduler or schedule.Scheduler()
+    poll = guarded("poll", poll_tick, core)
+    mail = guarded("mail delivery", mail_tick, core)
+    scheduler.every().minute.at(":00").do(poll)
+    scheduler.every().minute.at(":05").do(mail)
+    now = core.clock.now()
+    if core.schedule.in_window(now):
+        log.info("inside the poll window at start: polling now")
+        guarded("poll at start", lambda c, n: c.ingest_daily_file(n), core)()
+    mail()
+    while not stop.is_set():
+        scheduler.run_pending()
+        idle = scheduler.idle_seconds
+        stop.wait(timeout=1.0 if idle is None else max(0.05, min(idle, 1.0)))
+    log.info("scheduler stopped")

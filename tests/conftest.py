@@ -1,0 +1,153 @@
+"""Fixtures: settings, fakes, and real servers on loopback (PostgreSQL, FTP, FTPS, SMTP)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import ssl
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator
+
+import pytest
+
+from warehouse_core.clock import zone
+from warehouse_core.settings import Settings
+from warehouse_devstack.servers import (
+    FtpServer,
+    PostgresCluster,
+    SmtpServer,
+    load_invoice_view,
+    make_self_signed_certificate,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "src" / "warehouse_devstack" / "samples"
+VALID_SAMPLE = SAMPLES / "Letture20261126083015123_9.txt"
+MALFORMED_SAMPLE = SAMPLES / "Letture20261126101500000_5.txt"
+INCOMPLETE_SAMPLE = SAMPLES / "Letture20261126120000000_20.txt"
+ROME = zone("Europe/Rome")
+# The sample view: every invoice of the valid sample but 600000004 and 600000099.
+SAMPLE_VIEW = {
+    number: {"invoice_number": number}
+    for number in ("600000001", "600000002", "600000005", "600000006", "600000007", "600000008")
+}
+
+
+def at(text: str) -> dt.datetime:
+    """A local time in Europe/Rome, e.g. at('2026-11-26T10:00')."""
+    return dt.datetime.fromisoformat(text).replace(tzinfo=ROME)
+
+
+def settings_values(**overrides: Any) -> Dict[str, Any]:
+    values: Dict[str, Any] = {
+        "database_url": "postgresql://postgres@127.0.0.1:1/warehouse",
+        "inbound_ftp_url": "ftp://warehouse:secret@127.0.0.1:21/",
+        "outbound_ftp_url": "ftp://warehouse:secret@127.0.0.1:21/out",
+        "remote_log_fs": "osfs:///tmp",
+        "remote_log_path": "importer.log",
+        "smtp_url": "smtp://127.0.0.1:25",
+        "mail_from": "warehouse@example.com",
+        "mail_to": "ops@example.com,boss@example.com",
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", str(tmp_path / "var"))
+        return Settings(**settings_values(**overrides))
+
+    return build
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A server URL: WAREHOUSE_TEST_DATABASE_URL, or a throwaway cluster for the session."""
+    existing = os.environ.get("WAREHOUSE_TEST_DATABASE_URL")
+    if existing:
+        load_invoice_view(existing, SAMPLES / "invoice_view.sql")
+        yield existing
+        return
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-pg-"))
+    cluster = PostgresCluster(directory)
+    try:
+        cluster.start()
+        url = cluster.create_database("warehouse_test")
+        load_invoice_view(url, SAMPLES / "invoice_view.sql")
+        yield url
+    finally:
+        cluster.stop()
+        shutil.rmtree(str(directory), ignore_errors=True)
+
+
+@pytest.fixture
+def db_schema() -> str:
+    """A fresh schema per test, so tests never see each other's rows."""
+    return "test_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def real_store(postgres_server: str, db_schema: str) -> Iterator[Any]:
+    from warehouse_core.adapters.psycopg_store import PsycopgStore
+
+    store = PsycopgStore(postgres_server, schema=db_schema, invoice_view="public.invoice_view")
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()
+        import psycopg
+
+        with psycopg.connect(postgres_server, autocommit=True) as connection:
+            connection.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(db_schema))
+
+
+# --- FTP, FTPS, SMTP -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def certificate() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-tls-"))
+    try:
+        yield make_self_signed_certificate(directory)
+    finally:
+        shutil.rmtree(str(directory), ignore_errors=True)
+
+
+@pytest.fixture
+def client_tls_context(certificate: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certificate))
+    return context
+
+
+@pytest.fixture
+def ftp_server(tmp_path: Path) -> Iterator[FtpServer]:
+    server = FtpServer(tmp_path / "ftp-root").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ftps_server(tmp_path: Path, certificate: Path) -> Iterator[FtpServer]:
+    server = FtpServer(tmp_path / "ftps-root", tls=True, certfile=certificate).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,340 @@
+"""In-memory fakes of every port: small honest classes with state to assert on.
+
+The contract suites in tests/contract run the same tests against these and the real adapters.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
+from warehouse_core.model import (
+    FileStatus,
+    InboundFileRecord,
+    InvoiceLine,
+    InvoiceStatus,
+    Mail,
+    Problem,
+    RemoteFile,
+    StoredLines,
+)
+
+
+class FakeClock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.current = now
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def set(self, now: dt.datetime) -> None:
+        self.current = now
+
+
+# --- store ---------------------------------------------------------------------------------
+
+
+@dataclass
+class OutboxEntry:
+    mail: Mail
+    once_key: Optional[str]
+    attempts: int = 0
+    next_attempt_at: Optional[dt.datetime] = None
+    sent_at: Optional[dt.datetime] = None
+    last_error: Optional[str] = None
+
+
+@dataclass
+class StoredLine:
+    id: int
+    file_id: int
+    day: dt.date
+    line: InvoiceLine
+    invoice_status: InvoiceStatus
+
+
+@dataclass
+class FakeData:
+    files: List[InboundFileRecord] = field(default_factory=list)
+    lines: List[StoredLine] = field(default_factory=list)
+    categories: Dict[str, int] = field(default_factory=dict)
+    outbox: List[OutboxEntry] = field(default_factory=list)
+    exported: Set[Tuple[str, dt.date]] = field(default_factory=set)
+
+
+class FakeUnitOfWork:
+    def __init__(self, store: "FakeStore") -> None:
+        self.store = store
+        self.data = store.data
+
+    def find_file(self, name: str, sha256: str) -> Optional[InboundFileRecord]:
+        for record in self.data.files:
+            if record.name == name and record.sha256 == sha256:
+                return record
+        return None
+
+    def day_has_data(self, day: dt.date) -> bool:
+        return any(r.day == day and r.status is FileStatus.IMPORTED for r in self.data.files)
+
+    def record_file(self, record: InboundFileRecord) -> int:
+        if record.status is FileStatus.IMPORTED and self.day_has_data(record.day):
+            raise Conflict("{} already has imported data".format(record.day.isoformat()))
+        file_id = len(self.data.files) + 1
+        self.data.files.append(replace(record, id=file_id))
+        return file_id
+
+    def set_file_outcome(self, file_id: int, status: FileStatus, reasons: Tuple[Problem, ...]) -> None:
+        index = file_id - 1
+        self.data.files[index] = replace(self.data.files[index], status=status, reasons=tuple(reasons))
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        saved = copy.deepcopy(self.data)
+        try:
+            yield
+        except BaseException:
+            self._restore(saved)
+            raise
+
+    def _restore(self, saved: FakeData) -> None:
+        self.data.__dict__.update(saved.__dict__)
+
+    def insert_lines(self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine]) -> StoredLines:
+        stored = 0
+        for line in lines:
+            for name in line.categories:
+                self.data.categories.setdefault(name, len(self.data.categories) + 1)
+            self.data.lines.append(
+                StoredLine(
+                    id=len(self.data.lines) + 1,
+                    file_id=file_id,
+                    day=day,
+                    line=line,
+                    invoice_status=self.store.invoice_status(line.invoice_number, day),
+                )
+            )
+            stored += 1
+        return StoredLines(
+            stored=stored,
+            not_found=self._invoices(file_id, InvoiceStatus.NOT_FOUND),
+            already_exported=self._invoices(file_id, InvoiceStatus.ALREADY_EXPORTED),
+        )
+
+    def _invoices(self, file_id: int, status: InvoiceStatus) -> Tuple[str, ...]:
+        return tuple(
+            sorted({s.line.invoice_number for s in self.data.lines if s.file_id == file_id and s.invoice_status is status})
+        )
+
+    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
+        if once_key is not None and any(entry.once_key == once_key for entry in self.data.outbox):
+            return False
+        mail = replace(mail, id=len(self.data.outbox) + 1)
+        self.data.outbox.append(OutboxEntry(mail=mail, once_key=once_key))
+        return True
+
+    def claim_due_mail(self, now: dt.datetime) -> Optional[Mail]:
+        for entry in self.data.outbox:
+            due = entry.next_attempt_at is None or entry.next_attempt_at <= now
+            if entry.sent_at is None and due and entry.mail.id not in self.store.claimed:
+                self.store.claimed.add(entry.mail.id)
+                return replace(entry.mail, attempts=entry.attempts)
+        return None
+
+    def _entry(self, mail_id: int) -> OutboxEntry:
+        return self.data.outbox[mail_id - 1]
+
+    def mark_mail_sent(self, mail_id: int, now: dt.datetime) -> None:
+        entry = self._entry(mail_id)
+        entry.sent_at, entry.attempts, entry.last_error = now, entry.attempts + 1, None
+
+    def mark_mail_failed(self, mail_id: int, error: str, retry_at: dt.datetime) -> None:
+        entry = self._entry(mail_id)
+        entry.attempts, entry.last_error, entry.next_attempt_at = entry.attempts + 1, error, retry_at
+
+
+class FakeStore:
+    """The database in memory; ``invoice_view`` stands in for the customer's view."""
+
+    def __init__(self, invoice_view: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
+        self.data = FakeData()
+        self.invoice_view: Dict[str, Dict[str, Any]] = dict(invoice_view or {})
+        self.poll_lock = threading.Lock()
+        self.transaction_lock = threading.RLock()
+        self.claimed: Set[int] = set()
+        self.migrations = 0
+        self.available = True
+
+    def invoice_status(self, invoice_number: str, day: dt.date) -> InvoiceStatus:
+        if invoice_number not in self.invoice_view:
+            return InvoiceStatus.NOT_FOUND
+        if any(number == invoice_number and earlier < day for number, earlier in self.data.exported):
+            return InvoiceStatus.ALREADY_EXPORTED
+        return InvoiceStatus.VALID
+
+    def migrate(self) -> List[str]:
+        self.migrations += 1
+        return []
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[FakeUnitOfWork]:
+        with self.transaction_lock:
+            saved = copy.deepcopy(self.data)
+            unit = FakeUnitOfWork(self)
+            try:
+                yield unit
+            except BaseException:
+                unit._restore(saved)
+                raise
+            finally:
+                self.claimed.clear()
+
+    @contextmanager
+    def exclusive_poll(self) -> Iterator[bool]:
+        acquired = self.poll_lock.acquire(blocking=False)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self.poll_lock.release()
+
+    def ping(self) -> bool:
+        return self.available
+
+    # Helpers for assertions.
+    def mails(self, event: Optional[str] = None) -> List[Mail]:
+        return [e.mail for e in self.data.outbox if event is None or e.mail.event.value == event]
+
+    def stored_lines(self, day: Optional[dt.date] = None) -> List[StoredLine]:
+        return [s for s in self.data.lines if day is None or s.day == day]
+
+
+# --- inbound FTP ---------------------------------------------------------------------------
+
+
+class FakeInboundConnection:
+    def __init__(self, server: "FakeInbound") -> None:
+        self.server = server
+
+    def list_files(self) -> List[RemoteFile]:
+        self.server.check("LIST")
+        return [RemoteFile(name=name, size=len(data)) for name, data in sorted(self.server.files.items())]
+
+    def size(self, name: str) -> Optional[int]:
+        self.server.check("SIZE")
+        data = self.server.files.get(name)
+        return None if data is None else len(data)
+
+    def download(self, name: str, write: Callable[[bytes], None]) -> int:
+        self.server.check("RETR")
+        if name not in self.server.files:
+            raise TransferError("RETR {} failed: 550 no such file".format(name))
+        data = self.server.files[name]
+        if self.server.cut_download_after is not None:
+            data = data[: self.server.cut_download_after]
+        write(data)
+        self.server.downloads.append(name)
+        if self.server.grow_during_download:
+            self.server.files[name] = self.server.files[name] + self.server.grow_during_download
+        return len(data)
+
+    def delete(self, name: str) -> None:
+        self.server.check("DELE")
+        if name not in self.server.files:
+            raise TransferError("DELE {} failed: 550 no such file".format(name))
+        if self.server.on_delete is not None:
+            self.server.on_delete(name)
+        del self.server.files[name]
+        self.server.deleted.append(name)
+
+
+class FakeInbound:
+    """A folder of files; ``failing`` names the commands that answer an error."""
+
+    def __init__(self, files: Optional[Dict[str, bytes]] = None) -> None:
+        self.files: Dict[str, bytes] = dict(files or {})
+        self.failing: Set[str] = set()
+        self.cut_download_after: Optional[int] = None
+        self.grow_during_download: bytes = b""
+        self.downloads: List[str] = []
+        self.deleted: List[str] = []
+        self.connections = 0
+        self.on_delete: Optional[Callable[[str], None]] = None
+
+    def check(self, command: str) -> None:
+        if command in self.failing:
+            raise TransferError("{} failed: 550 refused by the fake server".format(command))
+
+    @contextmanager
+    def connect(self) -> Iterator[FakeInboundConnection]:
+        self.check("LOGIN")
+        self.connections += 1
+        yield FakeInboundConnection(self)
+
+    def describe(self) -> str:
+        return "fake://inbound"
+
+
+# --- archive -------------------------------------------------------------------------------
+
+
+class FakePendingFile:
+    def __init__(self, archive: "FakeArchive") -> None:
+        self.archive = archive
+        self.buffer = io.BytesIO()
+        self.kept: Optional[str] = None
+
+    def write(self, data: bytes) -> None:
+        self.buffer.write(data)
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self.buffer.getvalue())
+
+    def keep(self, day: dt.date, name: str) -> str:
+        path = "{}/{}".format(day.isoformat(), name.replace("/", "_"))
+        suffix = 0
+        candidate = path
+        while candidate in self.archive.files and self.archive.files[candidate] != self.buffer.getvalue():
+            suffix += 1
+            candidate = "{}.{}".format(path, suffix)
+        self.archive.files[candidate] = self.buffer.getvalue()
+        self.kept = candidate
+        return candidate
+
+
+class FakeArchive:
+    def __init__(self) -> None:
+        self.files: Dict[str, bytes] = {}
+        self.pending = 0
+
+    @contextmanager
+    def receive(self) -> Iterator[FakePendingFile]:
+        self.pending += 1
+        try:
+            yield FakePendingFile(self)
+        finally:
+            self.pending -= 1
+
+    def open(self, path: str) -> BinaryIO:
+        return io.BytesIO(self.files[path])
+
+
+# --- mail ----------------------------------------------------------------------------------
+
+
+class FakeMailer:
+    def __init__(self) -> None:
+        self.sent: List[Mail] = []
+        self.down = False
+
+    def send(self, mail: Mail) -> None:
+        if self.down:
+            raise MailDeliveryError("SMTP fake: connection refused")
+        self.sent.append(mail)
+
+    def events(self) -> List[str]:
+        return [mail.event.value for mail in self.sent]

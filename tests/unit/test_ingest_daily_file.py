@@ -1,0 +1,202 @@
+"""Every rule of IngestDailyFile (SPEC §4), through bootstrap() with in-memory fakes."""
+from __future__ import annotations
+
+from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, VALID_SAMPLE
+from warehouse_core.model import FileStatus, InvoiceStatus
+
+VALID = VALID_SAMPLE.name
+MALFORMED = MALFORMED_SAMPLE.name
+INCOMPLETE = INCOMPLETE_SAMPLE.name
+
+
+def test_valid_file_is_archived_recorded_imported_then_deleted(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    report = world.poll("2026-11-26T10:00")
+    assert report.imported == [VALID] and report.deleted == [VALID]
+    assert VALID not in world.inbound.files
+    assert world.archive.files["2026-11-26/" + VALID] == VALID_SAMPLE.read_bytes()
+    [record] = world.store.data.files
+    assert record.status is FileStatus.IMPORTED and record.actual_lines == 10 and record.declared_count == 9
+    lines = world.store.stored_lines()
+    assert len(lines) == 8
+    assert {s.line.invoice_number for s in lines if s.invoice_status is InvoiceStatus.NOT_FOUND} == {
+        "600000004",
+        "600000099",
+    }
+    assert sorted(world.store.data.categories) == [
+        "bevande", "carne", "frutta", "frutta secca", "latticini", "pane", "pesce", "surgelati", "verdura",
+    ]
+    [mail] = world.store.mails()
+    assert mail.event.value == "import-summary"
+    assert "600000004" in mail.text and "600000099" in mail.text and "600000099" in mail.html
+
+
+def test_nothing_is_deleted_before_the_file_is_archived_and_recorded(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    seen_at_delete = []
+
+    def check_before_delete(name):
+        recorded = [record.name for record in world.store.data.files]
+        seen_at_delete.append((name, "2026-11-26/" + name in world.archive.files, recorded))
+
+    world.inbound.on_delete = check_before_delete
+    world.poll("2026-11-26T10:00")
+    assert seen_at_delete == [(VALID, True, [VALID])]
+
+
+def test_malformed_file_is_rejected_whole_kept_and_mailed(world):
+    world.inbound.files[MALFORMED] = MALFORMED_SAMPLE.read_bytes()
+    report = world.poll("2026-11-26T10:00")
+    assert report.rejected == [MALFORMED]
+    assert world.store.stored_lines() == [] and world.store.data.categories == {}
+    [record] = world.store.data.files
+    assert record.status is FileStatus.REJECTED
+    assert [p.line for p in record.reasons] == [2, 3, 4, 5]
+    assert "2026-11-26/" + MALFORMED in world.archive.files
+    [mail] = world.store.mails()
+    assert mail.event.value == "import-failed"
+    for needle in ("line 2:", "line 3:", "line 4:", "line 5:", "'forty'", "'70,7'"):
+        assert needle in mail.text
+    assert MALFORMED not in world.inbound.files
+
+
+def test_incomplete_file_stays_on_the_server_and_is_retried(world):
+    world.inbound.files[INCOMPLETE] = INCOMPLETE_SAMPLE.read_bytes()
+    report = world.poll("2026-11-26T10:00")
+    assert report.incomplete == [INCOMPLETE] and report.deleted == []
+    assert INCOMPLETE in world.inbound.files
+    assert world.archive.files == {} and world.store.data.files == []
+    world.poll("2026-11-26T10:30")
+    assert world.inbound.downloads == [INCOMPLETE, INCOMPLETE]
+
+
+def test_a_file_that_grows_during_download_is_not_taken(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.inbound.grow_during_download = b"\n600000009|1|x|1"
+    report = world.poll("2026-11-26T10:00")
+    assert report.incomplete == [VALID] and VALID in world.inbound.files and world.store.data.files == []
+
+
+def test_a_short_download_is_never_taken_for_success(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.inbound.cut_download_after = 100
+    report = world.poll("2026-11-26T10:00")
+    assert report.incomplete == [VALID] and report.deleted == [] and world.store.data.files == []
+
+
+def test_a_refused_download_deletes_nothing_and_the_next_poll_imports(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.inbound.failing.add("RETR")
+    report = world.poll("2026-11-26T10:00")
+    assert report.imported == [] and VALID in world.inbound.files
+    world.inbound.failing.clear()
+    assert world.poll("2026-11-26T10:30").imported == [VALID]
+
+
+def test_failed_delete_is_retried_without_a_second_import(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.inbound.failing.add("DELE")
+    report = world.poll("2026-11-26T10:00")
+    assert report.imported == [VALID] and report.deleted == [] and VALID in world.inbound.files
+    world.inbound.failing.clear()
+    report = world.poll("2026-11-26T10:30")
+    assert report.imported == [] and report.deleted == [VALID]
+    assert len(world.store.data.files) == 1 and len(world.store.stored_lines()) == 8
+    assert [m.event.value for m in world.store.mails()] == ["import-summary"]
+
+
+def test_second_valid_file_for_a_day_with_data_is_archived_and_mailed(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    second = "Letture20261126150000000_9.txt"
+    world.inbound.files[second] = VALID_SAMPLE.read_bytes().replace(b"600000008", b"600000009")
+    report = world.poll("2026-11-26T15:00")
+    assert report.extra == [second] and second not in world.inbound.files
+    assert "2026-11-26/" + second in world.archive.files
+    assert len(world.store.stored_lines()) == 8
+    assert [m.event.value for m in world.store.mails()] == ["import-summary", "extra-file"]
+
+
+def test_files_of_other_days_and_foreign_names_stay_untouched(world):
+    other_day = "Letture20261125083015123_9.txt"
+    foreign = ["notes.txt", "Letture20261126083015123_9.csv", "../Letture20261126083015123_9.txt"]
+    for name in [other_day] + foreign:
+        world.inbound.files[name] = VALID_SAMPLE.read_bytes()
+    report = world.poll("2026-11-26T10:00")
+    assert report.other_days == [other_day] and report.imported == []
+    assert sorted(world.inbound.files) == sorted([other_day] + foreign)
+    assert world.inbound.downloads == []
+
+
+def test_no_file_alert_once_at_the_first_poll_at_or_after_19(world):
+    world.inbound.files["Letture20261125083015123_9.txt"] = VALID_SAMPLE.read_bytes()
+    world.inbound.files[INCOMPLETE] = INCOMPLETE_SAMPLE.read_bytes()
+    assert world.poll("2026-11-26T18:30").no_file_alert is False
+    assert world.poll("2026-11-26T19:00").no_file_alert is True
+    assert world.poll("2026-11-26T19:30").no_file_alert is False
+    assert world.poll("2026-11-26T20:00").no_file_alert is False
+    [mail] = world.store.mails("no-file")
+    assert "Letture20261125083015123_9.txt" in mail.text and INCOMPLETE in mail.text
+
+
+def test_no_alert_when_the_day_has_data(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    assert world.poll("2026-11-26T19:00").no_file_alert is False
+    assert world.store.mails("no-file") == []
+
+
+def test_no_file_alert_also_when_the_server_cannot_be_reached(world):
+    world.inbound.failing.add("LOGIN")
+    assert world.poll("2026-11-26T19:00").no_file_alert is True
+    [mail] = world.store.mails("no-file")
+    assert "could not be read" in mail.text
+
+
+def test_outside_the_window_or_on_a_weekend_nothing_happens(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    assert world.poll("2026-11-26T07:30").skipped
+    assert world.poll("2026-11-26T20:30").skipped
+    assert world.poll("2026-11-28T10:00").skipped  # a Saturday
+    assert world.poll("2026-11-28T19:00").skipped
+    assert world.inbound.connections == 0 and world.store.data.outbox == []
+
+
+def test_only_one_poll_at_a_time(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    with world.store.exclusive_poll() as acquired:
+        assert acquired
+        report = world.poll("2026-11-26T10:00")
+    assert report.skipped == "another poll is running" and VALID in world.inbound.files
+
+
+def test_the_same_file_reappearing_is_deleted_without_a_second_import(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    report = world.poll("2026-11-26T10:30")
+    assert report.deleted == [VALID] and report.imported == [] and report.extra == []
+    assert len(world.store.data.files) == 1
+
+
+def test_a_crash_after_archiving_but_before_recording_imports_once_later(world):
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    original = world.store.unit_of_work
+    calls = {"n": 0}
+
+    def crash_on_import():
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first is the "already known?" lookup; the second imports
+            raise RuntimeError("power cut")
+        return original()
+
+    world.store.unit_of_work = crash_on_import
+    try:
+        world.poll("2026-11-26T10:00")
+    except RuntimeError:
+        pass
+    world.store.unit_of_work = original
+    assert VALID in world.inbound.files and world.store.data.files == []
+    world.poll("2026-11-26T10:30")
+    assert len(world.store.data.files) == 1 and len(world.store.stored_lines()) == 8
+    assert list(world.archive.files) == ["2026-11-26/" + VALID]
