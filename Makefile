@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m warehouse_runner.demo
+	@echo "make run: the embedded local stack is not built yet (see the open issue); use warehouse-runner with WAREHOUSE_* variables" >&2
+	@exit 1
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -163,6 +163,7 @@ class FtpFaults:
     """Faults the test FTP server injects: commands answered 550, transfers cut after K bytes."""
 
     refuse: Set[str] = field(default_factory=set)
+    unsupported: Set[str] = field(default_factory=set)
     short_retr_after: Optional[int] = None
     drop_retr_after: Optional[int] = None
     drop_stor: bool = False
@@ -177,6 +178,9 @@ def _handler_class(tls: bool, faults: FtpFaults) -> Any:
         def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
             if cmd in faults.refuse:
                 self.respond("550 Refused by the test server.")
+                return
+            if cmd in faults.unsupported:
+                self.respond("502 Command not implemented.")
                 return
             super().pre_process_command(line, cmd, arg)
 
@@ -246,6 +250,7 @@ class FtpServer:
         handler.authorizer = authorizer
         handler.passive_ports = None
         handler.timeout = 30
+        handler.auth_failed_timeout = 0.1
         handler.banner = "warehouse test FTP server"
         if self.tls:
             assert self.certfile is not None, "FTPS needs a certificate"

@@ -1,0 +1,168 @@
+"""The InboundFiles port: the fake, and ftplib against pyftpdlib over plain FTP and explicit FTPS."""
+from __future__ import annotations
+
+import ftplib
+
+import pytest
+
+from tests.fakes import FakeInbound
+from warehouse_core.adapters.ftplib_files import FtplibFiles
+from warehouse_core.errors import TransferError
+from warehouse_core.model import RemoteFile
+
+CONTENT = b"600000001|1|Frutta|1.00\n" * 5000
+
+
+class FakeSide:
+    def __init__(self) -> None:
+        self.inbound = FakeInbound()
+
+    def put(self, name: str, data: bytes) -> None:
+        self.inbound.files[name] = data
+
+    def names(self):
+        return sorted(self.inbound.files)
+
+    def refuse(self, command: str) -> None:
+        self.inbound.failing.add(command)
+
+    def cut_downloads_after(self, size: int) -> None:
+        self.inbound.cut_download_after = size
+
+
+class FtpSide:
+    def __init__(self, server, tls_context=None) -> None:
+        self.server = server
+        self.inbound = FtplibFiles.from_parts(server.parts(), timeout=5, ssl_context=tls_context)
+
+    def put(self, name: str, data: bytes) -> None:
+        (self.server.root / name).write_bytes(data)
+
+    def names(self):
+        return self.server.files()
+
+    def refuse(self, command: str) -> None:
+        self.server.faults.refuse.add(command)
+
+    def cut_downloads_after(self, size: int) -> None:
+        self.server.faults.short_retr_after = size
+
+
+@pytest.fixture(params=["fake", "ftp", "ftps"])
+def side(request):
+    if request.param == "fake":
+        return FakeSide()
+    if request.param == "ftp":
+        return FtpSide(request.getfixturevalue("ftp_server"))
+    return FtpSide(request.getfixturevalue("ftps_server"), request.getfixturevalue("client_tls_context"))
+
+
+def download(connection, name):
+    blocks = []
+    count = connection.download(name, blocks.append)
+    return count, b"".join(blocks)
+
+
+def test_list_download_size_delete(side):
+    side.put("Letture20261126083015123_9.txt", CONTENT)
+    side.put("other.txt", b"x")
+    with side.inbound.connect() as connection:
+        listing = sorted(connection.list_files(), key=lambda f: f.name)
+        assert listing == [
+            RemoteFile("Letture20261126083015123_9.txt", len(CONTENT)),
+            RemoteFile("other.txt", 1),
+        ]
+        assert download(connection, "Letture20261126083015123_9.txt") == (len(CONTENT), CONTENT)
+        assert connection.size("Letture20261126083015123_9.txt") == len(CONTENT)
+        connection.delete("Letture20261126083015123_9.txt")
+        assert connection.size("Letture20261126083015123_9.txt") is None
+    assert side.names() == ["other.txt"]
+
+
+def test_missing_files_are_errors_not_empty_downloads(side):
+    with side.inbound.connect() as connection:
+        with pytest.raises(TransferError):
+            download(connection, "absent.txt")
+        with pytest.raises(TransferError):
+            connection.delete("absent.txt")
+
+
+def test_refused_commands_raise_transfer_error(side):
+    side.put("a.txt", CONTENT)
+    side.refuse("RETR")
+    side.refuse("DELE")
+    with side.inbound.connect() as connection:
+        with pytest.raises(TransferError):
+            download(connection, "a.txt")
+        with pytest.raises(TransferError):
+            connection.delete("a.txt")
+    assert side.names() == ["a.txt"]
+
+
+def test_a_short_transfer_reports_the_bytes_really_received(side):
+    side.put("a.txt", CONTENT)
+    side.cut_downloads_after(1000)
+    with side.inbound.connect() as connection:
+        count, data = download(connection, "a.txt")
+        assert count == len(data) == 1000
+        assert connection.size("a.txt") == len(CONTENT)
+
+
+def test_wrong_password_is_a_transfer_error_without_the_password(ftp_server):
+    parts = dict(ftp_server.parts(), password="not-the-password")
+    with pytest.raises(TransferError) as caught:
+        with FtplibFiles.from_parts(parts, timeout=5).connect():
+            pass
+    assert "not-the-password" not in str(caught.value)
+
+
+def test_a_server_that_is_not_there_fails_within_the_timeout():
+    from warehouse_devstack.servers import free_port
+
+    with pytest.raises(TransferError, match="cannot log on"):
+        with FtplibFiles(host="127.0.0.1", port=free_port(), timeout=2).connect():
+            pass
+
+
+def test_ftps_protects_the_data_channel(ftps_server, client_tls_context):
+    ftps_server.root.joinpath("a.txt").write_bytes(CONTENT)
+    inbound = FtplibFiles.from_parts(ftps_server.parts(), timeout=5, ssl_context=client_tls_context)
+    with inbound.connect() as connection:
+        assert isinstance(connection.client, ftplib.FTP_TLS)
+        assert connection.client._prot_p is True
+        assert download(connection, "a.txt")[1] == CONTENT
+
+
+def test_ftps_refuses_an_untrusted_certificate(ftps_server):
+    import ssl
+
+    inbound = FtplibFiles.from_parts(ftps_server.parts(), timeout=5, ssl_context=ssl.create_default_context())
+    with pytest.raises(TransferError, match="cannot log on"):
+        with inbound.connect():
+            pass
+
+
+def test_a_connection_dropped_mid_download_is_an_error(ftp_server):
+    ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
+    ftp_server.faults.drop_retr_after = 1000
+    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    with pytest.raises(TransferError):
+        with inbound.connect() as connection:
+            download(connection, "a.txt")
+
+
+def test_listing_falls_back_to_nlst_and_size_when_mlsd_is_not_implemented(ftp_server):
+    ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
+    ftp_server.faults.unsupported.add("MLSD")
+    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    with inbound.connect() as connection:
+        assert connection.list_files() == [RemoteFile("a.txt", len(CONTENT))]
+
+
+def test_a_refused_listing_is_an_error_not_an_empty_folder(ftp_server):
+    ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
+    ftp_server.faults.refuse.add("MLSD")
+    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    with inbound.connect() as connection:
+        with pytest.raises(TransferError):
+            connection.list_files()

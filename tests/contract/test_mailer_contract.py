@@ -1,0 +1,78 @@
+"""The Mailer port: the fake, and smtplib against aiosmtpd."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.fakes import FakeMailer
+from warehouse_core.adapters.smtp_mailer import EVENT_HEADER, SmtpMailer
+from warehouse_core.errors import MailDeliveryError
+from warehouse_core.model import Mail, MailEvent
+from warehouse_devstack.servers import body_text, free_port
+
+MAIL = Mail(
+    id=7,
+    event=MailEvent.IMPORT_SUMMARY,
+    day=dt.date(2026, 11, 26),
+    subject="Invoice file imported: 8 lines – àèì",
+    text="Lines stored: 8\nInvoices not found: 600000004",
+    html="<p>Lines stored: <b>8</b></p>",
+)
+
+
+class FakeSide:
+    def __init__(self) -> None:
+        self.mailer = FakeMailer()
+
+    def received(self):
+        return [(m.event.value, m.subject, m.text) for m in self.mailer.sent]
+
+    def stop(self) -> None:
+        self.mailer.down = True
+
+
+class SmtpSide:
+    def __init__(self, server) -> None:
+        self.server = server
+        self.mailer = SmtpMailer(server.url(), "warehouse@example.com", ["ops@example.com", "boss@example.com"], timeout=5)
+
+    def received(self):
+        return [(m[EVENT_HEADER], m["Subject"], body_text(m).replace("\r\n", "\n").strip()) for m in self.server.messages]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture(params=["fake", "smtp"])
+def side(request):
+    if request.param == "fake":
+        return FakeSide()
+    return SmtpSide(request.getfixturevalue("smtp_server"))
+
+
+def test_a_sent_mail_arrives_with_its_event_subject_and_text(side):
+    side.mailer.send(MAIL)
+    assert side.received() == [("import-summary", MAIL.subject, MAIL.text)]
+
+
+def test_a_server_that_is_down_raises_mail_delivery_error(side):
+    side.stop()
+    with pytest.raises(MailDeliveryError):
+        side.mailer.send(MAIL)
+
+
+def test_smtp_message_has_html_alternative_recipients_and_a_stable_message_id(smtp_server):
+    mailer = SmtpMailer(smtp_server.url(), "warehouse@example.com", ["ops@example.com", "boss@example.com"], timeout=5)
+    mailer.send(MAIL)
+    [message] = smtp_server.messages
+    assert message.get_body(preferencelist=("html",)).get_content().strip() == MAIL.html
+    assert smtp_server.recipients == [["ops@example.com", "boss@example.com"]]
+    assert message["Message-ID"] == "<warehouse-outbox-7-2026-11-26@example.com>"
+    assert message["From"] == "warehouse@example.com"
+
+
+def test_nobody_listening_fails_fast():
+    mailer = SmtpMailer("smtp://127.0.0.1:{}".format(free_port()), "a@example.com", ["b@example.com"], timeout=2)
+    with pytest.raises(MailDeliveryError, match="SMTP 127.0.0.1"):
+        mailer.send(MAIL)

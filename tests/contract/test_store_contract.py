@@ -1,0 +1,256 @@
+"""The Store port: the same tests against the in-memory fake and PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from decimal import Decimal
+from typing import Any, Dict, List
+
+import pytest
+
+from tests.conftest import SAMPLE_VIEW, at
+from tests.fakes import FakeStore
+from warehouse_core.errors import Conflict
+from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
+
+DAY = dt.date(2026, 11, 26)
+
+
+class FakeInspector:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def lines(self) -> List[Dict[str, Any]]:
+        return [
+            {
+                "line_number": s.line.line_number,
+                "invoice_number": s.line.invoice_number,
+                "value": s.line.value,
+                "status": s.invoice_status.value,
+                "categories": sorted(s.line.categories),
+            }
+            for s in self.store.data.lines
+        ]
+
+    def categories(self) -> List[str]:
+        return sorted(self.store.data.categories)
+
+
+class PostgresInspector:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def lines(self) -> List[Dict[str, Any]]:
+        with self.store.connection() as connection:
+            rows = connection.execute(
+                "SELECT l.line_number, l.invoice_number, l.value, l.invoice_status,"
+                " coalesce(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.name IS NOT NULL), '{}')"
+                " FROM invoice_line l LEFT JOIN invoice_line_category lc ON lc.line_id = l.id"
+                " LEFT JOIN category c ON c.id = lc.category_id GROUP BY l.id ORDER BY l.id"
+            ).fetchall()
+        return [
+            {"line_number": r[0], "invoice_number": r[1], "value": r[2], "status": r[3], "categories": list(r[4])}
+            for r in rows
+        ]
+
+    def categories(self) -> List[str]:
+        with self.store.connection() as connection:
+            return [r[0] for r in connection.execute("SELECT name FROM category ORDER BY name")]
+
+
+@pytest.fixture(params=["fake", "postgres"])
+def store_and_inspector(request):
+    if request.param == "fake":
+        store = FakeStore(invoice_view=SAMPLE_VIEW)
+        return store, FakeInspector(store)
+    store = request.getfixturevalue("real_store")
+    return store, PostgresInspector(store)
+
+
+@pytest.fixture
+def store(store_and_inspector):
+    return store_and_inspector[0]
+
+
+@pytest.fixture
+def inspector(store_and_inspector):
+    return store_and_inspector[1]
+
+
+def record(name="Letture20261126083015123_9.txt", status=FileStatus.IMPORTED, sha="ab" * 32, day=DAY):
+    return InboundFileRecord(
+        name=name, day=day, source=FileSource.FTP, sha256=sha, declared_count=9, actual_lines=10, status=status,
+        archive_path="2026-11-26/" + name,
+    )
+
+
+def line(number, invoice, categories=("frutta",), value="1.50"):
+    return InvoiceLine(
+        line_number=number, invoice_number=invoice, quantity=number, description=", ".join(categories),
+        value=Decimal(value), categories=tuple(categories),
+    )
+
+
+def mail(event=MailEvent.IMPORT_SUMMARY, subject="subject"):
+    return Mail(event=event, day=DAY, subject=subject, text="text", html="<p>html</p>")
+
+
+def test_recorded_files_are_found_by_name_and_sha256(store):
+    with store.unit_of_work() as uow:
+        assert uow.find_file("x", "y") is None
+        file_id = uow.record_file(record(status=FileStatus.REJECTED))
+        uow.set_file_outcome(file_id, FileStatus.REJECTED, (Problem(2, "bad"),))
+    with store.unit_of_work() as uow:
+        found = uow.find_file("Letture20261126083015123_9.txt", "ab" * 32)
+        assert found.status is FileStatus.REJECTED and found.reasons == (Problem(2, "bad"),)
+        assert found.source is FileSource.FTP and found.declared_count == 9
+        assert uow.find_file("Letture20261126083015123_9.txt", "cd" * 32) is None
+        assert uow.day_has_data(DAY) is False
+
+
+def test_one_imported_file_per_day(store):
+    with store.unit_of_work() as uow:
+        uow.record_file(record())
+        assert uow.day_has_data(DAY)
+        assert not uow.day_has_data(DAY + dt.timedelta(days=1))
+    with pytest.raises(Conflict):
+        with store.unit_of_work() as uow:
+            uow.record_file(record(name="Letture20261126150000000_9.txt", sha="cd" * 32))
+    with store.unit_of_work() as uow:
+        uow.record_file(record(name="Letture20261126150000000_9.txt", sha="cd" * 32, status=FileStatus.EXTRA))
+
+
+def test_lines_are_stored_with_normalised_categories_once_and_invoice_statuses(store, inspector):
+    with store.unit_of_work() as uow:
+        file_id = uow.record_file(record())
+        stored = uow.insert_lines(
+            file_id,
+            DAY,
+            iter([
+                line(1, "600000001", ("frutta", "verdura")),
+                line(2, "600000004", ("frutta secca", "verdura"), "-3.20"),
+                line(3, "600000099", ()),
+                line(4, "600000004", ("frutta",), "12345678901234567890.123456789"),
+            ]),
+        )
+    assert stored.stored == 4
+    assert stored.not_found == ("600000004", "600000099")
+    assert stored.already_exported == ()
+    assert inspector.categories() == ["frutta", "frutta secca", "verdura"]
+    lines = inspector.lines()
+    assert [(l["line_number"], l["status"], l["categories"]) for l in lines] == [
+        (1, "valid", ["frutta", "verdura"]),
+        (2, "not_found", ["frutta secca", "verdura"]),
+        (3, "not_found", []),
+        (4, "not_found", ["frutta"]),
+    ]
+    assert lines[1]["value"] == Decimal("-3.20")
+    assert lines[3]["value"] == Decimal("12345678901234567890.123456789")
+
+
+def test_categories_already_known_are_reused(store, inspector):
+    with store.unit_of_work() as uow:
+        first = uow.record_file(record(day=DAY - dt.timedelta(days=1)))
+        uow.insert_lines(first, DAY - dt.timedelta(days=1), [line(1, "600000001", ("pane",))])
+    with store.unit_of_work() as uow:
+        second = uow.record_file(record(sha="cd" * 32))
+        uow.insert_lines(second, DAY, [line(1, "600000002", ("pane", "carne"))])
+    assert inspector.categories() == ["carne", "pane"]
+
+
+def test_savepoint_undoes_only_its_own_writes(store, inspector):
+    with store.unit_of_work() as uow:
+        file_id = uow.record_file(record())
+        with pytest.raises(ValueError):
+            with uow.savepoint():
+                uow.insert_lines(file_id, DAY, [line(1, "600000001")])
+                raise ValueError("invalid file")
+        uow.set_file_outcome(file_id, FileStatus.REJECTED, (Problem(1, "bad"),))
+    assert inspector.lines() == [] and inspector.categories() == []
+    with store.unit_of_work() as uow:
+        assert uow.find_file(record().name, record().sha256).status is FileStatus.REJECTED
+
+
+def test_a_failed_unit_of_work_leaves_nothing(store, inspector):
+    with pytest.raises(RuntimeError):
+        with store.unit_of_work() as uow:
+            file_id = uow.record_file(record())
+            uow.insert_lines(file_id, DAY, [line(1, "600000001")])
+            uow.enqueue_mail(mail())
+            raise RuntimeError("crash")
+    with store.unit_of_work() as uow:
+        assert uow.find_file(record().name, record().sha256) is None
+        assert uow.claim_due_mail(at("2026-11-26T12:00")) is None
+    assert inspector.lines() == []
+
+
+def test_outbox_once_key_claim_and_retry(store):
+    now = at("2026-11-26T19:00")
+    with store.unit_of_work() as uow:
+        assert uow.enqueue_mail(mail(MailEvent.NO_FILE, "first"), once_key="no-file:2026-11-26")
+        assert not uow.enqueue_mail(mail(MailEvent.NO_FILE, "second"), once_key="no-file:2026-11-26")
+        assert uow.enqueue_mail(mail(MailEvent.IMPORT_SUMMARY, "summary"))
+    with store.unit_of_work() as uow:
+        first = uow.claim_due_mail(now)
+        assert first.subject == "first" and first.event is MailEvent.NO_FILE and first.attempts == 0
+        uow.mark_mail_failed(first.id, "down", now + dt.timedelta(minutes=1))
+    with store.unit_of_work() as uow:
+        second = uow.claim_due_mail(now)
+        assert second.subject == "summary"
+        uow.mark_mail_sent(second.id, now)
+    with store.unit_of_work() as uow:
+        assert uow.claim_due_mail(now) is None
+        again = uow.claim_due_mail(now + dt.timedelta(minutes=1))
+        assert again.subject == "first" and again.attempts == 1 and again.text == "text" and again.html == "<p>html</p>"
+
+
+def test_a_claimed_mail_is_not_given_to_a_second_sender(store):
+    now = at("2026-11-26T12:00")
+    with store.unit_of_work() as uow:
+        uow.enqueue_mail(mail(subject="only"))
+    claimed = threading.Event()
+    release = threading.Event()
+    other: List[Any] = []
+
+    def first_sender():
+        with store.unit_of_work() as uow:
+            assert uow.claim_due_mail(now).subject == "only"
+            claimed.set()
+            release.wait(10)
+
+    sender = threading.Thread(target=first_sender)
+    sender.start()
+    assert claimed.wait(10)
+    if isinstance(store, FakeStore):
+        # The fake serialises transactions; a second sender would wait, as FOR UPDATE would without SKIP LOCKED.
+        release.set()
+        sender.join()
+        return
+    with store.unit_of_work() as uow:
+        other.append(uow.claim_due_mail(now))
+    release.set()
+    sender.join()
+    assert other == [None]
+
+
+def test_poll_lock_is_exclusive(store):
+    with store.exclusive_poll() as first:
+        assert first is True
+        result = []
+        thread = threading.Thread(target=lambda: result.append(_try_lock(store)))
+        thread.start()
+        thread.join()
+        assert result == [False]
+    with store.exclusive_poll() as again:
+        assert again is True
+
+
+def _try_lock(store):
+    with store.exclusive_poll() as acquired:
+        return acquired
+
+
+def test_migrate_is_idempotent_and_ping_answers(store):
+    store.migrate()
+    store.migrate()
+    assert store.ping() is True

@@ -1,0 +1,168 @@
+"""``warehouse-runner`` as a subprocess against real PostgreSQL, FTP and SMTP servers on loopback."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, VALID_SAMPLE
+from warehouse_devstack.servers import body_text
+
+
+@pytest.fixture
+def runner(tmp_path, postgres_server, db_schema, real_store, ftp_server, smtp_server):
+    """Runs warehouse-runner with an environment pointing at the servers; returns the finished process."""
+    env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
+    env.update(
+        {
+            "WAREHOUSE_DATABASE_URL": postgres_server,
+            "WAREHOUSE_DB_SCHEMA": db_schema,
+            "WAREHOUSE_INBOUND_FTP_URL": ftp_server.url(),
+            "WAREHOUSE_OUTBOUND_FTP_URL": ftp_server.url("/outbound"),
+            "WAREHOUSE_REMOTE_LOG_FS": "osfs://" + str(tmp_path),
+            "WAREHOUSE_REMOTE_LOG_PATH": "importer.log",
+            "WAREHOUSE_SMTP_URL": smtp_server.url(),
+            "WAREHOUSE_MAIL_FROM": "warehouse@example.com",
+            "WAREHOUSE_MAIL_TO": "ops@example.com",
+            "WAREHOUSE_DATA_DIR": str(tmp_path / "var"),
+        }
+    )
+
+    def run(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "warehouse_runner"] + list(arguments),
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+        )
+
+    run.env = env  # type: ignore[attr-defined]
+    return run
+
+
+def query(store, sql, params=None):
+    with store.connection() as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+def test_poll_imports_the_valid_sample_end_to_end(runner, ftp_server, smtp_server, real_store, tmp_path):
+    shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
+    result = runner("poll", "--at", "2026-11-26T10:00")
+    assert result.returncode == 0, result.stderr
+    assert "imported: " + VALID_SAMPLE.name in result.stdout
+    assert ftp_server.files() == []
+    archived = tmp_path / "var" / "archive" / "2026-11-26" / VALID_SAMPLE.name
+    assert archived.read_bytes() == VALID_SAMPLE.read_bytes()
+    assert query(real_store, "SELECT count(*) FROM invoice_line") == [(8,)]
+    assert query(real_store, "SELECT status, actual_lines, declared_count FROM inbound_file") == [("imported", 10, 9)]
+    categories = [row[0] for row in query(real_store, "SELECT name FROM category ORDER BY name")]
+    assert categories == ["bevande", "carne", "frutta", "frutta secca", "latticini", "pane", "pesce", "surgelati", "verdura"]
+    not_found = query(
+        real_store, "SELECT DISTINCT invoice_number FROM invoice_line WHERE invoice_status = 'not_found' ORDER BY 1"
+    )
+    assert not_found == [("600000004",), ("600000099",)]
+    assert smtp_server.events() == ["import-summary"]
+    text = body_text(smtp_server.messages[0])
+    assert "600000004" in text and "600000099" in text
+    for needle in ("seen " + VALID_SAMPLE.name, "downloaded", "verified and archived", "imported", "deleted"):
+        assert needle in result.stderr
+    assert ftp_server.password not in result.stderr + result.stdout
+
+
+def test_malformed_sample_is_rejected_and_incomplete_sample_stays(runner, ftp_server, smtp_server, real_store):
+    shutil.copy(str(MALFORMED_SAMPLE), str(ftp_server.root))
+    shutil.copy(str(INCOMPLETE_SAMPLE), str(ftp_server.root))
+    result = runner("poll", "--at", "2026-11-26T10:00")
+    assert result.returncode == 0, result.stderr
+    assert ftp_server.files() == [INCOMPLETE_SAMPLE.name]
+    assert query(real_store, "SELECT count(*) FROM invoice_line") == [(0,)]
+    assert query(real_store, "SELECT name, status FROM inbound_file") == [(MALFORMED_SAMPLE.name, "rejected")]
+    assert smtp_server.events() == ["import-failed"]
+    text = body_text(smtp_server.messages[0])
+    for line in ("line 2:", "line 3:", "line 4:", "line 5:"):
+        assert line in text
+
+
+def test_no_file_alert_once_and_nothing_outside_the_window(runner, ftp_server, smtp_server, real_store):
+    for moment in ("2026-11-26T07:30", "2026-11-28T10:00", "2026-11-28T19:00"):
+        result = runner("poll", "--at", moment)
+        assert result.returncode == 0 and "skipped" in result.stdout
+    assert smtp_server.events() == []
+    for moment in ("2026-11-26T19:00", "2026-11-26T19:30", "2026-11-26T20:00"):
+        assert runner("poll", "--at", moment).returncode == 0
+    assert smtp_server.events() == ["no-file"]
+
+
+def test_import_send_mail_and_migrate_commands(runner, smtp_server, real_store, tmp_path):
+    assert runner("migrate").returncode == 0
+    result = runner("import", str(MALFORMED_SAMPLE))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("warehouse-runner: " + MALFORMED_SAMPLE.name + " rejected")
+    result = runner("import", str(VALID_SAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "8 lines stored, 2 ignored, 2 invoices not found" in result.stdout
+    again = runner("import", str(VALID_SAMPLE))
+    assert again.returncode == 1 and "already has imported data" in again.stderr
+    assert runner("send-mail").returncode == 0
+    assert smtp_server.events() == ["import-failed", "import-summary"]
+
+
+def test_bad_configuration_is_one_line_naming_every_bad_key(runner):
+    env = dict(runner.env, WAREHOUSE_FTP_TIMEOUT="never", WAREHOUSE_POLL_DAYS="someday")
+    del env["WAREHOUSE_SMTP_URL"]
+    result = subprocess.run(
+        [sys.executable, "-m", "warehouse_runner", "poll"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    for key in ("WAREHOUSE_FTP_TIMEOUT", "WAREHOUSE_POLL_DAYS", "WAREHOUSE_SMTP_URL"):
+        assert key in line
+    assert "secret" not in line
+
+
+def test_database_down_is_a_one_line_error(runner):
+    from warehouse_devstack.servers import free_port
+
+    env = dict(runner.env, WAREHOUSE_DATABASE_URL="postgresql://postgres:pw-hidden@127.0.0.1:{}/x".format(free_port()))
+    result = subprocess.run(
+        [sys.executable, "-m", "warehouse_runner", "migrate"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("warehouse-runner: cannot start")
+    assert "pw-hidden" not in result.stderr
+
+
+def test_the_daemon_stops_cleanly_on_sigterm(runner, real_store):
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "warehouse_runner"], env=runner.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        started = False
+        while time.monotonic() < deadline and not started:
+            time.sleep(0.2)
+            started = process.poll() is None and _schema_ready(real_store)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "scheduler stopped" in stderr
+
+
+def _schema_ready(store):
+    try:
+        return bool(query(store, "SELECT count(*) FROM schema_migration"))
+    except Exception:
+        return False

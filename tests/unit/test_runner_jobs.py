@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import threading
+
+import schedule
+
+from tests.conftest import VALID_SAMPLE, at
+from warehouse_runner.jobs import guarded, poll_tick, run_scheduler
+
+
+def test_polls_happen_on_the_half_hour_inside_the_window_on_poll_days(world):
+    polled = [t for t in ("07:30", "08:00", "08:15", "08:30", "12:00", "19:59", "20:00", "20:30") if poll_tick(world.core, at("2026-11-26T" + t))]
+    assert polled == ["08:00", "08:30", "12:00", "20:00"]
+    assert not poll_tick(world.core, at("2026-11-29T10:00"))  # Sunday
+
+
+def test_a_failing_job_is_logged_and_the_daemon_goes_on(world, caplog):
+    def broken(core, now):
+        raise RuntimeError("database went away")
+
+    guarded("poll", broken, world.core)()
+    assert "poll failed" in caplog.text and "database went away" in caplog.text
+
+
+def test_scheduler_polls_at_start_inside_the_window_and_stops_on_request(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    stop = threading.Event()
+    thread = threading.Thread(target=run_scheduler, args=(world.core, stop, schedule.Scheduler()))
+    thread.start()
+    stop.set()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert world.inbound.deleted == [VALID_SAMPLE.name]
+    assert world.mailer.events() == ["import-summary"]
