@@ -27,10 +27,17 @@ VALID_SAMPLE = SAMPLES / "Letture20261126083015123_9.txt"
 MALFORMED_SAMPLE = SAMPLES / "Letture20261126101500000_5.txt"
 INCOMPLETE_SAMPLE = SAMPLES / "Letture20261126120000000_20.txt"
 ROME = zone("Europe/Rome")
-# The sample view: every invoice of the valid sample but 600000004 and 600000099.
+# The sample view (samples/invoice_view.sql): every invoice of the valid sample but 600000004 and 600000099.
 SAMPLE_VIEW = {
-    number: {"invoice_number": number}
-    for number in ("600000001", "600000002", "600000005", "600000006", "600000007", "600000008")
+    row[0]: dict(zip(("invoice_number", "invoice_date", "customer_code", "customer_name", "delivery_address"), row))
+    for row in (
+        ("600000001", dt.date(2026, 11, 20), "C001", "Rossi Alimentari", "Via Roma 1, Milano"),
+        ("600000002", dt.date(2026, 11, 21), "C002", "Bianchi & Figli", "Corso Italia 22, Torino"),
+        ("600000005", dt.date(2026, 11, 24), "C003", "Verdi S.r.l.", "Piazza Duomo 3, Firenze"),
+        ("600000006", dt.date(2026, 11, 25), "C001", "Rossi Alimentari", "Via Roma 1, Milano"),
+        ("600000007", dt.date(2026, 11, 25), "C004", "Esposito Market", "Via Toledo 9, Napoli"),
+        ("600000008", dt.date(2026, 11, 26), "C005", "Gallo Drinks", "Via Po 5, Bologna"),
+    )
 }
 
 

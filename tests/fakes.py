@@ -10,7 +10,7 @@ import io
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
 from warehouse_core.model import (
@@ -21,7 +21,10 @@ from warehouse_core.model import (
     Mail,
     Problem,
     RemoteFile,
+    SessionPhase,
+    SessionState,
     StoredLines,
+    WorkSession,
 )
 
 
@@ -34,6 +37,11 @@ class FakeClock:
 
     def set(self, now: dt.datetime) -> None:
         self.current = now
+
+    def wait(self, seconds: float) -> bool:
+        """The worker's wait: time passes at once; never asks the worker to stop."""
+        self.current += dt.timedelta(seconds=seconds)
+        return False
 
 
 # --- store ---------------------------------------------------------------------------------
@@ -65,6 +73,7 @@ class FakeData:
     categories: Dict[str, int] = field(default_factory=dict)
     outbox: List[OutboxEntry] = field(default_factory=list)
     exported: Set[Tuple[str, dt.date]] = field(default_factory=set)
+    sessions: Dict[dt.date, WorkSession] = field(default_factory=dict)
 
 
 class FakeUnitOfWork:
@@ -83,7 +92,7 @@ class FakeUnitOfWork:
 
     def record_file(self, record: InboundFileRecord) -> int:
         if record.status is FileStatus.IMPORTED and self.day_has_data(record.day):
-            raise Conflict("{} already has imported data".format(record.day.isoformat()))
+            raise Conflict("{} already has imported data".format(record.day.isoformat()), code="day_has_data")
         file_id = len(self.data.files) + 1
         self.data.files.append(replace(record, id=file_id))
         return file_id
@@ -121,14 +130,64 @@ class FakeUnitOfWork:
             stored += 1
         return StoredLines(
             stored=stored,
-            not_found=self._invoices(file_id, InvoiceStatus.NOT_FOUND),
-            already_exported=self._invoices(file_id, InvoiceStatus.ALREADY_EXPORTED),
+            not_found=self.invoices_with_status(day, InvoiceStatus.NOT_FOUND),
+            already_exported=self.invoices_with_status(day, InvoiceStatus.ALREADY_EXPORTED),
         )
 
-    def _invoices(self, file_id: int, status: InvoiceStatus) -> Tuple[str, ...]:
-        return tuple(
-            sorted({s.line.invoice_number for s in self.data.lines if s.file_id == file_id and s.invoice_status is status})
+    def refresh_invoice_statuses(self, day: dt.date) -> int:
+        for stored in self.data.lines:
+            if stored.day == day:
+                stored.invoice_status = self.store.invoice_status(stored.line.invoice_number, day)
+        return sum(1 for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID)
+
+    def invoices_with_status(self, day: dt.date, status: InvoiceStatus) -> Tuple[str, ...]:
+        return tuple(sorted({s.line.invoice_number for s in self.data.lines if s.day == day and s.invoice_status is status}))
+
+    def record_exported(self, day: dt.date) -> None:
+        for stored in self.data.lines:
+            if stored.day == day and stored.invoice_status is InvoiceStatus.VALID:
+                self.data.exported.add((stored.line.invoice_number, day))
+
+    def session(self, day: dt.date) -> Optional[WorkSession]:
+        return self.data.sessions.get(day)
+
+    def open_session(self, day: dt.date) -> None:
+        self.data.sessions.setdefault(day, WorkSession(day=day, state=SessionState.READY))
+
+    def _transition(self, day: dt.date, allowed: Tuple[SessionState, ...], **changes: Any) -> bool:
+        session = self.data.sessions.get(day)
+        if session is None or session.state not in allowed:
+            return False
+        self.data.sessions[day] = replace(session, **changes)
+        return True
+
+    def start_session(self, day: dt.date, now: dt.datetime) -> bool:
+        return self._transition(
+            day, (SessionState.READY,), state=SessionState.RUNNING, phase=SessionPhase.EXPORTING, started_at=now,
+            total=0, processed=0, export_file=None, detail=None,
         )
+
+    def close_session(self, day: dt.date, now: dt.datetime) -> bool:
+        allowed = (SessionState.READY, SessionState.RUNNING, SessionState.FAILED)
+        return self._transition(day, allowed, state=SessionState.CLOSED, finished_at=now)
+
+    def update_session(
+        self,
+        day: dt.date,
+        *,
+        phase: Optional[SessionPhase] = None,
+        total: Optional[int] = None,
+        processed: Optional[int] = None,
+        export_file: Optional[str] = None,
+    ) -> bool:
+        changes = {"phase": phase, "total": total, "processed": processed, "export_file": export_file}
+        return self._transition(day, (SessionState.RUNNING,), **{k: v for k, v in changes.items() if v is not None})
+
+    def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
+        return self._transition(day, (SessionState.RUNNING,), state=state, finished_at=now, detail=detail)
+
+    def running_days(self) -> List[dt.date]:
+        return sorted(day for day, s in self.data.sessions.items() if s.state is SessionState.RUNNING)
 
     def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
         if once_key is not None and any(entry.once_key == once_key for entry in self.data.outbox):
@@ -166,6 +225,8 @@ class FakeStore:
         self.poll_lock = threading.Lock()
         self.transaction_lock = threading.RLock()
         self.claimed: Set[int] = set()
+        self.session_locks: Dict[dt.date, threading.Lock] = {}
+        self.die_during_export_after: Optional[int] = None
         self.migrations = 0
         self.available = True
 
@@ -201,6 +262,37 @@ class FakeStore:
         finally:
             if acquired:
                 self.poll_lock.release()
+
+    @contextmanager
+    def claim_session(self, day: dt.date) -> Iterator[bool]:
+        lock = self.session_locks.setdefault(day, threading.Lock())
+        acquired = lock.acquire(blocking=False)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                lock.release()
+
+    @contextmanager
+    def export_rows(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[Tuple[Any, ...]]]:
+        def rows() -> Iterator[Tuple[Any, ...]]:
+            valid = [s for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID]
+            for given, stored in enumerate(sorted(valid, key=lambda s: s.id)[skip:]):
+                if given == self.die_during_export_after:
+                    self.die_during_export_after = None
+                    raise RuntimeError("worker died")
+                view_row = self.invoice_view.get(stored.line.invoice_number, {})
+                line_values = {
+                    "invoice_number": stored.line.invoice_number,
+                    "line_number": stored.line.line_number,
+                    "quantity": stored.line.quantity,
+                    "description": stored.line.description,
+                    "value": stored.line.value,
+                    "day": stored.day,
+                }
+                yield tuple(line_values[c] if c in line_values else view_row.get(c) for c in columns)
+
+        yield rows()
 
     def ping(self) -> bool:
         return self.available
@@ -338,3 +430,101 @@ class FakeMailer:
 
     def events(self) -> List[str]:
         return [mail.event.value for mail in self.sent]
+
+
+# --- outbound FTP, remote log, export files -----------------------------------------------
+
+
+class FakeOutbound:
+    """The outbound server's folder; ``fail_next`` uploads fail; ``on_upload`` plays the customer's importer."""
+
+    def __init__(self) -> None:
+        self.files: Dict[str, bytes] = {}
+        self.fail_next = 0
+        self.attempts = 0
+        self.on_upload: Optional[Callable[[str, bytes], None]] = None
+
+    def upload(self, name: str, open_local: Callable[[], BinaryIO]) -> None:
+        self.attempts += 1
+        if self.fail_next:
+            self.fail_next -= 1
+            raise TransferError("STOR .{}.part failed: 451 refused by the fake server".format(name))
+        with open_local() as source:
+            self.files[name] = source.read()
+        if self.on_upload is not None:
+            self.on_upload(name, self.files[name])
+
+    def describe(self) -> str:
+        return "fake://outbound"
+
+
+class FakeLogFollower:
+    def __init__(self, remote: "FakeRemoteLog", path: str) -> None:
+        self.remote = remote
+        self.path = path
+        self.offset = 0
+
+    def skip_existing(self) -> None:
+        self.remote.check()
+        self.offset = len(self.remote.logs.get(self.path, []))
+
+    def read_new(self) -> List[str]:
+        self.remote.check()
+        lines = self.remote.logs.get(self.path, [])
+        if len(lines) < self.offset:
+            self.offset = 0
+        new, self.offset = lines[self.offset:], len(lines)
+        return list(new)
+
+
+class FakeRemoteLog:
+    def __init__(self) -> None:
+        self.logs: Dict[str, List[str]] = {}
+        self.unreadable = False
+
+    def append(self, path: str, line: str) -> None:
+        self.logs.setdefault(path, []).append(line)
+
+    def check(self) -> None:
+        if self.unreadable:
+            raise TransferError("reading the fake log: connection refused")
+
+    @contextmanager
+    def follow(self, path: str) -> Iterator[FakeLogFollower]:
+        yield FakeLogFollower(self, path)
+
+    def describe(self) -> str:
+        return "fake://remote-log"
+
+
+class FakeExportWriter:
+    def __init__(self, buffer: bytearray) -> None:
+        self.buffer = buffer
+        self.synced = len(buffer)
+
+    def write_line(self, text: str) -> None:
+        self.buffer.extend(text.encode("utf-8") + b"\n")
+
+    def sync(self) -> None:
+        self.synced = len(self.buffer)
+
+
+class FakeExportFiles:
+    def __init__(self) -> None:
+        self.files: Dict[Tuple[dt.date, str], bytearray] = {}
+
+    def complete_lines(self, day: dt.date, name: str) -> int:
+        return bytes(self.files.get((day, name), b"")).count(b"\n")
+
+    @contextmanager
+    def writer(self, day: dt.date, name: str, keep_lines: int) -> Iterator[FakeExportWriter]:
+        buffer = self.files.setdefault((day, name), bytearray())
+        kept = b"".join(bytes(buffer).splitlines(keepends=True)[:keep_lines])
+        buffer[:] = kept
+        yield FakeExportWriter(buffer)
+
+    def open(self, day: dt.date, name: str) -> BinaryIO:
+        return io.BytesIO(bytes(self.files[(day, name)]))
+
+    def lines(self, day: dt.date, name: str) -> List[str]:
+        return bytes(self.files[(day, name)]).decode("utf-8").splitlines()

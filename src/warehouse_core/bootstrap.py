@@ -1,20 +1,36 @@
 """The composition root: the one place that builds the real adapters and wires the use cases."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Optional
 
+from warehouse_core.adapters.fs_remote_log import FsRemoteLog
 from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
-from warehouse_core.adapters.local_archive import LocalArchive
+from warehouse_core.adapters.local_archive import LocalArchive, LocalExportFiles
 from warehouse_core.adapters.psycopg_store import PsycopgStore
 from warehouse_core.adapters.smtp_mailer import SmtpMailer
 from warehouse_core.adapters.system_clock import SystemClock
-from warehouse_core.ports import Archive, Clock, InboundFiles, Mailer, MailRenderer, Store
+from warehouse_core.model import WorkSession
+from warehouse_core.ports import (
+    Archive,
+    Clock,
+    ExportFiles,
+    InboundFiles,
+    Mailer,
+    MailRenderer,
+    OutboundFiles,
+    RemoteLog,
+    Store,
+)
 from warehouse_core.settings import Settings, ftp_parts
 from warehouse_core.usecases.deliver_outbox import DeliverOutbox
 from warehouse_core.usecases.import_upload import ImportUpload
 from warehouse_core.usecases.ingest_daily_file import IngestDailyFile
+from warehouse_core.usecases.run_session import RunSession, SessionConfig
+from warehouse_core.usecases.sessions import CloseSession, StartSession, session_status
 from warehouse_core.usecases.schedule import PollSchedule
 
 
@@ -29,6 +45,14 @@ class Core:
     ingest_daily_file: IngestDailyFile
     import_upload: ImportUpload
     deliver_outbox: DeliverOutbox
+    start_session: StartSession
+    close_session: CloseSession
+    run_session: RunSession
+    # Set when a session starts, so that a waiting worker begins at once.
+    session_wakeup: threading.Event = field(default_factory=threading.Event)
+
+    def session_status(self, day: Optional[dt.date] = None) -> WorkSession:
+        return session_status(self.store, day or self.clock.now().date())
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)
@@ -43,6 +67,9 @@ def bootstrap(
     inbound: Optional[InboundFiles] = None,
     archive: Optional[Archive] = None,
     mailer: Optional[Mailer] = None,
+    outbound: Optional[OutboundFiles] = None,
+    remote_log: Optional[RemoteLog] = None,
+    exports: Optional[ExportFiles] = None,
     renderer: Optional[MailRenderer] = None,
     clock: Optional[Clock] = None,
     migrate: bool = True,
@@ -54,11 +81,18 @@ def bootstrap(
             schema=settings.db_schema,
             invoice_view=settings.invoice_view,
             connect_timeout=settings.ftp_timeout,
+            timezone=settings.timezone,
         )
     if inbound is None:
         inbound = FtplibFiles.from_parts(ftp_parts(settings.inbound_ftp_url), timeout=settings.ftp_timeout)
+    if outbound is None:
+        outbound = FtplibFiles.from_parts(ftp_parts(settings.outbound_ftp_url), timeout=settings.ftp_timeout)
+    if remote_log is None:
+        remote_log = FsRemoteLog(settings.remote_log_fs.get_secret_value(), timeout=settings.ftp_timeout)
     if archive is None:
         archive = LocalArchive(settings.data_dir)
+    if exports is None:
+        exports = LocalExportFiles(settings.data_dir)
     if mailer is None:
         mailer = SmtpMailer(
             settings.smtp_url.get_secret_value(),
@@ -78,6 +112,16 @@ def bootstrap(
         every_minutes=settings.poll_every_minutes,
         alert_at=settings.no_file_alert_at,
     )
+    session_config = SessionConfig(
+        export_columns=settings.export_columns,
+        export_name=settings.export_name,
+        remote_log_path=settings.remote_log_path,
+        success_pattern=settings.remote_log_pattern,
+        error_pattern=settings.remote_log_error_pattern,
+        log_timeout=settings.remote_log_timeout,
+        log_interval=settings.remote_log_interval,
+    )
+    wakeup = threading.Event()
     return Core(
         settings=settings,
         store=store,
@@ -90,4 +134,16 @@ def bootstrap(
             store=store, archive=archive, renderer=renderer, max_bytes=settings.max_upload_bytes
         ),
         deliver_outbox=DeliverOutbox(store=store, mailer=mailer),
+        start_session=StartSession(store=store, wake_worker=wakeup.set),
+        close_session=CloseSession(store=store),
+        run_session=RunSession(
+            store=store,
+            exports=exports,
+            outbound=outbound,
+            remote_log=remote_log,
+            renderer=renderer,
+            clock=clock,
+            config=session_config,
+        ),
+        session_wakeup=wakeup,
     )

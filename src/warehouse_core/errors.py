@@ -15,7 +15,16 @@ class ConfigurationError(WarehouseError):
 
 
 class Conflict(WarehouseError):
-    """The action does not fit the current state (HTTP 409)."""
+    """The action does not fit the current state (HTTP 409).
+
+    ``code`` names the refusal so that an entry point can word it from its own templates;
+    ``state`` is the session's state when that matters.
+    """
+
+    def __init__(self, message: str, code: str = "conflict", state: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.state = state
 
 
 class InvalidFile(WarehouseError):

@@ -198,3 +198,37 @@ class PollReport:
         return "poll at {}: {}".format(
             self.at.isoformat(timespec="minutes"), "; ".join(parts) or "nothing to do"
         )
+
+
+class SessionPhase(str, enum.Enum):
+    """Where a running session is, so that a restarted worker resumes at the right step."""
+
+    EXPORTING = "exporting"
+    UPLOADING = "uploading"
+    WATCHING = "watching"
+
+
+@dataclass(frozen=True)
+class WorkSession:
+    day: dt.date
+    state: SessionState
+    total: int = 0
+    processed: int = 0
+    phase: Optional[SessionPhase] = None
+    started_at: Optional[dt.datetime] = None
+    finished_at: Optional[dt.datetime] = None
+    export_file: Optional[str] = None
+    detail: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The status object of the HTTP API, less its message."""
+        return {
+            "day": self.day.isoformat(),
+            "state": self.state.value,
+            "processed": self.processed,
+            "total": self.total,
+            "export_file": self.export_file,
+            "detail": self.detail,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }

@@ -6,7 +6,16 @@ from typing import Any, Callable
 import pytest
 
 from tests.conftest import SAMPLE_VIEW, at
-from tests.fakes import FakeArchive, FakeClock, FakeInbound, FakeMailer, FakeStore
+from tests.fakes import (
+    FakeArchive,
+    FakeClock,
+    FakeExportFiles,
+    FakeInbound,
+    FakeMailer,
+    FakeOutbound,
+    FakeRemoteLog,
+    FakeStore,
+)
 from warehouse_core.bootstrap import Core, bootstrap
 
 
@@ -20,6 +29,9 @@ class World:
     archive: FakeArchive
     mailer: FakeMailer
     clock: FakeClock
+    outbound: FakeOutbound
+    remote_log: FakeRemoteLog
+    exports: FakeExportFiles
 
     def poll(self, when: str) -> Any:
         self.clock.set(at(when))
@@ -27,6 +39,19 @@ class World:
 
     def deliver(self) -> Any:
         return self.core.deliver_outbox(self.clock.now())
+
+    def importer_confirms(self, records: Any = None) -> None:
+        """The customer's importer: each upload gets its success line in the remote log."""
+
+        def confirm(name: str, data: bytes) -> None:
+            count = data.count(b"\n") if records is None else records
+            self.remote_log.append("importer-20261126.log", "2026-11-26 10:02:11 INFO {}: {} records read".format(name, count))
+
+        self.outbound.on_upload = confirm
+
+    def work(self) -> int:
+        """One round of the session worker."""
+        return self.core.run_session.run_pending(self.clock.wait)
 
 
 @pytest.fixture
@@ -36,7 +61,13 @@ def world(make_settings: Callable[..., Any]) -> World:
     archive = FakeArchive()
     mailer = FakeMailer()
     clock = FakeClock(at("2026-11-26T10:00"))
+    outbound, remote_log, exports = FakeOutbound(), FakeRemoteLog(), FakeExportFiles()
     core = bootstrap(
-        make_settings(), store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock
+        make_settings(remote_log_path="importer-{date}.log"),
+        store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
+        outbound=outbound, remote_log=remote_log, exports=exports,
     )
-    return World(core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock)
+    return World(
+        core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
+        outbound=outbound, remote_log=remote_log, exports=exports,
+    )

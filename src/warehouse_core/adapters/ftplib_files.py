@@ -5,13 +5,15 @@ import ftplib
 import logging
 import ssl
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional
 
 from warehouse_core.errors import TransferError
 from warehouse_core.model import RemoteFile
 
 log = logging.getLogger(__name__)
 BLOCK_SIZE = 64 * 1024
+# The consumer ignores dot files; the final name appears only by rename, complete.
+TEMPORARY_PREFIX = "."
 
 
 class FtpConnection:
@@ -68,13 +70,9 @@ class FtpConnection:
             self.client.retrbinary("RETR " + name, count_and_write, blocksize=BLOCK_SIZE)
         return received[0]
 
-    def upload(self, name: str, read: Callable[[int], bytes]) -> None:
-        class _Reader:
-            def read(self, size: int = BLOCK_SIZE) -> bytes:
-                return read(size)
-
+    def store(self, name: str, source: BinaryIO) -> None:
         with self._errors("STOR " + name):
-            self.client.storbinary("STOR " + name, _Reader(), blocksize=BLOCK_SIZE)
+            self.client.storbinary("STOR " + name, source, blocksize=BLOCK_SIZE)
 
     def rename(self, source: str, target: str) -> None:
         with self._errors("RNFR/RNTO {} {}".format(source, target)):
@@ -126,6 +124,22 @@ class FtplibFiles:
 
     def describe(self) -> str:
         return "{}://{}@{}:{}{}".format("ftps" if self.tls else "ftp", self.user, self.host, self.port, self.directory)
+
+    def upload(self, name: str, open_local: Callable[[], BinaryIO]) -> None:
+        """STOR under a temporary name, check the size the server reports, then rename into place."""
+        temporary = TEMPORARY_PREFIX + name + ".part"
+        with open_local() as source:
+            source.seek(0, 2)
+            size = source.tell()
+            source.seek(0)
+            with self.connect() as connection:
+                connection.store(temporary, source)
+                stored = connection.size(temporary)
+                if stored != size:
+                    raise TransferError(
+                        "STOR {} on {}: the server holds {} bytes of {}".format(temporary, connection.where, stored, size)
+                    )
+                connection.rename(temporary, name)
 
     @contextmanager
     def connect(self) -> Iterator[FtpConnection]:

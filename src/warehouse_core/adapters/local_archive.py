@@ -98,3 +98,59 @@ def _same_content(first: Path, second: Path) -> bool:
                 return False
             if not chunk_a:
                 return True
+
+
+class LocalExportWriter:
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+
+    def write_line(self, text: str) -> None:
+        self.handle.write(text.encode("utf-8") + b"\n")
+
+    def sync(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+
+class LocalExportFiles:
+    """Export files at ``<data>/exports/YYYY-MM-DD/<name>``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir).resolve() / "exports"
+
+    def path(self, day: dt.date, name: str) -> Path:
+        return self.root / day.isoformat() / safe_file_name(name)
+
+    def complete_lines(self, day: dt.date, name: str) -> int:
+        path = self.path(day, name)
+        if not path.exists():
+            return 0
+        count = 0
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                count += chunk.count(b"\n")
+        return count
+
+    @contextmanager
+    def writer(self, day: dt.date, name: str, keep_lines: int) -> Iterator[LocalExportWriter]:
+        path = self.path(day, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab+") as handle:
+            handle.truncate(_offset_after_lines(handle, keep_lines))
+            handle.seek(0, os.SEEK_END)
+            yield LocalExportWriter(handle)
+
+    def open(self, day: dt.date, name: str) -> BinaryIO:
+        return open(self.path(day, name), "rb")
+
+
+def _offset_after_lines(handle: BinaryIO, lines: int) -> int:
+    """The byte offset just after the first ``lines`` lines (anything after is a partial write)."""
+    handle.seek(0)
+    offset = 0
+    for _ in range(lines):
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            break
+        offset += len(line)
+    return offset

@@ -10,7 +10,7 @@ import json
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import psycopg
 from psycopg import sql
@@ -26,13 +26,37 @@ from warehouse_core.model import (
     Mail,
     MailEvent,
     Problem,
+    SessionPhase,
+    SessionState,
     StoredLines,
+    WorkSession,
 )
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "sql"
 MIGRATION_LOCK = "warehouse-migrate"
 POLL_LOCK = "warehouse-poll"
+SESSION_LOCK = "warehouse-session"
+
+
+# How a line's invoice status is decided, shared by the import and the recompute at session start:
+# ``found`` holds the day's invoices present in the view, ``exported`` those an earlier day shipped.
+STATUS_SOURCES = (
+    "found AS (SELECT DISTINCT v.invoice_number FROM {view} AS v"
+    "  WHERE v.invoice_number IN (SELECT invoice_number FROM {lines})),"
+    " exported AS (SELECT DISTINCT invoice_number FROM exported_invoice WHERE day < %(day)s)"
+)
+STATUS_CASE = (
+    "CASE WHEN f.invoice_number IS NULL THEN 'not_found'"
+    " WHEN e.invoice_number IS NOT NULL THEN 'already_exported' ELSE 'valid' END"
+)
+STATUS_JOINS = (
+    " LEFT JOIN found AS f ON f.invoice_number = {alias}.invoice_number"
+    " LEFT JOIN exported AS e ON e.invoice_number = {alias}.invoice_number"
+)
+# Columns of an export line that come from the stored line; any other comes from the invoice view.
+LINE_COLUMNS = ("invoice_number", "line_number", "quantity", "description", "value", "day")
+SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at, export_file, detail"
 
 
 def qualified(name: str) -> sql.Composable:
@@ -92,7 +116,7 @@ class PsycopgUnitOfWork:
                     ),
                 )
         except psycopg.errors.UniqueViolation:
-            raise Conflict("{} already has imported data".format(record.day.isoformat())) from None
+            raise Conflict("{} already has imported data".format(record.day.isoformat()), code="day_has_data") from None
         assert row is not None
         return int(row[0])
 
@@ -128,18 +152,12 @@ class PsycopgUnitOfWork:
         )
         cursor.execute(
             sql.SQL(
-                "WITH found AS (SELECT DISTINCT v.invoice_number FROM {view} AS v"
-                "  WHERE v.invoice_number IN (SELECT invoice_number FROM staging_line)),"
-                " exported AS (SELECT DISTINCT invoice_number FROM exported_invoice WHERE day < %(day)s)"
+                "WITH " + STATUS_SOURCES +
                 " INSERT INTO invoice_line (file_id, day, line_number, invoice_number, quantity, description,"
                 "  value, invoice_status)"
-                " SELECT %(file)s, %(day)s, s.line_number, s.invoice_number, s.quantity, s.description, s.value,"
-                "  CASE WHEN f.invoice_number IS NULL THEN 'not_found'"
-                "       WHEN e.invoice_number IS NOT NULL THEN 'already_exported' ELSE 'valid' END"
-                " FROM staging_line AS s"
-                " LEFT JOIN found AS f ON f.invoice_number = s.invoice_number"
-                " LEFT JOIN exported AS e ON e.invoice_number = s.invoice_number"
-            ).format(view=self.view),
+                " SELECT %(file)s, %(day)s, s.line_number, s.invoice_number, s.quantity, s.description, s.value, "
+                + STATUS_CASE + " FROM staging_line AS s" + STATUS_JOINS
+            ).format(view=self.view, lines=sql.SQL("staging_line"), alias=sql.SQL("s")),
             {"file": file_id, "day": day},
         )
         stored = cursor.rowcount
@@ -153,17 +171,109 @@ class PsycopgUnitOfWork:
         )
         return StoredLines(
             stored=stored,
-            not_found=self._invoices(file_id, InvoiceStatus.NOT_FOUND),
-            already_exported=self._invoices(file_id, InvoiceStatus.ALREADY_EXPORTED),
+            not_found=self.invoices_with_status(day, InvoiceStatus.NOT_FOUND),
+            already_exported=self.invoices_with_status(day, InvoiceStatus.ALREADY_EXPORTED),
         )
 
-    def _invoices(self, file_id: int, status: InvoiceStatus) -> Tuple[str, ...]:
+    def refresh_invoice_statuses(self, day: dt.date) -> int:
+        self.connection.execute(
+            sql.SQL(
+                "WITH " + STATUS_SOURCES + ", computed AS (SELECT l.id, " + STATUS_CASE + " AS status"
+                " FROM invoice_line AS l" + STATUS_JOINS + " WHERE l.day = %(day)s)"
+                " UPDATE invoice_line AS t SET invoice_status = c.status FROM computed AS c"
+                " WHERE t.id = c.id AND t.invoice_status <> c.status"
+            ).format(
+                view=self.view,
+                lines=sql.SQL("invoice_line WHERE day = %(day)s"),
+                alias=sql.SQL("l"),
+            ),
+            {"day": day},
+        )
+        row = self._one("SELECT count(*) FROM invoice_line WHERE day = %s AND invoice_status = 'valid'", (day,))
+        return int(row[0]) if row else 0
+
+    def invoices_with_status(self, day: dt.date, status: InvoiceStatus) -> Tuple[str, ...]:
         rows = self.connection.execute(
-            "SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = %s AND invoice_status = %s"
+            "SELECT DISTINCT invoice_number FROM invoice_line WHERE day = %s AND invoice_status = %s"
             " ORDER BY invoice_number",
-            (file_id, status.value),
+            (day, status.value),
         ).fetchall()
         return tuple(row[0] for row in rows)
+
+    def record_exported(self, day: dt.date) -> None:
+        self.connection.execute(
+            "INSERT INTO exported_invoice (invoice_number, day)"
+            " SELECT DISTINCT invoice_number, day FROM invoice_line WHERE day = %s AND invoice_status = 'valid'"
+            " ON CONFLICT DO NOTHING",
+            (day,),
+        )
+
+    def session(self, day: dt.date) -> Optional[WorkSession]:
+        row = self._one("SELECT " + SESSION_COLUMNS + " FROM work_session WHERE day = %s", (day,))
+        if row is None:
+            return None
+        return WorkSession(
+            day=row[0],
+            state=SessionState(row[1]),
+            total=row[2],
+            processed=row[3],
+            phase=SessionPhase(row[4]) if row[4] else None,
+            started_at=row[5],
+            finished_at=row[6],
+            export_file=row[7],
+            detail=row[8],
+        )
+
+    def open_session(self, day: dt.date) -> None:
+        self.connection.execute(
+            "INSERT INTO work_session (day, state) VALUES (%s, 'ready') ON CONFLICT (day) DO NOTHING", (day,)
+        )
+
+    def _changed(self, query: str, params: Any) -> bool:
+        return self.connection.execute(query, params).rowcount == 1
+
+    def start_session(self, day: dt.date, now: dt.datetime) -> bool:
+        return self._changed(
+            "UPDATE work_session SET state = 'running', phase = 'exporting', started_at = %s, total = 0,"
+            " processed = 0, export_file = NULL, detail = NULL, updated_at = now()"
+            " WHERE day = %s AND state = 'ready'",
+            (now, day),
+        )
+
+    def close_session(self, day: dt.date, now: dt.datetime) -> bool:
+        return self._changed(
+            "UPDATE work_session SET state = 'closed', finished_at = %s, updated_at = now()"
+            " WHERE day = %s AND state IN ('ready', 'running', 'failed')",
+            (now, day),
+        )
+
+    def update_session(
+        self,
+        day: dt.date,
+        *,
+        phase: Optional[SessionPhase] = None,
+        total: Optional[int] = None,
+        processed: Optional[int] = None,
+        export_file: Optional[str] = None,
+    ) -> bool:
+        fields = {"phase": phase.value if phase else None, "total": total, "processed": processed, "export_file": export_file}
+        changes = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in fields.items() if v is not None]
+        changes.append(sql.SQL("updated_at = now()"))
+        return self._changed(
+            sql.SQL("UPDATE work_session SET {} WHERE day = %s AND state = 'running'").format(sql.SQL(", ").join(changes)),
+            (day,),
+        )
+
+    def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
+        return self._changed(
+            "UPDATE work_session SET state = %s, finished_at = %s, detail = %s, updated_at = now()"
+            " WHERE day = %s AND state = 'running'",
+            (state.value, now, detail, day),
+        )
+
+    def running_days(self) -> List[dt.date]:
+        rows = self.connection.execute("SELECT day FROM work_session WHERE state = 'running' ORDER BY day").fetchall()
+        return [row[0] for row in rows]
 
     def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
         cursor = self.connection.execute(
@@ -210,7 +320,9 @@ class PsycopgStore:
         invoice_view: str = "public.invoice_view",
         connect_timeout: float = 10.0,
         pool_size: int = 6,
+        timezone: str = "UTC",
     ) -> None:
+        self.timezone = timezone
         self.url = url
         self.schema = schema
         self.invoice_view = invoice_view
@@ -220,7 +332,7 @@ class PsycopgStore:
 
     def _connection_options(self) -> Dict[str, Any]:
         return {
-            "options": "-c search_path={},public".format(self.schema),
+            "options": "-c search_path={},public -c timezone={}".format(self.schema, self.timezone),
             "connect_timeout": max(1, int(self.connect_timeout)),
             "application_name": "warehouse-invoice-service",
         }
@@ -257,8 +369,8 @@ class PsycopgStore:
                 yield PsycopgUnitOfWork(connection, self.invoice_view)
 
     @contextmanager
-    def exclusive_poll(self) -> Iterator[bool]:
-        key = "{}:{}".format(POLL_LOCK, self.schema)
+    def _advisory_lock(self, key: str) -> Iterator[bool]:
+        """A session-level lock on its own connection: released at the end, or when the process dies."""
         with self.connection() as connection:
             row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
             acquired = bool(row and row[0])
@@ -269,6 +381,35 @@ class PsycopgStore:
                 if acquired:
                     connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
                     connection.commit()
+
+    def exclusive_poll(self) -> ContextManager[bool]:
+        return self._advisory_lock("{}:{}".format(POLL_LOCK, self.schema))
+
+    def claim_session(self, day: dt.date) -> ContextManager[bool]:
+        return self._advisory_lock("{}:{}:{}".format(SESSION_LOCK, self.schema, day.isoformat()))
+
+    @contextmanager
+    def export_rows(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[Tuple[Any, ...]]]:
+        view = qualified(self.invoice_view)
+        selected = sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(sql.Identifier("l" if column in LINE_COLUMNS else "v"), sql.Identifier(column))
+            for column in columns
+        )
+        query = sql.SQL(
+            "SELECT {columns} FROM invoice_line AS l"
+            " LEFT JOIN (SELECT DISTINCT ON (invoice_number) * FROM {view}"
+            "   WHERE invoice_number IN (SELECT invoice_number FROM invoice_line"
+            "     WHERE day = %(day)s AND invoice_status = 'valid')"
+            "   ORDER BY invoice_number) AS v ON v.invoice_number = l.invoice_number"
+            " WHERE l.day = %(day)s AND l.invoice_status = 'valid'"
+            " ORDER BY l.id OFFSET %(skip)s"
+        ).format(columns=selected, view=view)
+        with self.connection() as connection:
+            with connection.transaction():
+                with connection.cursor(name="warehouse_export") as cursor:
+                    cursor.itersize = 5000
+                    cursor.execute(query, {"day": day, "skip": skip})
+                    yield iter(cursor)
 
     def ping(self) -> bool:
         try:

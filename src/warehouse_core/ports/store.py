@@ -1,9 +1,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import ContextManager, Iterable, List, Optional, Protocol, Tuple
+from typing import Any, ContextManager, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
 
-from warehouse_core.model import FileStatus, InboundFileRecord, InvoiceLine, Mail, Problem, StoredLines
+from warehouse_core.model import (
+    FileStatus,
+    InboundFileRecord,
+    InvoiceLine,
+    InvoiceStatus,
+    Mail,
+    Problem,
+    SessionPhase,
+    SessionState,
+    StoredLines,
+    WorkSession,
+)
 
 
 class UnitOfWork(Protocol):
@@ -27,6 +38,44 @@ class UnitOfWork(Protocol):
     def insert_lines(self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine]) -> StoredLines:
         """Store the lines and their categories, each with its invoice status looked up in one set."""
 
+    def refresh_invoice_statuses(self, day: dt.date) -> int:
+        """Look every line of the day up again (set-based); the number of valid lines."""
+
+    def invoices_with_status(self, day: dt.date, status: InvoiceStatus) -> Tuple[str, ...]:
+        """The distinct invoice numbers of the day's lines in that status, sorted."""
+
+    def record_exported(self, day: dt.date) -> None:
+        """Remember the day's valid invoices as exported, for later days' statuses."""
+
+    def session(self, day: dt.date) -> Optional[WorkSession]:
+        """The day's session, or None when the day has no data."""
+
+    def open_session(self, day: dt.date) -> None:
+        """The day has data: its session is ready (no change if it exists)."""
+
+    def start_session(self, day: dt.date, now: dt.datetime) -> bool:
+        """ready -> running, atomically; whether this call started it."""
+
+    def close_session(self, day: dt.date, now: dt.datetime) -> bool:
+        """ready, running or failed -> closed; whether this call closed it."""
+
+    def update_session(
+        self,
+        day: dt.date,
+        *,
+        phase: Optional[SessionPhase] = None,
+        total: Optional[int] = None,
+        processed: Optional[int] = None,
+        export_file: Optional[str] = None,
+    ) -> bool:
+        """Record progress of a running session; False when it is no longer running (closed)."""
+
+    def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
+        """running -> completed or failed; False when it was no longer running."""
+
+    def running_days(self) -> List[dt.date]:
+        """Days whose session is running, oldest first."""
+
     def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
         """Put a mail in the outbox; with ``once_key``, only if no mail had that key. Whether it was queued."""
 
@@ -49,6 +98,13 @@ class Store(Protocol):
 
     def exclusive_poll(self) -> ContextManager[bool]:
         """Hold the one poll lock shared by every process; yields False when another holds it."""
+
+    def claim_session(self, day: dt.date) -> ContextManager[bool]:
+        """Hold the day's worker lock across processes; yields False when another worker has it.
+        The lock dies with its process, so a session whose worker died can be claimed again."""
+
+    def export_rows(self, day: dt.date, columns: Sequence[str], skip: int) -> ContextManager[Iterator[Tuple[Any, ...]]]:
+        """The day's valid lines joined with the invoice view, in line order, after the first ``skip``; streamed."""
 
     def ping(self) -> bool:
         """Whether the database answers."""

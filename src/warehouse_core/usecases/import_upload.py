@@ -61,13 +61,13 @@ class ImportUpload:
         )
         with self.store.unit_of_work() as uow:
             if uow.day_has_data(today):
-                raise Conflict(_already_imported(today))
+                raise Conflict(_already_imported(today), code="day_has_data")
             return import_received_file(uow, self.renderer, received_file)
 
     def _refuse_if_day_has_data(self, today: dt.date) -> None:
         with self.store.unit_of_work() as uow:
             if uow.day_has_data(today):
-                raise Conflict(_already_imported(today))
+                raise Conflict(_already_imported(today), code="day_has_data")
 
 
 def _already_imported(day: dt.date) -> str:

@@ -60,6 +60,7 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
                 raise _Rejected()
     except _Rejected:
         return _reject(uow, renderer, received, file_id, tally)
+    uow.open_session(received.day)
     summary = ImportSummary(
         file_name=received.name,
         day=received.day,

@@ -36,6 +36,8 @@ CREATE TABLE invoice_line (
 );
 CREATE INDEX invoice_line_day_status ON invoice_line (day, invoice_status);
 CREATE INDEX invoice_line_invoice_number ON invoice_line (invoice_number);
+-- The export reads a day's valid lines in line order.
+CREATE INDEX invoice_line_export_order ON invoice_line (day, id) WHERE invoice_status = 'valid';
 
 -- Normalised categories (trimmed, blanks folded, lower case) and their link to lines.
 CREATE TABLE category (
@@ -54,6 +56,8 @@ CREATE INDEX invoice_line_category_by_category ON invoice_line_category (categor
 CREATE TABLE work_session (
     day          date        PRIMARY KEY,
     state        text        NOT NULL CHECK (state IN ('ready', 'running', 'completed', 'failed', 'closed')),
+    -- Where a running session is, so that a restarted worker resumes at the right step.
+    phase        text        CHECK (phase IN ('exporting', 'uploading', 'watching')),
     total        integer     NOT NULL DEFAULT 0,
     processed    integer     NOT NULL DEFAULT 0,
     started_at   timestamptz,

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import BinaryIO, ContextManager, Protocol
+
+
+class ExportWriter(Protocol):
+    def write_line(self, text: str) -> None:
+        ...
+
+    def sync(self) -> None:
+        """Make every line written so far durable."""
+
+
+class ExportFiles(Protocol):
+    """The local export files, one per day."""
+
+    def complete_lines(self, day: dt.date, name: str) -> int:
+        """How many whole lines the export file holds (0 when there is none)."""
+
+    def writer(self, day: dt.date, name: str, keep_lines: int) -> ContextManager[ExportWriter]:
+        """Append after the first ``keep_lines`` lines, dropping anything after them."""
+
+    def open(self, day: dt.date, name: str) -> BinaryIO:
+        ...

@@ -1,0 +1,277 @@
+"""RunSession: the background work of a started session, resumable at every step.
+
+Export → upload → watch the remote log. The step reached is stored in the database and the
+export file itself says how many lines were written (every line is fsynced before progress is
+recorded), so a worker that picks up a session whose process died continues exactly where the
+file ends: no line is written twice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+from warehouse_core.errors import TransferError
+from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
+from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
+from warehouse_core.usecases.mails import compose
+
+log = logging.getLogger(__name__)
+FIELD_SEPARATOR = "|"
+PROGRESS_EVERY_LINES = 1000
+UPLOAD_TRIES = 3
+
+# Waits the given seconds; True when the worker should stop (shutdown).
+Wait = Callable[[float], bool]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    export_columns: Tuple[str, ...]
+    export_name: str
+    remote_log_path: str
+    success_pattern: str
+    error_pattern: str
+    log_timeout: float
+    log_interval: float
+    upload_backoff: float = 2.0
+
+
+class SessionFailed(Exception):
+    """The run cannot succeed; the message is the reason mailed and shown."""
+
+
+class SessionStopped(Exception):
+    """The session was closed by an operator, or the worker is shutting down."""
+
+
+def export_line(values: Sequence[Any]) -> str:
+    """One export line: fields joined by '|'; a field never carries the separator or a line break."""
+    return FIELD_SEPARATOR.join(_field(value) for value in values)
+
+
+def _field(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dt.date, dt.datetime)):
+        text = value.isoformat()
+    elif isinstance(value, Decimal):
+        text = format(value, "f")
+    else:
+        text = str(value)
+    return text.replace("\r", " ").replace("\n", " ").replace(FIELD_SEPARATOR, "/")
+
+
+class RunSession:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        exports: ExportFiles,
+        outbound: OutboundFiles,
+        remote_log: RemoteLog,
+        renderer: MailRenderer,
+        clock: Clock,
+        config: SessionConfig,
+    ) -> None:
+        self.store = store
+        self.exports = exports
+        self.outbound = outbound
+        self.remote_log = remote_log
+        self.renderer = renderer
+        self.clock = clock
+        self.config = config
+
+    def run_pending(self, wait: Wait) -> int:
+        """Work every running session this worker can claim; how many it finished or left."""
+        with self.store.unit_of_work() as uow:
+            days = uow.running_days()
+        handled = 0
+        for day in days:
+            with self.store.claim_session(day) as claimed:
+                if claimed:
+                    self.run(day, wait)
+                    handled += 1
+        return handled
+
+    def run(self, day: dt.date, wait: Wait) -> None:
+        try:
+            session = self._current(day)
+            if session.phase in (None, SessionPhase.EXPORTING):
+                session = self._export(session, wait)
+            if session.phase is SessionPhase.UPLOADING:
+                session = self._upload_and_watch(session, wait)
+            else:
+                with self.remote_log.follow(self._log_path(day)) as follower:
+                    self._watch(session, follower, wait)
+        except SessionStopped as stopped:
+            log.info("session for %s: %s", day, stopped)
+        except SessionFailed as failure:
+            self._fail(day, str(failure))
+
+    def _current(self, day: dt.date) -> WorkSession:
+        with self.store.unit_of_work() as uow:
+            session = uow.session(day)
+        if session is None or session.state is not SessionState.RUNNING:
+            raise SessionStopped("no longer running")
+        return session
+
+    def _update(self, day: dt.date, **fields: Any) -> WorkSession:
+        with self.store.unit_of_work() as uow:
+            if not uow.update_session(day, **fields):
+                raise SessionStopped("closed by an operator; stopped")
+            session = uow.session(day)
+        assert session is not None
+        return session
+
+    # --- export ------------------------------------------------------------------------
+
+    def _export(self, session: WorkSession, wait: Wait) -> WorkSession:
+        day = session.day
+        if session.export_file is None:
+            with self.store.unit_of_work() as uow:
+                total = uow.refresh_invoice_statuses(day)
+            name = self.config.export_name.format(date=day.strftime("%Y%m%d"), records=total)
+            session = self._update(day, phase=SessionPhase.EXPORTING, total=total, processed=0, export_file=name)
+            log.info("session for %s: %d valid lines to export into %s", day, total, name)
+        if session.total == 0:
+            raise SessionFailed("no line was generated: the day has no valid invoice line")
+        name = session.export_file
+        assert name is not None
+        written = self.exports.complete_lines(day, name)
+        if written:
+            log.info("session for %s: resuming the export after line %d of %d", day, written, session.total)
+        with self.exports.writer(day, name, keep_lines=written) as writer:
+            with self.store.export_rows(day, self.config.export_columns, skip=written) as rows:
+                for values in rows:
+                    writer.write_line(export_line(values))
+                    written += 1
+                    if written % PROGRESS_EVERY_LINES == 0:
+                        writer.sync()
+                        self._update(day, processed=written)
+                        if wait(0):
+                            raise SessionStopped("worker shutting down; resumed at the next start")
+            writer.sync()
+        if written != session.total:
+            raise SessionFailed(
+                "the export has {} lines but {} valid lines were counted at the start".format(written, session.total)
+            )
+        log.info("session for %s: %d lines written to %s", day, written, name)
+        return self._update(day, processed=written, phase=SessionPhase.UPLOADING)
+
+    # --- upload ------------------------------------------------------------------------
+
+    def _upload_and_watch(self, session: WorkSession, wait: Wait) -> WorkSession:
+        with self.remote_log.follow(self._log_path(session.day)) as follower:
+            try:
+                follower.skip_existing()
+            except TransferError as error:
+                log.warning("remote log not readable before the upload (%s); reading it from the start", error)
+            self._upload(session, wait)
+            session = self._update(session.day, phase=SessionPhase.WATCHING)
+            self._watch(session, follower, wait)
+        return session
+
+    def _upload(self, session: WorkSession, wait: Wait) -> None:
+        name = session.export_file
+        assert name is not None
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            try:
+                self.outbound.upload(name, lambda: self.exports.open(session.day, name))
+            except TransferError as error:
+                log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
+                if attempt == UPLOAD_TRIES:
+                    raise SessionFailed(
+                        "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
+                    ) from None
+                if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
+                    raise SessionStopped("worker shutting down during the upload retries")
+                continue
+            log.info("uploaded %s to %s", name, self.outbound.describe())
+            return
+
+    # --- remote log ----------------------------------------------------------------------
+
+    def _log_path(self, day: dt.date) -> str:
+        return self.config.remote_log_path.format(date=day.strftime("%Y%m%d"))
+
+    def _watch(self, session: WorkSession, follower: LogFollower, wait: Wait) -> None:
+        name = session.export_file
+        assert name is not None
+        deadline = self.clock.now() + dt.timedelta(seconds=self.config.log_timeout)
+        success = re.compile(self.config.success_pattern)
+        error = re.compile(self.config.error_pattern)
+        last_problem: Optional[str] = None
+        while True:
+            try:
+                lines = follower.read_new()
+                last_problem = None
+            except TransferError as problem:
+                log.warning("remote log %s: %s", self.remote_log.describe(), problem)
+                lines, last_problem = [], str(problem)
+            for line in lines:
+                verdict = _verdict(line, name, session.processed, success, error)
+                if verdict is True:
+                    self._complete(session)
+                    return
+                if verdict:
+                    raise SessionFailed(verdict)
+            if self.clock.now() >= deadline:
+                reason = "no confirmation of {} in the remote log within {:g} s".format(name, self.config.log_timeout)
+                if last_problem:
+                    reason += " (the log could not be read: {})".format(last_problem)
+                raise SessionFailed(reason)
+            self._current(session.day)
+            if wait(self.config.log_interval):
+                raise SessionStopped("worker shutting down while watching the remote log")
+
+    # --- outcome -------------------------------------------------------------------------
+
+    def _complete(self, session: WorkSession) -> None:
+        now = self.clock.now()
+        with self.store.unit_of_work() as uow:
+            if not uow.finish_session(session.day, SessionState.COMPLETED, now, None):
+                return
+            uow.record_exported(session.day)
+            finished = uow.session(session.day)
+            assert finished is not None
+            uow.enqueue_mail(
+                compose(
+                    self.renderer,
+                    MailEvent.SESSION_COMPLETED,
+                    session.day,
+                    session=finished,
+                    not_present=uow.invoices_with_status(session.day, InvoiceStatus.NOT_FOUND),
+                )
+            )
+        log.info("session for %s completed: %d lines in %s confirmed", session.day, session.processed, session.export_file)
+
+    def _fail(self, day: dt.date, reason: str) -> None:
+        now = self.clock.now()
+        with self.store.unit_of_work() as uow:
+            if not uow.finish_session(day, SessionState.FAILED, now, reason):
+                return
+            failed = uow.session(day)
+            uow.enqueue_mail(compose(self.renderer, MailEvent.SESSION_FAILED, day, session=failed, reason=reason))
+        log.error("session for %s failed: %s", day, reason)
+
+
+def _verdict(line: str, name: str, expected: int, success: Any, error: Any) -> Union[bool, str, None]:
+    """True when the line confirms the export; a reason when it reports a failure; else None."""
+    match = success.search(line)
+    if match and _same_file(match.group("file"), name):
+        records = int(match.group("records"))
+        if records == expected:
+            return True
+        return "the remote log reports {} records read from {}, but {} were written".format(records, name, expected)
+    match = error.search(line)
+    if match and _same_file(match.group("file"), name):
+        return "the remote log reports an error for {}: {}".format(name, line.strip())
+    return None
+
+
+def _same_file(logged: str, name: str) -> bool:
+    return logged.replace("\\", "/").rsplit("/", 1)[-1] == name

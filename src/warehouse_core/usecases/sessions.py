@@ -1,0 +1,69 @@
+"""The operator's session of the day: its status, StartSession and CloseSession (SPEC §5).
+
+Every transition is one conditional UPDATE in the database, so two operators pressing Start at
+once get exactly one start, whichever process serves them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Callable, Optional
+
+from warehouse_core.errors import Conflict
+from warehouse_core.model import SessionState, WorkSession
+from warehouse_core.ports import Store
+
+log = logging.getLogger(__name__)
+
+REFUSALS = {
+    SessionState.NONE: ("no data has been imported for {day} yet", "no_data"),
+    SessionState.RUNNING: ("the session for {day} is already running", "running"),
+    SessionState.COMPLETED: ("the session for {day} is completed; nothing more happens today", "completed"),
+    SessionState.FAILED: ("the session for {day} failed; it can only be closed", "failed"),
+    SessionState.CLOSED: ("the session for {day} is closed; nothing more happens today", "closed"),
+    SessionState.READY: ("the session for {day} has not started", "ready"),
+}
+
+
+def refusal(session: WorkSession) -> Conflict:
+    message, code = REFUSALS[session.state]
+    return Conflict(message.format(day=session.day.isoformat()), code=code, state=session.state.value)
+
+
+def session_status(store: Store, day: dt.date) -> WorkSession:
+    """The day's session; state ``none`` when the day has no data."""
+    with store.unit_of_work() as uow:
+        session = uow.session(day)
+    return session or WorkSession(day=day, state=SessionState.NONE)
+
+
+class StartSession:
+    def __init__(self, *, store: Store, wake_worker: Optional[Callable[[], None]] = None) -> None:
+        self.store = store
+        self.wake_worker = wake_worker or (lambda: None)
+
+    def __call__(self, now: dt.datetime) -> WorkSession:
+        day = now.date()
+        with self.store.unit_of_work() as uow:
+            started = uow.start_session(day, now)
+            session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
+        if not started:
+            raise refusal(session)
+        log.info("session for %s started", day)
+        self.wake_worker()
+        return session
+
+
+class CloseSession:
+    def __init__(self, *, store: Store) -> None:
+        self.store = store
+
+    def __call__(self, now: dt.datetime) -> WorkSession:
+        day = now.date()
+        with self.store.unit_of_work() as uow:
+            closed = uow.close_session(day, now)
+            session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
+        if not closed:
+            raise refusal(session)
+        log.info("session for %s closed by an operator", day)
+        return session
