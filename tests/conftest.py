@@ -158,3 +158,16 @@ def smtp_server() -> Iterator[SmtpServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def ssh_server() -> Iterator[Any]:
+    from warehouse_devstack.servers import SshServer
+
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-sshd-"))
+    server = SshServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(str(directory), ignore_errors=True)

@@ -229,6 +229,4 @@ class WorkSession:
             "total": self.total,
             "export_file": self.export_file,
             "detail": self.detail,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }

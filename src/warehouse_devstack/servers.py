@@ -356,3 +356,79 @@ class SmtpServer:
 def body_text(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     return part.get_content() if part is not None else ""
+
+
+# --- OpenSSH sshd --------------------------------------------------------------------------
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+class SshServer:
+    """OpenSSH's sshd on 127.0.0.1 with a throwaway host key and user key (SFTP for fs.sshfs)."""
+
+    def __init__(self, directory: Path, port: int = 0) -> None:
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.user = pwd.getpwuid(os.geteuid()).pw_name
+        self._process: Optional[subprocess.Popen] = None
+
+    @property
+    def user_key(self) -> Path:
+        return self.directory / "user_key"
+
+    def start(self) -> "SshServer":
+        if not SSHD.exists():
+            raise RuntimeError("OpenSSH server not installed (apt-get install -y openssh-server)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for key in ("host_key", "user_key"):
+            if not (self.directory / key).exists():
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.directory / key)], check=True
+                )
+        authorized = self.directory / "authorized_keys"
+        authorized.write_bytes((self.directory / "user_key.pub").read_bytes())
+        authorized.chmod(0o600)
+        config = self.directory / "sshd_config"
+        config.write_text(
+            "\n".join(
+                [
+                    "Port {}".format(self.port),
+                    "ListenAddress 127.0.0.1",
+                    "HostKey {}".format(self.directory / "host_key"),
+                    "AuthorizedKeysFile {}".format(authorized),
+                    "PidFile {}".format(self.directory / "sshd.pid"),
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [str(SSHD), "-D", "-f", str(config), "-E", str(self.directory / "sshd.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.port)
+        except RuntimeError:
+            self.stop()
+            log = (self.directory / "sshd.log")
+            raise RuntimeError("sshd did not start: " + (log.read_text() if log.exists() else "no log"))
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
+
+    def url(self) -> str:
+        return "ssh://{}@127.0.0.1:{}/?pkey={}".format(self.user, self.port, self.user_key)

@@ -15,7 +15,7 @@ from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.errors import WarehouseError
 from warehouse_core.model import FileStatus
 from warehouse_core.settings import load_settings
-from warehouse_runner.jobs import run_scheduler
+from warehouse_runner.jobs import run_scheduler, run_session_worker
 
 log = logging.getLogger("warehouse_runner")
 PROGRAM = "warehouse-runner"
@@ -120,7 +120,11 @@ def daemon(core: Core) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     log.info("warehouse-runner started (time zone %s)", core.settings.timezone)
+    worker = threading.Thread(target=run_session_worker, args=(core, stop), name="warehouse-session-worker")
+    worker.start()
     run_scheduler(core, stop)
+    core.session_wakeup.set()
+    worker.join()
     return 0
 
 

@@ -54,3 +54,26 @@ def run_scheduler(core: Core, stop: threading.Event, scheduler: Optional[schedul
         idle = scheduler.idle_seconds
         stop.wait(timeout=1.0 if idle is None else max(0.05, min(idle, 1.0)))
     log.info("scheduler stopped")
+
+
+def run_session_worker(core: Core, stop: threading.Event, idle_seconds: float = 2.0) -> None:
+    """Work running sessions as they appear: woken at once by a start, else every few seconds."""
+    while not stop.is_set():
+        try:
+            core.run_session.run_pending(stop.wait)
+        except Exception:
+            log.exception("session worker round failed; retried in %s s", idle_seconds)
+        core.session_wakeup.wait(timeout=idle_seconds)
+        core.session_wakeup.clear()
+    log.info("session worker stopped")
+
+
+def start_background(core: Core, stop: threading.Event) -> list:
+    """The scheduler and the session worker as daemon threads of this process."""
+    threads = [
+        threading.Thread(target=run_scheduler, args=(core, stop), name="warehouse-scheduler", daemon=True),
+        threading.Thread(target=run_session_worker, args=(core, stop), name="warehouse-session-worker", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    return threads

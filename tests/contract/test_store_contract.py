@@ -254,3 +254,112 @@ def test_migrate_is_idempotent_and_ping_answers(store):
     store.migrate()
     store.migrate()
     assert store.ping() is True
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+from warehouse_core.model import InvoiceStatus, SessionPhase, SessionState  # noqa: E402
+
+NOW = at("2026-11-26T11:00")
+COLUMNS = ("invoice_number", "invoice_date", "customer_code", "customer_name", "delivery_address", "quantity", "value")
+
+
+def imported_day(store, day=DAY, invoices=("600000001", "600000004", "600000002", "600000001")):
+    with store.unit_of_work() as uow:
+        file_id = uow.record_file(record(day=day, sha=day.isoformat()))
+        uow.insert_lines(file_id, day, [line(n + 1, number) for n, number in enumerate(invoices)])
+        uow.open_session(day)
+
+
+def test_session_transitions(store):
+    with store.unit_of_work() as uow:
+        assert uow.session(DAY) is None
+        assert not uow.start_session(DAY, NOW) and not uow.close_session(DAY, NOW)
+    imported_day(store)
+    with store.unit_of_work() as uow:
+        uow.open_session(DAY)  # no change when it exists
+        assert uow.session(DAY).state is SessionState.READY
+        assert not uow.update_session(DAY, processed=1)
+        assert uow.start_session(DAY, NOW)
+        assert not uow.start_session(DAY, NOW)
+        assert uow.update_session(DAY, total=3, export_file="S.txt")
+        assert uow.update_session(DAY, processed=2, phase=SessionPhase.UPLOADING)
+        session = uow.session(DAY)
+        assert (session.state, session.phase, session.total, session.processed, session.export_file) == (
+            SessionState.RUNNING, SessionPhase.UPLOADING, 3, 2, "S.txt",
+        )
+        assert session.started_at == NOW
+        assert uow.running_days() == [DAY]
+        assert uow.finish_session(DAY, SessionState.FAILED, NOW, "the remote log reports an error")
+        assert not uow.finish_session(DAY, SessionState.COMPLETED, NOW, None)
+        assert uow.session(DAY).detail == "the remote log reports an error"
+        assert uow.close_session(DAY, NOW) and not uow.close_session(DAY, NOW)
+        assert uow.session(DAY).state is SessionState.CLOSED and uow.running_days() == []
+
+
+def test_closing_a_running_session_makes_its_progress_updates_fail(store):
+    imported_day(store)
+    with store.unit_of_work() as uow:
+        uow.start_session(DAY, NOW)
+        assert uow.close_session(DAY, NOW)
+        assert not uow.update_session(DAY, processed=5)
+        assert not uow.finish_session(DAY, SessionState.COMPLETED, NOW, None)
+
+
+def test_concurrent_starts_give_exactly_one_start(store):
+    imported_day(store)
+    barrier = threading.Barrier(4)
+    results: List[bool] = []
+
+    def start():
+        barrier.wait(5)
+        with store.unit_of_work() as uow:
+            results.append(uow.start_session(DAY, NOW))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results) == [False, False, False, True]
+
+
+def test_export_rows_join_the_view_in_line_order_and_skip(store):
+    imported_day(store)
+    with store.unit_of_work() as uow:
+        assert uow.refresh_invoice_statuses(DAY) == 3
+    with store.export_rows(DAY, COLUMNS, skip=0) as rows:
+        exported = list(rows)
+    assert [row[0] for row in exported] == ["600000001", "600000002", "600000001"]
+    assert exported[0] == ("600000001", dt.date(2026, 11, 20), "C001", "Rossi Alimentari", "Via Roma 1, Milano", 1, Decimal("1.50"))
+    with store.export_rows(DAY, COLUMNS, skip=2) as rows:
+        assert [row[:1] + row[-2:] for row in rows] == [("600000001", 4, Decimal("1.50"))]
+
+
+def test_statuses_recomputed_and_already_exported_on_a_later_day(store):
+    imported_day(store)
+    with store.unit_of_work() as uow:
+        assert uow.invoices_with_status(DAY, InvoiceStatus.NOT_FOUND) == ("600000004",)
+        uow.record_exported(DAY)
+    later = DAY + dt.timedelta(days=1)
+    imported_day(store, day=later, invoices=("600000001", "600000005"))
+    with store.unit_of_work() as uow:
+        assert uow.invoices_with_status(later, InvoiceStatus.ALREADY_EXPORTED) == ("600000001",)
+        assert uow.refresh_invoice_statuses(later) == 1
+        assert uow.invoices_with_status(later, InvoiceStatus.VALID) == ("600000005",)
+        assert uow.refresh_invoice_statuses(DAY) == 3  # the same day's own export is not "in the past"
+
+
+def test_claim_session_is_exclusive(store):
+    with store.claim_session(DAY) as first:
+        assert first
+        result = []
+        thread = threading.Thread(target=lambda: result.append(_try_claim(store)))
+        thread.start()
+        thread.join()
+        assert result == [False]
+
+
+def _try_claim(store):
+    with store.claim_session(DAY) as claimed:
+        return claimed

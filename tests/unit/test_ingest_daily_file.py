@@ -200,3 +200,12 @@ def test_a_crash_after_archiving_but_before_recording_imports_once_later(world):
     world.poll("2026-11-26T10:30")
     assert len(world.store.data.files) == 1 and len(world.store.stored_lines()) == 8
     assert list(world.archive.files) == ["2026-11-26/" + VALID]
+
+
+def test_a_file_without_any_invoice_line_is_rejected(world):
+    name = "Letture20261126090000000_1.txt"
+    world.inbound.files[name] = b"500000001|1|a|1\nX|y"
+    report = world.poll("2026-11-26T10:00")
+    assert report.rejected == [name]
+    [mail] = world.store.mails("import-failed")
+    assert "no invoice line" in mail.text

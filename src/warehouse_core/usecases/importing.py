@@ -22,6 +22,9 @@ from warehouse_core.usecases.mails import compose
 log = logging.getLogger(__name__)
 
 
+NO_INVOICE_LINE = "the file holds no invoice line (no line whose invoice number starts with 6)"
+
+
 class _Rejected(Exception):
     """Raised inside the savepoint so that none of an invalid file's lines stay."""
 
@@ -56,6 +59,8 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
         with uow.savepoint():
             with received.open() as stream:
                 stored = uow.insert_lines(file_id, received.day, parse_lines(stream, received.facts.encoding, tally))
+            if tally.valid_lines == 0 and tally.problem_count == 0:
+                tally.add_problem(Problem(line=0, reason=NO_INVOICE_LINE))
             if tally.problem_count:
                 raise _Rejected()
     except _Rejected:

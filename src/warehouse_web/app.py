@@ -1,0 +1,111 @@
+"""The Flask app factory: configuration, error pages, security hooks; the routes are in views.py."""
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import jinja2
+from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from warehouse_core.bootstrap import Core, bootstrap
+from warehouse_core.settings import load_settings
+from warehouse_web import security
+from warehouse_web.views import blueprint, message
+
+log = logging.getLogger(__name__)
+# Room for the multipart envelope around a file of exactly the configured size.
+MULTIPART_OVERHEAD = 64 * 1024
+PUBLIC_ENDPOINTS = {"warehouse.login", "warehouse.healthz", "static"}
+
+
+def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Core] = None) -> Flask:
+    """The web app around ``core`` (built from the WAREHOUSE_* environment when not given)."""
+    if core is None:
+        core = bootstrap(load_settings())
+    settings = core.settings
+    app = Flask(__name__)
+    app.extensions["warehouse_core"] = core
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    if secret is None:
+        log.warning("WAREHOUSE_SECRET_KEY is not set: a random key is used, so logins end at every restart")
+        secret = secrets.token_urlsafe(32)
+    app.config.update(
+        SECRET_KEY=secret,
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(dict(config or {}))
+    if settings.templates_dir is not None:
+        # The customer's templates win over the built-in ones: they localise the page.
+        app.jinja_loader = jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(str(Path(settings.templates_dir))), jinja2.FileSystemLoader(str(Path(app.root_path) / "templates"))]
+        )
+    operators: Dict[str, str] = {user: h.get_secret_value() for user, h in settings.operators.items()}
+    if not operators:
+        log.warning("WAREHOUSE_OPERATORS is not set: the page and the API are open to everyone who can reach them")
+    app.session_interface = security.SessionCookies()
+    app.register_blueprint(blueprint)
+    _install_hooks(app, operators)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:
+    @app.before_request
+    def guard() -> Optional[Any]:
+        g.operator = security.current_operator(operators) if operators else None
+        if operators and g.operator is None and request.endpoint not in PUBLIC_ENDPOINTS:
+            if request.path.startswith("/api/"):
+                response = jsonify(error=message("login_required"))
+                response.status_code = 401
+                response.headers["WWW-Authenticate"] = 'Basic realm="warehouse"'
+                return response
+            return redirect(url_for("warehouse.login"))
+        if request.method == "POST":
+            if request.content_length is not None and request.content_length > (app.config["MAX_CONTENT_LENGTH"] or 0):
+                raise RequestEntityTooLarge()
+            if not security.csrf_valid():
+                return _error(403, message("csrf"))
+        return None
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        return security.add_security_headers(response)
+
+    @app.context_processor
+    def template_globals() -> Dict[str, Any]:
+        return {
+            "csrf_token": security.csrf_token,
+            "operator": g.get("operator"),
+            "login_enabled": bool(operators),
+        }
+
+
+def _error(status: int, text: str) -> Any:
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        response = jsonify(error=text)
+        response.status_code = status
+        return response
+    return render_template("error.html", status=status, text=text), status
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge) -> Any:
+        core: Core = app.extensions["warehouse_core"]
+        return _error(413, message("too_large", limit_mb=core.settings.max_upload_mb))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        return _error(error.code or 500, message("http_error", status=error.code, name=error.name))
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Any:
+        # The details go to the log; a browser never sees a stack trace.
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error(500, message("internal_error"))

@@ -1,0 +1,101 @@
+// The operator page: four actions, a status line refreshed while a session runs. All text comes
+// from the server or from data attributes in the template, so the page can be localised there.
+(function () {
+  "use strict";
+  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var texts = document.getElementById("texts").dataset;
+  var statusLine = document.getElementById("status-line");
+  var progress = document.getElementById("progress");
+  var messageBox = document.getElementById("message");
+  var problemList = document.getElementById("problems");
+  var buttons = document.querySelectorAll("button");
+  var timer = null;
+
+  function showStatus(status) {
+    statusLine.textContent = status.message;
+    statusLine.dataset.state = status.state;
+    progress.max = status.total || 1;
+    progress.value = status.processed;
+    progress.hidden = status.state !== "running";
+    schedule(status.state === "running" ? 2000 : 15000);
+  }
+
+  function showMessage(text, ok) {
+    messageBox.textContent = text;
+    messageBox.className = ok ? "ok" : "error";
+    messageBox.hidden = !text;
+  }
+
+  function showProblems(problems) {
+    problemList.textContent = "";
+    (problems || []).forEach(function (problem) {
+      var item = document.createElement("li");
+      item.textContent = (problem.line ? texts.line + " " + problem.line : texts.file) + ": " + problem.reason;
+      problemList.appendChild(item);
+    });
+    problemList.hidden = !problems || problems.length === 0;
+  }
+
+  function busy(on) {
+    buttons.forEach(function (button) { button.disabled = on; });
+  }
+
+  function request(method, url, body) {
+    var headers = { "X-CSRF-Token": csrf, "Accept": "application/json" };
+    return fetch(url, { method: method, headers: headers, body: body, credentials: "same-origin" })
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          return { ok: response.ok, status: response.status, data: data };
+        });
+      });
+  }
+
+  function refresh() {
+    return request("GET", document.getElementById("status").dataset.url).then(function (answer) {
+      if (answer.ok) { showStatus(answer.data); }
+    }).catch(function () { schedule(15000); });
+  }
+
+  function schedule(delay) {
+    if (timer) { clearTimeout(timer); }
+    timer = setTimeout(refresh, delay);
+  }
+
+  function act(button, ok) {
+    button.addEventListener("click", function () {
+      busy(true);
+      showMessage(texts.working, true);
+      showProblems([]);
+      request(button.id === "status" ? "GET" : "POST", button.dataset.url).then(function (answer) {
+        if (answer.ok) {
+          showStatus(answer.data);
+          showMessage(answer.data.message, true);
+        } else {
+          showMessage(answer.data.error || String(answer.status), false);
+          refresh();
+        }
+      }).catch(function () {
+        showMessage(texts.unreachable, false);
+      }).then(function () { busy(false); });
+    });
+  }
+
+  ["start", "status", "close"].forEach(function (id) { act(document.getElementById(id)); });
+
+  document.getElementById("upload-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    busy(true);
+    showMessage(texts.uploading, true);
+    showProblems([]);
+    request("POST", form.action, new FormData(form)).then(function (answer) {
+      showMessage(answer.data.error || answer.data.message || String(answer.status), answer.ok);
+      showProblems(answer.data.problems);
+      refresh();
+    }).catch(function () {
+      showMessage(texts.unreachable, false);
+    }).then(function () { busy(false); form.reset(); });
+  });
+
+  schedule(statusLine.dataset.state === "running" ? 2000 : 15000);
+}());

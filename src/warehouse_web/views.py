@@ -1,0 +1,113 @@
+"""The routes: parse the request, call the use case, map domain errors to HTTP answers."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, Tuple
+
+from flask import Blueprint, current_app, get_template_attribute, jsonify, redirect, render_template, request, session, url_for
+
+from warehouse_core.bootstrap import Core
+from warehouse_core.errors import Conflict, PayloadTooLarge
+from warehouse_core.model import FileStatus, WorkSession
+from warehouse_web import security
+
+blueprint = Blueprint("warehouse", __name__)
+
+
+def core() -> Core:
+    return current_app.extensions["warehouse_core"]  # type: ignore[no-any-return]
+
+
+def message(code: str, **values: Any) -> str:
+    """An operator-visible sentence, from templates/messages.txt (which the customer may replace)."""
+    return " ".join(str(get_template_attribute("messages.txt", "text")(code, **values)).split())
+
+
+def status_object(session_: WorkSession) -> Dict[str, Any]:
+    status = session_.as_dict()
+    status["message"] = " ".join(render_template("status_message.txt", session=session_).split())
+    return status
+
+
+def conflict(error: Conflict, day: dt.date) -> Tuple[Any, int]:
+    return jsonify(error=message(error.code, day=day.isoformat())), 409
+
+
+@blueprint.get("/")
+def index() -> Any:
+    return render_template("index.html", status=status_object(core().session_status()))
+
+
+@blueprint.get("/healthz")
+def healthz() -> Any:
+    if core().store.ping():
+        return jsonify(status="ok"), 200
+    return jsonify(status="database unavailable"), 503
+
+
+@blueprint.get("/api/session")
+def get_session() -> Any:
+    return jsonify(status_object(core().session_status()))
+
+
+@blueprint.post("/api/session/start")
+def start_session() -> Any:
+    now = core().clock.now()
+    try:
+        started = core().start_session(now)
+    except Conflict as error:
+        return conflict(error, now.date())
+    return jsonify(status_object(started)), 202
+
+
+@blueprint.post("/api/session/close")
+def close_session() -> Any:
+    now = core().clock.now()
+    try:
+        closed = core().close_session(now)
+    except Conflict as error:
+        return conflict(error, now.date())
+    return jsonify(status_object(closed)), 200
+
+
+@blueprint.post("/api/session/upload")
+def upload() -> Any:
+    now = core().clock.now()
+    upload_file = request.files.get("file")
+    if upload_file is None or not upload_file.filename:
+        return jsonify(error=message("no_file"), problems=[]), 400
+    try:
+        summary = core().import_upload(upload_file.filename, upload_file.stream, now)
+    except Conflict as error:
+        return conflict(error, now.date())
+    except PayloadTooLarge:
+        return jsonify(error=message("too_large", limit_mb=core().settings.max_upload_mb)), 413
+    if summary.status is FileStatus.REJECTED:
+        body = summary.as_dict()
+        body["error"] = message("rejected", file=summary.file_name, count=summary.problem_count)
+        return jsonify(body), 400
+    body = summary.as_dict()
+    body["message"] = message("imported", file=summary.file_name, stored=summary.stored_lines)
+    return jsonify(body), 201
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    operators = {user: h.get_secret_value() for user, h in core().settings.operators.items()}
+    if not operators:
+        return redirect(url_for("warehouse.index"))
+    error = None
+    if request.method == "POST":
+        user = request.form.get("username", "")
+        if security.password_ok(operators, user, request.form.get("password", "")):
+            session.clear()
+            session[security.USER_SESSION_KEY] = user
+            return redirect(url_for("warehouse.index"))
+        error = message("bad_login")
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@blueprint.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("warehouse.login"))

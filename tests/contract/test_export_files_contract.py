@@ -1,0 +1,47 @@
+"""The ExportFiles port: the fake and the local disk."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.fakes import FakeExportFiles
+from warehouse_core.adapters.local_archive import LocalExportFiles
+
+DAY = dt.date(2026, 11, 26)
+NAME = "Spedizioni20261126_3.txt"
+
+
+@pytest.fixture(params=["fake", "local"])
+def exports(request, tmp_path):
+    return FakeExportFiles() if request.param == "fake" else LocalExportFiles(tmp_path)
+
+
+def read(exports):
+    with exports.open(DAY, NAME) as stream:
+        return stream.read()
+
+
+def test_lines_written_are_counted_and_read_back(exports):
+    assert exports.complete_lines(DAY, NAME) == 0
+    with exports.writer(DAY, NAME, keep_lines=0) as writer:
+        writer.write_line("a|1")
+        writer.write_line("b|2")
+        writer.sync()
+    assert exports.complete_lines(DAY, NAME) == 2
+    assert read(exports) == b"a|1\nb|2\n"
+
+
+def test_resuming_keeps_the_first_lines_and_drops_a_torn_one(exports):
+    with exports.writer(DAY, NAME, keep_lines=0) as writer:
+        for line in ("a", "b", "c"):
+            writer.write_line(line)
+        writer.sync()
+    with exports.writer(DAY, NAME, keep_lines=2) as writer:
+        writer.write_line("c2")
+    assert read(exports) == b"a\nb\nc2\n"
+
+
+def test_local_export_names_cannot_leave_the_folder(tmp_path):
+    exports = LocalExportFiles(tmp_path)
+    assert exports.path(DAY, "../../etc/passwd").parent == tmp_path.resolve() / "exports" / "2026-11-26"

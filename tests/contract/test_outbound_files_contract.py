@@ -1,0 +1,86 @@
+"""The OutboundFiles port: the fake, and ftplib against pyftpdlib (plain and FTPS)."""
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from tests.fakes import FakeOutbound
+from warehouse_core.adapters.ftplib_files import FtplibFiles
+from warehouse_core.errors import TransferError
+
+EXPORT = "Spedizioni20261126_6.txt"
+CONTENT = b"600000001|2026-11-20|C001|Rossi|Via Roma 1|12|120.50\n" * 2000
+
+
+class FakeSide:
+    def __init__(self) -> None:
+        self.outbound = FakeOutbound()
+
+    def names(self):
+        return sorted(self.outbound.files)
+
+    def content(self, name):
+        return self.outbound.files[name]
+
+    def refuse_uploads(self) -> None:
+        self.outbound.fail_next = 99
+
+
+class FtpSide:
+    def __init__(self, server, tls_context=None) -> None:
+        self.server = server
+        self.outbound = FtplibFiles.from_parts(server.parts(), timeout=5, ssl_context=tls_context)
+
+    def names(self):
+        return self.server.files()
+
+    def content(self, name):
+        return (self.server.root / name).read_bytes()
+
+    def refuse_uploads(self) -> None:
+        self.server.faults.refuse.add("STOR")
+
+
+@pytest.fixture(params=["fake", "ftp", "ftps"])
+def side(request):
+    if request.param == "fake":
+        return FakeSide()
+    if request.param == "ftp":
+        return FtpSide(request.getfixturevalue("ftp_server"))
+    return FtpSide(request.getfixturevalue("ftps_server"), request.getfixturevalue("client_tls_context"))
+
+
+def test_upload_leaves_exactly_the_final_file(side):
+    side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert side.names() == [EXPORT]
+    assert side.content(EXPORT) == CONTENT
+
+
+def test_upload_again_replaces_the_file(side):
+    side.outbound.upload(EXPORT, lambda: io.BytesIO(b"old\n"))
+    side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert side.names() == [EXPORT] and side.content(EXPORT) == CONTENT
+
+
+def test_a_refused_upload_raises_and_leaves_no_final_file(side):
+    side.refuse_uploads()
+    with pytest.raises(TransferError):
+        side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert EXPORT not in side.names()
+
+
+def test_a_connection_dropped_during_the_upload_leaves_no_final_file(ftp_server):
+    ftp_server.faults.drop_stor = True
+    outbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    with pytest.raises(TransferError):
+        outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert EXPORT not in ftp_server.files()
+
+
+def test_a_refused_rename_leaves_only_the_temporary_file(ftp_server):
+    ftp_server.faults.refuse.add("RNTO")
+    outbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    with pytest.raises(TransferError):
+        outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert ftp_server.files() == ["." + EXPORT + ".part"]

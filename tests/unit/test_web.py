@@ -1,0 +1,218 @@
+"""The Flask adapter through its test client, with the core on fakes."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
+from warehouse_core.bootstrap import bootstrap
+from warehouse_web import create_app
+
+
+@pytest.fixture
+def app(world):
+    return create_app({"TESTING": True}, core=world.core)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf(client):
+    page = client.get("/")
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def post(client, url, **kwargs):
+    return client.post(url, headers={"X-CSRF-Token": csrf(client)}, **kwargs)
+
+
+def upload(client, path=VALID_SAMPLE, name=None, data=None):
+    body = {"file": (io.BytesIO(path.read_bytes() if data is None else data), name or path.name)}
+    return post(client, "/api/session/upload", data=body, content_type="multipart/form-data")
+
+
+def test_page_has_the_four_actions_the_status_line_and_a_csrf_token(client):
+    page = client.get("/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for label in ("Start session", "Check session status", "Close session", "Manual session upload"):
+        assert label in html
+    assert "No data for 2026-11-26 yet" in html
+    assert '<meta name="csrf-token"' in html and "<script>" not in html
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_status_object_has_the_spec_keys(client):
+    body = client.get("/api/session").get_json()
+    assert body == {
+        "day": "2026-11-26", "state": "none", "processed": 0, "total": 0,
+        "message": "No data for 2026-11-26 yet - waiting for today's file", "export_file": None, "detail": None,
+    }
+
+
+def test_every_post_needs_the_csrf_token(client):
+    for url in ("/api/session/start", "/api/session/close", "/api/session/upload"):
+        refused = client.post(url)
+        assert refused.status_code == 403 and "reload the page" in refused.get_json()["error"]
+    client.get("/")
+    assert client.post("/api/session/start", headers={"X-CSRF-Token": "forged"}).status_code == 403
+
+
+def test_csrf_token_also_accepted_as_form_field(client):
+    token = csrf(client)
+    answer = client.post("/api/session/start", data={"csrf_token": token})
+    assert answer.status_code == 409
+
+
+def test_start_status_close_through_the_api(client, world):
+    assert upload(client).status_code == 201
+    world.importer_confirms()
+    started = post(client, "/api/session/start")
+    assert started.status_code == 202 and started.get_json()["state"] == "running"
+    again = post(client, "/api/session/start")
+    assert again.status_code == 409 and "already running" in again.get_json()["error"]
+    world.work()
+    status = client.get("/api/session").get_json()
+    assert status["state"] == "completed" and (status["processed"], status["total"]) == (6, 6)
+    assert status["export_file"] == "Spedizioni20261126_6.txt"
+    assert "completed - 6 shipments exported" in status["message"]
+    closed = post(client, "/api/session/close")
+    assert closed.status_code == 409 and "completed" in closed.get_json()["error"]
+
+
+def test_running_status_line_counts(client, world):
+    upload(client)
+    post(client, "/api/session/start")
+    status = client.get("/api/session").get_json()
+    assert status["message"] == "Session opened for 2026-11-26 - 0 shipments processed out of 0 total"
+    assert post(client, "/api/session/close").get_json()["state"] == "closed"
+
+
+def test_start_and_close_without_data_are_409(client):
+    for url in ("/api/session/start", "/api/session/close"):
+        answer = post(client, url)
+        assert answer.status_code == 409 and "No data has been imported" in answer.get_json()["error"]
+
+
+def test_upload_of_the_malformed_sample_is_400_with_each_line(client, world):
+    answer = upload(client, MALFORMED_SAMPLE)
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert "rejected" in body["error"]
+    assert [p["line"] for p in body["problems"]] == [2, 3, 4, 5]
+    assert body["problems"][1]["reason"] == "quantity 'forty' is not a whole number"
+    assert client.get("/api/session").get_json()["state"] == "none"
+
+
+def test_upload_with_wrong_declared_count_is_400(client):
+    answer = upload(client, name="Letture20261126083015123_20.txt")
+    assert answer.status_code == 400
+    assert answer.get_json()["problems"][0]["reason"].startswith("the name declares 20 records")
+
+
+def test_upload_refused_on_a_day_with_data(client):
+    assert upload(client).status_code == 201
+    refused = upload(client)
+    assert refused.status_code == 409 and "manual upload is refused" in refused.get_json()["error"]
+
+
+def test_upload_without_file_is_400(client):
+    answer = post(client, "/api/session/upload", data={}, content_type="multipart/form-data")
+    assert answer.status_code == 400 and answer.get_json()["problems"] == []
+
+
+def test_upload_over_the_limit_is_413(world, make_settings):
+    core = bootstrap(
+        make_settings(max_upload_mb=1), store=world.store, inbound=world.inbound, archive=world.archive,
+        mailer=world.mailer, clock=world.clock, outbound=world.outbound, remote_log=world.remote_log,
+        exports=world.exports,
+    )
+    client = create_app({"TESTING": True}, core=core).test_client()
+    answer = upload(client, data=b"6" * (2 * 1024 * 1024))
+    assert answer.status_code == 413 and "1 MB upload limit" in answer.get_json()["error"]
+
+
+def test_odd_upload_names_never_leave_the_archive(client, world):
+    assert upload(client, name="../../etc/Letture20261126083015123_9.txt").status_code == 201
+    assert list(world.archive.files) == ["2026-11-26/Letture20261126083015123_9.txt"]
+
+
+def test_binary_upload_is_rejected_not_an_error(client):
+    answer = upload(client, data=bytes(range(256)) * 10, name="blob.bin")
+    assert answer.status_code == 400 and answer.get_json()["problems"]
+
+
+def test_healthz(client, world):
+    assert client.get("/healthz").status_code == 200
+    world.store.available = False
+    assert client.get("/healthz").status_code == 503
+
+
+def test_an_unexpected_error_shows_no_stack_trace(client, world):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    world.core.start_session = broken
+    answer = post(client, "/api/session/start")
+    assert answer.status_code == 500
+    assert "secret internals" not in answer.get_data(as_text=True)
+    assert "Traceback" not in answer.get_data(as_text=True)
+    page = client.get("/nowhere")
+    assert page.status_code == 404 and "Traceback" not in page.get_data(as_text=True)
+
+
+@pytest.fixture
+def guarded_client(world, make_settings):
+    hashed = generate_password_hash("correct horse")
+    core = bootstrap(
+        make_settings(operators="anna:" + hashed), store=world.store, inbound=world.inbound, archive=world.archive,
+        mailer=world.mailer, clock=world.clock, outbound=world.outbound, remote_log=world.remote_log,
+        exports=world.exports,
+    )
+    return create_app({"TESTING": True}, core=core).test_client()
+
+
+def test_with_operators_the_api_needs_a_login(guarded_client):
+    answer = guarded_client.get("/api/session")
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("Basic")
+    assert guarded_client.get("/").status_code == 302
+    import base64
+
+    good = base64.b64encode(b"anna:correct horse").decode()
+    bad = base64.b64encode(b"anna:wrong").decode()
+    assert guarded_client.get("/api/session", headers={"Authorization": "Basic " + bad}).status_code == 401
+    assert guarded_client.get("/api/session", headers={"Authorization": "Basic " + good}).status_code == 200
+
+
+def test_login_page_logs_in_and_out(guarded_client):
+    page = guarded_client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    refused = guarded_client.post("/login", data={"username": "anna", "password": "nope", "csrf_token": token})
+    assert refused.status_code == 401 and "wrong password" in refused.get_data(as_text=True)
+    assert guarded_client.post("/login", data={"username": "anna", "password": "correct horse"}).status_code == 403
+    ok = guarded_client.post("/login", data={"username": "anna", "password": "correct horse", "csrf_token": token})
+    assert ok.status_code == 302
+    assert guarded_client.get("/api/session").status_code == 200
+    cookie = ok.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    token = csrf(guarded_client)
+    guarded_client.post("/logout", data={"csrf_token": token})
+    assert guarded_client.get("/api/session").status_code == 401
+
+
+def test_customer_templates_localise_the_page(world, make_settings, tmp_path):
+    (tmp_path / "tpl").mkdir()
+    (tmp_path / "tpl" / "status_message.txt").write_text("Nessun dato per il {{ session.day.isoformat() }}")
+    core = bootstrap(
+        make_settings(templates_dir=str(tmp_path / "tpl")), store=world.store, inbound=world.inbound,
+        archive=world.archive, mailer=world.mailer, clock=world.clock, outbound=world.outbound,
+        remote_log=world.remote_log, exports=world.exports,
+    )
+    client = create_app({"TESTING": True}, core=core).test_client()
+    assert client.get("/api/session").get_json()["message"] == "Nessun dato per il 2026-11-26"
