@@ -8,6 +8,7 @@ import copy
 import datetime as dt
 import io
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
@@ -42,6 +43,17 @@ class FakeClock:
         """The worker's wait: time passes at once; never asks the worker to stop."""
         self.current += dt.timedelta(seconds=seconds)
         return False
+
+
+class RunningClock:
+    """A clock that starts at a chosen moment and then runs with real time (for real servers)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.start = start
+        self.began = time.monotonic()
+
+    def now(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=time.monotonic() - self.began)
 
 
 # --- store ---------------------------------------------------------------------------------

@@ -241,6 +241,7 @@ class FtpServer:
 
     def start(self) -> "FtpServer":
         from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import ThreadedFTPServer
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -257,7 +258,8 @@ class FtpServer:
             handler.certfile = str(self.certfile)
             handler.tls_control_required = True
             handler.tls_data_required = True
-        self._server = ThreadedFTPServer(("127.0.0.1", self.requested_port), handler)
+        # An IOLoop of its own: pyftpdlib's default is one per process, shared by every server in it.
+        self._server = ThreadedFTPServer(("127.0.0.1", self.requested_port), handler, ioloop=IOLoop())
         self._server.max_cons = 64
         self.port = self._server.address[1]
         self._thread = threading.Thread(
@@ -432,3 +434,56 @@ class SshServer:
 
     def url(self) -> str:
         return "ssh://{}@127.0.0.1:{}/?pkey={}".format(self.user, self.port, self.user_key)
+
+
+# --- the customer's remote importer ----------------------------------------------------------
+
+
+class RemoteImporter:
+    """A stand-in for the customer's importer: reads each export that appears in the outbound
+    folder and appends a line to its log. ``mode``: ok, error, wrong-count or silent."""
+
+    def __init__(self, folder: Path, log_file: Path, mode: str = "ok", interval: float = 0.1) -> None:
+        self.folder = Path(folder)
+        self.log_file = Path(log_file)
+        self.mode = mode
+        self.interval = interval
+        self.seen: Dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> "RemoteImporter":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="remote-importer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for path in sorted(self.folder.iterdir()):
+                if path.name.startswith(".") or not path.is_file():
+                    continue
+                stat = path.stat()
+                if self.seen.get(path.name) == stat.st_mtime_ns:
+                    continue
+                self.seen[path.name] = stat.st_mtime_ns
+                self.read(path)
+
+    def read(self, path: Path) -> None:
+        with open(path, "rb") as handle:
+            records = sum(1 for _ in handle)
+        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        line = {
+            "ok": "{} INFO {}: {} records read".format(stamp, path.name, records),
+            "wrong-count": "{} INFO {}: {} records read".format(stamp, path.name, max(records - 1, 0)),
+            "error": "{} ERROR {}: ERROR line 2: unknown customer".format(stamp, path.name),
+        }.get(self.mode)
+        if line is not None:
+            with open(self.log_file, "a", encoding="utf-8") as log_file:
+                log_file.write(line + "\n")

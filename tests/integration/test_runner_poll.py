@@ -166,3 +166,35 @@ def _schema_ready(store):
         return bool(query(store, "SELECT count(*) FROM schema_migration"))
     except Exception:
         return False
+
+
+def test_warehouse_web_serves_the_page_and_stops_on_sigterm(runner, real_store):
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    from warehouse_devstack.servers import free_port, wait_for_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from warehouse_web.cli import main; sys.exit(main())",
+         "--port", str(port), "--no-scheduler"],
+        env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        page = urllib.request.urlopen("http://127.0.0.1:{}/".format(port), timeout=10).read().decode()
+        assert "Start session" in page
+        status = json.loads(urllib.request.urlopen("http://127.0.0.1:{}/api/session".format(port), timeout=10).read())
+        assert status["state"] in ("none", "ready")
+        health = urllib.request.urlopen("http://127.0.0.1:{}/healthz".format(port), timeout=10)
+        assert health.status == 200
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "warehouse-web stopped" in stderr
