@@ -443,7 +443,8 @@ class RemoteImporter:
     """A stand-in for the customer's importer: reads each export that appears in the outbound
     folder and appends a line to its log. ``mode``: ok, error, wrong-count or silent."""
 
-    def __init__(self, folder: Path, log_file: Path, mode: str = "ok", interval: float = 0.1) -> None:
+    def __init__(self, folder: Path, log_file: Path, mode: str = "ok", interval: float = 0.1, delay: float = 0.0) -> None:
+        self.delay = delay
         self.folder = Path(folder)
         self.log_file = Path(log_file)
         self.mode = mode
@@ -476,6 +477,8 @@ class RemoteImporter:
                 self.read(path)
 
     def read(self, path: Path) -> None:
+        if self._stop.wait(self.delay):
+            return
         with open(path, "rb") as handle:
             records = sum(1 for _ in handle)
         stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")

@@ -18,6 +18,7 @@ def poll_tick(core: Core, now: dt.datetime) -> bool:
     if not core.schedule.is_poll_time(now):
         return False
     core.ingest_daily_file(now)
+    core.deliver_outbox(now)  # the poll's mails go out now rather than at the next mail tick
     return True
 
 
@@ -60,7 +61,8 @@ def run_session_worker(core: Core, stop: threading.Event, idle_seconds: float = 
     """Work running sessions as they appear: woken at once by a start, else every few seconds."""
     while not stop.is_set():
         try:
-            core.run_session.run_pending(stop.wait)
+            if core.run_session.run_pending(stop.wait):
+                core.deliver_outbox(core.clock.now())
         except Exception:
             log.exception("session worker round failed; retried in %s s", idle_seconds)
         core.session_wakeup.wait(timeout=idle_seconds)

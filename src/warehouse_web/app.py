@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.settings import load_settings
-from warehouse_web import security
+from warehouse_web import demo, security
 from warehouse_web.views import blueprint, message
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
         log.warning("WAREHOUSE_OPERATORS is not set: the page and the API are open to everyone who can reach them")
     app.session_interface = security.SessionCookies()
     app.register_blueprint(blueprint)
+    if app.config.get(demo.CONFIG_KEY):
+        app.register_blueprint(demo.demo)
     _install_hooks(app, operators)
     _install_error_handlers(app)
     return app
@@ -83,6 +85,7 @@ def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:
             "csrf_token": security.csrf_token,
             "operator": g.get("operator"),
             "login_enabled": bool(operators),
+            "demo": bool(app.config.get(demo.CONFIG_KEY)),
         }
 
 

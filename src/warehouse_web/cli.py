@@ -11,9 +11,11 @@ import logging
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import Callable, List, Optional
 
-from warehouse_core.bootstrap import bootstrap
+from flask import Flask
+
+from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.errors import WarehouseError
 from warehouse_core.settings import load_settings
 from warehouse_runner.cli import configure_logging
@@ -49,16 +51,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as error:
         print("{}: cannot start: {}".format(PROGRAM, " ".join(str(error).split()) or type(error).__name__), file=sys.stderr)
         return 1
+    return serve(app, core, arguments.host, arguments.port, scheduler=not arguments.no_scheduler, threads=arguments.threads)
+
+
+def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = True, threads: int = 8,
+          on_ready: Optional[Callable[[int], None]] = None) -> int:
+    """Serve until SIGTERM or Ctrl-C, with the scheduler and session worker unless told not to."""
     from waitress import create_server
 
     try:
-        server = create_server(app, host=arguments.host, port=arguments.port, threads=arguments.threads)
+        server = create_server(app, host=host, port=port, threads=threads)
     except OSError as error:
-        print("{}: cannot listen on {}:{}: {}".format(PROGRAM, arguments.host, arguments.port, error.strerror), file=sys.stderr)
+        print("{}: cannot listen on {}:{}: {}".format(PROGRAM, host, port, error.strerror), file=sys.stderr)
         core.close()
         return 1
     stop = threading.Event()
-    threads = [] if arguments.no_scheduler else start_background(core, stop)
+    background = start_background(core, stop) if scheduler else []
 
     def request_stop(signum: int, frame: object) -> None:
         raise Stop()
@@ -66,8 +74,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     log.info(
         "warehouse-web serving on http://%s:%s/%s",
-        arguments.host, server.effective_port, "" if threads else " (scheduler off: run warehouse-runner)",
+        host, server.effective_port, "" if background else " (scheduler off: run warehouse-runner)",
     )
+    if on_ready is not None:
+        on_ready(int(server.effective_port))
     try:
         server.run()
     except (Stop, KeyboardInterrupt):
@@ -76,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         stop.set()
         core.session_wakeup.set()
         server.close()
-        for thread in threads:
+        for thread in background:
             thread.join(timeout=30)
         core.close()
         log.info("warehouse-web stopped")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional
 from urllib.parse import urlsplit
@@ -80,7 +81,12 @@ class FsRemoteLog:
         return "{}://{}{}".format(parts.scheme, host, parts.path)
 
     def open_filesystem(self) -> Any:
-        import fs
+        with warnings.catch_warnings():
+            # fs 2.4.16 imports pkg_resources, which warns on every start with recent setuptools.
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            import fs
+            import fs.opener
 
         url = self.url
         if url.startswith("ssh://") and "timeout=" not in url:

@@ -1,0 +1,5 @@
+import sys
+
+from warehouse_devstack.stack import main
+
+sys.exit(main())

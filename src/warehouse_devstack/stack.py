@@ -1,0 +1,144 @@
+"""``make run``: the whole product on this machine, with sample data, for a new user to click through.
+
+Under ``var/``: a PostgreSQL cluster (kept between runs) with the sample invoice view, two FTP
+servers (inbound with today's sample file, outbound), an SMTP server keeping every mail as a
+file, a stand-in for the customer's importer writing the remote log, and warehouse-web with its
+scheduler. Ctrl-C stops every part. The servers are the ones the tests use.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import shutil
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from warehouse_core.clock import zone
+from warehouse_devstack.servers import FtpServer, PostgresCluster, RemoteImporter, SmtpServer, load_invoice_view
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+VALID_SAMPLE = SAMPLES / "Letture20261126083015123_9.txt"
+log = logging.getLogger("warehouse_devstack")
+
+
+def todays_sample_name(now: dt.datetime) -> str:
+    """The valid sample's name, dated today (the creation time keeps the sample's 08:30:15.123)."""
+    return "Letture{}083015123_9.txt".format(now.strftime("%Y%m%d"))
+
+
+def demo_environment(var: Path, database_url: str, inbound: FtpServer, outbound: FtpServer, smtp: SmtpServer) -> Dict[str, str]:
+    return {
+        "WAREHOUSE_DATABASE_URL": database_url,
+        "WAREHOUSE_INBOUND_FTP_URL": inbound.url(),
+        "WAREHOUSE_OUTBOUND_FTP_URL": outbound.url(),
+        "WAREHOUSE_REMOTE_LOG_FS": "osfs://" + str(var / "remote"),
+        "WAREHOUSE_REMOTE_LOG_PATH": "importer-{date}.log",
+        "WAREHOUSE_REMOTE_LOG_INTERVAL": "1",
+        "WAREHOUSE_REMOTE_LOG_TIMEOUT": "120",
+        "WAREHOUSE_SMTP_URL": smtp.url(),
+        "WAREHOUSE_MAIL_FROM": "warehouse@demo.invalid",
+        "WAREHOUSE_MAIL_TO": "operators@demo.invalid",
+        "WAREHOUSE_DATA_DIR": str(var / "data"),
+        # The demo polls at any hour of any day, so that it works whenever it is tried.
+        "WAREHOUSE_POLL_WINDOW": "00:00-23:59",
+        "WAREHOUSE_POLL_DAYS": "mon-sun",
+        "WAREHOUSE_SECRET_KEY": "demo-only-not-secret",
+    }
+
+
+def write_env_file(path: Path, values: Dict[str, str]) -> None:
+    lines = ["# Written by make run: the demo stack's configuration (regenerated at every start)."]
+    lines += ["{}={}".format(key, value) for key, value in sorted(values.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__)
+    parser.add_argument("--var", type=Path, default=Path("var"), help="where the stack keeps its state (default ./var)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--timezone", default="Europe/Rome")
+    parser.add_argument("--no-sample", action="store_true", help="start with an empty inbound folder")
+    parser.add_argument("--importer-delay", type=float, default=2.0, help="seconds the stand-in importer takes per file")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("mail.log", "pyftpdlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    began = time.monotonic()
+    var = arguments.var.resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        database_url = os.environ.get("WAREHOUSE_DATABASE_URL")
+        if database_url:
+            log.info("using the PostgreSQL server of WAREHOUSE_DATABASE_URL")
+        else:
+            cluster = PostgresCluster(var / "postgres").start()
+            stack.callback(cluster.stop)
+            database_url = cluster.create_database("warehouse")
+        load_invoice_view(database_url, SAMPLES / "invoice_view.sql")
+        inbound = FtpServer(var / "ftp" / "inbound", user="inbound", password="demo-inbound").start()
+        stack.callback(inbound.stop)
+        outbound = FtpServer(var / "ftp" / "outbound", user="outbound", password="demo-outbound").start()
+        stack.callback(outbound.stop)
+        smtp = SmtpServer(var / "mail").start()
+        stack.callback(smtp.stop)
+        importer = RemoteImporter(var / "ftp" / "outbound", var / "remote" / "importer-{}.log".format(
+            dt.datetime.now(zone(arguments.timezone)).strftime("%Y%m%d")), delay=arguments.importer_delay).start()
+        stack.callback(importer.stop)
+        now = dt.datetime.now(zone(arguments.timezone))
+        sample = inbound.root / todays_sample_name(now)
+        if not arguments.no_sample and not sample.exists():
+            shutil.copy(str(VALID_SAMPLE), str(sample))
+        environment = demo_environment(var, database_url, inbound, outbound, smtp)
+        environment["WAREHOUSE_TIMEZONE"] = arguments.timezone
+        env_file = var / "demo.env"
+        write_env_file(env_file, environment)
+        os.environ.update(environment)
+        return serve_web(arguments, env_file, var, began)
+
+
+def serve_web(arguments: argparse.Namespace, env_file: Path, var: Path, began: float) -> int:
+    from warehouse_core.bootstrap import bootstrap
+    from warehouse_core.settings import load_settings
+    from warehouse_web import create_app
+    from warehouse_web.cli import serve
+    from warehouse_web.demo import CONFIG_KEY
+
+    core = bootstrap(load_settings())
+    app = create_app({CONFIG_KEY: str(var / "mail")}, core=core)
+
+    def banner(port: int) -> None:
+        url = "http://{}:{}/".format(arguments.host, port)
+        runner = Path(sys.executable).parent / "warehouse-runner"
+        print(
+            "\n".join(
+                [
+                    "",
+                    "=" * 72,
+                    " Warehouse invoice service: the demo stack is up ({:.1f} s)".format(time.monotonic() - began),
+                    "",
+                    " Open            {}".format(url),
+                    " Database        {}".format(os.environ["WAREHOUSE_DATABASE_URL"]),
+                    " Inbound FTP     {} (folder {})".format(os.environ["WAREHOUSE_INBOUND_FTP_URL"].split("@")[-1], var / "ftp" / "inbound"),
+                    " Outbound FTP    {} (folder {})".format(os.environ["WAREHOUSE_OUTBOUND_FTP_URL"].split("@")[-1], var / "ftp" / "outbound"),
+                    " Mail            {} (kept in {})".format(os.environ["WAREHOUSE_SMTP_URL"], var / "mail"),
+                    " Remote log      {}".format(var / "remote"),
+                    " Configuration   {}".format(env_file),
+                    "",
+                    " Poll now:       the button in the page's demo panel, or",
+                    "                 WAREHOUSE_CONFIG={} {} poll".format(env_file, runner),
+                    " Stop:           Ctrl-C",
+                    "=" * 72,
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+    return serve(app, core, arguments.host, arguments.port, on_ready=banner)

@@ -1,0 +1,5 @@
+import sys
+
+from warehouse_web.cli import main
+
+sys.exit(main())
