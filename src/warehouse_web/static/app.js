@@ -68,8 +68,8 @@
       showProblems([]);
       request(button.id === "status" ? "GET" : "POST", button.dataset.url).then(function (answer) {
         if (answer.ok) {
-          showStatus(answer.data);
-          showMessage(answer.data.message, true);
+          showStatus(answer.data);  // the status line says what happened
+          showMessage("", true);
         } else {
           showMessage(answer.data.error || String(answer.status), false);
           refresh();

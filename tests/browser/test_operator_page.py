@@ -1,0 +1,172 @@
+"""The operator page in a real browser (Playwright driving Debian's Chromium) against the demo
+stack of ``make run`` started as a subprocess on loopback. Screenshots of each state are saved
+under var/test-artifacts/screenshots/."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator
+
+import pytest
+
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
+from warehouse_core.clock import zone
+from warehouse_devstack.servers import free_port, wait_for_port
+from warehouse_devstack.stack import todays_sample_name
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "screenshots"
+LAUNCH_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
+
+
+class Stack:
+    def __init__(self, var: Path, port: int, process: "subprocess.Popen[str]") -> None:
+        self.var = var
+        self.url = "http://127.0.0.1:{}/".format(port)
+        self.process = process
+
+    @property
+    def inbound(self) -> Path:
+        return self.var / "ftp" / "inbound"
+
+    def mails(self):
+        return sorted(path.name for path in (self.var / "mail").glob("*.eml"))
+
+
+@pytest.fixture
+def start_stack(tmp_path, postgres_server) -> Iterator:
+    started = []
+
+    def start(name: str) -> Stack:
+        var = tmp_path / name
+        port = free_port()
+        env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
+        env.update(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "warehouse_devstack", "--var", str(var), "--port", str(port), "--no-sample"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        started.append(process)
+        wait_for_port(port, timeout=60)
+        return Stack(var, port, process)
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        assert process.returncode == 0, "the stack did not stop cleanly"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    opened = context.new_page()
+    errors = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], "the page raised JavaScript errors"
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "{}.png".format(name)), full_page=True)
+
+
+def status_line(page) -> str:
+    return page.locator("#status-line").inner_text()
+
+
+def wait_for_status(page, text: str, timeout: float = 30) -> None:
+    sync_api.expect(page.locator("#status-line")).to_contain_text(text, timeout=timeout * 1000)
+
+
+def upload(page, path: Path, name: str) -> None:
+    page.set_input_files("#file", files=[{"name": name, "mimeType": "text/plain", "buffer": path.read_bytes()}])
+    page.click("#upload")
+
+
+def test_a_whole_day_in_the_browser(start_stack, page):
+    stack = start_stack("day")
+    page.goto(stack.url)
+    wait_for_status(page, "No data for")
+    shot(page, "01-no-data")
+
+    shutil.copy(str(VALID_SAMPLE), str(stack.inbound / todays_sample_name(dt.datetime.now(zone("Europe/Rome")))))
+    page.click("#poll-now")
+    sync_api.expect(page.locator("#poll-result")).to_contain_text("imported")
+    page.click("#status")
+    wait_for_status(page, "is ready")
+    shot(page, "02-ready")
+
+    upload(page, VALID_SAMPLE, VALID_SAMPLE.name)
+    sync_api.expect(page.locator("#message")).to_contain_text("manual upload is refused")
+    shot(page, "03-upload-refused")
+
+    page.click("#start")
+    sync_api.expect(page.locator("#progress")).to_be_visible(timeout=10000)
+    wait_for_status(page, "shipments processed out of 6 total")
+    progress = page.locator("#progress")
+    sync_api.expect(progress).to_have_attribute("value", "6", timeout=10000)
+    shot(page, "04-running")
+    wait_for_status(page, "completed - 6 shipments exported in Spedizioni", timeout=60)
+    sync_api.expect(progress).to_be_hidden()
+    shot(page, "05-completed")
+
+    page.click("#close")
+    sync_api.expect(page.locator("#message")).to_contain_text("is completed: nothing more happens today")
+    page.click("#start")
+    sync_api.expect(page.locator("#message")).to_contain_text("is completed: nothing more happens today")
+    shot(page, "06-start-and-close-refused")
+
+    # The demo panel lists the day's mails, each readable.
+    sync_api.expect(page.locator("#mail-table")).to_contain_text("session-completed", timeout=20000)
+    page.locator("#mail-table a", has_text="session-completed").first.click()
+    sync_api.expect(page.locator(".mail-text")).to_contain_text("600000099")
+    shot(page, "07-mail")
+    assert [p.name for p in (stack.var / "ftp" / "outbound").glob("Spedizioni*_6.txt")] != []
+
+
+def test_manual_upload_on_a_fresh_day(start_stack, page):
+    stack = start_stack("fresh")
+    page.goto(stack.url)
+    wait_for_status(page, "No data for")
+    upload(page, MALFORMED_SAMPLE, MALFORMED_SAMPLE.name)
+    sync_api.expect(page.locator("#message")).to_contain_text("was rejected: 4 problems found")
+    problems = page.locator("#problems li")
+    sync_api.expect(problems).to_have_count(4)
+    assert problems.all_inner_texts() == [
+        "Line 2: invoice number '60000002' has 8 characters, expected 9",
+        "Line 3: quantity 'forty' is not a whole number",
+        "Line 4: value '70,7' uses a comma; the decimal separator is a dot",
+        "Line 5: has 3 fields separated by '|', expected 4",
+    ]
+    shot(page, "08-upload-rejected")
+    upload(page, VALID_SAMPLE, VALID_SAMPLE.name)
+    sync_api.expect(page.locator("#message")).to_contain_text("was imported: 8 lines stored")
+    wait_for_status(page, "is ready")
+    sync_api.expect(page.locator("#problems")).to_be_hidden()
+    shot(page, "09-upload-imported")
