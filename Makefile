@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test test-unit test-contract lint clean
+.PHONY: venv run test test-unit test-contract bench lint clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,9 @@ test-unit: $(STAMP)
 
 test-contract: $(STAMP)
 	$(BIN)/python -m pytest -q tests/contract tests/integration $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m compileall -q src tests

@@ -9,6 +9,7 @@ from typing import Any, Dict, Mapping, Optional
 import jinja2
 from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.settings import load_settings
@@ -49,6 +50,8 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     if not operators:
         log.warning("WAREHOUSE_OPERATORS is not set: the page and the API are open to everyone who can reach them")
     app.session_interface = security.SessionCookies()
+    # Behind a TLS-terminating proxy: X-Forwarded-Proto tells Flask the page is HTTPS.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)
     if app.config.get(demo.CONFIG_KEY):
         app.register_blueprint(demo.demo)

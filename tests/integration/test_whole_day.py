@@ -118,7 +118,7 @@ def test_a_whole_day_import_start_export_confirm_complete(day, ftp_server, outbo
         "600000008|2026-11-26|C005|Gallo Drinks|Via Po 5, Bologna|1|0.99",
     ]
     assert day.post("/api/session/close").status_code == 409
-    assert day.core.deliver_outbox(day.clock.now()).sent == 2
+    day.core.deliver_outbox(day.clock.now())  # whatever the worker has not delivered yet
     assert smtp_server.events() == ["import-summary", "session-completed"]
     text = body_text(smtp_server.by_event("session-completed")[0])
     assert "600000004" in text and "600000099" in text and EXPORT in text and "Lines generated: 6" in text

@@ -1,0 +1,52 @@
+"""The README's configuration table cannot drift from the settings model."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from warehouse_core.settings import Settings, variable_name
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+ROW = re.compile(r"^\| `(WAREHOUSE_[A-Z_]+)`(?:, `(WAREHOUSE_[A-Z_]+)`)? \| (.+?) \|(.*)\|$")
+
+
+def table():
+    rows = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        match = ROW.match(line)
+        if match:
+            for name in filter(None, match.group(1, 2)):
+                rows[name] = match.group(3).strip()
+    return rows
+
+
+def test_every_setting_is_documented_and_nothing_else():
+    documented = set(table())
+    assert documented == {variable_name(name) for name in Settings.model_fields}
+
+
+def test_documented_defaults_match_the_model():
+    rows = table()
+    for name, field in Settings.model_fields.items():
+        shown = rows[variable_name(name)]
+        if field.is_required():
+            assert shown == "required", name
+            continue
+        default = field.default
+        if default is None or default == {}:
+            assert shown.startswith(("none", "random")), name
+            continue
+        literal = re.sub(r"^`(.*)`$", r"\1", shown)
+        expected = {
+            "export_columns": ",".join(Settings.model_fields["export_columns"].default),
+            "poll_window": "08:00-20:00",
+            "poll_days": "mon-fri",
+            "no_file_alert_at": "19:00",
+            "data_dir": "./var",
+        }.get(name, str(default).rstrip("0").rstrip(".") if isinstance(default, float) else str(default))
+        assert literal == expected, name
+
+
+def test_the_readme_opens_with_the_two_commands():
+    opening = README.read_text(encoding="utf-8").split("## ")[0]
+    assert "make run" in opening and "make test" in opening
