@@ -6,7 +6,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 INBOUND_NAME = re.compile(r"^Letture(\d{17})_(\d+)\.txt$")
 
@@ -47,8 +47,9 @@ class RemoteFile:
     size: Optional[int]
 
 
-@dataclass(frozen=True)
-class InvoiceLine:
+class InvoiceLine(NamedTuple):
+    """A valid line of a file (a NamedTuple: a million of them are made per large file)."""
+
     line_number: int
     invoice_number: str
     quantity: int

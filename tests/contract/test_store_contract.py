@@ -28,6 +28,7 @@ class FakeInspector:
                 "value": s.line.value,
                 "status": s.invoice_status.value,
                 "categories": sorted(s.line.categories),
+                "description": s.line.description,
             }
             for s in self.store.data.lines
         ]
@@ -44,12 +45,15 @@ class PostgresInspector:
         with self.store.connection() as connection:
             rows = connection.execute(
                 "SELECT l.line_number, l.invoice_number, l.value, l.invoice_status,"
-                " coalesce(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.name IS NOT NULL), '{}')"
-                " FROM invoice_line l LEFT JOIN invoice_line_category lc ON lc.line_id = l.id"
-                " LEFT JOIN category c ON c.id = lc.category_id GROUP BY l.id ORDER BY l.id"
+                " coalesce(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.name IS NOT NULL), '{}'), l.description"
+                " FROM invoice_line l LEFT JOIN invoice_line_category lc"
+                "  ON lc.file_id = l.file_id AND lc.line_number = l.line_number"
+                " LEFT JOIN category c ON c.id = lc.category_id"
+                " GROUP BY l.file_id, l.line_number ORDER BY l.file_id, l.line_number"
             ).fetchall()
         return [
-            {"line_number": r[0], "invoice_number": r[1], "value": r[2], "status": r[3], "categories": list(r[4])}
+            {"line_number": r[0], "invoice_number": r[1], "value": r[2], "status": r[3], "categories": list(r[4]),
+             "description": r[5]}
             for r in rows
         ]
 
@@ -146,6 +150,19 @@ def test_lines_are_stored_with_normalised_categories_once_and_invoice_statuses(s
     ]
     assert lines[1]["value"] == Decimal("-3.20")
     assert lines[3]["value"] == Decimal("12345678901234567890.123456789")
+
+
+def test_any_text_survives_the_bulk_load(store, inspector):
+    awkward = 'tab\there, back\\slash, "quoted", {braces}, \\N, caffè ☕'
+    odd = InvoiceLine(
+        line_number=1, invoice_number="600000001", quantity=0, description=awkward, value=Decimal("-0.000001"),
+        categories=('tab\there', 'back\\slash', '"quoted"', "{braces}", "\\n", "caffè ☕"),
+    )
+    with store.unit_of_work() as uow:
+        uow.insert_lines(uow.record_file(record()), DAY, [odd])
+    [stored] = inspector.lines()
+    assert stored["description"] == awkward and stored["value"] == Decimal("-0.000001")
+    assert stored["categories"] == sorted(odd.categories)
 
 
 def test_categories_already_known_are_reused(store, inspector):

@@ -54,9 +54,27 @@ STATUS_JOINS = (
     " LEFT JOIN found AS f ON f.invoice_number = {alias}.invoice_number"
     " LEFT JOIN exported AS e ON e.invoice_number = {alias}.invoice_number"
 )
+# The lines of a day are those of its one imported file; filtering on file_id uses invoice_line's key.
+DAY_FILE = "(SELECT id FROM inbound_file WHERE day = %(day)s AND status = 'imported')"
+# COPY text format: these characters are escaped inside a field.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+COPY_BATCH = 2000
 # Columns of an export line that come from the stored line; any other comes from the invoice view.
 LINE_COLUMNS = ("invoice_number", "line_number", "quantity", "description", "value", "day")
 SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at, export_file, detail"
+
+
+def copy_row(line: InvoiceLine) -> str:
+    """One line of COPY text format for staging_line."""
+    categories = ",".join('"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"' for name in line.categories)
+    return "{}\t{}\t{}\t{}\t{}\t{}\n".format(
+        line.line_number,
+        line.invoice_number.translate(_COPY_ESCAPES),
+        line.quantity,
+        line.description.translate(_COPY_ESCAPES),
+        line.value,
+        ("{" + categories + "}").translate(_COPY_ESCAPES),
+    )
 
 
 def qualified(name: str) -> sql.Composable:
@@ -141,11 +159,15 @@ class PsycopgUnitOfWork:
         with cursor.copy(
             "COPY staging_line (line_number, invoice_number, quantity, description, value, categories) FROM STDIN"
         ) as copy:
-            copy.set_types(["int4", "text", "int8", "text", "numeric", "text[]"])
+            batch: List[str] = []
             for line in lines:
-                copy.write_row(
-                    (line.line_number, line.invoice_number, line.quantity, line.description, line.value, list(line.categories))
-                )
+                batch.append(copy_row(line))
+                if len(batch) == COPY_BATCH:
+                    copy.write("".join(batch))
+                    batch.clear()
+            if batch:
+                copy.write("".join(batch))
+        cursor.execute("ANALYZE staging_line")  # a temp table has no statistics until told: the joins below need them
         cursor.execute(
             "INSERT INTO category (name) SELECT DISTINCT name FROM staging_line, unnest(categories) AS name"
             " ON CONFLICT (name) DO NOTHING"
@@ -153,18 +175,17 @@ class PsycopgUnitOfWork:
         cursor.execute(
             sql.SQL(
                 "WITH " + STATUS_SOURCES +
-                " INSERT INTO invoice_line (file_id, day, line_number, invoice_number, quantity, description,"
+                " INSERT INTO invoice_line (file_id, line_number, day, invoice_number, quantity, description,"
                 "  value, invoice_status)"
-                " SELECT %(file)s, %(day)s, s.line_number, s.invoice_number, s.quantity, s.description, s.value, "
+                " SELECT %(file)s, s.line_number, %(day)s, s.invoice_number, s.quantity, s.description, s.value, "
                 + STATUS_CASE + " FROM staging_line AS s" + STATUS_JOINS
             ).format(view=self.view, lines=sql.SQL("staging_line"), alias=sql.SQL("s")),
             {"file": file_id, "day": day},
         )
         stored = cursor.rowcount
         cursor.execute(
-            "INSERT INTO invoice_line_category (line_id, category_id)"
-            " SELECT l.id, c.id FROM staging_line AS s"
-            " JOIN invoice_line AS l ON l.file_id = %s AND l.line_number = s.line_number"
+            "INSERT INTO invoice_line_category (category_id, file_id, line_number)"
+            " SELECT c.id, %s, s.line_number FROM staging_line AS s"
             " CROSS JOIN LATERAL unnest(s.categories) AS n(name)"
             " JOIN category AS c ON c.name = n.name",
             (file_id,),
@@ -178,34 +199,36 @@ class PsycopgUnitOfWork:
     def refresh_invoice_statuses(self, day: dt.date) -> int:
         self.connection.execute(
             sql.SQL(
-                "WITH " + STATUS_SOURCES + ", computed AS (SELECT l.id, " + STATUS_CASE + " AS status"
-                " FROM invoice_line AS l" + STATUS_JOINS + " WHERE l.day = %(day)s)"
+                "WITH " + STATUS_SOURCES + ", computed AS (SELECT l.file_id, l.line_number, " + STATUS_CASE +
+                " AS status FROM invoice_line AS l" + STATUS_JOINS + " WHERE l.file_id = " + DAY_FILE + ")"
                 " UPDATE invoice_line AS t SET invoice_status = c.status FROM computed AS c"
-                " WHERE t.id = c.id AND t.invoice_status <> c.status"
+                " WHERE t.file_id = c.file_id AND t.line_number = c.line_number AND t.invoice_status <> c.status"
             ).format(
                 view=self.view,
-                lines=sql.SQL("invoice_line WHERE day = %(day)s"),
+                lines=sql.SQL("invoice_line WHERE file_id = " + DAY_FILE),
                 alias=sql.SQL("l"),
             ),
             {"day": day},
         )
-        row = self._one("SELECT count(*) FROM invoice_line WHERE day = %s AND invoice_status = 'valid'", (day,))
+        row = self._one(
+            "SELECT count(*) FROM invoice_line WHERE file_id = " + DAY_FILE + " AND invoice_status = 'valid'", {"day": day}
+        )
         return int(row[0]) if row else 0
 
     def invoices_with_status(self, day: dt.date, status: InvoiceStatus) -> Tuple[str, ...]:
         rows = self.connection.execute(
-            "SELECT DISTINCT invoice_number FROM invoice_line WHERE day = %s AND invoice_status = %s"
-            " ORDER BY invoice_number",
-            (day, status.value),
+            "SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = " + DAY_FILE +
+            " AND invoice_status = %(status)s ORDER BY invoice_number",
+            {"day": day, "status": status.value},
         ).fetchall()
         return tuple(row[0] for row in rows)
 
     def record_exported(self, day: dt.date) -> None:
         self.connection.execute(
             "INSERT INTO exported_invoice (invoice_number, day)"
-            " SELECT DISTINCT invoice_number, day FROM invoice_line WHERE day = %s AND invoice_status = 'valid'"
-            " ON CONFLICT DO NOTHING",
-            (day,),
+            " SELECT DISTINCT invoice_number, day FROM invoice_line WHERE file_id = " + DAY_FILE +
+            " AND invoice_status = 'valid' ON CONFLICT DO NOTHING",
+            {"day": day},
         )
 
     def session(self, day: dt.date) -> Optional[WorkSession]:
@@ -399,10 +422,10 @@ class PsycopgStore:
             "SELECT {columns} FROM invoice_line AS l"
             " LEFT JOIN (SELECT DISTINCT ON (invoice_number) * FROM {view}"
             "   WHERE invoice_number IN (SELECT invoice_number FROM invoice_line"
-            "     WHERE day = %(day)s AND invoice_status = 'valid')"
+            "     WHERE file_id = " + DAY_FILE + " AND invoice_status = 'valid')"
             "   ORDER BY invoice_number) AS v ON v.invoice_number = l.invoice_number"
-            " WHERE l.day = %(day)s AND l.invoice_status = 'valid'"
-            " ORDER BY l.id OFFSET %(skip)s"
+            " WHERE l.file_id = " + DAY_FILE + " AND l.invoice_status = 'valid'"
+            " ORDER BY l.line_number OFFSET %(skip)s"
         ).format(columns=selected, view=view)
         with self.connection() as connection:
             with connection.transaction():

@@ -21,36 +21,35 @@ CREATE INDEX inbound_file_name_sha256 ON inbound_file (name, sha256);
 -- One imported file per day, guarded by the database even when two processes race.
 CREATE UNIQUE INDEX inbound_file_one_import_a_day ON inbound_file (day) WHERE status = 'imported';
 
--- The stored lines of imported files.
+-- The stored lines of imported files, one row per line of the file; several lines may carry the
+-- same invoice. The two bulk tables below have no foreign-key constraints: PostgreSQL checks those
+-- row by row, which would more than double the cost of a million-line import. The service writes
+-- both tables from one file in one transaction, so their references hold by construction:
+-- invoice_line.file_id is an inbound_file.id, invoice_line_category.category_id a category.id.
 CREATE TABLE invoice_line (
-    id              bigserial PRIMARY KEY,
-    file_id         bigint      NOT NULL REFERENCES inbound_file (id),
-    day             date        NOT NULL,
+    file_id         bigint      NOT NULL,
     line_number     integer     NOT NULL,
+    day             date        NOT NULL,
     invoice_number  text        NOT NULL,
     quantity        bigint      NOT NULL CHECK (quantity >= 0),
     description     text        NOT NULL,
     value           numeric     NOT NULL,
     invoice_status  text        NOT NULL CHECK (invoice_status IN ('valid', 'not_found', 'already_exported')),
-    UNIQUE (file_id, line_number)
+    PRIMARY KEY (file_id, line_number)
 );
-CREATE INDEX invoice_line_day_status ON invoice_line (day, invoice_status);
-CREATE INDEX invoice_line_invoice_number ON invoice_line (invoice_number);
--- The export reads a day's valid lines in line order.
-CREATE INDEX invoice_line_export_order ON invoice_line (day, id) WHERE invoice_status = 'valid';
 
 -- Normalised categories (trimmed, blanks folded, lower case) and their link to lines.
 CREATE TABLE category (
     id    serial PRIMARY KEY,
     name  text NOT NULL UNIQUE
 );
+-- "All lines of category X" is one indexed join: the key starts with the category.
 CREATE TABLE invoice_line_category (
-    line_id      bigint  NOT NULL REFERENCES invoice_line (id) ON DELETE CASCADE,
-    category_id  integer NOT NULL REFERENCES category (id),
-    PRIMARY KEY (line_id, category_id)
+    category_id  integer NOT NULL,
+    file_id      bigint  NOT NULL,
+    line_number  integer NOT NULL,
+    PRIMARY KEY (category_id, file_id, line_number)
 );
--- "All lines of category X" is one indexed join.
-CREATE INDEX invoice_line_category_by_category ON invoice_line_category (category_id, line_id);
 
 -- One operator session per day.
 CREATE TABLE work_session (
