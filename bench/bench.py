@@ -171,19 +171,20 @@ def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
                 found = connection.execute(
                     "SELECT 1 FROM public.invoice_view WHERE invoice_number = %s LIMIT 1", (line.invoice_number,)
                 ).fetchone()
-                line_id = connection.execute(
+                connection.execute(
                     "INSERT INTO invoice_line (file_id, day, line_number, invoice_number, quantity, description, value,"
-                    " invoice_status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " invoice_status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     (file_id, NAIVE_DAY, line.line_number, line.invoice_number, line.quantity, line.description,
                      line.value, "valid" if found else "not_found"),
-                ).fetchone()[0]
+                )
                 for name in line.categories:
                     category = connection.execute(
                         "INSERT INTO category (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
                         " RETURNING id", (name,),
                     ).fetchone()[0]
                     connection.execute(
-                        "INSERT INTO invoice_line_category (line_id, category_id) VALUES (%s, %s)", (line_id, category)
+                        "INSERT INTO invoice_line_category (category_id, file_id, line_number) VALUES (%s, %s, %s)",
+                        (category, file_id, line.line_number),
                     )
         connection.rollback()
     return {"seconds": time.perf_counter() - began, "stored": tally.valid_lines}
@@ -191,9 +192,13 @@ def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
 
 def step_status_latency(url: str, schema: str, data_dir: str, day: str, requests: int, clients: int) -> Dict[str, Any]:
     """warehouse-web in this process with a session running over ``day``'s lines; clients hit /api/session."""
+    import logging
+
     from waitress import create_server
 
     from warehouse_web import create_app
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # 8 clients on 8 threads: queueing is the point
 
     from warehouse_core.adapters.system_clock import SystemClock
 
@@ -283,7 +288,7 @@ def floor_export(url: str, schema: str, day: dt.date, target: str) -> float:
     query = (
         "SELECT l.invoice_number, v.invoice_date, v.customer_code, v.customer_name, v.delivery_address, l.quantity, l.value"
         " FROM {s}.invoice_line l JOIN public.invoice_view v ON v.invoice_number = l.invoice_number"
-        " WHERE l.day = '{d}' AND l.invoice_status = 'valid' ORDER BY l.id"
+        " WHERE l.day = '{d}' AND l.invoice_status = 'valid' ORDER BY l.line_number"
     ).format(s=schema, d=day.isoformat())
     return psql(url, "\\copy ({}) TO '{}' WITH (FORMAT text, DELIMITER '|')".format(query, target))
 
@@ -351,6 +356,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ours = run_child("ingest", url=url, schema=schema, data_dir=data_dir, path=big["path"], day=DAY.isoformat())
         check(ours["stored"] == big["stored"] and ours["ignored"] == big["ignored"], "ingest_1m counts", failures)
         figures.append(figure("ingest_1m", arguments.lines, ours["seconds"], floor, ours["peak_rss_mb"]))
+        print("  ", figures[-1], flush=True)
 
         print("ingest 100k …", flush=True)
         floor_small = floor_ingest(url, small["path"])

@@ -77,6 +77,18 @@ class PostgresCluster:
             prefix + list(command), check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
 
+    def _options(self) -> str:
+        return "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off".format(
+            self.port, self.directory
+        )
+
+    def restart(self) -> None:
+        """A fast restart: every connection is cut, as when the server crashes or is upgraded."""
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60",
+            "-l", str(self.directory / "postgres.log"), "-o", self._options(), "restart",
+        )
+
     def start(self) -> "PostgresCluster":
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.as_root:
@@ -84,12 +96,9 @@ class PostgresCluster:
             os.chown(str(self.directory), postgres.pw_uid, postgres.pw_gid)
         if not (self.data / "PG_VERSION").exists():
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        options = "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off".format(
-            self.port, self.directory
-        )
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-            "-l", str(self.directory / "postgres.log"), "-o", options, "start",
+            "-l", str(self.directory / "postgres.log"), "-o", self._options(), "start",
         )
         return self
 
@@ -167,6 +176,11 @@ class FtpFaults:
     short_retr_after: Optional[int] = None
     drop_retr_after: Optional[int] = None
     drop_stor: bool = False
+    # Commands that get no answer until ``release`` is set (or 60 s pass): a process can be
+    # killed at a known point of its conversation with the server.
+    hang_on: Set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
+    hanging: threading.Event = field(default_factory=threading.Event)
 
 
 def _handler_class(tls: bool, faults: FtpFaults) -> Any:
@@ -182,6 +196,9 @@ def _handler_class(tls: bool, faults: FtpFaults) -> Any:
             if cmd in faults.unsupported:
                 self.respond("502 Command not implemented.")
                 return
+            if cmd in faults.hang_on:
+                faults.hanging.set()
+                faults.release.wait(60)
             super().pre_process_command(line, cmd, arg)
 
         def ftp_RETR(self, file: str) -> Any:

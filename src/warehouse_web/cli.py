@@ -60,7 +60,10 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
     from waitress import create_server
 
     try:
-        server = create_server(app, host=host, port=port, threads=threads)
+        # waitress refuses a body above the app's limit from its Content-Length, before reading it.
+        server = create_server(
+            app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"]
+        )
     except OSError as error:
         print("{}: cannot listen on {}:{}: {}".format(PROGRAM, host, port, error.strerror), file=sys.stderr)
         core.close()

@@ -150,6 +150,9 @@ class FtplibFiles:
                 client = ftplib.FTP_TLS(context=self.ssl_context or ssl.create_default_context(), timeout=self.timeout)
             else:
                 client = ftplib.FTP(timeout=self.timeout)
+            # Our names are ASCII; latin-1 maps every byte, so a listing with names in any other
+            # encoding still decodes, and such a name is sent back byte for byte.
+            client.encoding = "latin-1"
             client.connect(self.host, self.port)
             client.login(self.user, self.password)
             if isinstance(client, ftplib.FTP_TLS):
