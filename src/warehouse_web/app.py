@@ -34,6 +34,8 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
         log.warning("WAREHOUSE_SECRET_KEY is not set: a random key is used, so logins end at every restart")
         secret = secrets.token_urlsafe(32)
     app.config.update(
+        # Never the interactive debugger, whatever FLASK_DEBUG says; development may pass DEBUG in config.
+        DEBUG=False,
         SECRET_KEY=secret,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_OVERHEAD,
         SESSION_COOKIE_HTTPONLY=True,
@@ -41,6 +43,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
         JSON_SORT_KEYS=False,
     )
     app.config.update(dict(config or {}))
+    app.debug = bool(app.config["DEBUG"])
     if settings.templates_dir is not None:
         # The customer's templates win over the built-in ones: they localise the page.
         app.jinja_loader = jinja2.ChoiceLoader(

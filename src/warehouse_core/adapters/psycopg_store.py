@@ -461,7 +461,8 @@ class PsycopgStore:
                     version = path.stem
                     if version in done:
                         continue
-                    connection.execute(path.read_text(encoding="utf-8").encode("utf-8"))
+                    statements = path.read_text(encoding="utf-8").encode("utf-8")  # the package's own .sql file
+                    connection.execute(statements)
                     connection.execute("INSERT INTO schema_migration (version) VALUES (%s)", (version,))
                     applied.append(version)
         for version in applied:

@@ -1,0 +1,118 @@
+"""Security: secrets never printed, cookies, headers, no debugger, parameterised SQL only."""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, settings_values
+from warehouse_devstack.servers import free_port, wait_for_port
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.mark.fault("secrets in output", "passwords in every URL and an operator password")
+def test_configured_passwords_never_appear_in_any_output(service, ftp_server, outcome):
+    secrets = {
+        "database": "db-Secret-4711",
+        "inbound": ftp_server.password,
+        "smtp": "smtp-Secret-4712",
+        "operator": "operator-Secret-4713",
+        "key": "flask-Secret-4714",
+    }
+    service.env["WAREHOUSE_DATABASE_URL"] = service.env["WAREHOUSE_DATABASE_URL"].replace(
+        "postgres@", "postgres:{}@".format(secrets["database"])
+    )
+    service.env["WAREHOUSE_SMTP_URL"] = service.env["WAREHOUSE_SMTP_URL"].replace("smtp://", "smtp://mailer:{}@".format(secrets["smtp"]))
+    service.env["WAREHOUSE_OPERATORS"] = "anna:" + generate_password_hash(secrets["operator"])
+    service.env["WAREHOUSE_SECRET_KEY"] = secrets["key"]
+    shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
+    service.run("poll", "--at", "2026-11-26T10:00")
+    service.run("import", str(MALFORMED_SAMPLE))
+    service.run("send-mail")  # fails: the test SMTP server offers no AUTH
+    service.run("poll", "--at", "2026-11-26T10:30", WAREHOUSE_FTP_TIMEOUT="nonsense")
+    service.run("migrate", WAREHOUSE_DATABASE_URL="postgresql://postgres:{}@127.0.0.1:{}/x".format(secrets["database"], free_port()))
+    port = free_port()
+    web = service.start("--port", str(port), "--no-scheduler", program="warehouse-web")
+    wait_for_port(port, timeout=60)
+    import urllib.request
+
+    for path in ("/api/session", "/login", "/healthz"):
+        try:
+            urllib.request.urlopen("http://127.0.0.1:{}{}".format(port, path), timeout=10).read()
+        except Exception:
+            pass
+    service.finish(web)
+    everything = "\n".join(service.outputs)
+    assert "not delivered" in everything or "SMTP" in everything
+    for name, secret in secrets.items():
+        if name == "operator":
+            continue  # only its hash is configured; the hash must not show either
+        assert secret not in everything, name + " leaked"
+    assert service.env["WAREHOUSE_OPERATORS"].split(":", 1)[1] not in everything
+    outcome("no password, key or hash in {} lines of output".format(everything.count("\n")))
+
+
+@pytest.mark.fault("cookies, headers, debugger", "HTTPS request; FLASK_DEBUG=1 in the environment")
+def test_cookie_flags_headers_and_no_debugger(make_settings, monkeypatch, outcome):
+    from tests.fakes import FakeStore
+    from warehouse_core.bootstrap import bootstrap
+    from warehouse_web import create_app
+
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    core = bootstrap(make_settings(operators="anna:" + generate_password_hash("pw")), store=FakeStore())
+    app = create_app(core=core)
+    assert app.debug is False and app.config["DEBUG"] is False
+    client = app.test_client()
+    page = client.get("/login", base_url="https://warehouse.example")
+    cookie = page.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    plain = app.test_client().get("/login")
+    assert "Secure" not in plain.headers["Set-Cookie"]
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
+    proxied = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in proxied.headers["Set-Cookie"]
+    for template in (SRC / "warehouse_web" / "templates").glob("*.html"):
+        text = template.read_text()
+        assert "<script>" not in text and " on" + "click=" not in text, template.name
+    outcome("Secure over TLS, HttpOnly, SameSite=Lax; CSP without inline script; debugger off")
+
+
+def _sql_argument_is_safe(node: ast.AST) -> bool:
+    """A constant, a concatenation of constants and UPPER_CASE module constants, or sql.SQL(...)."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.Name):
+        return node.id.isupper()
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _sql_argument_is_safe(node.left) and _sql_argument_is_safe(node.right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        inner = node.func.value
+        if node.func.attr == "format" and isinstance(inner, ast.Call):
+            return _sql_argument_is_safe(inner)
+        if node.func.attr == "SQL":
+            return all(_sql_argument_is_safe(a) for a in node.args)
+    return False
+
+
+@pytest.mark.fault("SQL built only from constants", "static check of every execute() and copy()")
+def test_every_sql_statement_is_parameterised(outcome):
+    checked = 0
+    unsafe = []
+    for path in (SRC / "warehouse_core").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("execute", "copy", "_one", "_changed"):
+                if not node.args:
+                    continue
+                checked += 1
+                if not _sql_argument_is_safe(node.args[0]) and not (isinstance(node.args[0], ast.Name) and node.args[0].id in ("query", "statements")):
+                    unsafe.append("{}:{}".format(path.name, node.lineno))
+    assert checked > 30 and unsafe == []
+    outcome("{} statements: constants, sql.SQL and sql.Identifier only".format(checked))
