@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
+from warehouse_core.usecases.run_session import export_line
 from warehouse_core.model import (
     FileStatus,
     InboundFileRecord,
@@ -286,8 +287,8 @@ class FakeStore:
                 lock.release()
 
     @contextmanager
-    def export_rows(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[Tuple[Any, ...]]]:
-        def rows() -> Iterator[Tuple[Any, ...]]:
+    def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[bytes]]:
+        def lines() -> Iterator[bytes]:
             valid = [s for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID]
             for given, stored in enumerate(sorted(valid, key=lambda s: s.id)[skip:]):
                 if given == self.die_during_export_after:
@@ -302,9 +303,10 @@ class FakeStore:
                     "value": stored.line.value,
                     "day": stored.day,
                 }
-                yield tuple(line_values[c] if c in line_values else view_row.get(c) for c in columns)
+                values = tuple(line_values[c] if c in line_values else view_row.get(c) for c in columns)
+                yield export_line(values).encode("utf-8") + b"\n"
 
-        yield rows()
+        yield lines()
 
     def ping(self) -> bool:
         return self.available
@@ -514,8 +516,8 @@ class FakeExportWriter:
         self.buffer = buffer
         self.synced = len(buffer)
 
-    def write_line(self, text: str) -> None:
-        self.buffer.extend(text.encode("utf-8") + b"\n")
+    def write(self, line: bytes) -> None:
+        self.buffer.extend(line)
 
     def sync(self) -> None:
         self.synced = len(self.buffer)

@@ -25,8 +25,8 @@ def read(exports):
 def test_lines_written_are_counted_and_read_back(exports):
     assert exports.complete_lines(DAY, NAME) == 0
     with exports.writer(DAY, NAME, keep_lines=0) as writer:
-        writer.write_line("a|1")
-        writer.write_line("b|2")
+        writer.write(b"a|1\n")
+        writer.write(b"b|2\n")
         writer.sync()
     assert exports.complete_lines(DAY, NAME) == 2
     assert read(exports) == b"a|1\nb|2\n"
@@ -34,11 +34,11 @@ def test_lines_written_are_counted_and_read_back(exports):
 
 def test_resuming_keeps_the_first_lines_and_drops_a_torn_one(exports):
     with exports.writer(DAY, NAME, keep_lines=0) as writer:
-        for line in ("a", "b", "c"):
-            writer.write_line(line)
+        for line in (b"a", b"b", b"c"):
+            writer.write(line + b"\n")
         writer.sync()
     with exports.writer(DAY, NAME, keep_lines=2) as writer:
-        writer.write_line("c2")
+        writer.write(b"c2\n")
     assert read(exports) == b"a\nb\nc2\n"
 
 

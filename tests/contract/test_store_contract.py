@@ -341,16 +341,37 @@ def test_concurrent_starts_give_exactly_one_start(store):
     assert sorted(results) == [False, False, False, True]
 
 
-def test_export_rows_join_the_view_in_line_order_and_skip(store):
+def test_export_lines_join_the_view_in_line_order_and_skip(store):
     imported_day(store)
     with store.unit_of_work() as uow:
         assert uow.refresh_invoice_statuses(DAY) == 3
-    with store.export_rows(DAY, COLUMNS, skip=0) as rows:
-        exported = list(rows)
-    assert [row[0] for row in exported] == ["600000001", "600000002", "600000001"]
-    assert exported[0] == ("600000001", dt.date(2026, 11, 20), "C001", "Rossi Alimentari", "Via Roma 1, Milano", 1, Decimal("1.50"))
-    with store.export_rows(DAY, COLUMNS, skip=2) as rows:
-        assert [row[:1] + row[-2:] for row in rows] == [("600000001", 4, Decimal("1.50"))]
+    with store.export_lines(DAY, COLUMNS, skip=0) as lines:
+        exported = list(lines)
+    assert exported == [
+        b"600000001|2026-11-20|C001|Rossi Alimentari|Via Roma 1, Milano|1|1.50\n",
+        b"600000002|2026-11-21|C002|Bianchi & Figli|Corso Italia 22, Torino|3|1.50\n",
+        b"600000001|2026-11-20|C001|Rossi Alimentari|Via Roma 1, Milano|4|1.50\n",
+    ]
+    with store.export_lines(DAY, ("invoice_number", "quantity"), skip=2) as lines:
+        assert list(lines) == [b"600000001|4\n"]
+
+
+def test_export_lines_keep_one_record_per_line_whatever_the_text(store):
+    awkward = 'a|b\\c\td\re "q" caffè'
+    with store.unit_of_work() as uow:
+        file_id = uow.record_file(record())
+        uow.insert_lines(file_id, DAY, [line(1, "600000001"), line(2, "600000099")])
+        uow.open_session(DAY)
+    with store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(DAY)
+    if isinstance(store, FakeStore):
+        store.data.lines[0].line = store.data.lines[0].line._replace(description=awkward)
+    else:
+        with store.connection() as connection:
+            connection.execute("UPDATE invoice_line SET description = %s WHERE line_number = 1", (awkward,))
+    columns = ("invoice_number", "description", "value", "customer_code", "delivery_address")
+    with store.export_lines(DAY, columns, skip=0) as lines:
+        assert list(lines) == ['600000001|a/b\\c\td e "q" caffè|1.50|C001|Via Roma 1, Milano\n'.encode("utf-8")]
 
 
 def test_statuses_recomputed_and_already_exported_on_a_later_day(store):

@@ -104,8 +104,8 @@ class LocalExportWriter:
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
 
-    def write_line(self, text: str) -> None:
-        self.handle.write(text.encode("utf-8") + b"\n")
+    def write(self, line: bytes) -> None:
+        self.handle.write(line)
 
     def sync(self) -> None:
         self.handle.flush()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ContextManager, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
+from typing import ContextManager, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
 
 from warehouse_core.model import (
     FileStatus,
@@ -103,8 +103,9 @@ class Store(Protocol):
         """Hold the day's worker lock across processes; yields False when another worker has it.
         The lock dies with its process, so a session whose worker died can be claimed again."""
 
-    def export_rows(self, day: dt.date, columns: Sequence[str], skip: int) -> ContextManager[Iterator[Tuple[Any, ...]]]:
-        """The day's valid lines joined with the invoice view, in line order, after the first ``skip``; streamed."""
+    def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> ContextManager[Iterator[bytes]]:
+        """The export file's lines (see run_session.export_line), each ending in a newline: one per valid line
+        of the day joined with the invoice view, in line order, after the first ``skip``; streamed."""
 
     def ping(self) -> bool:
         """Whether the database answers."""

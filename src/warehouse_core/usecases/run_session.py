@@ -49,7 +49,9 @@ class SessionStopped(Exception):
 
 
 def export_line(values: Sequence[Any]) -> str:
-    """One export line: fields joined by '|'; a field never carries the separator or a line break."""
+    """The export format: fields joined by '|', a NULL as nothing; a '|' inside a value becomes '/'
+    and a line break a space, so that a line is always one record. (The PostgreSQL store builds the
+    same text in SQL; the contract tests hold the two together.)"""
     return FIELD_SEPARATOR.join(_field(value) for value in values)
 
 
@@ -145,9 +147,9 @@ class RunSession:
         if written:
             log.info("session for %s: resuming the export after line %d of %d", day, written, session.total)
         with self.exports.writer(day, name, keep_lines=written) as writer:
-            with self.store.export_rows(day, self.config.export_columns, skip=written) as rows:
-                for values in rows:
-                    writer.write_line(export_line(values))
+            with self.store.export_lines(day, self.config.export_columns, skip=written) as lines:
+                for line in lines:
+                    writer.write(line)
                     written += 1
                     if written % PROGRESS_EVERY_LINES == 0:
                         writer.sync()
