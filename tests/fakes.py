@@ -516,8 +516,8 @@ class FakeExportWriter:
         self.buffer = buffer
         self.synced = len(buffer)
 
-    def write(self, line: bytes) -> None:
-        self.buffer.extend(line)
+    def write(self, lines: bytes) -> None:
+        self.buffer.extend(lines)
 
     def sync(self) -> None:
         self.synced = len(self.buffer)

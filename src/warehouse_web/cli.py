@@ -69,6 +69,8 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
         core.close()
         return 1
     stop = threading.Event()
+    # A running export is CPU-bound Python in this process: hand the GIL to request threads sooner.
+    sys.setswitchinterval(0.001)
     background = start_background(core, stop) if scheduler else []
 
     def request_stop(signum: int, frame: object) -> None:

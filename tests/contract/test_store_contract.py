@@ -345,15 +345,15 @@ def test_export_lines_join_the_view_in_line_order_and_skip(store):
     imported_day(store)
     with store.unit_of_work() as uow:
         assert uow.refresh_invoice_statuses(DAY) == 3
-    with store.export_lines(DAY, COLUMNS, skip=0) as lines:
-        exported = list(lines)
+    with store.export_lines(DAY, COLUMNS, skip=0) as blocks:
+        exported = b"".join(blocks).splitlines(keepends=True)
     assert exported == [
         b"600000001|2026-11-20|C001|Rossi Alimentari|Via Roma 1, Milano|1|1.50\n",
         b"600000002|2026-11-21|C002|Bianchi & Figli|Corso Italia 22, Torino|3|1.50\n",
         b"600000001|2026-11-20|C001|Rossi Alimentari|Via Roma 1, Milano|4|1.50\n",
     ]
-    with store.export_lines(DAY, ("invoice_number", "quantity"), skip=2) as lines:
-        assert list(lines) == [b"600000001|4\n"]
+    with store.export_lines(DAY, ("invoice_number", "quantity"), skip=2) as blocks:
+        assert b"".join(blocks) == b"600000001|4\n"
 
 
 def test_export_lines_keep_one_record_per_line_whatever_the_text(store):
@@ -370,8 +370,18 @@ def test_export_lines_keep_one_record_per_line_whatever_the_text(store):
         with store.connection() as connection:
             connection.execute("UPDATE invoice_line SET description = %s WHERE line_number = 1", (awkward,))
     columns = ("invoice_number", "description", "value", "customer_code", "delivery_address")
-    with store.export_lines(DAY, columns, skip=0) as lines:
-        assert list(lines) == ['600000001|a/b\\c\td e "q" caffè|1.50|C001|Via Roma 1, Milano\n'.encode("utf-8")]
+    with store.export_lines(DAY, columns, skip=0) as blocks:
+        assert b"".join(blocks) == '600000001|a/b\\c\td e "q" caffè|1.50|C001|Via Roma 1, Milano\n'.encode("utf-8")
+
+
+def test_export_lines_come_in_blocks_of_whole_lines(store):
+    imported_day(store, invoices=("600000001",) * 4500)
+    with store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(DAY)
+    with store.export_lines(DAY, ("quantity",), skip=1000) as blocks:
+        received = list(blocks)
+    assert all(block.endswith(b"\n") for block in received)
+    assert b"".join(received).split() == [str(n).encode() for n in range(1001, 4501)]
 
 
 def test_statuses_recomputed_and_already_exported_on_a_later_day(store):
@@ -401,3 +411,22 @@ def test_claim_session_is_exclusive(store):
 def _try_claim(store):
     with store.claim_session(DAY) as claimed:
         return claimed
+
+
+def test_an_invoice_listed_twice_in_the_view_is_exported_once(real_store, db_schema):
+    from warehouse_core.adapters.psycopg_store import PsycopgStore
+
+    with real_store.connection() as connection:
+        connection.execute(
+            'CREATE VIEW "{}".doubled_view AS SELECT * FROM public.invoice_view'
+            " UNION ALL SELECT * FROM public.invoice_view WHERE invoice_number = '600000001'".format(db_schema)
+        )
+    store = PsycopgStore(real_store.url, schema=db_schema, invoice_view=db_schema + ".doubled_view")
+    try:
+        imported_day(store)
+        with store.unit_of_work() as uow:
+            assert uow.refresh_invoice_statuses(DAY) == 3
+        with store.export_lines(DAY, ("invoice_number", "customer_code", "quantity"), skip=0) as blocks:
+            assert b"".join(blocks) == b"600000001|C001|1\n600000002|C002|3\n600000001|C001|4\n"
+    finally:
+        store.close()

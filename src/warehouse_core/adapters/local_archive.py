@@ -104,8 +104,8 @@ class LocalExportWriter:
     def __init__(self, handle: BinaryIO) -> None:
         self.handle = handle
 
-    def write(self, line: bytes) -> None:
-        self.handle.write(line)
+    def write(self, lines: bytes) -> None:
+        self.handle.write(lines)
 
     def sync(self) -> None:
         self.handle.flush()

@@ -5,8 +5,8 @@ from typing import BinaryIO, ContextManager, Protocol
 
 
 class ExportWriter(Protocol):
-    def write(self, line: bytes) -> None:
-        """Append one line, newline included."""
+    def write(self, lines: bytes) -> None:
+        """Append whole lines, newlines included."""
 
     def sync(self) -> None:
         """Make every line written so far durable."""

@@ -104,8 +104,9 @@ class Store(Protocol):
         The lock dies with its process, so a session whose worker died can be claimed again."""
 
     def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> ContextManager[Iterator[bytes]]:
-        """The export file's lines (see run_session.export_line), each ending in a newline: one per valid line
-        of the day joined with the invoice view, in line order, after the first ``skip``; streamed."""
+        """The export file's lines (see run_session.export_line), streamed in blocks of whole lines, each
+        line ending in a newline: one per valid line of the day joined with the invoice view, in line
+        order, after the first ``skip``."""
 
     def ping(self) -> bool:
         """Whether the database answers."""

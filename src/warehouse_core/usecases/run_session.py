@@ -21,7 +21,9 @@ from warehouse_core.usecases.mails import compose
 
 log = logging.getLogger(__name__)
 FIELD_SEPARATOR = "|"
-PROGRESS_EVERY_LINES = 1000
+# Progress is made durable and recorded at most this often (the export file itself is what a
+# resumed worker trusts); the close request and shutdown are checked at the same moments.
+PROGRESS_INTERVAL = dt.timedelta(seconds=0.5)
 UPLOAD_TRIES = 3
 
 # Waits the given seconds; True when the worker should stop (shutdown).
@@ -146,16 +148,18 @@ class RunSession:
         written = self.exports.complete_lines(day, name)
         if written:
             log.info("session for %s: resuming the export after line %d of %d", day, written, session.total)
+        next_progress = self.clock.now() + PROGRESS_INTERVAL
         with self.exports.writer(day, name, keep_lines=written) as writer:
-            with self.store.export_lines(day, self.config.export_columns, skip=written) as lines:
-                for line in lines:
-                    writer.write(line)
-                    written += 1
-                    if written % PROGRESS_EVERY_LINES == 0:
+            with self.store.export_lines(day, self.config.export_columns, skip=written) as blocks:
+                for block in blocks:
+                    writer.write(block)
+                    written += block.count(b"\n")
+                    if self.clock.now() >= next_progress:
                         writer.sync()
                         self._update(day, processed=written)
                         if wait(0):
                             raise SessionStopped("worker shutting down; resumed at the next start")
+                        next_progress = self.clock.now() + PROGRESS_INTERVAL
             writer.sync()
         if written != session.total:
             raise SessionFailed(

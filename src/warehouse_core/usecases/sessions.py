@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from warehouse_core.errors import Conflict
 from warehouse_core.model import SessionState, WorkSession
-from warehouse_core.ports import Store
+from warehouse_core.ports import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +37,25 @@ def session_status(store: Store, day: dt.date) -> WorkSession:
     return session or WorkSession(day=day, state=SessionState.NONE)
 
 
+def _transition(store: Store, now: dt.datetime, change: Callable[[UnitOfWork, dt.date, dt.datetime], bool]) -> WorkSession:
+    """Apply one conditional state change to today's session; the refusal when it did not apply."""
+    day = now.date()
+    with store.unit_of_work() as uow:
+        changed = change(uow, day, now)
+        session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
+    if not changed:
+        raise refusal(session)
+    return session
+
+
 class StartSession:
     def __init__(self, *, store: Store, wake_worker: Optional[Callable[[], None]] = None) -> None:
         self.store = store
         self.wake_worker = wake_worker or (lambda: None)
 
     def __call__(self, now: dt.datetime) -> WorkSession:
-        day = now.date()
-        with self.store.unit_of_work() as uow:
-            started = uow.start_session(day, now)
-            session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
-        if not started:
-            raise refusal(session)
-        log.info("session for %s started", day)
+        session = _transition(self.store, now, lambda uow, day, at: uow.start_session(day, at))
+        log.info("session for %s started", session.day)
         self.wake_worker()
         return session
 
@@ -59,11 +65,6 @@ class CloseSession:
         self.store = store
 
     def __call__(self, now: dt.datetime) -> WorkSession:
-        day = now.date()
-        with self.store.unit_of_work() as uow:
-            closed = uow.close_session(day, now)
-            session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
-        if not closed:
-            raise refusal(session)
-        log.info("session for %s closed by an operator", day)
+        session = _transition(self.store, now, lambda uow, day, at: uow.close_session(day, at))
+        log.info("session for %s closed by an operator", session.day)
         return session
