@@ -217,6 +217,19 @@ def step_status_latency(url: str, schema: str, data_dir: str, day: str, requests
     worker = threading.Thread(target=run_session_worker, args=(core, stop), daemon=True)
     worker.start()
     time.sleep(1.0)  # the worker is exporting now
+    # The clients run in a process of their own, as browsers would: in this one they would
+    # compete with the server for the GIL and measure themselves.
+    load = run_child("clients", port=port, requests=requests, clients=clients)
+    stop.set()
+    core.session_wakeup.set()
+    worker.join(30)
+    server.close()
+    core.close()
+    return load
+
+
+def step_clients(port: int, requests: int, clients: int) -> Dict[str, Any]:
+    """``clients`` threads, each with a keep-alive connection, sharing ``requests`` GET /api/session."""
     latencies: List[float] = []
     states = set()
     lock = threading.Lock()
@@ -240,11 +253,6 @@ def step_status_latency(url: str, schema: str, data_dir: str, day: str, requests
         thread.start()
     for thread in threads:
         thread.join()
-    stop.set()
-    core.session_wakeup.set()
-    worker.join(30)
-    server.close()
-    core.close()
     latencies.sort()
     return {
         "requests": len(latencies),
@@ -254,7 +262,9 @@ def step_status_latency(url: str, schema: str, data_dir: str, day: str, requests
     }
 
 
-STEPS = {"ingest": step_ingest, "export": step_export, "naive": step_naive, "status": step_status_latency}
+STEPS = {
+    "ingest": step_ingest, "export": step_export, "naive": step_naive, "status": step_status_latency, "clients": step_clients,
+}
 
 
 def child_main(argv: List[str]) -> None:

@@ -216,3 +216,17 @@ def test_customer_templates_localise_the_page(world, make_settings, tmp_path):
     )
     client = create_app({"TESTING": True}, core=core).test_client()
     assert client.get("/api/session").get_json()["message"] == "Nessun dato per il 2026-11-26"
+
+
+def test_status_is_shared_for_a_moment_and_forgotten_after_an_action(client, world, app):
+    from warehouse_web.views import StatusCache
+
+    loads = []
+    cache = StatusCache()
+    assert cache.get(lambda: loads.append(1) or {"n": len(loads)}) == {"n": 1}
+    assert cache.get(lambda: loads.append(1) or {"n": len(loads)}) == {"n": 1}
+    cache.clear()
+    assert cache.get(lambda: loads.append(1) or {"n": len(loads)}) == {"n": 2}
+    assert client.get("/api/session").get_json()["state"] == "none"
+    assert upload(client).status_code == 201  # a POST: the cached "none" is forgotten at once
+    assert client.get("/api/session").get_json()["state"] == "ready"
