@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import ast
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from werkzeug.security import generate_password_hash
 
-from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, settings_values
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
 from warehouse_devstack.servers import free_port, wait_for_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"

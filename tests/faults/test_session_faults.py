@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VALID_SAMPLE, at
+from tests.conftest import at
 from tests.faults.conftest import query, wait_until
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.clock import zone

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from tests.conftest import VALID_SAMPLE, at
+from tests.conftest import VALID_SAMPLE
 from warehouse_core.errors import Conflict
 from warehouse_core.model import SessionPhase, SessionState
 
