@@ -335,9 +335,9 @@ def ftp_parts(url: SecretStr) -> Dict[str, Any]:
     }
 
 
-def redacted(url: SecretStr) -> str:
-    """The URL with its password replaced, for log lines."""
-    parts = urlsplit(url.get_secret_value())
+def redact_url(url: str) -> str:
+    """The URL with its password masked and its query dropped, for log lines and errors."""
+    parts = urlsplit(url)
     netloc = parts.hostname or ""
     if parts.port:
         netloc = "{}:{}".format(netloc, parts.port)

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import settings_values
 from warehouse_core.errors import ConfigurationError
-from warehouse_core.settings import ftp_parts, load_settings, redacted, variable_name
+from warehouse_core.settings import ftp_parts, load_settings, redact_url, variable_name
 
 
 def environment(**overrides):
@@ -46,7 +46,7 @@ def test_secrets_never_show_in_repr():
     )
     text = repr(settings) + str(settings)
     assert "topsecret" not in text and "k3y-k3y" not in text and "pbkdf2" not in text
-    assert redacted(settings.inbound_ftp_url) == "ftp://u:***@h:21/in"
+    assert redact_url(settings.inbound_ftp_url.get_secret_value()) == "ftp://u:***@h:21/in"
 
 
 def test_config_file_is_read_and_the_environment_wins(tmp_path):

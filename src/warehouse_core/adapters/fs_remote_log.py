@@ -5,9 +5,9 @@ import logging
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional
-from urllib.parse import urlsplit
 
 from warehouse_core.errors import TransferError
+from warehouse_core.settings import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,7 @@ class FsRemoteLog:
         self.timeout = timeout
 
     def describe(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = "{}:{}".format(host, parts.port)
-        return "{}://{}{}".format(parts.scheme, host, parts.path)
+        return redact_url(self.url)
 
     def open_filesystem(self) -> Any:
         with warnings.catch_warnings():
