@@ -107,7 +107,7 @@ class RunSession:
             if session.phase in (None, SessionPhase.EXPORTING):
                 session = self._export(session, wait)
             if session.phase is SessionPhase.UPLOADING:
-                session = self._upload_and_watch(session, wait)
+                self._upload_and_watch(session, wait)
             else:
                 with self.remote_log.follow(self._log_path(day)) as follower:
                     self._watch(session, follower, wait)
@@ -170,16 +170,14 @@ class RunSession:
 
     # --- upload ------------------------------------------------------------------------
 
-    def _upload_and_watch(self, session: WorkSession, wait: Wait) -> WorkSession:
+    def _upload_and_watch(self, session: WorkSession, wait: Wait) -> None:
         with self.remote_log.follow(self._log_path(session.day)) as follower:
             try:
                 follower.skip_existing()
             except TransferError as error:
                 log.warning("remote log not readable before the upload (%s); reading it from the start", error)
             self._upload(session, wait)
-            session = self._update(session.day, phase=SessionPhase.WATCHING)
-            self._watch(session, follower, wait)
-        return session
+            self._watch(self._update(session.day, phase=SessionPhase.WATCHING), follower, wait)
 
     def _upload(self, session: WorkSession, wait: Wait) -> None:
         name = session.export_file
