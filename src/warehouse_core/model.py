@@ -9,6 +9,14 @@ from decimal import Decimal
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 INBOUND_NAME = re.compile(r"^Letture(\d{17})_(\d+)\.txt$")
+_UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_file_name(name: str, limit: int = 160) -> str:
+    """The base name with anything but letters, digits, '.', '_' and '-' replaced and no leading dot:
+    a name that cannot leave its folder, whatever a server or a browser sent. May be empty."""
+    base = name.replace("\\", "/").split("/")[-1]
+    return _UNSAFE_IN_NAMES.sub("_", base).lstrip(".")[:limit]
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+from warehouse_core.model import safe_file_name
 
 
-def safe_file_name(name: str) -> str:
-    """A name that cannot leave its folder, whatever the server or the browser sent."""
-    cleaned = _UNSAFE.sub("_", name.replace("\\", "/").split("/")[-1]).lstrip(".")
-    return cleaned[:160] or "unnamed"
+def archive_name(name: str) -> str:
+    """The safe name a received or exported file is stored under."""
+    return safe_file_name(name) or "unnamed"
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -46,7 +44,7 @@ class LocalPendingFile:
         self._handle.close()
         folder = self._archive.root / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
-        target = self._archive.free_name(folder, safe_file_name(name), self.path)
+        target = self._archive.free_name(folder, archive_name(name), self.path)
         os.replace(str(self.path), str(target))
         _fsync_folder(folder)
         self.kept = str(target.relative_to(self._archive.root))
@@ -119,7 +117,7 @@ class LocalExportFiles:
         self.root = Path(data_dir).resolve() / "exports"
 
     def path(self, day: dt.date, name: str) -> Path:
-        return self.root / day.isoformat() / safe_file_name(name)
+        return self.root / day.isoformat() / archive_name(name)
 
     def complete_lines(self, day: dt.date, name: str) -> int:
         path = self.path(day, name)

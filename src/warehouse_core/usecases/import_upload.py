@@ -3,25 +3,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from typing import BinaryIO, Optional
 
 from warehouse_core.errors import Conflict, PayloadTooLarge
-from warehouse_core.model import FileSource, ImportSummary
+from warehouse_core.model import FileSource, ImportSummary, safe_file_name
 from warehouse_core.parsing import CHUNK_SIZE, inspect
 from warehouse_core.ports import Archive, MailRenderer, Store
 from warehouse_core.usecases.importing import ReceivedFile, import_received_file
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 120
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def display_name(name: Optional[str], now: dt.datetime) -> str:
     """The upload's own base name, made safe to record; a dated one when it has none."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = _UNSAFE.sub("_", base).lstrip(".")[:MAX_NAME_LENGTH]
-    return base or "upload-{}.txt".format(now.strftime("%Y%m%d%H%M%S"))
+    return safe_file_name(name or "", MAX_NAME_LENGTH) or "upload-{}.txt".format(now.strftime("%Y%m%d%H%M%S"))
 
 
 class ImportUpload:
