@@ -357,7 +357,7 @@ def test_export_lines_join_the_view_in_line_order_and_skip(store):
 
 
 def test_export_lines_keep_one_record_per_line_whatever_the_text(store):
-    awkward = 'a|b\\c\td\re "q" caffè'
+    awkward = 'a|b\\c\td\re "q" caffè \b\f\v\\n'  # COPY TO escapes each of these but '|'
     with store.unit_of_work() as uow:
         file_id = uow.record_file(record())
         uow.insert_lines(file_id, DAY, [line(1, "600000001"), line(2, "600000099")])
@@ -371,7 +371,7 @@ def test_export_lines_keep_one_record_per_line_whatever_the_text(store):
             connection.execute("UPDATE invoice_line SET description = %s WHERE line_number = 1", (awkward,))
     columns = ("invoice_number", "description", "value", "customer_code", "delivery_address")
     with store.export_lines(DAY, columns, skip=0) as blocks:
-        assert b"".join(blocks) == '600000001|a/b\\c\td e "q" caffè|1.50|C001|Via Roma 1, Milano\n'.encode("utf-8")
+        assert b"".join(blocks) == '600000001|a/b\\c\td e "q" caffè \b\f\v\\n|1.50|C001|Via Roma 1, Milano\n'.encode("utf-8")
 
 
 def test_export_lines_come_in_blocks_of_whole_lines(store):
