@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import BinaryIO, Iterator, List, Tuple, Union
+from typing import BinaryIO, Dict, Iterator, List, Tuple, Union
 
 from warehouse_core.model import InvoiceLine, Problem
 
@@ -21,6 +21,9 @@ INVOICE_LENGTH = 9
 MAX_QUANTITY_DIGITS = 18  # what a bigint column holds
 UTF8 = "utf-8-sig"
 CP1252 = "cp1252"
+# A day's file spells its few dozen categories a few hundred ways: each spelling is normalised once.
+NORMALISED_CACHE_SIZE = 10_000
+_NORMALISED: Dict[str, str] = {}
 
 _QUANTITY = re.compile(r"[0-9]+", re.ASCII)
 _VALUE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
@@ -152,7 +155,11 @@ def normalise_categories(description: str) -> Tuple[str, ...]:
     """Trimmed, inner blanks folded, lower case, empties and repeats dropped, order kept."""
     seen = {}
     for item in description.split(","):
-        name = " ".join(item.split()).lower()
+        name = _NORMALISED.get(item)
+        if name is None:
+            name = " ".join(item.split()).lower()
+            if len(_NORMALISED) < NORMALISED_CACHE_SIZE:
+                _NORMALISED[item] = name
         if name and name not in seen:
             seen[name] = None
     return tuple(seen)

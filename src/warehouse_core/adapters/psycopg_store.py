@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
+from array import array
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -58,6 +60,7 @@ STATUS_JOINS = (
 DAY_FILE = "(SELECT id FROM inbound_file WHERE day = %(day)s AND status = 'imported')"
 # COPY text format: these characters are escaped inside a field.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
 COPY_BATCH = 2000
 EXPORT_BLOCK_LINES = 2000
 # Columns of an export line that come from the stored line; any other comes from the invoice view.
@@ -67,15 +70,14 @@ SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at,
 
 def copy_row(line: InvoiceLine) -> str:
     """One line of COPY text format for staging_line."""
-    categories = ",".join('"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"' for name in line.categories)
-    return "{}\t{}\t{}\t{}\t{}\t{}\n".format(
-        line.line_number,
-        line.invoice_number.translate(_COPY_ESCAPES),
-        line.quantity,
-        line.description.translate(_COPY_ESCAPES),
-        line.value,
-        ("{" + categories + "}").translate(_COPY_ESCAPES),
+    return "{}\t{}\t{}\t{}\t{}\n".format(
+        line.line_number, copy_text(line.invoice_number), line.quantity, copy_text(line.description), line.value
     )
+
+
+def copy_text(value: str) -> str:
+    """A text field in COPY text format (most need no escape, and a search is cheaper than a copy)."""
+    return value.translate(_COPY_ESCAPES) if _NEEDS_COPY_ESCAPE.search(value) else value
 
 
 def _export_field(column: str) -> sql.Composable:
@@ -162,25 +164,26 @@ class PsycopgUnitOfWork:
         cursor = self.connection.cursor()
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS staging_line (line_number integer, invoice_number text,"
-            " quantity bigint, description text, value numeric, categories text[]) ON COMMIT DROP"
+            " quantity bigint, description text, value numeric) ON COMMIT DROP"
         )
         cursor.execute("TRUNCATE staging_line")
-        with cursor.copy(
-            "COPY staging_line (line_number, invoice_number, quantity, description, value, categories) FROM STDIN"
-        ) as copy:
+        # Each category's line numbers, ascending: 4 bytes a link, written after the lines.
+        links: Dict[str, array] = {}
+        with cursor.copy("COPY staging_line (line_number, invoice_number, quantity, description, value) FROM STDIN") as copy:
             batch: List[str] = []
             for line in lines:
                 batch.append(copy_row(line))
+                for name in line.categories:
+                    numbers = links.get(name)
+                    if numbers is None:
+                        numbers = links[name] = array("i")
+                    numbers.append(line.line_number)
                 if len(batch) == COPY_BATCH:
                     copy.write("".join(batch))
                     batch.clear()
             if batch:
                 copy.write("".join(batch))
-        cursor.execute("ANALYZE staging_line")  # a temp table has no statistics until told: the joins below need them
-        cursor.execute(
-            "INSERT INTO category (name) SELECT DISTINCT name FROM staging_line, unnest(categories) AS name"
-            " ON CONFLICT (name) DO NOTHING"
-        )
+        cursor.execute("ANALYZE staging_line")  # a temp table has no statistics until told: the join below needs them
         cursor.execute(
             sql.SQL(
                 "WITH " + STATUS_SOURCES +
@@ -192,18 +195,26 @@ class PsycopgUnitOfWork:
             {"file": file_id, "day": day},
         )
         stored = cursor.rowcount
-        cursor.execute(
-            "INSERT INTO invoice_line_category (category_id, file_id, line_number)"
-            " SELECT c.id, %s, s.line_number FROM staging_line AS s"
-            " CROSS JOIN LATERAL unnest(s.categories) AS n(name)"
-            " JOIN category AS c ON c.name = n.name",
-            (file_id,),
-        )
+        self._link_categories(cursor, file_id, links)
         return StoredLines(
             stored=stored,
             not_found=self.invoices_with_status(day, InvoiceStatus.NOT_FOUND),
             already_exported=self.invoices_with_status(day, InvoiceStatus.ALREADY_EXPORTED),
         )
+
+    @staticmethod
+    def _link_categories(cursor: psycopg.Cursor, file_id: int, links: Dict[str, array]) -> None:
+        """New categories in one statement, then the links by COPY in the key's order (category, line):
+        each lands at the end of its part of the index instead of at a random page."""
+        names = list(links)
+        cursor.execute("INSERT INTO category (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING", (names,))
+        ids = dict(cursor.execute("SELECT name, id FROM category WHERE name = ANY(%s)", (names,)).fetchall())
+        with cursor.copy("COPY invoice_line_category (category_id, file_id, line_number) FROM STDIN") as copy:
+            for name in sorted(names, key=ids.__getitem__):
+                prefix = "{}\t{}\t".format(ids[name], file_id)
+                numbers = links.pop(name)
+                for start in range(0, len(numbers), COPY_BATCH):
+                    copy.write("".join(prefix + str(number) + "\n" for number in numbers[start:start + COPY_BATCH]))
 
     def refresh_invoice_statuses(self, day: dt.date) -> int:
         self.connection.execute(
