@@ -126,9 +126,14 @@ class FakeUnitOfWork:
     def _restore(self, saved: FakeData) -> None:
         self.data.__dict__.update(saved.__dict__)
 
-    def insert_lines(self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine]) -> StoredLines:
+    def insert_lines(
+        self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
+    ) -> StoredLines:
+        looked_up = set(invoices)
         stored = 0
         for line in lines:
+            if line.invoice_number not in looked_up:
+                raise ValueError("line {}: invoice {!r} was not looked up".format(line.line_number, line.invoice_number))
             for name in line.categories:
                 self.data.categories.setdefault(name, len(self.data.categories) + 1)
             self.data.lines.append(

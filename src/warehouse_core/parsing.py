@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import BinaryIO, Dict, Iterator, List, Tuple, Union
+from typing import BinaryIO, Dict, Iterator, List, Set, Tuple, Union
 
 from warehouse_core.model import InvoiceLine, Problem
 
@@ -25,7 +25,6 @@ CP1252 = "cp1252"
 NORMALISED_CACHE_SIZE = 10_000
 _NORMALISED: Dict[str, str] = {}
 
-_QUANTITY = re.compile(r"[0-9]+", re.ASCII)
 _VALUE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
@@ -90,23 +89,52 @@ class ParseTally:
             self.problems.append(problem)
 
 
+def invoice_numbers(stream: BinaryIO, encoding: str) -> Iterator[str]:
+    """Each invoice number the file's lines carry, once, as ``parse_lines`` reads them (the first
+    field, trimmed, starting with 6): a quick pass that lets the store look them all up in one query."""
+    found: Set[str] = set()
+    codec, errors = _decoding(encoding)
+    for raw in _lines_without_bom(stream, encoding):
+        invoice = raw.partition(b"|")[0].decode(codec, errors).strip()
+        if invoice.startswith("6") and "\x00" not in invoice and invoice not in found:  # a line with a NUL is never stored
+            found.add(invoice)
+            yield invoice
+
+
 def parse_lines(stream: BinaryIO, encoding: str, tally: ParseTally) -> Iterator[InvoiceLine]:
     """Yield the file's valid invoice lines; count ignored lines and record problems in ``tally``."""
-    bom = codecs.BOM_UTF8 if encoding == UTF8 else b""
-    errors = "strict" if encoding == UTF8 else "replace"
-    for number, raw in enumerate(stream, start=1):
-        if number == 1 and bom and raw.startswith(bom):
-            raw = raw[len(bom):]
-        text = raw.rstrip(b"\n").rstrip(b"\r").decode("utf-8" if bom else encoding, errors)
-        tally.total_lines += 1
-        outcome = parse_line(number, text)
-        if outcome is None:
-            tally.ignored_lines += 1
-        elif isinstance(outcome, Problem):
-            tally.add_problem(outcome)
-        else:
-            tally.valid_lines += 1
-            yield outcome
+    codec, errors = _decoding(encoding)
+    total = valid = ignored = 0
+    try:
+        for total, raw in enumerate(_lines_without_bom(stream, encoding), start=1):
+            outcome = parse_line(total, raw.rstrip(b"\n").rstrip(b"\r").decode(codec, errors))
+            if outcome.__class__ is InvoiceLine:
+                valid += 1
+                yield outcome  # type: ignore[misc]
+            elif outcome is None:
+                ignored += 1
+            else:
+                tally.add_problem(outcome)  # type: ignore[arg-type]
+    finally:  # counted in locals (a hot loop), handed over even if the consumer stops early
+        tally.total_lines += total
+        tally.valid_lines += valid
+        tally.ignored_lines += ignored
+
+
+def _lines_without_bom(stream: BinaryIO, encoding: str) -> Iterator[bytes]:
+    lines = iter(stream)
+    first = next(lines, None)
+    if first is None:
+        return
+    if encoding == UTF8 and first.startswith(codecs.BOM_UTF8):
+        first = first[len(codecs.BOM_UTF8):]
+    yield first
+    yield from lines
+
+
+def _decoding(encoding: str) -> Tuple[str, str]:
+    """Codec and error handling for one line (the BOM is gone: a U+FEFF further on is text)."""
+    return ("utf-8", "strict") if encoding == UTF8 else (encoding, "replace")
 
 
 def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
@@ -115,12 +143,29 @@ def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
     invoice = fields[0].strip()
     if not invoice.startswith("6"):
         return None
+    # The usual case, a good line, in one test; anything else is spelled out by _reasons.
+    if len(fields) == 4 and len(invoice) == INVOICE_LENGTH and "\x00" not in text:
+        quantity, value = fields[1].strip(), fields[3].strip()
+        if quantity.isdigit() and quantity.isascii() and len(quantity) <= MAX_QUANTITY_DIGITS and _VALUE.fullmatch(value):
+            return _invoice_line(number, invoice, quantity, fields[2], value)
+    reasons = _reasons(text, fields, invoice)
+    if reasons:
+        return Problem(line=number, reason="; ".join(reasons))
+    return _invoice_line(number, invoice, fields[1].strip(), fields[2], fields[3].strip())
+
+
+def _invoice_line(number: int, invoice: str, quantity: str, description: str, value: str) -> InvoiceLine:
+    return InvoiceLine(number, invoice, int(quantity), description, Decimal(value), normalise_categories(description))
+
+
+def _reasons(text: str, fields: List[str], invoice: str) -> List[str]:
+    """Everything wrong with a line whose invoice starts with 6."""
     reasons = []
     if "\x00" in text:
         reasons.append("contains a NUL character")
     if len(fields) != 4:
         reasons.append("has {} fields separated by '|', expected 4".format(len(fields)))
-        return Problem(line=number, reason="; ".join(reasons))
+        return reasons
     if len(invoice) != INVOICE_LENGTH:
         reasons.append(
             "invoice number {!r} has {} characters, expected {}".format(
@@ -128,7 +173,7 @@ def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
             )
         )
     quantity_text = fields[1].strip()
-    if not _QUANTITY.fullmatch(quantity_text):
+    if not (quantity_text.isdigit() and quantity_text.isascii()):
         reasons.append("quantity {!r} is not a whole number".format(quantity_text))
     elif len(quantity_text.lstrip("0")) > MAX_QUANTITY_DIGITS:
         reasons.append("quantity {!r} is too large".format(quantity_text))
@@ -138,28 +183,18 @@ def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
             reasons.append("value {!r} uses a comma; the decimal separator is a dot".format(value_text))
         else:
             reasons.append("value {!r} is not a decimal number".format(value_text))
-    if reasons:
-        return Problem(line=number, reason="; ".join(reasons))
-    description = fields[2]
-    return InvoiceLine(
-        line_number=number,
-        invoice_number=invoice,
-        quantity=int(quantity_text),
-        description=description,
-        value=Decimal(value_text),
-        categories=normalise_categories(description),
-    )
+    return reasons
 
 
 def normalise_categories(description: str) -> Tuple[str, ...]:
     """Trimmed, inner blanks folded, lower case, empties and repeats dropped, order kept."""
-    seen = {}
+    names: List[str] = []
     for item in description.split(","):
         name = _NORMALISED.get(item)
         if name is None:
             name = " ".join(item.split()).lower()
             if len(_NORMALISED) < NORMALISED_CACHE_SIZE:
                 _NORMALISED[item] = name
-        if name and name not in seen:
-            seen[name] = None
-    return tuple(seen)
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)

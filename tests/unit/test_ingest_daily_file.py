@@ -1,8 +1,13 @@
 """Every rule of IngestDailyFile (SPEC §4), through bootstrap() with in-memory fakes."""
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
+
 from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, VALID_SAMPLE
 from warehouse_core.model import FileStatus, InvoiceStatus
+from warehouse_core.parsing import parse_line
 
 VALID = VALID_SAMPLE.name
 MALFORMED = MALFORMED_SAMPLE.name
@@ -209,3 +214,12 @@ def test_a_file_without_any_invoice_line_is_rejected(world):
     assert report.rejected == [name]
     [mail] = world.store.mails("import-failed")
     assert "no invoice line" in mail.text
+
+
+def test_the_fake_store_refuses_a_line_whose_invoice_was_not_looked_up(world):
+    # PostgreSQL trusts the invoice numbers it is handed (and would store such a line as valid):
+    # the fake checks them, so that every import through it proves the use case hands over all.
+    line = parse_line(1, "600000001|1|frutta|1.50")
+    with pytest.raises(ValueError, match="line 1: invoice '600000001' was not looked up"):
+        with world.store.unit_of_work() as uow:
+            uow.insert_lines(1, dt.date(2026, 11, 26), [line], iter(["600000002"]))

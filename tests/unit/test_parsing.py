@@ -13,6 +13,7 @@ from warehouse_core.parsing import (
     UTF8,
     ParseTally,
     inspect,
+    invoice_numbers,
     normalise_categories,
     parse_line,
     parse_lines,
@@ -23,6 +24,9 @@ def parse(data: bytes):
     facts = inspect(io.BytesIO(data))
     tally = ParseTally()
     lines = list(parse_lines(io.BytesIO(data), facts.encoding, tally))
+    # The store looks these up before the lines stream in: every line's invoice must be among them, once.
+    numbers = list(invoice_numbers(io.BytesIO(data), facts.encoding))
+    assert {each.invoice_number for each in lines} <= set(numbers) and len(numbers) == len(set(numbers))
     return facts, tally, lines
 
 
@@ -113,6 +117,14 @@ class LazyFile(io.RawIOBase):
         buffer[:count] = pattern
         self.delivered += count
         return count
+
+
+def test_invoice_numbers_are_read_the_way_the_parser_reads_them():
+    data = "\ufeff 600000001 |1|a|1\r\n\t600000002\u00a0|1|b|2\n500000003|1|c|3\n\n6000000004|1|d|4\n600000005".encode("utf-8")
+    assert set(invoice_numbers(io.BytesIO(data), UTF8)) == {"600000001", "600000002", "6000000004", "600000005"}
+    cp1252 = b"\xa0600000001\xa0|1|caff\xe8|1\n600000002|1|x|1"
+    assert list(invoice_numbers(io.BytesIO(cp1252), CP1252)) == ["600000001", "600000002"]
+    assert [each.invoice_number for each in parse(cp1252)[2]] == ["600000001", "600000002"]
 
 
 def test_parsing_streams_reading_only_what_the_lines_asked_for_need():

@@ -35,8 +35,13 @@ class UnitOfWork(Protocol):
     def savepoint(self) -> ContextManager[None]:
         """A nested block whose writes are undone if it raises."""
 
-    def insert_lines(self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine]) -> StoredLines:
-        """Store the lines and their categories, each with its invoice status looked up in one set."""
+    def insert_lines(
+        self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
+    ) -> StoredLines:
+        """Store the lines and their categories, each with its invoice status. ``invoices`` yields each
+        invoice number the lines carry, once (more is harmless); it is read to the end, and its numbers
+        looked up in one query, before the first line. (The fake refuses a line whose invoice was not
+        among them; PostgreSQL would store it as valid.)"""
 
     def refresh_invoice_statuses(self, day: dt.date) -> int:
         """Look every line of the day up again (set-based); the number of valid lines."""

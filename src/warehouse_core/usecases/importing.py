@@ -15,7 +15,7 @@ from warehouse_core.model import (
     MailEvent,
     Problem,
 )
-from warehouse_core.parsing import FileFacts, ParseTally, parse_lines
+from warehouse_core.parsing import FileFacts, ParseTally, invoice_numbers, parse_lines
 from warehouse_core.ports import MailRenderer, UnitOfWork
 from warehouse_core.usecases.mails import compose
 
@@ -57,8 +57,13 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
         tally.add_problem(count_problem)
     try:
         with uow.savepoint():
-            with received.open() as stream:
-                stored = uow.insert_lines(file_id, received.day, parse_lines(stream, received.facts.encoding, tally))
+            with received.open() as first_pass, received.open() as second_pass:
+                stored = uow.insert_lines(
+                    file_id,
+                    received.day,
+                    parse_lines(second_pass, received.facts.encoding, tally),
+                    invoice_numbers(first_pass, received.facts.encoding),
+                )
             if tally.valid_lines == 0 and tally.problem_count == 0:
                 tally.add_problem(Problem(line=0, reason=NO_INVOICE_LINE))
             if tally.problem_count:
