@@ -12,7 +12,7 @@ import re
 from array import array
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import psycopg
 from psycopg import sql
@@ -178,7 +178,7 @@ class PsycopgUnitOfWork:
         """The day's invoices are looked up first, in one query, so the lines go by COPY straight
         into their table while Python parses: no staging table, no second pass on the server."""
         unusual = self._unusual_statuses(day, invoices)
-        seen_unusual = set()
+        seen_unusual: Set[str] = set()
         stored = 0
         links: Dict[str, array] = {}  # each category's line numbers, ascending: 4 bytes a link
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
@@ -189,10 +189,11 @@ class PsycopgUnitOfWork:
         ) as copy:
             batch: List[str] = []
             for line in lines:
-                invoice = line.invoice_number
-                status = unusual.get(invoice, VALID)
-                if status is not VALID:
-                    seen_unusual.add(invoice)
+                status = unusual.get(line.invoice_number)
+                if status is None:
+                    status = VALID
+                else:
+                    seen_unusual.add(line.invoice_number)
                 batch.append(prefix + copy_row(line, status))
                 for name in line.categories:
                     numbers = links.get(name)
