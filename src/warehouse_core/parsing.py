@@ -1,7 +1,8 @@
 """Bytes of a ``Letture`` file in, invoice lines and problems out.
 
-Everything here streams: memory stays flat however long the file is. A file is read twice,
-once by ``inspect`` (size, sha256, line count, encoding) and once by ``parse_lines``.
+Everything here streams: memory stays flat however long the file is (``invoice_numbers`` holds
+one string per distinct invoice). A file is read three times: by ``inspect`` (size, sha256, line
+count, encoding), by ``invoice_numbers`` (for one set-based lookup) and by ``parse_lines``.
 """
 from __future__ import annotations
 
@@ -108,13 +109,13 @@ def parse_lines(stream: BinaryIO, encoding: str, tally: ParseTally) -> Iterator[
     try:
         for total, raw in enumerate(_lines_without_bom(stream, encoding), start=1):
             outcome = parse_line(total, raw.rstrip(b"\n").rstrip(b"\r").decode(codec, errors))
-            if outcome.__class__ is InvoiceLine:
+            if isinstance(outcome, InvoiceLine):
                 valid += 1
-                yield outcome  # type: ignore[misc]
+                yield outcome
             elif outcome is None:
                 ignored += 1
             else:
-                tally.add_problem(outcome)  # type: ignore[arg-type]
+                tally.add_problem(outcome)
     finally:  # counted in locals (a hot loop), handed over even if the consumer stops early
         tally.total_lines += total
         tally.valid_lines += valid
