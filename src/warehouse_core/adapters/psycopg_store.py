@@ -41,29 +41,15 @@ POLL_LOCK = "warehouse-poll"
 SESSION_LOCK = "warehouse-session"
 
 
-# How a line's invoice status is decided, shared by the import and the recompute at session start:
-# ``found`` holds the day's invoices present in the view, ``exported`` those an earlier day shipped.
-STATUS_SOURCES = (
-    "found AS (SELECT DISTINCT v.invoice_number FROM {view} AS v"
-    "  WHERE v.invoice_number IN (SELECT invoice_number FROM {lines})),"
-    " exported AS (SELECT DISTINCT invoice_number FROM exported_invoice WHERE day < %(day)s)"
-)
-STATUS_CASE = (
-    "CASE WHEN f.invoice_number IS NULL THEN 'not_found'"
-    " WHEN e.invoice_number IS NOT NULL THEN 'already_exported' ELSE 'valid' END"
-)
-STATUS_JOINS = (
-    " LEFT JOIN found AS f ON f.invoice_number = {alias}.invoice_number"
-    " LEFT JOIN exported AS e ON e.invoice_number = {alias}.invoice_number"
-)
-# The same rules for a set of invoice numbers before their lines are stored: only those that are not
-# valid come back (an anti-join and two semi-joins, each a hash join however many there are).
+# How an invoice's status is decided, at the import and again at the session's start. Of the numbers
+# in the CTE ``invoices`` (one row each), those the view does not list are not_found, those it lists
+# that an earlier day exported are already_exported; the others are valid and do not come back.
+# An anti-join and two semi-joins: hash joins however many numbers there are.
 UNUSUAL_STATUSES = (
-    "WITH c AS (SELECT unnest(string_to_array(%(invoices)s, E'\\n')) AS invoice_number)"
-    " SELECT invoice_number, 'not_found' FROM c"
+    "SELECT c.invoice_number, 'not_found' AS status FROM invoices AS c"
     "  WHERE NOT EXISTS (SELECT 1 FROM {view} AS v WHERE v.invoice_number = c.invoice_number)"
     " UNION ALL"
-    " SELECT invoice_number, 'already_exported' FROM c"
+    " SELECT c.invoice_number, 'already_exported' FROM invoices AS c"
     "  WHERE EXISTS (SELECT 1 FROM exported_invoice AS e WHERE e.invoice_number = c.invoice_number AND e.day < %(day)s)"
     "  AND EXISTS (SELECT 1 FROM {view} AS v WHERE v.invoice_number = c.invoice_number)"
 )
@@ -217,7 +203,11 @@ class PsycopgUnitOfWork:
         """The invoices among ``invoices`` that are not valid, with their status (the rest are valid)."""
         rows = self.connection.execute(
             # One text, not an array: psycopg would hold a copy of each of a million numbers to send one.
-            sql.SQL(UNUSUAL_STATUSES).format(view=self.view), {"day": day, "invoices": "\n".join(invoices)}
+            sql.SQL(
+                "WITH invoices AS (SELECT unnest(string_to_array(%(numbers)s, E'\\n')) AS invoice_number) "
+                + UNUSUAL_STATUSES
+            ).format(view=self.view),
+            {"day": day, "numbers": "\n".join(invoices)},
         ).fetchall()
         return dict(rows)
 
@@ -238,15 +228,14 @@ class PsycopgUnitOfWork:
     def refresh_invoice_statuses(self, day: dt.date) -> int:
         self.connection.execute(
             sql.SQL(
-                "WITH " + STATUS_SOURCES + ", computed AS (SELECT l.file_id, l.line_number, " + STATUS_CASE +
-                " AS status FROM invoice_line AS l" + STATUS_JOINS + " WHERE l.file_id = " + DAY_FILE + ")"
+                "WITH invoices AS (SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = " + DAY_FILE + "),"
+                " unusual AS (" + UNUSUAL_STATUSES + "),"
+                " computed AS (SELECT l.file_id, l.line_number, coalesce(u.status, 'valid') AS status"
+                "  FROM invoice_line AS l LEFT JOIN unusual AS u ON u.invoice_number = l.invoice_number"
+                "  WHERE l.file_id = " + DAY_FILE + ")"
                 " UPDATE invoice_line AS t SET invoice_status = c.status FROM computed AS c"
                 " WHERE t.file_id = c.file_id AND t.line_number = c.line_number AND t.invoice_status <> c.status"
-            ).format(
-                view=self.view,
-                lines=sql.SQL("invoice_line WHERE file_id = " + DAY_FILE),
-                alias=sql.SQL("l"),
-            ),
+            ).format(view=self.view),
             {"day": day},
         )
         row = self._one(
