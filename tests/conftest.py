@@ -151,6 +151,19 @@ def ftps_server(tmp_path: Path, certificate: Path) -> Iterator[FtpServer]:
         server.stop()
 
 
+# An FTP port's contract runs against its fake, plain FTP and FTPS.
+FTP_SIDES = ["fake", "ftp", "ftps"]
+
+
+def ftp_side(request: Any, fake: Callable[[], Any], real: Callable[..., Any]) -> Any:
+    """The side a ``params=FTP_SIDES`` fixture stands for: the fake, or ``real`` over a live server."""
+    if request.param == "fake":
+        return fake()
+    if request.param == "ftp":
+        return real(request.getfixturevalue("ftp_server"))
+    return real(request.getfixturevalue("ftps_server"), request.getfixturevalue("client_tls_context"))
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer().start()

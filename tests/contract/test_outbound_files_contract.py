@@ -5,6 +5,7 @@ import io
 
 import pytest
 
+from tests.conftest import FTP_SIDES, ftp_side
 from tests.fakes import FakeOutbound
 from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.errors import TransferError
@@ -42,13 +43,9 @@ class FtpSide:
         self.server.faults.refuse.add("STOR")
 
 
-@pytest.fixture(params=["fake", "ftp", "ftps"])
+@pytest.fixture(params=FTP_SIDES)
 def side(request):
-    if request.param == "fake":
-        return FakeSide()
-    if request.param == "ftp":
-        return FtpSide(request.getfixturevalue("ftp_server"))
-    return FtpSide(request.getfixturevalue("ftps_server"), request.getfixturevalue("client_tls_context"))
+    return ftp_side(request, FakeSide, FtpSide)
 
 
 def test_upload_leaves_exactly_the_final_file(side):
