@@ -295,7 +295,7 @@ class FakeStore:
     def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[bytes]]:
         def lines() -> Iterator[bytes]:
             valid = [s for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID]
-            for given, stored in enumerate(sorted(valid, key=lambda s: s.id)[skip:]):
+            for given, stored in enumerate(sorted(valid, key=lambda s: s.line.line_number)[skip:]):
                 if given == self.die_during_export_after:
                     self.die_during_export_after = None
                     raise RuntimeError("worker died")

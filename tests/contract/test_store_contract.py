@@ -389,6 +389,17 @@ def test_export_lines_come_in_blocks_of_whole_lines(store):
     assert b"".join(received).split() == [str(n).encode() for n in range(1001, 4501)]
 
 
+def test_export_lines_follow_line_numbers_not_the_order_lines_were_stored(store):
+    with store.unit_of_work() as uow:
+        file_id = uow.record_file(record())
+        insert(uow, file_id, DAY, [line(n, "600000001") for n in range(4500, 0, -1)])
+        uow.open_session(DAY)
+    with store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(DAY)
+    with store.export_lines(DAY, ("quantity",), skip=0) as blocks:
+        assert b"".join(blocks).split() == [str(n).encode() for n in range(1, 4501)]
+
+
 def test_statuses_recomputed_and_already_exported_on_a_later_day(store):
     imported_day(store)
     with store.unit_of_work() as uow:
