@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     poll.add_argument("--at", type=_local_time, help="act as if at this local time (ISO, e.g. 2026-11-26T19:00)")
     upload = commands.add_parser("import", help="import a file for today, as a manual upload")
     upload.add_argument("file", type=Path)
-    commands.add_parser("send-mail", help="deliver the outbox once")
+    send_mail = commands.add_parser("send-mail", help="deliver the outbox once")
+    send_mail.add_argument("--at", type=_local_time, help="act as if at this local time (ISO): which mails are due")
     commands.add_parser("migrate", help="create or upgrade the database schema")
     return top
 

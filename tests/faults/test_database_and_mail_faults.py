@@ -72,7 +72,7 @@ def test_mail_waits_while_smtp_is_down(service, real_store, ftp_server, tmp_path
     other = "Letture20261127083015123_9.txt"
     shutil.copy(str(VALID_SAMPLE), str(ftp_server.root / other))
     service.run("poll", "--at", "2026-11-27T10:00")
-    failed = service.run("send-mail")
+    failed = service.run("send-mail", "--at", "2026-11-27T10:05")
     assert failed.returncode == 1 and "not delivered" in failed.stderr
     waiting = query(real_store, "SELECT event, attempts FROM mail_outbox WHERE sent_at IS NULL ORDER BY id")
     assert [event for event, _ in waiting] == ["import-summary", "import-summary"]
@@ -81,8 +81,8 @@ def test_mail_waits_while_smtp_is_down(service, real_store, ftp_server, tmp_path
     try:
         with real_store.connection() as connection:
             connection.execute("UPDATE mail_outbox SET next_attempt_at = NULL")  # the backoff has passed
-        assert service.run("send-mail").returncode == 0
-        assert service.run("send-mail").returncode == 0
+        assert service.run("send-mail", "--at", "2026-11-27T10:06").returncode == 0
+        assert service.run("send-mail", "--at", "2026-11-27T10:07").returncode == 0
         assert smtp.events() == ["import-summary", "import-summary"]
         assert query(real_store, "SELECT count(*) FROM mail_outbox WHERE sent_at IS NULL") == [(0,)]
     finally:
