@@ -357,7 +357,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         big = generate_file(work / "big-20261126.txt", arguments.lines, seed=1)
         small = generate_file(work / "small-20261125.txt", arguments.small, seed=2)
         export_file = generate_file(work / "export-20261127.txt", arguments.lines, seed=3, present_share=1.0, ignored_share=0.0)
-        from warehouse_core.adapters.psycopg_store import PsycopgStore
+        from warehouse_core.adapters.postgres import PsycopgStore
 
         store = PsycopgStore(url, schema=schema)
         store.migrate()

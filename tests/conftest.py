@@ -101,7 +101,7 @@ def db_schema() -> str:
 
 @pytest.fixture
 def real_store(postgres_server: str, db_schema: str) -> Iterator[Any]:
-    from warehouse_core.adapters.psycopg_store import PsycopgStore
+    from warehouse_core.adapters.postgres import PsycopgStore
 
     store = PsycopgStore(postgres_server, schema=db_schema, invoice_view="public.invoice_view")
     store.migrate()

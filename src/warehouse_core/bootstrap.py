@@ -10,7 +10,7 @@ from warehouse_core.adapters.fs_remote_log import FsRemoteLog
 from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
 from warehouse_core.adapters.local_archive import LocalArchive, LocalExportFiles
-from warehouse_core.adapters.psycopg_store import PsycopgStore
+from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.smtp_mailer import SmtpMailer
 from warehouse_core.adapters.system_clock import SystemClock
 from warehouse_core.model import WorkSession

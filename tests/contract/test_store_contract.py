@@ -430,7 +430,7 @@ def _try_claim(store):
 
 
 def test_an_invoice_listed_twice_in_the_view_is_exported_once(real_store, db_schema):
-    from warehouse_core.adapters.psycopg_store import PsycopgStore
+    from warehouse_core.adapters.postgres import PsycopgStore
 
     with real_store.connection() as connection:
         connection.execute(

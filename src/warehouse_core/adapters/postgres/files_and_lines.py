@@ -1,0 +1,220 @@
+"""The files-and-lines role on PostgreSQL: received files, COPY for lines, set-based invoice lookups."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from array import array
+from contextlib import contextmanager
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+import psycopg
+from psycopg import sql
+
+from warehouse_core.adapters.postgres.connected import DAY_FILE, Connected
+from warehouse_core.errors import Conflict
+from warehouse_core.model import (
+    FileSource,
+    FileStatus,
+    InboundFileRecord,
+    InvoiceLine,
+    InvoiceStatus,
+    Problem,
+    StoredLines,
+)
+
+# How an invoice's status is decided, at the import and again at the session's start. Of the numbers
+# in the CTE ``invoices`` (one row each), those the view does not list are not_found, those it lists
+# that an earlier day exported are already_exported; the others are valid and do not come back.
+# An anti-join and two semi-joins: hash joins however many numbers there are.
+UNUSUAL_STATUSES = sql.SQL(
+    "SELECT c.invoice_number, 'not_found' AS status FROM invoices AS c"
+    "  WHERE NOT EXISTS (SELECT 1 FROM {view} AS v WHERE v.invoice_number = c.invoice_number)"
+    " UNION ALL"
+    " SELECT c.invoice_number, 'already_exported' FROM invoices AS c"
+    "  WHERE EXISTS (SELECT 1 FROM exported_invoice AS e WHERE e.invoice_number = c.invoice_number AND e.day < %(day)s)"
+    "  AND EXISTS (SELECT 1 FROM {view} AS v WHERE v.invoice_number = c.invoice_number)"
+)
+VALID = InvoiceStatus.VALID.value
+# COPY text format: these characters are escaped inside a field.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
+COPY_BATCH = 2000
+
+
+def copy_row(line: InvoiceLine, status: str) -> str:
+    """The columns after (file_id, day) of one invoice_line row in COPY text format."""
+    return "{}\t{}\t{}\t{}\t{}\t{}\n".format(
+        line.line_number, copy_text(line.invoice_number), line.quantity, copy_text(line.description), line.value, status
+    )
+
+
+def copy_text(value: str) -> str:
+    """A text field in COPY text format (most need no escape, and a search is cheaper than a copy)."""
+    return value.translate(_COPY_ESCAPES) if _NEEDS_COPY_ESCAPE.search(value) else value
+
+
+class PsycopgFilesAndLines(Connected):
+    def find_file(self, name: str, sha256: str) -> Optional[InboundFileRecord]:
+        row = self._one(
+            "SELECT id, name, day, source, sha256, declared_count, actual_lines, status, reasons, archive_path"
+            " FROM inbound_file WHERE name = %s AND sha256 = %s ORDER BY id LIMIT 1",
+            (name, sha256),
+        )
+        if row is None:
+            return None
+        return InboundFileRecord(
+            id=row[0],
+            name=row[1],
+            day=row[2],
+            source=FileSource(row[3]),
+            sha256=row[4],
+            declared_count=row[5],
+            actual_lines=row[6],
+            status=FileStatus(row[7]),
+            reasons=tuple(Problem(**item) for item in row[8]),
+            archive_path=row[9],
+        )
+
+    def day_has_data(self, day: dt.date) -> bool:
+        row = self._one("SELECT EXISTS (SELECT 1 FROM inbound_file WHERE day = %s AND status = 'imported')", (day,))
+        return bool(row and row[0])
+
+    def record_file(self, record: InboundFileRecord) -> int:
+        try:
+            with self.connection.transaction():
+                row = self._one(
+                    "INSERT INTO inbound_file (name, day, source, sha256, declared_count, actual_lines, status,"
+                    " reasons, archive_path) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (
+                        record.name,
+                        record.day,
+                        record.source.value,
+                        record.sha256,
+                        record.declared_count,
+                        record.actual_lines,
+                        record.status.value,
+                        json.dumps([p.as_dict() for p in record.reasons]),
+                        record.archive_path,
+                    ),
+                )
+        except psycopg.errors.UniqueViolation:
+            raise Conflict("{} already has imported data".format(record.day.isoformat()), code="day_has_data") from None
+        assert row is not None
+        return int(row[0])
+
+    def set_file_outcome(self, file_id: int, status: FileStatus, reasons: Tuple[Problem, ...]) -> None:
+        self.connection.execute(
+            "UPDATE inbound_file SET status = %s, reasons = %s WHERE id = %s",
+            (status.value, json.dumps([p.as_dict() for p in reasons]), file_id),
+        )
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.connection.transaction():
+            yield
+
+    def insert_lines(
+        self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
+    ) -> StoredLines:
+        """The day's invoices are looked up first, in one query, so the lines go by COPY straight
+        into their table while Python parses: no staging table, no second pass on the server."""
+        unusual = self._unusual_statuses(day, invoices)
+        seen_unusual: Set[str] = set()
+        stored = 0
+        links: Dict[str, array] = {}  # each category's line numbers, ascending: 4 bytes a link
+        prefix = "{}\t{}\t".format(file_id, day.isoformat())
+        cursor = self.connection.cursor()
+        with cursor.copy(
+            "COPY invoice_line (file_id, day, line_number, invoice_number, quantity, description, value, invoice_status)"
+            " FROM STDIN"
+        ) as copy:
+            batch: List[str] = []
+            for line in lines:
+                status = unusual.get(line.invoice_number)
+                if status is None:
+                    status = VALID
+                else:
+                    seen_unusual.add(line.invoice_number)
+                batch.append(prefix + copy_row(line, status))
+                for name in line.categories:
+                    numbers = links.get(name)
+                    if numbers is None:
+                        numbers = links[name] = array("i")
+                    numbers.append(line.line_number)
+                if len(batch) == COPY_BATCH:
+                    stored += len(batch)
+                    copy.write("".join(batch))
+                    batch.clear()
+            stored += len(batch)
+            copy.write("".join(batch))
+        self._link_categories(cursor, file_id, links)
+        return StoredLines(
+            stored=stored,
+            not_found=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.NOT_FOUND.value)),
+            already_exported=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.ALREADY_EXPORTED.value)),
+        )
+
+    def _unusual_statuses(self, day: dt.date, invoices: Iterable[str]) -> Dict[str, str]:
+        """The invoices among ``invoices`` that are not valid, with their status (the rest are valid)."""
+        rows = self.connection.execute(
+            # One text, not an array: psycopg would hold a copy of each of a million numbers to send one.
+            sql.SQL(
+                "WITH invoices AS (SELECT unnest(string_to_array(%(numbers)s, E'\\n')) AS invoice_number) {unusual}"
+            ).format(unusual=UNUSUAL_STATUSES.format(view=self.view)),
+            {"day": day, "numbers": "\n".join(invoices)},
+        ).fetchall()
+        return dict(rows)
+
+    @staticmethod
+    def _link_categories(cursor: psycopg.Cursor, file_id: int, links: Dict[str, array]) -> None:
+        """New categories in one statement, then the links by COPY in the key's order (category, line):
+        each lands at the end of its part of the index instead of at a random page."""
+        names = list(links)
+        cursor.execute("INSERT INTO category (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING", (names,))
+        ids: Dict[str, int] = dict(cursor.execute("SELECT name, id FROM category WHERE name = ANY(%s)", (names,)).fetchall())
+        with cursor.copy("COPY invoice_line_category (category_id, file_id, line_number) FROM STDIN") as copy:
+            for name in sorted(names, key=ids.__getitem__):
+                prefix = "{}\t{}\t".format(ids[name], file_id)
+                numbers = links.pop(name)
+                for start in range(0, len(numbers), COPY_BATCH):
+                    copy.write("".join(prefix + str(number) + "\n" for number in numbers[start:start + COPY_BATCH]))
+
+    def refresh_invoice_statuses(self, day: dt.date) -> int:
+        self.connection.execute(
+            sql.SQL(
+                "WITH invoices AS (SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = {day_file}),"
+                " unusual AS ({unusual}),"
+                " computed AS (SELECT l.file_id, l.line_number, coalesce(u.status, 'valid') AS status"
+                "  FROM invoice_line AS l LEFT JOIN unusual AS u ON u.invoice_number = l.invoice_number"
+                "  WHERE l.file_id = {day_file})"
+                " UPDATE invoice_line AS t SET invoice_status = c.status FROM computed AS c"
+                " WHERE t.file_id = c.file_id AND t.line_number = c.line_number AND t.invoice_status <> c.status"
+            ).format(day_file=DAY_FILE, unusual=UNUSUAL_STATUSES.format(view=self.view)),
+            {"day": day},
+        )
+        row = self._one(
+            sql.SQL("SELECT count(*) FROM invoice_line WHERE file_id = {} AND invoice_status = 'valid'").format(DAY_FILE),
+            {"day": day},
+        )
+        return int(row[0]) if row else 0
+
+    def invoices_with_status(self, day: dt.date, status: InvoiceStatus) -> Tuple[str, ...]:
+        rows = self.connection.execute(
+            sql.SQL(
+                "SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = {}"
+                " AND invoice_status = %(status)s ORDER BY invoice_number"
+            ).format(DAY_FILE),
+            {"day": day, "status": status.value},
+        ).fetchall()
+        return tuple(row[0] for row in rows)
+
+    def record_exported(self, day: dt.date) -> None:
+        self.connection.execute(
+            sql.SQL(
+                "INSERT INTO exported_invoice (invoice_number, day)"
+                " SELECT DISTINCT invoice_number, day FROM invoice_line WHERE file_id = {}"
+                " AND invoice_status = 'valid' ON CONFLICT DO NOTHING"
+            ).format(DAY_FILE),
+            {"day": day},
+        )

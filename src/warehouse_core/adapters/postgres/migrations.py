@@ -1,0 +1,39 @@
+"""The migration runner: the plain SQL files in ``sql/``, applied in order, each recorded once."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List
+
+import psycopg
+from psycopg import sql
+
+from warehouse_core.adapters.postgres.locks import MIGRATION_LOCK, lock_for_transaction
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "sql"
+
+
+def migrate(connection: psycopg.Connection, schema: str) -> List[str]:
+    """Apply the migrations not yet applied to ``schema``, in order, under a lock; the versions applied."""
+    applied: List[str] = []
+    with connection.transaction():
+        lock_for_transaction(connection, MIGRATION_LOCK)
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        connection.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema)))
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migration"
+            " (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {row[0] for row in connection.execute("SELECT version FROM schema_migration")}
+        for path in sorted(MIGRATIONS.glob("*.sql")):
+            version = path.stem
+            if version in done:
+                continue
+            statements = path.read_text(encoding="utf-8").encode("utf-8")  # the package's own .sql file
+            connection.execute(statements)
+            connection.execute("INSERT INTO schema_migration (version) VALUES (%s)", (version,))
+            applied.append(version)
+    for version in applied:
+        log.info("migration %s applied to schema %s", version, schema)
+    return applied

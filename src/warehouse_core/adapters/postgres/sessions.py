@@ -1,0 +1,82 @@
+"""The sessions role on PostgreSQL: each transition is one conditional UPDATE, so racing callers get one winner."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import List, Optional
+
+from psycopg import sql
+
+from warehouse_core.adapters.postgres.connected import Connected
+from warehouse_core.model import SessionPhase, SessionState, WorkSession
+
+class PsycopgSessions(Connected):
+    def session(self, day: dt.date) -> Optional[WorkSession]:
+        row = self._one(
+            "SELECT day, state, total, processed, phase, started_at, finished_at, export_file, detail"
+            " FROM work_session WHERE day = %s",
+            (day,),
+        )
+        if row is None:
+            return None
+        return WorkSession(
+            day=row[0],
+            state=SessionState(row[1]),
+            total=row[2],
+            processed=row[3],
+            phase=SessionPhase(row[4]) if row[4] else None,
+            started_at=row[5],
+            finished_at=row[6],
+            export_file=row[7],
+            detail=row[8],
+        )
+
+    def open_session(self, day: dt.date) -> None:
+        self.connection.execute(
+            "INSERT INTO work_session (day, state) VALUES (%s, 'ready') ON CONFLICT (day) DO NOTHING", (day,)
+        )
+
+    def start_session(self, day: dt.date, now: dt.datetime) -> bool:
+        return self._changed(
+            "UPDATE work_session SET state = 'running', phase = 'exporting', started_at = %s, total = 0,"
+            " processed = 0, export_file = NULL, detail = NULL, updated_at = now()"
+            " WHERE day = %s AND state = 'ready'",
+            (now, day),
+        )
+
+    def close_session(self, day: dt.date, now: dt.datetime) -> bool:
+        return self._changed(
+            "UPDATE work_session SET state = 'closed', finished_at = %s, updated_at = now()"
+            " WHERE day = %s AND state IN ('ready', 'running', 'failed')",
+            (now, day),
+        )
+
+    def update_session(
+        self,
+        day: dt.date,
+        *,
+        phase: Optional[SessionPhase] = None,
+        total: Optional[int] = None,
+        processed: Optional[int] = None,
+        export_file: Optional[str] = None,
+    ) -> bool:
+        fields = {"phase": phase.value if phase else None, "total": total, "processed": processed, "export_file": export_file}
+        given = {name: value for name, value in fields.items() if value is not None}
+        changes: List[sql.Composable] = [sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in given]
+        changes.append(sql.SQL("updated_at = now()"))
+        return self._changed(
+            sql.SQL("UPDATE work_session SET {} WHERE day = {} AND state = 'running'").format(
+                sql.SQL(", ").join(changes), sql.Placeholder("day")
+            ),
+            dict(given, day=day),
+        )
+
+    def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
+        return self._changed(
+            "UPDATE work_session SET state = %s, finished_at = %s, detail = %s, updated_at = now()"
+            " WHERE day = %s AND state = 'running'",
+            (state.value, now, detail, day),
+        )
+
+    def running_days(self) -> List[dt.date]:
+        rows = self.connection.execute("SELECT day FROM work_session WHERE state = 'running' ORDER BY day").fetchall()
+        return [row[0] for row in rows]

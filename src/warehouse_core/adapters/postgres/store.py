@@ -1,0 +1,101 @@
+"""The store on PostgreSQL through psycopg 3: a connection pool that ties the roles together.
+
+Every identifier that comes from configuration (the schema, the invoice view) is quoted with
+``psycopg.sql``; every value is a parameter.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import contextmanager
+from typing import Any, ContextManager, Dict, Iterator, List, Optional, Sequence
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from warehouse_core.adapters.postgres import export, locks, migrations
+from warehouse_core.adapters.postgres.unit_of_work import PsycopgUnitOfWork
+
+
+class PsycopgStore:
+    """Connections come from a pool opened on first use; ``close()`` ends them."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "warehouse",
+        invoice_view: str = "public.invoice_view",
+        connect_timeout: float = 10.0,
+        pool_size: int = 6,
+        timezone: str = "UTC",
+    ) -> None:
+        self.timezone = timezone
+        self.url = url
+        self.schema = schema
+        self.invoice_view = invoice_view
+        self.connect_timeout = connect_timeout
+        self.pool_size = pool_size
+        self._pool: Optional[ConnectionPool] = None
+
+    def _connection_options(self) -> Dict[str, Any]:
+        return {
+            "options": "-c search_path={},public -c timezone={}".format(self.schema, self.timezone),
+            "connect_timeout": max(1, int(self.connect_timeout)),
+            "application_name": "warehouse-invoice-service",
+        }
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                kwargs=self._connection_options(),
+                timeout=self.connect_timeout,
+                open=True,
+                name="warehouse",
+                check=ConnectionPool.check_connection,
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as connection:
+            yield connection
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[PsycopgUnitOfWork]:
+        with self.connection() as connection:
+            with connection.transaction():
+                yield PsycopgUnitOfWork(connection, self.invoice_view)
+
+    def exclusive_poll(self) -> ContextManager[bool]:
+        return locks.advisory_lock(self.connection(), locks.poll_lock_key(self.schema))
+
+    def claim_session(self, day: dt.date) -> ContextManager[bool]:
+        return locks.advisory_lock(self.connection(), locks.session_lock_key(self.schema, day))
+
+    @contextmanager
+    def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[bytes]]:
+        with self.connection() as connection:
+            with export.export_blocks(connection, self.invoice_view, day, columns, skip) as blocks:
+                yield blocks
+
+    def ping(self) -> bool:
+        try:
+            with psycopg.connect(self.url, **self._connection_options()) as connection:
+                connection.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def migrate(self) -> List[str]:
+        """Apply the migrations not yet applied, in order, under a lock; the versions applied."""
+        with psycopg.connect(self.url, **self._connection_options()) as connection:
+            return migrations.migrate(connection, self.schema)
