@@ -89,11 +89,13 @@ class FakeData:
     sessions: Dict[dt.date, WorkSession] = field(default_factory=dict)
 
 
-class FakeUnitOfWork:
+class _FakeTransaction:
     def __init__(self, store: "FakeStore") -> None:
         self.store = store
         self.data = store.data
 
+
+class FakeFilesAndLines(_FakeTransaction):
     def find_file(self, name: str, sha256: str) -> Optional[InboundFileRecord]:
         for record in self.data.files:
             if record.name == name and record.sha256 == sha256:
@@ -166,6 +168,8 @@ class FakeUnitOfWork:
             if stored.day == day and stored.invoice_status is InvoiceStatus.VALID:
                 self.data.exported.add((stored.line.invoice_number, day))
 
+
+class FakeSessions(_FakeTransaction):
     def session(self, day: dt.date) -> Optional[WorkSession]:
         return self.data.sessions.get(day)
 
@@ -207,6 +211,8 @@ class FakeUnitOfWork:
     def running_days(self) -> List[dt.date]:
         return sorted(day for day, s in self.data.sessions.items() if s.state is SessionState.RUNNING)
 
+
+class FakeOutbox(_FakeTransaction):
     def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
         if once_key is not None and any(entry.once_key == once_key for entry in self.data.outbox):
             return False
@@ -232,6 +238,10 @@ class FakeUnitOfWork:
     def mark_mail_failed(self, mail_id: int, error: str, retry_at: dt.datetime) -> None:
         entry = self._entry(mail_id)
         entry.attempts, entry.last_error, entry.next_attempt_at = entry.attempts + 1, error, retry_at
+
+
+class FakeUnitOfWork(FakeFilesAndLines, FakeSessions, FakeOutbox):
+    """One transaction of FakeStore, through the same roles as the port (ports/store.py)."""
 
 
 class FakeStore:

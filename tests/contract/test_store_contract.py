@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import threading
 from decimal import Decimal
 from typing import Any, Dict, List
@@ -9,9 +10,11 @@ from typing import Any, Dict, List
 import pytest
 
 from tests.conftest import SAMPLE_VIEW, at
-from tests.fakes import FakeStore
+from tests.fakes import FakeStore, FakeUnitOfWork
+from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
 from warehouse_core.errors import Conflict
 from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
+from warehouse_core.ports import ExportSource, FilesAndLines, Locks, Outbox, Sessions, Store, Transactions
 
 DAY = dt.date(2026, 11, 26)
 
@@ -101,6 +104,35 @@ def insert(uow, file_id, day, lines):
 
 def mail(event=MailEvent.IMPORT_SUMMARY, subject="subject"):
     return Mail(event=event, day=DAY, subject=subject, text="text", html="<p>html</p>")
+
+
+ROLES_OF_THE_UNIT_OF_WORK = (FilesAndLines, Sessions, Outbox)
+ROLES_OF_THE_STORE = (Transactions, Locks, ExportSource, Store)
+
+
+def _methods(protocol):
+    return [name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")]
+
+
+def _signature(function):
+    """Parameter names, kinds and defaults: what a caller relies on (annotations are the type checker's)."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+@pytest.mark.parametrize(
+    "roles, adapters",
+    [
+        (ROLES_OF_THE_UNIT_OF_WORK, (FakeUnitOfWork, PsycopgUnitOfWork)),
+        (ROLES_OF_THE_STORE, (FakeStore, PsycopgStore)),
+    ],
+    ids=["unit of work", "store"],
+)
+def test_the_fake_and_postgres_offer_every_method_of_each_role_as_the_port_declares_it(roles, adapters):
+    for role in roles:
+        for name in _methods(role):
+            declared = _signature(getattr(role, name))
+            for adapter in adapters:
+                assert _signature(getattr(adapter, name)) == declared, "{}.{}".format(adapter.__name__, name)
 
 
 def test_recorded_files_are_found_by_name_and_sha256(store):
@@ -430,8 +462,6 @@ def _try_claim(store):
 
 
 def test_an_invoice_listed_twice_in_the_view_is_exported_once(real_store, db_schema):
-    from warehouse_core.adapters.postgres import PsycopgStore
-
     with real_store.connection() as connection:
         connection.execute(
             'CREATE VIEW "{}".doubled_view AS SELECT * FROM public.invoice_view'

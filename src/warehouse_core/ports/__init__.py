@@ -6,21 +6,36 @@ from warehouse_core.ports.inbound_files import InboundConnection, InboundFiles
 from warehouse_core.ports.mailer import Mailer, MailRenderer
 from warehouse_core.ports.outbound_files import OutboundFiles
 from warehouse_core.ports.remote_log import LogFollower, RemoteLog
-from warehouse_core.ports.store import Store, UnitOfWork
+from warehouse_core.ports.store import (
+    ExportSource,
+    FilesAndLines,
+    Locks,
+    Outbox,
+    Sessions,
+    Store,
+    Transactions,
+    UnitOfWork,
+)
 
 __all__ = [
     "Archive",
     "Clock",
     "ExportFiles",
+    "ExportSource",
     "ExportWriter",
+    "FilesAndLines",
+    "Locks",
     "LogFollower",
     "InboundConnection",
     "InboundFiles",
     "MailRenderer",
     "Mailer",
     "OutboundFiles",
+    "Outbox",
     "PendingFile",
     "RemoteLog",
+    "Sessions",
     "Store",
+    "Transactions",
     "UnitOfWork",
 ]

@@ -1,7 +1,13 @@
+"""The store, split by role: a use case names only the roles it uses.
+
+A unit of work is one database transaction seen through its roles (``FilesAndLines``,
+``Sessions``, ``Outbox``); ``Transactions[R]`` opens one for a use case that needs role ``R``.
+The locks, the export and the schema are roles of the store itself, outside any transaction.
+"""
 from __future__ import annotations
 
 import datetime as dt
-from typing import ContextManager, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
+from typing import ContextManager, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from warehouse_core.model import (
     FileStatus,
@@ -16,9 +22,11 @@ from warehouse_core.model import (
     WorkSession,
 )
 
+Role = TypeVar("Role", covariant=True)
 
-class UnitOfWork(Protocol):
-    """One database transaction: committed when the block ends normally, rolled back otherwise."""
+
+class FilesAndLines(Protocol):
+    """Received files and their stored lines, with each line's invoice status."""
 
     def find_file(self, name: str, sha256: str) -> Optional[InboundFileRecord]:
         """The file already recorded under this name and content, if any."""
@@ -52,6 +60,10 @@ class UnitOfWork(Protocol):
     def record_exported(self, day: dt.date) -> None:
         """Remember the day's valid invoices as exported, for later days' statuses."""
 
+
+class Sessions(Protocol):
+    """The operator's session of each day; every transition is conditional and atomic."""
+
     def session(self, day: dt.date) -> Optional[WorkSession]:
         """The day's session, or None when the day has no data."""
 
@@ -81,6 +93,10 @@ class UnitOfWork(Protocol):
     def running_days(self) -> List[dt.date]:
         """Days whose session is running, oldest first."""
 
+
+class Outbox(Protocol):
+    """Mails written in the same transaction as the change they report, delivered later."""
+
     def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
         """Put a mail in the outbox; with ``once_key``, only if no mail had that key. Whether it was queued."""
 
@@ -94,13 +110,16 @@ class UnitOfWork(Protocol):
         ...
 
 
-class Store(Protocol):
-    def migrate(self) -> List[str]:
-        """Create or upgrade the schema (under a lock, so several processes may call it); versions applied."""
+class UnitOfWork(FilesAndLines, Sessions, Outbox, Protocol):
+    """One database transaction: committed when the block ends normally, rolled back otherwise."""
 
-    def unit_of_work(self) -> ContextManager[UnitOfWork]:
-        ...
 
+class Transactions(Protocol[Role]):
+    def unit_of_work(self) -> ContextManager[Role]:
+        """A new unit of work; a use case that asks for ``Transactions[Sessions]`` sees only that role."""
+
+
+class Locks(Protocol):
     def exclusive_poll(self) -> ContextManager[bool]:
         """Hold the one poll lock shared by every process; yields False when another holds it."""
 
@@ -108,10 +127,19 @@ class Store(Protocol):
         """Hold the day's worker lock across processes; yields False when another worker has it.
         The lock dies with its process, so a session whose worker died can be claimed again."""
 
+
+class ExportSource(Protocol):
     def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> ContextManager[Iterator[bytes]]:
         """The export file's lines (see run_session.export_line), streamed in blocks of whole lines, each
         line ending in a newline: one per valid line of the day joined with the invoice view, in line
         order, after the first ``skip``."""
+
+
+class Store(Transactions[UnitOfWork], Locks, ExportSource, Protocol):
+    """Every role at once: what the composition root builds and hands out."""
+
+    def migrate(self) -> List[str]:
+        """Create or upgrade the schema (under a lock, so several processes may call it); versions applied."""
 
     def ping(self) -> bool:
         """Whether the database answers."""

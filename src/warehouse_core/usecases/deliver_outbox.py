@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from warehouse_core.errors import MailDeliveryError
-from warehouse_core.ports import Mailer, Store
+from warehouse_core.ports import Mailer, Outbox, Transactions
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = dt.timedelta(hours=1)
@@ -24,7 +24,7 @@ def retry_delay(attempts: int) -> dt.timedelta:
 
 
 class DeliverOutbox:
-    def __init__(self, *, store: Store, mailer: Mailer) -> None:
+    def __init__(self, *, store: Transactions[Outbox], mailer: Mailer) -> None:
         self.store = store
         self.mailer = mailer
 

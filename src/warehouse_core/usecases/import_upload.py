@@ -8,7 +8,7 @@ from typing import BinaryIO, Optional
 from warehouse_core.errors import Conflict, PayloadTooLarge
 from warehouse_core.model import FileSource, ImportSummary, safe_file_name
 from warehouse_core.parsing import CHUNK_SIZE, inspect
-from warehouse_core.ports import Archive, MailRenderer, Store
+from warehouse_core.ports import Archive, MailRenderer, Transactions, UnitOfWork
 from warehouse_core.usecases.importing import ReceivedFile, import_received_file
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def display_name(name: Optional[str], now: dt.datetime) -> str:
 
 
 class ImportUpload:
-    def __init__(self, *, store: Store, archive: Archive, renderer: MailRenderer, max_bytes: int) -> None:
+    def __init__(self, *, store: Transactions[UnitOfWork], archive: Archive, renderer: MailRenderer, max_bytes: int) -> None:
         self.store = store
         self.archive = archive
         self.renderer = renderer

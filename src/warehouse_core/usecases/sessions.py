@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 from warehouse_core.errors import Conflict
 from warehouse_core.model import SessionState, WorkSession
-from warehouse_core.ports import Store, UnitOfWork
+from warehouse_core.ports import Sessions, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +30,16 @@ def refusal(session: WorkSession) -> Conflict:
     return Conflict(message.format(day=session.day.isoformat()), code=code, state=session.state.value)
 
 
-def session_status(store: Store, day: dt.date) -> WorkSession:
+def session_status(store: Transactions[Sessions], day: dt.date) -> WorkSession:
     """The day's session; state ``none`` when the day has no data."""
     with store.unit_of_work() as uow:
         session = uow.session(day)
     return session or WorkSession(day=day, state=SessionState.NONE)
 
 
-def _transition(store: Store, now: dt.datetime, change: Callable[[UnitOfWork, dt.date, dt.datetime], bool]) -> WorkSession:
+def _transition(
+    store: Transactions[Sessions], now: dt.datetime, change: Callable[[Sessions, dt.date, dt.datetime], bool]
+) -> WorkSession:
     """Apply one conditional state change to today's session; the refusal when it did not apply."""
     day = now.date()
     with store.unit_of_work() as uow:
@@ -49,7 +51,7 @@ def _transition(store: Store, now: dt.datetime, change: Callable[[UnitOfWork, dt
 
 
 class StartSession:
-    def __init__(self, *, store: Store, wake_worker: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, *, store: Transactions[Sessions], wake_worker: Optional[Callable[[], None]] = None) -> None:
         self.store = store
         self.wake_worker = wake_worker or (lambda: None)
 
@@ -61,7 +63,7 @@ class StartSession:
 
 
 class CloseSession:
-    def __init__(self, *, store: Store) -> None:
+    def __init__(self, *, store: Transactions[Sessions]) -> None:
         self.store = store
 
     def __call__(self, now: dt.datetime) -> WorkSession:
