@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The dev-only servers and demo stack live in devstack/, outside the package: never in the wheel.
+DEVSTACK_PATH := PYTHONPATH="$(CURDIR)/devstack$${PYTHONPATH:+:$$PYTHONPATH}"
 
 .PHONY: venv run test test-unit test-contract bench lint clean
 
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m warehouse_devstack $(RUN_ARGS)
+	$(DEVSTACK_PATH) $(BIN)/python -m warehouse_devstack $(RUN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -31,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/python -m compileall -q src tests
+	$(BIN)/python -m compileall -q src devstack tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

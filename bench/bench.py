@@ -339,7 +339,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--skip-naive", action="store_true", help="leave out the slow naive run (for quick iterations)")
     arguments = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "devstack")]  # the dev-only servers are not installed
     from warehouse_devstack.servers import PostgresCluster
 
     work = Path(tempfile.mkdtemp(prefix="warehouse-bench-"))

@@ -22,7 +22,10 @@ from warehouse_devstack.servers import (
     make_self_signed_certificate,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "src" / "warehouse_devstack" / "samples"
+# The dev-only servers and samples: importable here through pytest's pythonpath (pyproject.toml);
+# a subprocess that imports them gets DEVSTACK on its PYTHONPATH (devstack_pythonpath).
+DEVSTACK = Path(__file__).resolve().parent.parent / "devstack"
+SAMPLES = DEVSTACK / "warehouse_devstack" / "samples"
 VALID_SAMPLE = SAMPLES / "Letture20261126083015123_9.txt"
 MALFORMED_SAMPLE = SAMPLES / "Letture20261126101500000_5.txt"
 INCOMPLETE_SAMPLE = SAMPLES / "Letture20261126120000000_20.txt"
@@ -39,6 +42,11 @@ SAMPLE_VIEW = {
         ("600000008", dt.date(2026, 11, 26), "C005", "Gallo Drinks", "Via Po 5, Bologna"),
     )
 }
+
+
+def devstack_pythonpath(env: Dict[str, str]) -> str:
+    """``env``'s PYTHONPATH with the devstack folder first."""
+    return os.pathsep.join(filter(None, [str(DEVSTACK), env.get("PYTHONPATH")]))
 
 
 def at(text: str) -> dt.datetime:

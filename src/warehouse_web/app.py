@@ -13,13 +13,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.settings import load_settings
-from warehouse_web import demo, security
+from warehouse_web import security
 from warehouse_web.views import blueprint, message
 
 log = logging.getLogger(__name__)
 # Room for the multipart envelope around a file of exactly the configured size.
 MULTIPART_OVERHEAD = 64 * 1024
 PUBLIC_ENDPOINTS = {"warehouse.login", "warehouse.healthz", "static"}
+# Extra templates included at the foot of the page, in order (the demo stack of ``make run`` adds its panel).
+PAGE_PANELS_KEY = "WAREHOUSE_PAGE_PANELS"
 
 
 def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Core] = None) -> Flask:
@@ -56,8 +58,6 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     # Behind a TLS-terminating proxy: X-Forwarded-Proto tells Flask the page is HTTPS.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)
-    if app.config.get(demo.CONFIG_KEY):
-        app.register_blueprint(demo.demo)
     _install_hooks(app, operators)
     _install_error_handlers(app)
     return app
@@ -91,7 +91,7 @@ def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:
             "csrf_token": security.csrf_token,
             "operator": g.get("operator"),
             "login_enabled": bool(operators),
-            "demo": bool(app.config.get(demo.CONFIG_KEY)),
+            "page_panels": tuple(app.config.get(PAGE_PANELS_KEY, ())),
         }
 
 

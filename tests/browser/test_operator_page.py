@@ -14,7 +14,7 @@ from typing import Dict, Iterator
 
 import pytest
 
-from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, devstack_pythonpath
 from warehouse_core.clock import zone
 from warehouse_devstack.servers import free_port, wait_for_port
 from warehouse_devstack.stack import todays_sample_name
@@ -54,6 +54,7 @@ def start_stack(tmp_path, postgres_server) -> Iterator:
         port = free_port()
         env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
         env.update(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10])
+        env["PYTHONPATH"] = devstack_pythonpath(env)
         process = subprocess.Popen(
             [sys.executable, "-m", "warehouse_devstack", "--var", str(var), "--port", str(port), "--no-sample"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

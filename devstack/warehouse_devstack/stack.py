@@ -107,11 +107,12 @@ def serve_web(arguments: argparse.Namespace, env_file: Path, var: Path, began: f
     from warehouse_core.bootstrap import bootstrap
     from warehouse_core.settings import load_settings
     from warehouse_web import create_app
+    from warehouse_devstack import demo
     from warehouse_web.cli import serve
-    from warehouse_web.demo import CONFIG_KEY
 
     core = bootstrap(load_settings())
-    app = create_app({CONFIG_KEY: str(var / "mail")}, core=core)
+    app = create_app(core=core)
+    demo.install(app, var / "mail")
 
     def banner(port: int) -> None:
         url = "http://{}:{}/".format(arguments.host, port)

@@ -1,4 +1,8 @@
-"""The demo panel of ``make run`` only: the mails the local SMTP server kept, and a poll-now button."""
+"""The demo panel of ``make run`` only: the mails the local SMTP server kept, and a poll-now button.
+
+It is no part of the product: ``install`` adds it to an app built by ``warehouse_web.create_app``,
+and only the demo stack calls it. Its templates and script live next to this module.
+"""
 from __future__ import annotations
 
 import email
@@ -7,12 +11,21 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Dict, List
 
-from flask import Blueprint, abort, current_app, jsonify, render_template
+from flask import Blueprint, Flask, abort, current_app, jsonify, render_template
 
 from warehouse_core.bootstrap import Core
+from warehouse_web.app import PAGE_PANELS_KEY
 
-demo = Blueprint("demo", __name__, url_prefix="/demo")
+demo = Blueprint("demo", __name__, url_prefix="/demo", template_folder="templates", static_folder="static")
 CONFIG_KEY = "WAREHOUSE_DEMO_MAIL_DIR"
+PANEL_TEMPLATE = "demo_panel.html"
+
+
+def install(app: Flask, mail_dir: Path) -> None:
+    """Serve the panel on ``app``: its routes under /demo, and the panel at the foot of the page."""
+    app.config[CONFIG_KEY] = str(mail_dir)
+    app.config[PAGE_PANELS_KEY] = list(app.config.get(PAGE_PANELS_KEY, ())) + [PANEL_TEMPLATE]
+    app.register_blueprint(demo)
 
 
 def mail_dir() -> Path:
