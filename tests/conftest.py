@@ -159,17 +159,57 @@ def ftps_server(tmp_path: Path, certificate: Path) -> Iterator[FtpServer]:
         server.stop()
 
 
-# An FTP port's contract runs against its fake, plain FTP and FTPS.
-FTP_SIDES = ["fake", "ftp", "ftps"]
+@pytest.fixture(scope="session")
+def vsftpd_account() -> Iterator[Any]:
+    """One local account for every vsftpd of the run (vsftpd logs system users in through PAM)."""
+    from warehouse_devstack.servers import SystemFtpAccount, vsftpd_missing_reason
+
+    reason = vsftpd_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    account = SystemFtpAccount().create()
+    try:
+        yield account
+    finally:
+        account.remove()
+
+
+def _vsftpd(account: Any, tls: bool, certificate: Any = None) -> Iterator[Any]:
+    from warehouse_devstack.servers import VsftpdServer
+
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-vsftpd-"))
+    server = VsftpdServer(directory, account, tls=tls, certfile=certificate).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(str(directory), ignore_errors=True)
+
+
+@pytest.fixture
+def vsftpd_server(vsftpd_account: Any) -> Iterator[Any]:
+    yield from _vsftpd(vsftpd_account, tls=False)
+
+
+@pytest.fixture
+def vsftpds_server(vsftpd_account: Any, certificate: Path) -> Iterator[Any]:
+    """vsftpd with explicit FTPS, TLS required on both channels and require_ssl_reuse=YES."""
+    yield from _vsftpd(vsftpd_account, tls=True, certificate=certificate)
+
+
+# An FTP port's contract runs against its fake, pyftpdlib (FTP and FTPS) and vsftpd (FTP and FTPS).
+FTP_SIDES = ["fake", "ftp", "ftps", "vsftpd", "vsftpd-ftps"]
+_SERVER_OF_SIDE = {"ftp": "ftp_server", "ftps": "ftps_server", "vsftpd": "vsftpd_server", "vsftpd-ftps": "vsftpds_server"}
 
 
 def ftp_side(request: Any, fake: Callable[[], Any], real: Callable[..., Any]) -> Any:
     """The side a ``params=FTP_SIDES`` fixture stands for: the fake, or ``real`` over a live server."""
     if request.param == "fake":
         return fake()
-    if request.param == "ftp":
-        return real(request.getfixturevalue("ftp_server"))
-    return real(request.getfixturevalue("ftps_server"), request.getfixturevalue("client_tls_context"))
+    server = request.getfixturevalue(_SERVER_OF_SIDE[request.param])
+    if server.tls:
+        return real(server, request.getfixturevalue("client_tls_context"))
+    return real(server)
 
 
 @pytest.fixture

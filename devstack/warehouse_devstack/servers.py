@@ -1,4 +1,4 @@
-"""Real servers on loopback for the tests and the local stack: PostgreSQL, FTP/FTPS, SMTP, sshd.
+"""Real servers on loopback for the tests and the local stack: PostgreSQL, FTP/FTPS, vsftpd, SMTP, sshd.
 
 One implementation serves the contract tests, the integration tests and ``make run``. Each
 server starts on a free port and stops cleanly; none of them is for production.
@@ -310,6 +310,209 @@ class FtpServer:
 
     def files(self) -> List[str]:
         return sorted(path.name for path in self.root.iterdir() if path.is_file())
+
+    def refuse(self, command: str) -> None:
+        """Answer 550 to every ``command`` from now on."""
+        self.faults.refuse.add(command)
+
+
+# --- vsftpd --------------------------------------------------------------------------------
+
+VSFTPD = Path("/usr/sbin/vsftpd")
+# Passive ports are drawn below the kernel's ephemeral range (32768 and up here), where port 0
+# binds of other tests never land; vsftpd itself retries another port of its range when one is taken.
+PASSIVE_PORTS_LOW, PASSIVE_PORTS_HIGH, PASSIVE_PORTS_PER_SERVER = 20000, 32000, 20
+
+
+def vsftpd_missing_reason() -> Optional[str]:
+    """Why the vsftpd side cannot run here, or None when it can."""
+    if not VSFTPD.exists():
+        return "vsftpd is not installed (apt-get install -y vsftpd)"
+    if os.geteuid() != 0:
+        return "vsftpd needs root: it logs a local system account in through PAM"
+    return None
+
+
+def free_port_range(count: int) -> int:
+    """The first of ``count`` consecutive ports free now, drawn at random so that servers started
+    together (by other tests or other processes) rarely share a range."""
+    import random
+
+    for _ in range(200):
+        first = random.randrange(PASSIVE_PORTS_LOW, PASSIVE_PORTS_HIGH - count)
+        probes: List[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError("no {} consecutive free ports between {} and {}".format(count, PASSIVE_PORTS_LOW, PASSIVE_PORTS_HIGH))
+
+
+class SystemFtpAccount:
+    """A throwaway local user with a random password: vsftpd logs real accounts in through PAM."""
+
+    def __init__(self) -> None:
+        import secrets
+
+        self.user = "whftp" + secrets.token_hex(4)
+        self.password = secrets.token_urlsafe(12)
+        self.created = False
+
+    def create(self) -> "SystemFtpAccount":
+        # Home "/": vsftpd changes into it before local_root; /bin/sh passes Debian's pam_shells.
+        subprocess.run(["useradd", "-M", "-d", "/", "-s", "/bin/sh", self.user], check=True)
+        self.created = True
+        subprocess.run(
+            ["chpasswd"], input="{}:{}\n".format(self.user, self.password), text=True, check=True
+        )
+        return self
+
+    def remove(self) -> None:
+        if self.created:
+            subprocess.run(["userdel", self.user], check=False, stderr=subprocess.DEVNULL)
+            self.created = False
+
+
+class VsftpdServer:
+    """Debian's vsftpd on 127.0.0.1 as a child process: plain FTP, or explicit FTPS with TLS on both
+    channels and vsftpd's default ``require_ssl_reuse=YES``. The files live in ``root``, owned by
+    the account; a passive port range of its own is picked at every start."""
+
+    def __init__(
+        self,
+        directory: Path,
+        account: SystemFtpAccount,
+        *,
+        tls: bool = False,
+        certfile: Optional[Path] = None,
+        keyfile: Optional[Path] = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.root = self.directory / "root"
+        self.account = account
+        self.user = account.user
+        self.password = account.password
+        self.tls = tls
+        self.certfile = certfile
+        self.keyfile = keyfile or certfile
+        self.port = 0
+        self._process: Optional[subprocess.Popen] = None
+
+    def _config(self, passive_first: int) -> str:
+        lines = [
+            "listen=YES",
+            "listen_address=127.0.0.1",
+            "listen_port={}".format(self.port),
+            "background=NO",
+            "anonymous_enable=NO",
+            "local_enable=YES",
+            "write_enable=YES",
+            "local_umask=022",
+            "local_root={}".format(self.root),
+            "pam_service_name=vsftpd",
+            # seccomp filters break vsftpd inside containers; the test server is loopback-only.
+            "seccomp_sandbox=NO",
+            "delay_failed_login=0",
+            "pasv_enable=YES",
+            "pasv_min_port={}".format(passive_first),
+            "pasv_max_port={}".format(passive_first + PASSIVE_PORTS_PER_SERVER - 1),
+            "vsftpd_log_file={}".format(self.directory / "vsftpd.log"),
+            "xferlog_enable=YES",
+            "log_ftp_protocol=YES",
+        ]
+        if self.tls:
+            assert self.certfile is not None, "FTPS needs a certificate"
+            lines += [
+                "ssl_enable=YES",
+                "rsa_cert_file={}".format(self.certfile),
+                "rsa_private_key_file={}".format(self.keyfile),
+                "force_local_logins_ssl=YES",
+                "force_local_data_ssl=YES",
+                "require_ssl_reuse=YES",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> "VsftpdServer":
+        reason = vsftpd_missing_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o755)  # the account must reach its root
+        self.root.mkdir(exist_ok=True)
+        os.chown(str(self.root), pwd.getpwnam(self.user).pw_uid, -1)
+        Path("/var/run/vsftpd/empty").mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        config = self.directory / "vsftpd.conf"
+        config.write_text(self._config(free_port_range(PASSIVE_PORTS_PER_SERVER)))
+        # A session of its own: stop() ends the listener and every per-connection child it forked.
+        self._process = subprocess.Popen(
+            [str(VSFTPD), str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_for_port(self.port, timeout=10)
+        except RuntimeError:
+            output = self._stop_and_collect()
+            raise RuntimeError("vsftpd did not start: " + output) from None
+        return self
+
+    def _stop_and_collect(self) -> str:
+        process, self._process = self._process, None
+        if process is None:
+            return ""
+        try:
+            os.killpg(process.pid, 15)
+        except ProcessLookupError:
+            pass
+        try:
+            output, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            output, _ = process.communicate()
+        return (output or b"").decode("utf-8", "replace").strip()
+
+    def stop(self) -> None:
+        self._stop_and_collect()
+
+    def url(self, directory: str = "/") -> str:
+        return "{}://{}:{}@127.0.0.1:{}{}".format(
+            "ftps" if self.tls else "ftp", self.user, self.password, self.port, directory
+        )
+
+    def parts(self, directory: str = "/") -> Dict[str, Any]:
+        return {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            # local_root is vsftpd's start folder; the path of a URL is relative to it.
+            "directory": directory,
+            "tls": self.tls,
+        }
+
+    def files(self) -> List[str]:
+        return sorted(path.name for path in self.root.iterdir() if path.is_file())
+
+    def refuse(self, command: str) -> None:
+        """Make vsftpd itself refuse ``command`` with its own 55x reply, through file permissions:
+        RETR for the files present now, or DELE, STOR and RNFR for the whole folder."""
+        if command == "RETR":
+            for path in self.root.iterdir():
+                path.chmod(0)
+        elif command in ("DELE", "STOR", "RNFR"):
+            self.root.chmod(0o555)
+        else:
+            raise ValueError("vsftpd cannot be made to refuse {} alone".format(command))
+
+    def protocol_log(self) -> str:
+        log = self.directory / "vsftpd.log"
+        return log.read_text(errors="replace") if log.exists() else ""
 
 
 # --- SMTP ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The InboundFiles port: the fake, and ftplib against pyftpdlib over plain FTP and explicit FTPS."""
+"""The InboundFiles port: the fake, and ftplib against pyftpdlib and vsftpd over plain FTP and explicit FTPS."""
 from __future__ import annotations
 
 import ftplib
@@ -21,6 +21,9 @@ class FakeSide:
     def put(self, name: str, data: bytes) -> None:
         self.inbound.files[name] = data
 
+    def make_folder(self, name: str) -> None:
+        pass  # the fake holds plain files only
+
     def names(self):
         return sorted(self.inbound.files)
 
@@ -39,13 +42,18 @@ class FtpSide:
     def put(self, name: str, data: bytes) -> None:
         (self.server.root / name).write_bytes(data)
 
+    def make_folder(self, name: str) -> None:
+        (self.server.root / name).mkdir()
+
     def names(self):
         return self.server.files()
 
     def refuse(self, command: str) -> None:
-        self.server.faults.refuse.add(command)
+        self.server.refuse(command)
 
     def cut_downloads_after(self, size: int) -> None:
+        if not hasattr(self.server, "faults"):
+            pytest.skip("vsftpd cannot be made to cut a transfer short; pyftpdlib's side covers it")
         self.server.faults.short_retr_after = size
 
 
@@ -74,6 +82,13 @@ def test_list_download_size_delete(side):
         connection.delete("Letture20261126083015123_9.txt")
         assert connection.size("Letture20261126083015123_9.txt") is None
     assert side.names() == ["other.txt"]
+
+
+def test_folders_and_links_are_not_listed_as_files(side):
+    side.put("Letture20261126083015123_9.txt", CONTENT)
+    side.make_folder("Letture20261125083015123_9.txt")
+    with side.inbound.connect() as connection:
+        assert connection.list_files() == [RemoteFile("Letture20261126083015123_9.txt", len(CONTENT))]
 
 
 def test_missing_files_are_errors_not_empty_downloads(side):
@@ -148,12 +163,42 @@ def test_a_connection_dropped_mid_download_is_an_error(ftp_server):
             download(connection, "a.txt")
 
 
-def test_listing_falls_back_to_nlst_and_size_when_mlsd_is_not_implemented(ftp_server):
-    ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
+def test_listing_falls_back_to_list_when_mlsd_is_not_implemented(ftp_server):
+    ftp_server.root.joinpath("a b.txt").write_bytes(CONTENT)
+    ftp_server.root.joinpath("folder").mkdir()
     ftp_server.faults.unsupported.add("MLSD")
     inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
     with inbound.connect() as connection:
+        assert connection.list_files() == [RemoteFile("a b.txt", len(CONTENT))]
+
+
+def test_listing_falls_back_to_nlst_and_size_when_mlsd_and_list_are_not_implemented(ftp_server):
+    ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
+    ftp_server.faults.unsupported.update({"MLSD", "LIST"})
+    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    with inbound.connect() as connection:
         assert connection.list_files() == [RemoteFile("a.txt", len(CONTENT))]
+
+
+def test_vsftpd_answers_reach_the_adapter_unchanged(vsftpd_server):
+    """vsftpd has no MLSD (it answers 501 to OPTS MLST), lists in ``ls -l`` form, answers SIZE in binary mode with 213 and
+    a missing file with 550, and confirms RNFR/RNTO (350, 250) and DELE (250)."""
+    vsftpd_server.root.joinpath("Letture 20261126.txt").write_bytes(CONTENT)
+    vsftpd_server.root.joinpath("folder").mkdir()
+    inbound = FtplibFiles.from_parts(vsftpd_server.parts(), timeout=5)
+    with inbound.connect() as connection:
+        assert connection.list_files() == [RemoteFile("Letture 20261126.txt", len(CONTENT))]
+        assert connection.size("Letture 20261126.txt") == len(CONTENT)
+        assert connection.size("folder") is None and connection.size("absent") is None
+        connection.rename("Letture 20261126.txt", "b.txt")
+        connection.delete("b.txt")
+        with pytest.raises(TransferError, match="550"):
+            connection.delete("b.txt")
+    assert vsftpd_server.files() == []
+    log = vsftpd_server.protocol_log()
+    for reply in ('"501 Option not understood."', '"213 {}"'.format(len(CONTENT)), '"350 Ready for RNTO."',
+                  '"250 Rename successful."', '"250 Delete operation successful."', '"550 Delete operation failed."'):
+        assert reply in log, reply
 
 
 def test_a_refused_listing_is_an_error_not_an_empty_folder(ftp_server):

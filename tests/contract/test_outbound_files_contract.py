@@ -1,4 +1,4 @@
-"""The OutboundFiles port: the fake, and ftplib against pyftpdlib (plain and FTPS)."""
+"""The OutboundFiles port: the fake, and ftplib against pyftpdlib and vsftpd (plain FTP and explicit FTPS)."""
 from __future__ import annotations
 
 import io
@@ -40,7 +40,7 @@ class FtpSide:
         return (self.server.root / name).read_bytes()
 
     def refuse_uploads(self) -> None:
-        self.server.faults.refuse.add("STOR")
+        self.server.refuse("STOR")
 
 
 @pytest.fixture(params=FTP_SIDES)

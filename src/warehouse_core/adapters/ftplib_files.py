@@ -16,6 +16,24 @@ BLOCK_SIZE = 64 * 1024
 TEMPORARY_PREFIX = "."
 
 
+class SessionReusingFTP_TLS(ftplib.FTP_TLS):
+    """Explicit FTPS whose data connections resume the control connection's TLS session.
+
+    vsftpd (``require_ssl_reuse=YES``, its default) and other servers refuse a data channel with
+    a fresh TLS session (``522 SSL connection failed: session reuse required``): the reuse proves
+    that the data connection comes from the client that logged in, not from someone who raced
+    to the passive port.
+    """
+
+    def ntransfercmd(self, cmd: str, rest: Any = None) -> Any:
+        connection, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:  # type: ignore[attr-defined]
+            connection = self.context.wrap_socket(
+                connection, server_hostname=self.host, session=self.sock.session  # type: ignore[attr-defined]
+            )
+        return connection, size
+
+
 class FtpConnection:
     """A logged-in ftplib client in the configured folder; every failure becomes TransferError."""
 
@@ -24,12 +42,26 @@ class FtpConnection:
         self.where = where
 
     def list_files(self) -> List[RemoteFile]:
+        """MLSD when the server has it; else LIST in the Unix ``ls -l`` form that vsftpd, ProFTPD
+        and pure-ftpd write (it tells files from folders); else NLST and SIZE for each name."""
         try:
             return self._mlsd()
         except ftplib.error_perm as error:
-            if not str(error).startswith(("500", "501", "502", "504")):
+            if not _not_implemented(error):
                 raise TransferError(self._explain("MLSD", error)) from None
-        log.info("%s does not support MLSD: listing with NLST and SIZE", self.where)
+        lines: List[str] = []
+        listed: Optional[List[RemoteFile]] = None
+        try:
+            self.client.retrlines("LIST", lines.append)
+            listed = _unix_listing(lines)
+        except ftplib.error_perm as error:
+            if not _not_implemented(error):
+                raise TransferError(self._explain("LIST", error)) from None
+        except ftplib.all_errors as error:
+            raise TransferError(self._explain("LIST", error)) from None
+        if listed is not None:
+            return listed
+        log.info("%s has neither MLSD nor a Unix LIST: listing with NLST and SIZE", self.where)
         with self._errors("NLST"):
             names = [name.rsplit("/", 1)[-1] for name in self.client.nlst()]
         return [RemoteFile(name=name, size=self.size(name)) for name in names if name not in (".", "..")]
@@ -94,6 +126,28 @@ class FtpConnection:
         return "{} on {} failed: {}".format(command, self.where, detail)
 
 
+def _not_implemented(error: BaseException) -> bool:
+    return str(error).startswith(("500", "501", "502", "504"))
+
+
+def _unix_listing(lines: List[str]) -> Optional[List[RemoteFile]]:
+    """The plain files of an ``ls -l`` style listing, or None when a line has another form.
+
+    ``-rw-r--r--    1 1001     1001         1234 Nov 27 13:08 Letture…txt``: the type is the first
+    letter, the size the fifth field, and the name everything after the date (spaces included).
+    """
+    files = []
+    for line in lines:
+        if not line.strip() or line.startswith("total "):
+            continue
+        fields = line.split(None, 8)
+        if len(fields) < 9 or line[0] not in "-dlbcps" or not fields[4].isdigit():
+            return None
+        if line[0] == "-":
+            files.append(RemoteFile(name=fields[8], size=int(fields[4])))
+    return files
+
+
 class FtplibFiles:
     """Connects per use; ``tls`` means explicit FTPS (AUTH TLS) with a protected data channel."""
 
@@ -147,7 +201,7 @@ class FtplibFiles:
         client: ftplib.FTP
         try:
             if self.tls:
-                client = ftplib.FTP_TLS(context=self.ssl_context or ssl.create_default_context(), timeout=self.timeout)
+                client = SessionReusingFTP_TLS(context=self.ssl_context or ssl.create_default_context(), timeout=self.timeout)
             else:
                 client = ftplib.FTP(timeout=self.timeout)
             # Our names are ASCII; latin-1 maps every byte, so a listing with names in any other
