@@ -111,6 +111,7 @@ def bootstrap(
         days=settings.poll_days,
         every_minutes=settings.poll_every_minutes,
         alert_at=settings.no_file_alert_at,
+        holidays=settings.holiday_calendar,
     )
     session_config = SessionConfig(
         export_columns=settings.export_columns,

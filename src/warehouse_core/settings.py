@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_va
 
 from warehouse_core.clock import zone
 from warehouse_core.errors import ConfigurationError
+from warehouse_core.holidays import Holidays
 
 PREFIX = "WAREHOUSE_"
 CONFIG_FILE_VARIABLE = "WAREHOUSE_CONFIG"
@@ -62,6 +63,8 @@ class Settings(BaseModel):
     secret_key: Optional[SecretStr] = None
     operators: Dict[str, SecretStr] = {}
     max_upload_mb: int = 50
+    holidays: Optional[Holidays] = None
+    archive_keep_days: int = 0
 
     @field_validator("database_url")
     @classmethod
@@ -166,6 +169,18 @@ class Settings(BaseModel):
             raise ValueError("must be at least 1")
         return value
 
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _holidays(cls, value: Any) -> Any:
+        return Holidays.parse(value) if isinstance(value, str) else value
+
+    @field_validator("archive_keep_days")
+    @classmethod
+    def _keep_days(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be a number of days, 0 to keep everything")
+        return value
+
     @field_validator("mail_to", mode="before")
     @classmethod
     def _recipients(cls, value: Any) -> Any:
@@ -229,6 +244,10 @@ class Settings(BaseModel):
     @property
     def zone(self) -> Any:
         return zone(self.timezone)
+
+    @property
+    def holiday_calendar(self) -> Holidays:
+        return self.holidays or Holidays()
 
     @property
     def max_upload_bytes(self) -> int:

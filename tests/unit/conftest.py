@@ -55,19 +55,30 @@ class World:
 
 
 @pytest.fixture
-def world(make_settings: Callable[..., Any]) -> World:
-    store = FakeStore(invoice_view=SAMPLE_VIEW)
-    inbound = FakeInbound()
-    archive = FakeArchive()
-    mailer = FakeMailer()
-    clock = FakeClock(at("2026-11-26T10:00"))
-    outbound, remote_log, exports = FakeOutbound(), FakeRemoteLog(), FakeExportFiles()
-    core = bootstrap(
-        make_settings(remote_log_path="importer-{date}.log"),
-        store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
-        outbound=outbound, remote_log=remote_log, exports=exports,
-    )
-    return World(
-        core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
-        outbound=outbound, remote_log=remote_log, exports=exports,
-    )
+def make_world(make_settings: Callable[..., Any]) -> Callable[..., World]:
+    """A world whose settings take ``overrides`` (e.g. holidays="it")."""
+
+    def build(**overrides: Any) -> World:
+        store = FakeStore(invoice_view=SAMPLE_VIEW)
+        inbound = FakeInbound()
+        archive = FakeArchive()
+        mailer = FakeMailer()
+        clock = FakeClock(at("2026-11-26T10:00"))
+        outbound, remote_log, exports = FakeOutbound(), FakeRemoteLog(), FakeExportFiles()
+        overrides.setdefault("remote_log_path", "importer-{date}.log")
+        core = bootstrap(
+            make_settings(**overrides),
+            store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
+            outbound=outbound, remote_log=remote_log, exports=exports,
+        )
+        return World(
+            core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
+            outbound=outbound, remote_log=remote_log, exports=exports,
+        )
+
+    return build
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    return make_world()

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import FrozenSet, Tuple
+
+from warehouse_core.holidays import Holidays
 
 
 @dataclass(frozen=True)
@@ -12,6 +14,8 @@ class PollSchedule:
     days: FrozenSet[int]
     every_minutes: int
     alert_at: dt.time
+    # No file is expected on these days: the poll runs as usual, the no-file alert does not.
+    holidays: Holidays = field(default_factory=Holidays)
 
     def in_window(self, now: dt.datetime) -> bool:
         """Whether ``now`` (local time) is on a poll day, inside the inclusive window."""
@@ -27,4 +31,4 @@ class PollSchedule:
         return minutes % self.every_minutes == 0
 
     def alert_due(self, now: dt.datetime) -> bool:
-        return self.in_window(now) and now.time() >= self.alert_at
+        return self.in_window(now) and now.time() >= self.alert_at and now.date() not in self.holidays
