@@ -108,6 +108,7 @@ class MailEvent(str, enum.Enum):
     EXTRA_FILE = "extra-file"
     SESSION_COMPLETED = "session-completed"
     SESSION_FAILED = "session-failed"
+    SESSION_RETRY = "session-retry"
 
 
 @dataclass(frozen=True)
