@@ -1,4 +1,9 @@
-"""The migration runner: the plain SQL files in ``sql/``, applied in order, each recorded once."""
+"""The migration runner: the plain SQL files in ``sql/``, applied in order.
+
+Each file records itself in ``schema_migration`` as its last statement (SPEC §10), so a DBA who
+applies the files by hand with psql leaves a schema this runner finds up to date. The runner
+checks that a file it applied did record itself.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.locks import MIGRATION_LOCK, lock_for_transaction
+from warehouse_core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "sql"
@@ -32,8 +38,14 @@ def migrate(connection: psycopg.Connection, schema: str) -> List[str]:
                 continue
             statements = path.read_text(encoding="utf-8").encode("utf-8")  # the package's own .sql file
             connection.execute(statements)
-            connection.execute("INSERT INTO schema_migration (version) VALUES (%s)", (version,))
+            if not _recorded(connection, version):
+                raise ConfigurationError("migration {} does not record itself in schema_migration".format(path.name))
             applied.append(version)
     for version in applied:
         log.info("migration %s applied to schema %s", version, schema)
     return applied
+
+
+def _recorded(connection: psycopg.Connection, version: str) -> bool:
+    row = connection.execute("SELECT EXISTS (SELECT 1 FROM schema_migration WHERE version = %s)", (version,)).fetchone()
+    return bool(row and row[0])

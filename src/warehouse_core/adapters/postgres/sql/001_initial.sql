@@ -2,6 +2,13 @@
 -- Applied by `warehouse-runner migrate` with search_path set to WAREHOUSE_DB_SCHEMA (default
 -- "warehouse"); a DBA may apply it by hand the same way:
 --   CREATE SCHEMA IF NOT EXISTS warehouse; SET search_path TO warehouse; \i 001_initial.sql
+-- Each migration records itself (last statement), so a schema built by hand is one that
+-- `migrate` and the services accept as up to date; apply each file once, in order.
+
+CREATE TABLE IF NOT EXISTS schema_migration (
+    version     text        PRIMARY KEY,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
 
 -- One row per received file, whatever became of it.
 CREATE TABLE inbound_file (
@@ -89,3 +96,5 @@ CREATE TABLE mail_outbox (
     last_error       text
 );
 CREATE INDEX mail_outbox_unsent ON mail_outbox (id) WHERE sent_at IS NULL;
+
+INSERT INTO schema_migration (version) VALUES ('001_initial');

@@ -1,0 +1,60 @@
+"""What the README tells a DBA to do by hand works against a real PostgreSQL (SPEC §10)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator, List
+
+import psycopg
+import pytest
+
+from warehouse_core.adapters.postgres import PsycopgStore
+from warehouse_core.adapters.postgres.migrations import MIGRATIONS
+
+PSQL = shutil.which("psql")
+
+
+@pytest.fixture
+def empty_schema(postgres_server: str, db_schema: str) -> Iterator[str]:
+    try:
+        yield db_schema
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as connection:
+            connection.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(db_schema))
+
+
+def apply_by_hand(url: str, schema: str, migration: Path) -> None:
+    """What the README says, typed into psql: create the schema, set the path, include the file."""
+    script = 'CREATE SCHEMA IF NOT EXISTS "{0}"; SET search_path TO "{0}"; \\i {1}\n'.format(schema, migration)
+    if PSQL:
+        subprocess.run(
+            [PSQL, url, "-v", "ON_ERROR_STOP=1", "-q", "-X"], input=script, text=True, check=True, capture_output=True
+        )
+        return
+    with psycopg.connect(url, autocommit=True) as connection:  # no psql here: the same statements by psycopg
+        connection.execute('CREATE SCHEMA IF NOT EXISTS "{0}"'.format(schema))
+        connection.execute('SET search_path TO "{0}"'.format(schema))
+        connection.execute(migration.read_bytes())
+
+
+def test_a_schema_applied_by_hand_is_up_to_date_for_migrate_and_the_services(postgres_server, empty_schema):
+    for migration in sorted(MIGRATIONS.glob("*.sql")):
+        apply_by_hand(postgres_server, empty_schema, migration)
+    store = PsycopgStore(postgres_server, schema=empty_schema)
+    try:
+        assert store.migrate() == []
+        with store.unit_of_work() as uow:
+            assert uow.running_days() == []
+        with store.connection() as connection:
+            recorded = [row[0] for row in connection.execute("SELECT version FROM schema_migration ORDER BY version")]
+        assert recorded == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))]
+    finally:
+        store.close()
+
+
+def test_migrate_records_each_migration_once(real_store):
+    with real_store.connection() as connection:
+        versions = [row[0] for row in connection.execute("SELECT version FROM schema_migration ORDER BY version")]
+    assert versions == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))]
+    assert real_store.migrate() == []
