@@ -1,8 +1,10 @@
 """What the README tells a DBA to do by hand works against a real PostgreSQL (SPEC §10)."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, List
 
@@ -11,7 +13,9 @@ import pytest
 
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.postgres.migrations import MIGRATIONS
+from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 PSQL = shutil.which("psql")
 
 
@@ -58,3 +62,37 @@ def test_migrate_records_each_migration_once(real_store):
         versions = [row[0] for row in connection.execute("SELECT version FROM schema_migration ORDER BY version")]
     assert versions == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))]
     assert real_store.migrate() == []
+
+
+def readme_dba_queries() -> List[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("Useful queries for the DBA"):]
+    block = re.search(r"```sql\n(.*?)```", section, re.S)
+    assert block is not None
+    statements = [part.strip() for part in block.group(1).split(";")]
+    return [s for s in statements if any(not line.startswith("--") for line in s.splitlines() if line.strip())]
+
+
+def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_promise(real_store):
+    """One line of 'frutta secca' on the database's own current_date and one undelivered mail: each
+    query finds its one row (the day comes from the server, so the machine's date does not matter)."""
+    with real_store.connection() as connection:
+        today = connection.execute("SELECT current_date").fetchone()[0]
+    with real_store.unit_of_work() as uow:
+        file_id = uow.record_file(
+            InboundFileRecord(
+                name="Letture.txt", day=today, source=FileSource.UPLOAD, sha256="ab" * 32, declared_count=1,
+                actual_lines=2, status=FileStatus.IMPORTED,
+            )
+        )
+        line = InvoiceLine(
+            line_number=2, invoice_number="600000001", quantity=1, description="noci", value=Decimal("1.50"),
+            categories=("frutta secca",),
+        )
+        uow.insert_lines(file_id, today, [line], ["600000001"])
+        uow.enqueue_mail(Mail(event=MailEvent.IMPORT_SUMMARY, day=today, subject="s", text="t", html="h"))
+    queries = readme_dba_queries()
+    assert len(queries) == 2
+    with real_store.connection() as connection:
+        for query in queries:
+            assert len(connection.execute(query).fetchall()) == 1, query
