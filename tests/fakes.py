@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
-from warehouse_core.usecases.run_session import export_line
+from warehouse_core.export_format import export_line
 from warehouse_core.model import (
     FileStatus,
     InboundFileRecord,

@@ -14,6 +14,7 @@ from tests.fakes import FakeStore, FakeUnitOfWork
 from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
 from warehouse_core.errors import Conflict
 from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
+from warehouse_core.export_format import export_line
 from warehouse_core.ports import ExportSource, FilesAndLines, Locks, Outbox, Sessions, Store, Transactions
 
 DAY = dt.date(2026, 11, 26)
@@ -409,6 +410,75 @@ def test_export_lines_keep_one_record_per_line_whatever_the_text(store):
     columns = ("invoice_number", "description", "value", "customer_code", "delivery_address")
     with store.export_lines(DAY, columns, skip=0) as blocks:
         assert b"".join(blocks) == '600000001|a/b\\c\td e "q" caffè \b\f\v\\n|1.50|C001|Via Roma 1, Milano\n'.encode("utf-8")
+
+
+AWKWARD_VIEW_COLUMNS = ("invoice_number", "invoice_date", "amount", "note", "flag", "pieces", "remark")
+AWKWARD_VIEW_TYPES = ("text", "date", "numeric", "text", "boolean", "integer", "text")
+AWKWARD_VIEW_ROWS = (
+    ("600000001", dt.date(2026, 1, 2), Decimal("12.500"), None, True, 7, "a|b\nc\rd"),
+    ("600000002", None, Decimal("0.0"), "", False, None, "|\r\n|"),
+    ("600000003", dt.date(1999, 12, 31), Decimal("-0.00"), "caffè", None, -3, None),
+)
+AWKWARD_LINES = (
+    line(1, "600000001", categories=("noci | mandorle", "secche"), value="1.50"),
+    line(2, "600000002", value="10"),
+    line(3, "600000003", value="-0.00"),
+    line(4, "600000001", value="0.000100"),
+)
+
+
+def awkward_store(store, db_schema):
+    """A store of the same kind as ``store`` whose invoice view holds AWKWARD_VIEW_ROWS."""
+    if isinstance(store, FakeStore):
+        return FakeStore(invoice_view={row[0]: dict(zip(AWKWARD_VIEW_COLUMNS, row)) for row in AWKWARD_VIEW_ROWS})
+    columns = ", ".join("{} {}".format(*pair) for pair in zip(AWKWARD_VIEW_COLUMNS, AWKWARD_VIEW_TYPES))
+    with store.connection() as connection:
+        connection.execute('CREATE TABLE "{}".awkward ({})'.format(db_schema, columns))
+        with connection.cursor().copy('COPY "{}".awkward FROM STDIN'.format(db_schema)) as copy:
+            for row in AWKWARD_VIEW_ROWS:
+                copy.write_row(row)
+        connection.execute('CREATE VIEW "{0}".awkward_view AS SELECT * FROM "{0}".awkward'.format(db_schema))
+    return PsycopgStore(store.url, schema=db_schema, invoice_view=db_schema + ".awkward_view")
+
+
+def test_export_lines_are_export_line_of_the_values_byte_for_byte(store, request):
+    """The one rule (run_session.export_line) and PostgreSQL's text of each type agree on dates, numbers
+    with trailing zeros or a negative zero, booleans, NULL and empty columns, '|' and line breaks."""
+    db_schema = None if isinstance(store, FakeStore) else request.getfixturevalue("db_schema")
+    awkward = awkward_store(store, db_schema)
+    try:
+        with awkward.unit_of_work() as uow:
+            file_id = uow.record_file(record())
+            insert(uow, file_id, DAY, list(AWKWARD_LINES))
+            uow.open_session(DAY)
+        for each in AWKWARD_LINES:  # a description with '|' and a line break, as no file could carry it
+            description = "{} |\n{}\r".format(each.description, each.line_number)
+            if isinstance(awkward, FakeStore):
+                stored = next(s for s in awkward.data.lines if s.line.line_number == each.line_number)
+                stored.line = stored.line._replace(description=description)
+            else:
+                with awkward.connection() as connection:
+                    connection.execute(
+                        "UPDATE invoice_line SET description = %s WHERE line_number = %s", (description, each.line_number)
+                    )
+        with awkward.unit_of_work() as uow:
+            assert uow.refresh_invoice_statuses(DAY) == len(AWKWARD_LINES)
+        columns = AWKWARD_VIEW_COLUMNS + ("line_number", "quantity", "description", "value", "day")
+        with awkward.export_lines(DAY, columns, skip=0) as blocks:
+            exported = b"".join(blocks)
+    finally:
+        if not isinstance(awkward, FakeStore):
+            awkward.close()
+    view = {row[0]: row for row in AWKWARD_VIEW_ROWS}
+    expected = "".join(
+        export_line(
+            view[each.invoice_number]
+            + (each.line_number, each.quantity, "{} |\n{}\r".format(each.description, each.line_number), each.value, DAY)
+        )
+        + "\n"
+        for each in AWKWARD_LINES
+    )
+    assert exported == expected.encode("utf-8")
 
 
 def test_export_lines_come_in_blocks_of_whole_lines(store):

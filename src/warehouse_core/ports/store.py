@@ -130,7 +130,7 @@ class Locks(Protocol):
 
 class ExportSource(Protocol):
     def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> ContextManager[Iterator[bytes]]:
-        """The export file's lines (see run_session.export_line), streamed in blocks of whole lines, each
+        """The export file's lines (see export_format.export_line), streamed in blocks of whole lines, each
         line ending in a newline: one per valid line of the day joined with the invoice view, in line
         order, after the first ``skip``."""
 

@@ -11,8 +11,7 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 from warehouse_core.errors import TransferError
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
@@ -20,7 +19,6 @@ from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, 
 from warehouse_core.usecases.mails import compose
 
 log = logging.getLogger(__name__)
-FIELD_SEPARATOR = "|"
 # Progress is made durable and recorded at most this often (the export file itself is what a
 # resumed worker trusts); the close request and shutdown are checked at the same moments.
 PROGRESS_INTERVAL = dt.timedelta(seconds=0.5)
@@ -48,25 +46,6 @@ class SessionFailed(Exception):
 
 class SessionStopped(Exception):
     """The session was closed by an operator, or the worker is shutting down."""
-
-
-def export_line(values: Sequence[Any]) -> str:
-    """The export format: fields joined by '|', a NULL as nothing; a '|' inside a value becomes '/'
-    and a line break a space, so that a line is always one record. (The PostgreSQL store builds the
-    same text in SQL; the contract tests hold the two together.)"""
-    return FIELD_SEPARATOR.join(_field(value) for value in values)
-
-
-def _field(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dt.date, dt.datetime)):
-        text = value.isoformat()
-    elif isinstance(value, Decimal):
-        text = format(value, "f")
-    else:
-        text = str(value)
-    return text.replace("\r", " ").replace("\n", " ").replace(FIELD_SEPARATOR, "/")
 
 
 class RunSession:

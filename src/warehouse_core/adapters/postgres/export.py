@@ -1,20 +1,21 @@
 """The export on PostgreSQL: the server joins, formats and packs the lines; Python only writes bytes.
 
-The line rule itself (columns joined by ``|``, NULL as nothing, ``|`` as ``/``, line breaks as
-spaces) is ``run_session.export_line``; ``export_field`` is its SQL twin, and the store contract
-suite proves the two agree byte for byte.
+The line rule is ``warehouse_core.export_format``; ``export_field`` builds its SQL from the same
+constants (the separator, the NULL text, the replaced characters), and the store contract suite
+proves the two agree byte for byte.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Iterator, List, Sequence
 
 import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.identifiers import qualified
+from warehouse_core.export_format import FIELD_SEPARATOR, NULL_TEXT, REPLACED
 
 log = logging.getLogger(__name__)
 EXPORT_BLOCK_LINES = 2000
@@ -23,11 +24,26 @@ LINE_COLUMNS = ("invoice_number", "line_number", "quantity", "description", "val
 
 
 def export_field(column: str) -> sql.Composable:
-    """A column as export text: NULL as nothing, '|' as '/', line breaks as spaces (see export_line)."""
+    """A column as export text, by export_format's rule."""
     if column in LINE_COLUMNS and column not in ("invoice_number", "description"):
         return sql.SQL("l.{}::text").format(sql.Identifier(column))  # numbers and dates: nothing to replace
     table = sql.Identifier("l" if column in LINE_COLUMNS else "v")
-    return sql.SQL("translate(coalesce({}.{}::text, ''), E'|\\n\\r', '/  ')").format(table, sql.Identifier(column))
+    return sql.SQL("translate(coalesce({}.{}::text, {}), {}, {})").format(
+        table,
+        sql.Identifier(column),
+        sql.Literal(NULL_TEXT),
+        sql.Literal("".join(REPLACED)),
+        sql.Literal("".join(REPLACED.values())),
+    )
+
+
+def export_line_sql(columns: Sequence[str]) -> sql.Composable:
+    """One export line, without its newline."""
+    separator = sql.SQL(" || {} || ").format(sql.Literal(FIELD_SEPARATOR))
+    parts: List[sql.Composable] = []
+    for column in columns:
+        parts.extend((separator, export_field(column)) if parts else (export_field(column),))
+    return sql.Composed(parts)
 
 
 @contextmanager
@@ -55,7 +71,7 @@ def export_blocks(
             " WHERE {valid} AND l.line_number > {after} ORDER BY 1, l.line_number"
             ") AS s GROUP BY s.block ORDER BY s.block) TO STDOUT WITH (FORMAT binary)"
         ).format(
-            line=sql.SQL(" || '|' || ").join(export_field(column) for column in columns),
+            line=export_line_sql(columns),
             rows=view_rows,
             valid=valid,
             after=sql.Literal(after),
