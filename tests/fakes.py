@@ -107,7 +107,7 @@ class FakeFilesAndLines(_FakeTransaction):
 
     def record_file(self, record: InboundFileRecord) -> int:
         if record.status is FileStatus.IMPORTED and self.day_has_data(record.day):
-            raise Conflict("{} already has imported data".format(record.day.isoformat()), code="day_has_data")
+            raise Conflict(code="day_has_data", day=record.day.isoformat())
         file_id = len(self.data.files) + 1
         self.data.files.append(replace(record, id=file_id))
         return file_id

@@ -9,6 +9,7 @@ from typing import Optional
 from warehouse_core.adapters.fs_remote_log import FsRemoteLog
 from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
+from warehouse_core.adapters.jinja_sentences import JinjaSentences
 from warehouse_core.adapters.local_archive import LocalArchive, LocalExportFiles
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.smtp_mailer import SmtpMailer
@@ -23,6 +24,7 @@ from warehouse_core.ports import (
     MailRenderer,
     OutboundFiles,
     RemoteLog,
+    Sentences,
     Store,
 )
 from warehouse_core.settings import Settings, ftp_parts
@@ -41,6 +43,7 @@ class Core:
     settings: Settings
     store: Store
     clock: Clock
+    sentences: Sentences
     schedule: PollSchedule
     ingest_daily_file: IngestDailyFile
     import_upload: ImportUpload
@@ -71,6 +74,7 @@ def bootstrap(
     remote_log: Optional[RemoteLog] = None,
     exports: Optional[ExportFiles] = None,
     renderer: Optional[MailRenderer] = None,
+    sentences: Optional[Sentences] = None,
     clock: Optional[Clock] = None,
     migrate: bool = True,
 ) -> Core:
@@ -102,6 +106,8 @@ def bootstrap(
         )
     if renderer is None:
         renderer = JinjaMailRenderer(settings.templates_dir)
+    if sentences is None:
+        sentences = JinjaSentences(settings.templates_dir)
     if clock is None:
         clock = SystemClock(settings.zone)
     if migrate:
@@ -127,6 +133,7 @@ def bootstrap(
         settings=settings,
         store=store,
         clock=clock,
+        sentences=sentences,
         schedule=schedule,
         ingest_daily_file=IngestDailyFile(
             store=store, inbound=inbound, archive=archive, renderer=renderer, schedule=schedule

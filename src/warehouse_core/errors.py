@@ -1,7 +1,7 @@
 """Errors an operator or ops person can act on; the entry points turn them into 4xx or one line."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from warehouse_core.model import Problem
 
@@ -17,14 +17,17 @@ class ConfigurationError(WarehouseError):
 class Conflict(WarehouseError):
     """The action does not fit the current state (HTTP 409).
 
-    ``code`` names the refusal so that an entry point can word it from its own templates;
-    ``state`` is the session's state when that matters.
+    ``code`` names the refusal and ``values`` fill its sentence: the entry points word it from
+    templates/messages.txt (the one definition, see the Sentences port); ``state`` is the session's
+    state when that matters. The message is only the fallback of a log line.
     """
 
-    def __init__(self, message: str, code: str = "conflict", state: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "", code: str = "conflict", state: str = "", **values: Any) -> None:
+        details = ", ".join("{}={}".format(name, value) for name, value in sorted(values.items()))
+        super().__init__(message or "refused: {}{}".format(code, " ({})".format(details) if details else ""))
         self.code = code
         self.state = state
+        self.values = values
 
 
 class InvalidFile(WarehouseError):

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from flask import Blueprint, current_app, get_template_attribute, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
 
 from warehouse_core.bootstrap import Core
 from warehouse_core.errors import Conflict, PayloadTooLarge
@@ -21,8 +21,8 @@ def core() -> Core:
 
 
 def message(code: str, **values: Any) -> str:
-    """An operator-visible sentence, from templates/messages.txt (which the customer may replace)."""
-    return " ".join(str(get_template_attribute("messages.txt", "text")(code, **values)).split())
+    """An operator-visible sentence, from the core's templates/messages.txt (which the customer may replace)."""
+    return core().sentences.text(code, **values)
 
 
 def status_object(session_: WorkSession) -> Dict[str, Any]:
@@ -60,7 +60,8 @@ def status_cache() -> StatusCache:
 
 
 def conflict(error: Conflict, day: dt.date) -> Tuple[Any, int]:
-    return jsonify(error=message(error.code, day=day.isoformat())), 409
+    values = dict({"day": day.isoformat()}, **error.values)
+    return jsonify(error=message(error.code, **values)), 409
 
 
 @blueprint.get("/")

@@ -11,14 +11,19 @@ from warehouse_core.model import MailEvent
 BUILT_IN = Path(__file__).resolve().parent.parent / "templates"
 
 
+def template_loader(templates_dir: Optional[Path] = None) -> jinja2.BaseLoader:
+    """The customer's folder first, then the built-in templates."""
+    loaders: List[jinja2.BaseLoader] = []
+    if templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
+    loaders.append(jinja2.FileSystemLoader(str(BUILT_IN)))
+    return jinja2.ChoiceLoader(loaders)
+
+
 class JinjaMailRenderer:
     def __init__(self, templates_dir: Optional[Path] = None) -> None:
-        loaders: List[jinja2.BaseLoader] = []
-        if templates_dir is not None:
-            loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
-        loaders.append(jinja2.FileSystemLoader(str(BUILT_IN)))
         self.environment = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
+            loader=template_loader(templates_dir),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,

@@ -6,6 +6,7 @@ from warehouse_core.ports.inbound_files import InboundConnection, InboundFiles
 from warehouse_core.ports.mailer import Mailer, MailRenderer
 from warehouse_core.ports.outbound_files import OutboundFiles
 from warehouse_core.ports.remote_log import LogFollower, RemoteLog
+from warehouse_core.ports.sentences import Sentences
 from warehouse_core.ports.store import (
     ExportSource,
     FilesAndLines,
@@ -34,6 +35,7 @@ __all__ = [
     "Outbox",
     "PendingFile",
     "RemoteLog",
+    "Sentences",
     "Sessions",
     "Store",
     "Transactions",

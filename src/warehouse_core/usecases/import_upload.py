@@ -57,14 +57,10 @@ class ImportUpload:
         )
         with self.store.unit_of_work() as uow:
             if uow.day_has_data(today):
-                raise Conflict(_already_imported(today), code="day_has_data")
+                raise Conflict(code="day_has_data", day=today.isoformat())
             return import_received_file(uow, self.renderer, received_file)
 
     def _refuse_if_day_has_data(self, today: dt.date) -> None:
         with self.store.unit_of_work() as uow:
             if uow.day_has_data(today):
-                raise Conflict(_already_imported(today), code="day_has_data")
-
-
-def _already_imported(day: dt.date) -> str:
-    return "{} already has imported data; a manual upload is refused".format(day.isoformat())
+                raise Conflict(code="day_has_data", day=today.isoformat())

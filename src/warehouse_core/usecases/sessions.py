@@ -15,19 +15,19 @@ from warehouse_core.ports import Sessions, Transactions
 
 log = logging.getLogger(__name__)
 
+# The refusal's code in each state; its sentence is in templates/messages.txt.
 REFUSALS = {
-    SessionState.NONE: ("no data has been imported for {day} yet", "no_data"),
-    SessionState.RUNNING: ("the session for {day} is already running", "running"),
-    SessionState.COMPLETED: ("the session for {day} is completed; nothing more happens today", "completed"),
-    SessionState.FAILED: ("the session for {day} failed; it can only be closed", "failed"),
-    SessionState.CLOSED: ("the session for {day} is closed; nothing more happens today", "closed"),
-    SessionState.READY: ("the session for {day} has not started", "ready"),
+    SessionState.NONE: "no_data",
+    SessionState.RUNNING: "running",
+    SessionState.COMPLETED: "completed",
+    SessionState.FAILED: "failed",
+    SessionState.CLOSED: "closed",
+    SessionState.READY: "ready",
 }
 
 
 def refusal(session: WorkSession) -> Conflict:
-    message, code = REFUSALS[session.state]
-    return Conflict(message.format(day=session.day.isoformat()), code=code, state=session.state.value)
+    return Conflict(code=REFUSALS[session.state], state=session.state.value, day=session.day.isoformat())
 
 
 def session_status(store: Transactions[Sessions], day: dt.date) -> WorkSession:

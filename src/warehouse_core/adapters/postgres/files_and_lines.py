@@ -99,7 +99,7 @@ class PsycopgFilesAndLines(Connected):
                     ),
                 )
         except psycopg.errors.UniqueViolation:
-            raise Conflict("{} already has imported data".format(record.day.isoformat()), code="day_has_data") from None
+            raise Conflict(code="day_has_data", day=record.day.isoformat()) from None
         assert row is not None
         return int(row[0])
 
