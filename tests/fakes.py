@@ -13,14 +13,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
+from warehouse_core.audit import Event
+from warehouse_core.days import DayFile, DaySummary, FileCounts
 from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
 from warehouse_core.export_format import export_line
+from warehouse_core.metrics import MetricsSnapshot
 from warehouse_core.model import (
     FileStatus,
     InboundFileRecord,
     InvoiceLine,
     InvoiceStatus,
     Mail,
+    MailEvent,
     Problem,
     RemoteFile,
     SessionPhase,
@@ -87,6 +91,13 @@ class FakeData:
     outbox: List[OutboxEntry] = field(default_factory=list)
     exported: Set[Tuple[str, dt.date]] = field(default_factory=set)
     sessions: Dict[dt.date, WorkSession] = field(default_factory=dict)
+    events: List[Event] = field(default_factory=list)
+    file_counts: Dict[int, FileCounts] = field(default_factory=dict)
+    problem_counts: Dict[int, int] = field(default_factory=dict)
+    # name -> (ok, checked_at, last_success_at, failures)
+    checks: Dict[str, Tuple[bool, dt.datetime, Optional[dt.datetime], int]] = field(default_factory=dict)
+    archive_deleted: Set[int] = field(default_factory=set)
+    export_deleted: Set[dt.date] = field(default_factory=set)
 
 
 class _FakeTransaction:
@@ -148,10 +159,13 @@ class FakeFilesAndLines(_FakeTransaction):
                 )
             )
             stored += 1
+        statuses = [s.invoice_status for s in self.data.lines if s.file_id == file_id]
         return StoredLines(
             stored=stored,
             not_found=self.invoices_with_status(day, InvoiceStatus.NOT_FOUND),
             already_exported=self.invoices_with_status(day, InvoiceStatus.ALREADY_EXPORTED),
+            not_found_lines=statuses.count(InvoiceStatus.NOT_FOUND),
+            already_exported_lines=statuses.count(InvoiceStatus.ALREADY_EXPORTED),
         )
 
     def refresh_invoice_statuses(self, day: dt.date) -> int:
@@ -211,6 +225,12 @@ class FakeSessions(_FakeTransaction):
     def running_days(self) -> List[dt.date]:
         return sorted(day for day, s in self.data.sessions.items() if s.state is SessionState.RUNNING)
 
+    def retry_session(self, day: dt.date) -> bool:
+        return self._transition(
+            day, (SessionState.FAILED,), state=SessionState.READY, phase=None, total=0, processed=0,
+            started_at=None, finished_at=None, export_file=None, detail=None,
+        )
+
 
 class FakeOutbox(_FakeTransaction):
     def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
@@ -240,7 +260,119 @@ class FakeOutbox(_FakeTransaction):
         entry.attempts, entry.last_error, entry.next_attempt_at = entry.attempts + 1, error, retry_at
 
 
-class FakeUnitOfWork(FakeFilesAndLines, FakeSessions, FakeOutbox):
+FINAL = (SessionState.COMPLETED, SessionState.FAILED, SessionState.CLOSED)
+
+
+class FakeEvents(_FakeTransaction):
+    def record_event(self, event: Event) -> None:
+        self.data.events.append(replace(event, id=len(self.data.events) + 1, detail=copy.deepcopy(event.detail)))
+
+    def events_of_day(self, day: dt.date) -> List[Event]:
+        return [event for event in self.data.events if event.day == day]
+
+
+class FakeHistory(_FakeTransaction):
+    def record_file_counts(self, file_id: int, counts: FileCounts) -> None:
+        self.data.file_counts[file_id] = counts
+
+    def record_problem_count(self, file_id: int, count: int) -> None:
+        self.data.problem_counts[file_id] = count
+
+    def history_days(self, before: Optional[dt.date], limit: int) -> List[dt.date]:
+        days = {r.day for r in self.data.files} | set(self.data.sessions) | {e.mail.day for e in self.data.outbox}
+        days |= {event.day for event in self.data.events}
+        return sorted((d for d in days if before is None or d < before), reverse=True)[:limit]
+
+    def _day_file(self, record: InboundFileRecord, with_reasons: bool) -> DayFile:
+        assert record.id is not None and record.received_at is not None, "the use cases give every file its time"
+        return DayFile(
+            id=record.id, name=record.name, source=record.source, status=record.status,
+            received_at=record.received_at, lines=record.actual_lines, counts=self.data.file_counts.get(record.id),
+            problem_count=self.data.problem_counts.get(record.id, len(record.reasons)),
+            reasons=record.reasons if with_reasons else (), archive_path=record.archive_path,
+        )
+
+    def day_summaries(self, days: Sequence[dt.date]) -> List[DaySummary]:
+        summaries = []
+        for day in days:
+            mails = [e for e in self.data.outbox if e.mail.day == day]
+            summaries.append(
+                DaySummary(
+                    day=day,
+                    files=tuple(self._day_file(r, False) for r in self.data.files if r.day == day),
+                    session=self.data.sessions.get(day),
+                    mails_queued=len(mails),
+                    mails_sent=sum(1 for e in mails if e.sent_at is not None),
+                    no_file_alert=any(e.mail.event is MailEvent.NO_FILE for e in mails),
+                )
+            )
+        return summaries
+
+    def day_files(self, day: dt.date) -> List[DayFile]:
+        return [self._day_file(r, True) for r in self.data.files if r.day == day]
+
+    def metrics_snapshot(self, today: dt.date) -> MetricsSnapshot:
+        imported = [r for r in self.data.files if r.status is FileStatus.IMPORTED]
+        counts = [self.data.file_counts[r.id] for r in imported if r.id in self.data.file_counts]
+        finished = [
+            s for s in self.data.sessions.values()
+            if s.state in (SessionState.COMPLETED, SessionState.FAILED) and s.started_at and s.finished_at
+        ]
+        last = max(finished, key=lambda s: s.finished_at) if finished else None  # type: ignore[arg-type,return-value]
+        checks = dict(self.data.checks)
+        poll = checks.pop("poll", (False, None, None, 0))
+        today_session = self.data.sessions.get(today)
+        return MetricsSnapshot(
+            last_import_at=max((r.received_at for r in imported if r.received_at), default=None),
+            poll_last_success_at=poll[2],
+            poll_failures=poll[3],
+            lines_imported={
+                InvoiceStatus.VALID.value: sum(c.valid for c in counts),
+                InvoiceStatus.NOT_FOUND.value: sum(c.not_found for c in counts),
+                InvoiceStatus.ALREADY_EXPORTED.value: sum(c.stored - c.valid - c.not_found for c in counts),
+            },
+            today_state=today_session.state if today_session else SessionState.NONE,
+            last_session_duration=(last.finished_at - last.started_at).total_seconds() if last else None,  # type: ignore[operator]
+            outbox_pending=sum(1 for e in self.data.outbox if e.sent_at is None),
+            dependencies={name: values[0] for name, values in checks.items()},
+        )
+
+    def record_poll(self, now: dt.datetime, ok: bool) -> None:
+        self.record_check("poll", now, ok, "")
+
+    def record_check(self, dependency: str, now: dt.datetime, ok: bool, detail: str) -> None:
+        _, _, last_success, failures = self.data.checks.get(dependency, (False, now, None, 0))
+        self.data.checks[dependency] = (ok, now, now if ok else last_success, failures + (0 if ok else 1))
+
+    def last_check(self, dependency: str) -> Optional[dt.datetime]:
+        check = self.data.checks.get(dependency)
+        return check[1] if check else None
+
+    def _final_or_none(self, day: dt.date) -> bool:
+        session = self.data.sessions.get(day)
+        return session is None or session.state in FINAL
+
+    def archived_files_before(self, day: dt.date) -> List[Tuple[int, dt.date, str]]:
+        return [
+            (r.id, r.day, r.archive_path) for r in self.data.files
+            if r.id is not None and r.day < day and r.id not in self.data.archive_deleted and r.archive_path
+            and self._final_or_none(r.day)
+        ]
+
+    def exports_before(self, day: dt.date) -> List[Tuple[dt.date, str]]:
+        return [
+            (d, s.export_file) for d, s in sorted(self.data.sessions.items())
+            if d < day and s.export_file and d not in self.data.export_deleted and s.state in FINAL
+        ]
+
+    def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> None:
+        self.data.archive_deleted.add(file_id)
+
+    def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> None:
+        self.data.export_deleted.add(day)
+
+
+class FakeUnitOfWork(FakeFilesAndLines, FakeSessions, FakeOutbox, FakeEvents, FakeHistory):
     """One transaction of FakeStore, through the same roles as the port (ports/store.py)."""
 
 
@@ -441,7 +573,12 @@ class FakeArchive:
             self.pending -= 1
 
     def open(self, path: str) -> BinaryIO:
+        if path not in self.files:
+            raise FileNotFoundError(path)
         return io.BytesIO(self.files[path])
+
+    def delete(self, path: str) -> bool:
+        return self.files.pop(path, None) is not None
 
 
 # --- mail ----------------------------------------------------------------------------------
@@ -553,7 +690,12 @@ class FakeExportFiles:
         yield FakeExportWriter(buffer)
 
     def open(self, day: dt.date, name: str) -> BinaryIO:
+        if (day, name) not in self.files:
+            raise FileNotFoundError(name)
         return io.BytesIO(bytes(self.files[(day, name)]))
+
+    def discard(self, day: dt.date, name: str) -> bool:
+        return self.files.pop((day, name), None) is not None
 
     def lines(self, day: dt.date, name: str) -> List[str]:
         return bytes(self.files[(day, name)]).decode("utf-8").splitlines()

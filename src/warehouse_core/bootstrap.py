@@ -28,9 +28,11 @@ from warehouse_core.ports import (
     Store,
 )
 from warehouse_core.settings import Settings, ftp_parts
+from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.deliver_outbox import DeliverOutbox
 from warehouse_core.usecases.import_upload import ImportUpload
 from warehouse_core.usecases.ingest_daily_file import IngestDailyFile
+from warehouse_core.usecases.retry import RetrySession
 from warehouse_core.usecases.run_session import RunSession, SessionConfig
 from warehouse_core.usecases.sessions import CloseSession, StartSession, session_status
 from warehouse_core.usecases.schedule import PollSchedule
@@ -51,6 +53,10 @@ class Core:
     start_session: StartSession
     close_session: CloseSession
     run_session: RunSession
+    retry_session: RetrySession
+    clean_up: CleanUp
+    archive: Archive
+    exports: ExportFiles
     # Set when a session starts, so that a waiting worker begins at once.
     session_wakeup: threading.Event = field(default_factory=threading.Event)
 
@@ -144,6 +150,10 @@ def bootstrap(
         deliver_outbox=DeliverOutbox(store=store, mailer=mailer),
         start_session=StartSession(store=store, wake_worker=wakeup.set),
         close_session=CloseSession(store=store),
+        retry_session=RetrySession(store=store, exports=exports, renderer=renderer),
+        clean_up=CleanUp(store=store, archive=archive, exports=exports, keep_days=settings.archive_keep_days),
+        archive=archive,
+        exports=exports,
         run_session=RunSession(
             store=store,
             exports=exports,

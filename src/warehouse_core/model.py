@@ -125,15 +125,19 @@ class InboundFileRecord:
     reasons: Tuple[Problem, ...] = ()
     archive_path: str = ""
     id: Optional[int] = None
+    received_at: Optional[dt.datetime] = None
 
 
 @dataclass(frozen=True)
 class StoredLines:
-    """What inserting a file's lines stored, and what the invoice lookup found."""
+    """What inserting a file's lines stored, and what the invoice lookup found: the invoices in
+    each unusual status, and how many lines carry them."""
 
     stored: int
     not_found: Tuple[str, ...]
     already_exported: Tuple[str, ...]
+    not_found_lines: int = 0
+    already_exported_lines: int = 0
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
 from warehouse_core.errors import Conflict
 from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
 from warehouse_core.export_format import export_line
-from warehouse_core.ports import ExportSource, FilesAndLines, Locks, Outbox, Sessions, Store, Transactions
+from warehouse_core.ports import Events, ExportSource, FilesAndLines, History, Locks, Outbox, Sessions, Store, Transactions
 
 DAY = dt.date(2026, 11, 26)
 
@@ -107,7 +107,7 @@ def mail(event=MailEvent.IMPORT_SUMMARY, subject="subject"):
     return Mail(event=event, day=DAY, subject=subject, text="text", html="<p>html</p>")
 
 
-ROLES_OF_THE_UNIT_OF_WORK = (FilesAndLines, Sessions, Outbox)
+ROLES_OF_THE_UNIT_OF_WORK = (FilesAndLines, Sessions, Outbox, Events, History)
 ROLES_OF_THE_STORE = (Transactions, Locks, ExportSource, Store)
 
 

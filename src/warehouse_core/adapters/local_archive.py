@@ -69,11 +69,17 @@ class LocalArchive:
             if pending.kept is None:
                 Path(name).unlink()
 
-    def open(self, path: str) -> BinaryIO:
+    def _inside(self, path: str) -> Path:
         target = (self.root / path).resolve()
         if self.root not in target.parents:
             raise ValueError("not an archive path: {}".format(path))
-        return open(target, "rb")
+        return target
+
+    def open(self, path: str) -> BinaryIO:
+        return open(self._inside(path), "rb")
+
+    def delete(self, path: str) -> bool:
+        return _unlink(self._inside(path))
 
     @staticmethod
     def free_name(folder: Path, name: str, source: Path) -> Path:
@@ -140,6 +146,18 @@ class LocalExportFiles:
 
     def open(self, day: dt.date, name: str) -> BinaryIO:
         return open(self.path(day, name), "rb")
+
+    def discard(self, day: dt.date, name: str) -> bool:
+        return _unlink(self.path(day, name))
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    _fsync_folder(path.parent)
+    return True
 
 
 def _offset_after_lines(handle: BinaryIO, lines: int) -> int:

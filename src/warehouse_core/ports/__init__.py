@@ -2,6 +2,7 @@
 from warehouse_core.ports.archive import Archive, PendingFile
 from warehouse_core.ports.clock import Clock
 from warehouse_core.ports.export_files import ExportFiles, ExportWriter
+from warehouse_core.ports.history import Events, History
 from warehouse_core.ports.inbound_files import InboundConnection, InboundFiles
 from warehouse_core.ports.mailer import Mailer, MailRenderer
 from warehouse_core.ports.outbound_files import OutboundFiles
@@ -24,7 +25,9 @@ __all__ = [
     "ExportFiles",
     "ExportSource",
     "ExportWriter",
+    "Events",
     "FilesAndLines",
+    "History",
     "Locks",
     "LogFollower",
     "InboundConnection",

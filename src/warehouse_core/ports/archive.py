@@ -27,3 +27,6 @@ class Archive(Protocol):
 
     def open(self, path: str) -> BinaryIO:
         ...
+
+    def delete(self, path: str) -> bool:
+        """Remove an archived file (the retention); whether it was there."""

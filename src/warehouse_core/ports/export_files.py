@@ -23,3 +23,6 @@ class ExportFiles(Protocol):
 
     def open(self, day: dt.date, name: str) -> BinaryIO:
         ...
+
+    def discard(self, day: dt.date, name: str) -> bool:
+        """Remove the day's export file (a retried day's, the retention's); whether it was there."""

@@ -21,6 +21,7 @@ from warehouse_core.model import (
     StoredLines,
     WorkSession,
 )
+from warehouse_core.ports.history import Events, History
 
 Role = TypeVar("Role", covariant=True)
 
@@ -93,6 +94,9 @@ class Sessions(Protocol):
     def running_days(self) -> List[dt.date]:
         """Days whose session is running, oldest first."""
 
+    def retry_session(self, day: dt.date) -> bool:
+        """failed -> ready, forgetting the failed run (ops' audited retry); whether this call did it."""
+
 
 class Outbox(Protocol):
     """Mails written in the same transaction as the change they report, delivered later."""
@@ -110,7 +114,7 @@ class Outbox(Protocol):
         ...
 
 
-class UnitOfWork(FilesAndLines, Sessions, Outbox, Protocol):
+class UnitOfWork(FilesAndLines, Sessions, Outbox, Events, History, Protocol):
     """One database transaction: committed when the block ends normally, rolled back otherwise."""
 
 

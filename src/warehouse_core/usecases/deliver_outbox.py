@@ -5,8 +5,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import MailDeliveryError
-from warehouse_core.ports import Mailer, Outbox, Transactions
+from warehouse_core.ports import Mailer, Transactions
+from warehouse_core.usecases.mails import OutboxWithEvents
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = dt.timedelta(hours=1)
@@ -24,7 +26,7 @@ def retry_delay(attempts: int) -> dt.timedelta:
 
 
 class DeliverOutbox:
-    def __init__(self, *, store: Transactions[Outbox], mailer: Mailer) -> None:
+    def __init__(self, *, store: Transactions[OutboxWithEvents], mailer: Mailer) -> None:
         self.store = store
         self.mailer = mailer
 
@@ -40,6 +42,9 @@ class DeliverOutbox:
                 except MailDeliveryError as error:
                     retry_at = now + retry_delay(mail.attempts)
                     uow.mark_mail_failed(mail.id, str(error), retry_at)
+                    uow.record_event(Event(mail.day, EventKind.MAIL_FAILED, now, detail={
+                        "event": mail.event.value, "error": str(error), "retry_at": retry_at.isoformat(),
+                    }))
                     log.warning(
                         "mail %s (%s) not delivered: %s; next try at %s",
                         mail.id, mail.event.value, error, retry_at.isoformat(timespec="minutes"),
@@ -47,6 +52,9 @@ class DeliverOutbox:
                     failed += 1
                     break  # SMTP is down: the other mails wait for the next round
                 uow.mark_mail_sent(mail.id, now)
+                uow.record_event(Event(mail.day, EventKind.MAIL_SENT, now, detail={
+                    "event": mail.event.value, "subject": mail.subject,
+                }))
                 log.info("mail %s (%s) delivered: %s", mail.id, mail.event.value, mail.subject)
                 sent += 1
         return Delivery(sent=sent, failed=failed)

@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 from typing import BinaryIO, Optional
 
+from warehouse_core.audit import SYSTEM
 from warehouse_core.errors import Conflict, PayloadTooLarge
 from warehouse_core.model import FileSource, ImportSummary, safe_file_name
 from warehouse_core.parsing import CHUNK_SIZE, inspect
@@ -27,7 +28,7 @@ class ImportUpload:
         self.renderer = renderer
         self.max_bytes = max_bytes
 
-    def __call__(self, name: Optional[str], stream: BinaryIO, now: dt.datetime) -> ImportSummary:
+    def __call__(self, name: Optional[str], stream: BinaryIO, now: dt.datetime, actor: str = SYSTEM) -> ImportSummary:
         today = now.date()
         self._refuse_if_day_has_data(today)
         safe_name = display_name(name, now)
@@ -54,6 +55,8 @@ class ImportUpload:
             facts=facts,
             archive_path=archive_path,
             open=lambda: self.archive.open(archive_path),
+            received_at=now,
+            actor=actor,
         )
         with self.store.unit_of_work() as uow:
             if uow.day_has_data(today):

@@ -4,8 +4,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
+from warehouse_core.audit import SYSTEM, Event, EventKind
+from warehouse_core.days import FileCounts
 from warehouse_core.model import (
     FileSource,
     FileStatus,
@@ -17,7 +19,7 @@ from warehouse_core.model import (
 )
 from warehouse_core.parsing import FileFacts, ParseTally, invoice_numbers, parse_lines
 from warehouse_core.ports import MailRenderer, UnitOfWork
-from warehouse_core.usecases.mails import compose
+from warehouse_core.usecases.mails import compose, queue_mail
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ class ReceivedFile:
     facts: FileFacts
     archive_path: str
     open: Callable[[], BinaryIO]
+    received_at: dt.datetime
+    actor: str = SYSTEM
 
     @property
     def declared_count(self) -> Optional[int]:
@@ -47,10 +51,13 @@ class ReceivedFile:
 
 
 def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) -> ImportSummary:
-    """Record the file and store its lines, or reject it whole, or set it aside; queue the mail that says which."""
+    """Record the file and store its lines, or reject it whole, or set it aside; queue the mail that
+    says which, and write the day's events of each step."""
     if uow.day_has_data(received.day):
         return _set_aside(uow, renderer, received)
     file_id = uow.record_file(_record(received, FileStatus.IMPORTED))
+    _event(uow, received, EventKind.FILE_ARCHIVED, path=received.archive_path, size=received.facts.size,
+           lines=received.facts.line_count, sha256=received.facts.sha256, source=received.source.value)
     tally = ParseTally()
     count_problem = _count_problem(received)
     if count_problem is not None:
@@ -71,6 +78,15 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
     except _Rejected:
         return _reject(uow, renderer, received, file_id, tally)
     uow.open_session(received.day)
+    counts = FileCounts(
+        stored=stored.stored,
+        ignored=tally.ignored_lines,
+        not_found=stored.not_found_lines,
+        valid=stored.stored - stored.not_found_lines - stored.already_exported_lines,
+    )
+    uow.record_file_counts(file_id, counts)
+    _event(uow, received, EventKind.FILE_IMPORTED, stored=counts.stored, ignored=counts.ignored,
+           not_found=counts.not_found, valid=counts.valid, not_found_invoices=list(stored.not_found[:100]))
     summary = ImportSummary(
         file_name=received.name,
         day=received.day,
@@ -80,7 +96,8 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
         ignored_lines=tally.ignored_lines,
         not_found=stored.not_found,
     )
-    uow.enqueue_mail(
+    queue_mail(
+        uow,
         compose(
             renderer,
             MailEvent.IMPORT_SUMMARY,
@@ -88,7 +105,9 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
             summary=summary,
             source=received.source.value,
             already_exported=stored.already_exported,
-        )
+        ),
+        received.received_at,
+        actor=received.actor,
     )
     log.info(
         "imported %s: %d lines stored, %d ignored, %d invoices not found",
@@ -107,7 +126,12 @@ def _record(received: ReceivedFile, status: FileStatus) -> InboundFileRecord:
         actual_lines=received.facts.line_count,
         status=status,
         archive_path=received.archive_path,
+        received_at=received.received_at,
     )
+
+
+def _event(uow: UnitOfWork, received: ReceivedFile, kind: EventKind, **detail: Any) -> None:
+    uow.record_event(Event(received.day, kind, received.received_at, received.actor, dict(detail, file=received.name)))
 
 
 def _count_problem(received: ReceivedFile) -> Optional[Problem]:
@@ -126,6 +150,9 @@ def _reject(
     uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile, file_id: int, tally: ParseTally
 ) -> ImportSummary:
     uow.set_file_outcome(file_id, FileStatus.REJECTED, tuple(tally.problems))
+    uow.record_problem_count(file_id, tally.problem_count)
+    _event(uow, received, EventKind.FILE_REJECTED, problem_count=tally.problem_count,
+           reasons=[problem.as_dict() for problem in tally.problems])
     summary = ImportSummary(
         file_name=received.name,
         day=received.day,
@@ -136,8 +163,11 @@ def _reject(
         problems=tuple(tally.problems),
         problem_count=tally.problem_count,
     )
-    uow.enqueue_mail(
-        compose(renderer, MailEvent.IMPORT_FAILED, received.day, summary=summary, source=received.source.value)
+    queue_mail(
+        uow,
+        compose(renderer, MailEvent.IMPORT_FAILED, received.day, summary=summary, source=received.source.value),
+        received.received_at,
+        actor=received.actor,
     )
     log.warning(
         "rejected %s: %d problems, first: line %d: %s",
@@ -148,6 +178,8 @@ def _reject(
 
 def _set_aside(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) -> ImportSummary:
     uow.record_file(_record(received, FileStatus.EXTRA))
+    _event(uow, received, EventKind.FILE_SET_ASIDE, path=received.archive_path, size=received.facts.size,
+           lines=received.facts.line_count, source=received.source.value)
     summary = ImportSummary(
         file_name=received.name,
         day=received.day,
@@ -156,7 +188,8 @@ def _set_aside(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) 
         stored_lines=0,
         ignored_lines=0,
     )
-    uow.enqueue_mail(
+    queue_mail(
+        uow,
         compose(
             renderer,
             MailEvent.EXTRA_FILE,
@@ -164,7 +197,9 @@ def _set_aside(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) 
             summary=summary,
             archive_path=received.archive_path,
             source=received.source.value,
-        )
+        ),
+        received.received_at,
+        actor=received.actor,
     )
     log.warning("set aside %s: %s already has imported data; kept at %s", received.name, received.day, received.archive_path)
     return summary

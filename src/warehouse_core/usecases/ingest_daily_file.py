@@ -11,12 +11,13 @@ import datetime as dt
 import logging
 from typing import List, Optional
 
+from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import TransferError
 from warehouse_core.model import FileSource, FileStatus, InboundFileName, MailEvent, PollReport, RemoteFile
 from warehouse_core.parsing import inspect
-from warehouse_core.ports import Archive, InboundConnection, InboundFiles, MailRenderer, Store
+from warehouse_core.ports import Archive, InboundConnection, InboundFiles, MailRenderer, Store, UnitOfWork
 from warehouse_core.usecases.importing import ReceivedFile, import_received_file
-from warehouse_core.usecases.mails import compose
+from warehouse_core.usecases.mails import compose, queue_mail
 from warehouse_core.usecases.schedule import PollSchedule
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,11 @@ class IngestDailyFile:
         self.archive = archive
         self.renderer = renderer
         self.schedule = schedule
+        self.now = dt.datetime.min
+        self.actor = SYSTEM
 
-    def __call__(self, now: dt.datetime) -> PollReport:
+    def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> PollReport:
+        """One poll as if at ``now``; ``actor`` is who asked (the scheduler, or ops on the command line)."""
         report = PollReport(at=now)
         if not self.schedule.in_window(now):
             report.skipped = "outside the poll window and days"
@@ -48,7 +52,11 @@ class IngestDailyFile:
                 report.skipped = "another poll is running"
                 log.info("poll skipped: another process is polling")
                 return report
+            # Safe on the shared instance: only the holder of the poll lock gets here.
+            self.now, self.actor = now, actor
             server_error = self._poll_server(now.date(), report)
+            with self.store.unit_of_work() as uow:
+                uow.record_poll(now, ok=server_error is None)
             if self.schedule.alert_due(now):
                 self._alert_if_no_file(now.date(), report, server_error)
         log.info(report.describe())
@@ -92,6 +100,8 @@ class IngestDailyFile:
                     remote.name, remote.size, received_bytes, size_after,
                 )
                 report.incomplete.append(remote.name)
+                self._seen(today, remote, EventKind.FILE_INCOMPLETE, listed=remote.size, received=received_bytes,
+                           size_after=size_after)
                 return
             with pending.open() as stream:
                 facts = inspect(stream)
@@ -102,9 +112,13 @@ class IngestDailyFile:
                     remote.name, name.declared_count, name.expected_lines, facts.line_count,
                 )
                 report.incomplete.append(remote.name)
+                self._seen(today, remote, EventKind.FILE_INCOMPLETE, lines=facts.line_count,
+                           expected_lines=name.expected_lines)
                 return
             with self.store.unit_of_work() as uow:
                 known = uow.find_file(remote.name, facts.sha256)
+                self._record_seen(uow, today, remote, EventKind.FILE_DOWNLOADED, size=facts.size,
+                                  lines=facts.line_count, sha256=facts.sha256, already_recorded=known is not None)
             if known is not None:
                 log.info("%s was already recorded (%s): deleting it without a second import", remote.name, known.status.value)
                 self._delete(connection, remote.name, report)
@@ -118,6 +132,8 @@ class IngestDailyFile:
             facts=facts,
             archive_path=archive_path,
             open=lambda: self.archive.open(archive_path),
+            received_at=self.now,
+            actor=self.actor,
         )
         with self.store.unit_of_work() as uow:
             summary = import_received_file(uow, self.renderer, received)
@@ -136,6 +152,17 @@ class IngestDailyFile:
             return
         log.info("deleted %s from the server", name)
         report.deleted.append(name)
+        with self.store.unit_of_work() as uow:
+            uow.record_event(Event(self.now.date(), EventKind.FILE_DELETED, self.now, self.actor, {"file": name}))
+
+    def _seen(self, today: dt.date, remote: RemoteFile, kind: EventKind, **detail: object) -> None:
+        with self.store.unit_of_work() as uow:
+            self._record_seen(uow, today, remote, kind, **detail)
+
+    def _record_seen(self, uow: UnitOfWork, today: dt.date, remote: RemoteFile, kind: EventKind, **detail: object) -> None:
+        """The file as the server listed it, then what the download found."""
+        uow.record_event(Event(today, EventKind.FILE_SEEN, self.now, self.actor, {"file": remote.name, "size": remote.size}))
+        uow.record_event(Event(today, kind, self.now, self.actor, dict(detail, file=remote.name)))
 
     def _alert_if_no_file(self, today: dt.date, report: PollReport, server_error: Optional[str]) -> None:
         with self.store.unit_of_work() as uow:
@@ -150,7 +177,9 @@ class IngestDailyFile:
                 other_days=report.other_days,
                 server_error=server_error,
             )
-            report.no_file_alert = uow.enqueue_mail(mail, once_key="no-file:{}".format(today.isoformat()))
+            report.no_file_alert = queue_mail(
+                uow, mail, self.now, once_key="no-file:{}".format(today.isoformat()), actor=self.actor
+            )
         if report.no_file_alert:
             log.warning("no file imported for %s by the alert time: no-file alert queued", today)
 

@@ -11,12 +11,13 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
+from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import TransferError
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
-from warehouse_core.usecases.mails import compose
+from warehouse_core.usecases.mails import compose, queue_mail
 
 log = logging.getLogger(__name__)
 # Progress is made durable and recorded at most this often (the export file itself is what a
@@ -102,10 +103,13 @@ class RunSession:
             raise SessionStopped("no longer running")
         return session
 
-    def _update(self, day: dt.date, **fields: Any) -> WorkSession:
+    def _update(self, day: dt.date, event: Optional[Tuple[EventKind, Dict[str, Any]]] = None, **fields: Any) -> WorkSession:
+        """Record progress; with ``event``, that step goes into the day's timeline in the same transaction."""
         with self.store.unit_of_work() as uow:
             if not uow.update_session(day, **fields):
                 raise SessionStopped("closed by an operator; stopped")
+            if event is not None:
+                uow.record_event(Event(day, event[0], self.clock.now(), detail=event[1]))
             session = uow.session(day)
         assert session is not None
         return session
@@ -145,7 +149,8 @@ class RunSession:
                 "the export has {} lines but {} valid lines were counted at the start".format(written, session.total)
             )
         log.info("session for %s: %d lines written to %s", day, written, name)
-        return self._update(day, processed=written, phase=SessionPhase.UPLOADING)
+        progress = (EventKind.SESSION_PROGRESS, {"file": name, "written": written, "total": session.total})
+        return self._update(day, progress, processed=written, phase=SessionPhase.UPLOADING)
 
     # --- upload ------------------------------------------------------------------------
 
@@ -156,7 +161,8 @@ class RunSession:
             except TransferError as error:
                 log.warning("remote log not readable before the upload (%s); reading it from the start", error)
             self._upload(session, wait)
-            self._watch(self._update(session.day, phase=SessionPhase.WATCHING), follower, wait)
+            uploaded = (EventKind.SESSION_UPLOADED, {"file": session.export_file, "server": self.outbound.describe()})
+            self._watch(self._update(session.day, uploaded, phase=SessionPhase.WATCHING), follower, wait)
 
     def _upload(self, session: WorkSession, wait: Wait) -> None:
         name = session.export_file
@@ -221,14 +227,19 @@ class RunSession:
             uow.record_exported(session.day)
             finished = uow.session(session.day)
             assert finished is not None
-            uow.enqueue_mail(
+            uow.record_event(Event(session.day, EventKind.SESSION_CONFIRMED, now, detail={
+                "file": session.export_file, "records": session.processed,
+            }))
+            queue_mail(
+                uow,
                 compose(
                     self.renderer,
                     MailEvent.SESSION_COMPLETED,
                     session.day,
                     session=finished,
                     not_present=uow.invoices_with_status(session.day, InvoiceStatus.NOT_FOUND),
-                )
+                ),
+                now,
             )
         log.info("session for %s completed: %d lines in %s confirmed", session.day, session.processed, session.export_file)
 
@@ -238,7 +249,8 @@ class RunSession:
             if not uow.finish_session(day, SessionState.FAILED, now, reason):
                 return
             failed = uow.session(day)
-            uow.enqueue_mail(compose(self.renderer, MailEvent.SESSION_FAILED, day, session=failed, reason=reason))
+            uow.record_event(Event(day, EventKind.SESSION_FAILED, now, detail={"reason": reason}))
+            queue_mail(uow, compose(self.renderer, MailEvent.SESSION_FAILED, day, session=failed, reason=reason), now)
         log.error("session for %s failed: %s", day, reason)
 
 

@@ -85,7 +85,8 @@ class PsycopgFilesAndLines(Connected):
             with self.connection.transaction():
                 row = self._one(
                     "INSERT INTO inbound_file (name, day, source, sha256, declared_count, actual_lines, status,"
-                    " reasons, archive_path) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    " reasons, archive_path, received_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) RETURNING id",
                     (
                         record.name,
                         record.day,
@@ -96,6 +97,7 @@ class PsycopgFilesAndLines(Connected):
                         record.status.value,
                         json.dumps([p.as_dict() for p in record.reasons]),
                         record.archive_path,
+                        record.received_at,
                     ),
                 )
         except psycopg.errors.UniqueViolation:
@@ -121,6 +123,7 @@ class PsycopgFilesAndLines(Connected):
         into their table while Python parses: no staging table, no second pass on the server."""
         unusual = self._unusual_statuses(day, invoices)
         seen_unusual: Set[str] = set()
+        unusual_lines = {InvoiceStatus.NOT_FOUND.value: 0, InvoiceStatus.ALREADY_EXPORTED.value: 0}
         stored = 0
         links: Dict[str, array] = {}  # each category's line numbers, ascending: 4 bytes a link
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
@@ -136,6 +139,7 @@ class PsycopgFilesAndLines(Connected):
                     status = VALID
                 else:
                     seen_unusual.add(line.invoice_number)
+                    unusual_lines[status] += 1
                 batch.append(prefix + copy_row(line, status))
                 for name in line.categories:
                     numbers = links.get(name)
@@ -153,6 +157,8 @@ class PsycopgFilesAndLines(Connected):
             stored=stored,
             not_found=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.NOT_FOUND.value)),
             already_exported=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.ALREADY_EXPORTED.value)),
+            not_found_lines=unusual_lines[InvoiceStatus.NOT_FOUND.value],
+            already_exported_lines=unusual_lines[InvoiceStatus.ALREADY_EXPORTED.value],
         )
 
     def _unusual_statuses(self, day: dt.date, invoices: Iterable[str]) -> Dict[str, str]:

@@ -50,6 +50,14 @@ class PsycopgSessions(Connected):
             (now, day),
         )
 
+    def retry_session(self, day: dt.date) -> bool:
+        return self._changed(
+            "UPDATE work_session SET state = 'ready', phase = NULL, total = 0, processed = 0, started_at = NULL,"
+            " finished_at = NULL, export_file = NULL, detail = NULL, updated_at = now()"
+            " WHERE day = %s AND state = 'failed'",
+            (day,),
+        )
+
     def update_session(
         self,
         day: dt.date,

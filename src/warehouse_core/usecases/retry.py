@@ -1,0 +1,88 @@
+"""RetrySession: ops turn a failed day back to ready, audited (SPEC §5 "Retry of a failed day").
+
+Not a button: operators get one Start a day. A retry records who and why in the day's events and
+mails ``session-retry``. When the failed run had already renamed its export into place on the
+outbound server, the consumer may have read it: the retry is refused unless ``redeliver``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import List, Optional
+
+from warehouse_core.audit import Event, EventKind
+from warehouse_core.errors import Conflict
+from warehouse_core.model import MailEvent, SessionPhase, SessionState, WorkSession
+from warehouse_core.ports import ExportFiles, MailRenderer, Transactions, UnitOfWork
+from warehouse_core.usecases.mails import compose, queue_mail
+
+log = logging.getLogger(__name__)
+
+
+def delivered_by_failed_run(session: WorkSession, events: List[Event]) -> bool:
+    """Whether the failed run's export reached its final name on the outbound server: it was
+    watching the consumer's log (the rename comes before), or it said it had uploaded."""
+    if session.phase is SessionPhase.WATCHING:
+        return True
+    uploaded = False
+    for event in events:
+        if event.kind in (EventKind.SESSION_STARTED, EventKind.SESSION_RETRIED):
+            uploaded = False
+        elif event.kind is EventKind.SESSION_UPLOADED:
+            uploaded = True
+    return uploaded
+
+
+class RetrySession:
+    def __init__(self, *, store: Transactions[UnitOfWork], exports: ExportFiles, renderer: MailRenderer) -> None:
+        self.store = store
+        self.exports = exports
+        self.renderer = renderer
+
+    def __call__(self, day: dt.date, reason: str, actor: str, now: dt.datetime, redeliver: bool = False) -> WorkSession:
+        reason = " ".join(reason.split())
+        if not reason:
+            raise Conflict("a retry needs a reason (--reason TEXT): it goes into the day's events", code="retry_no_reason")
+        with self.store.unit_of_work() as uow:
+            failed = self._failed_session(uow, day)
+            delivered = delivered_by_failed_run(failed, uow.events_of_day(day))
+        if delivered and not redeliver:
+            raise Conflict(
+                "the failed run for {} had already put {} on the outbound server, where the consumer may have read"
+                " it: add --redeliver to export the day again anyway".format(day.isoformat(), failed.export_file),
+                code="retry_delivered",
+            )
+        if failed.export_file:
+            # A later start must write the export anew with the statuses of then, not resume this one.
+            self.exports.discard(day, failed.export_file)
+        with self.store.unit_of_work() as uow:
+            if not uow.retry_session(day):
+                raise Conflict(_not_failed(day, uow.session(day)), code="retry_not_failed")
+            uow.record_event(
+                Event(day, EventKind.SESSION_RETRIED, now, actor, {
+                    "reason": reason, "previous_detail": failed.detail, "redeliver": delivered,
+                    "previous_export_file": failed.export_file,
+                })
+            )
+            mail = compose(
+                self.renderer, MailEvent.SESSION_RETRY, day, actor=actor, reason=reason,
+                previous_detail=failed.detail, failed_at=failed.finished_at, redeliver=delivered,
+                export_file=failed.export_file,
+            )
+            queue_mail(uow, mail, now, actor=actor)
+            ready = uow.session(day)
+        assert ready is not None
+        log.warning("session for %s turned back to ready by %s: %s", day, actor, reason)
+        return ready
+
+    @staticmethod
+    def _failed_session(uow: UnitOfWork, day: dt.date) -> WorkSession:
+        session = uow.session(day)
+        if session is None or session.state is not SessionState.FAILED:
+            raise Conflict(_not_failed(day, session), code="retry_not_failed")
+        return session
+
+
+def _not_failed(day: dt.date, session: Optional[WorkSession]) -> str:
+    state = session.state.value if session is not None else SessionState.NONE.value
+    return "the session for {} is {}, not failed: only a failed day can be retried".format(day.isoformat(), state)

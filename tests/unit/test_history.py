@@ -1,0 +1,169 @@
+"""History and audit (SPEC §7), retry of a failed day (§5) and retention (§8) over the fakes: each
+step writes its event with its actor, the days read back, and the refusals are one line each."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
+from warehouse_core.errors import Conflict
+from warehouse_core.model import SessionState
+from warehouse_core.usecases.history import NotFound, day_detail, export_download, inbound_download, list_days, problems_csv
+
+DAY = dt.date(2026, 11, 26)
+EXPORT = "Spedizioni20261126_6.txt"
+
+
+def kinds(world, day=DAY):
+    return [(e.kind.value, e.actor) for e in day_detail(world.store, day).events]
+
+
+def test_a_completed_day_has_its_whole_timeline_in_order(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.deliver()
+    world.importer_confirms()
+    world.core.start_session(world.clock.now(), actor="anna")
+    world.work()
+    world.deliver()
+    assert kinds(world) == [
+        ("file-seen", "system"), ("file-downloaded", "system"), ("file-archived", "system"),
+        ("file-imported", "system"), ("mail-queued", "system"), ("file-deleted", "system"),
+        ("mail-sent", "system"), ("session-started", "anna"), ("session-progress", "system"),
+        ("session-uploaded", "system"), ("session-confirmed", "system"), ("mail-queued", "system"),
+        ("mail-sent", "system"),
+    ]
+    day = day_detail(world.store, DAY)
+    imported = [e for e in day.events if e.kind.value == "file-imported"][0]
+    assert imported.detail["stored"] == 8 and imported.detail["ignored"] == 2 and imported.detail["valid"] == 6
+    assert imported.at == at("2026-11-26T10:00")
+    assert day.state == "completed" and day.reconciliation().reconciled is True
+    assert day.as_dict()["mails"] == 2
+
+
+def test_a_rejected_file_keeps_every_reason_and_the_problems_download_has_them(world):
+    world.inbound.files[MALFORMED_SAMPLE.name] = MALFORMED_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    day = day_detail(world.store, DAY)
+    assert day.state == "rejected"
+    [rejected] = [e for e in day.events if e.kind.value == "file-rejected"]
+    assert [r["line"] for r in rejected.detail["reasons"]] == [2, 3, 4, 5]
+    csv_text = "".join(problems_csv(world.store, world.archive, DAY))
+    rows = csv_text.strip().splitlines()
+    assert rows[0] == "file,line,reason,text" and len(rows) == 5
+    assert rows[2].startswith(MALFORMED_SAMPLE.name + ",3,quantity 'forty' is not a whole number,")
+    assert "forty" in rows[2].split(",", 3)[3]
+    name, stream = inbound_download(world.store, world.archive, DAY)
+    assert name == MALFORMED_SAMPLE.name and stream.read() == MALFORMED_SAMPLE.read_bytes()
+
+
+def test_days_are_listed_newest_first_in_pages_and_weekends_are_not_rows(world):
+    for day in ("2026-11-20", "2026-11-23", "2026-11-24", "2026-11-25"):  # Fri, then Mon-Wed: no weekend
+        world.poll(day + "T19:00")
+    page = list_days(world.store, limit=3)
+    assert [d.day.isoformat() for d in page.days] == ["2026-11-25", "2026-11-24", "2026-11-23"]
+    assert page.next == dt.date(2026, 11, 23) and all(d.state == "no-file" for d in page.days)
+    rest = list_days(world.store, before=page.next, limit=3)
+    assert [d.day.isoformat() for d in rest.days] == ["2026-11-20"] and rest.next is None
+    with pytest.raises(NotFound):
+        day_detail(world.store, dt.date(2026, 11, 21))
+
+
+# --- retry of a failed day -----------------------------------------------------------------
+
+
+@pytest.fixture
+def failed(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.outbound.fail_next = 3
+    world.core.start_session(world.clock.now(), actor="anna")
+    world.work()
+    assert world.core.session_status().state is SessionState.FAILED
+    return world
+
+
+def retry(world, reason="outbound FTP was down", redeliver=False, day=DAY):
+    return world.core.retry_session(day, reason, "cli:ops", world.clock.now(), redeliver=redeliver)
+
+
+def test_a_failed_day_is_retried_then_completed_and_the_retry_is_audited(failed):
+    ready = retry(failed)
+    assert ready.state is SessionState.READY and ready.export_file is None
+    assert (DAY, EXPORT) not in failed.exports.files, "the failed run's export is not resumed"
+    [mail] = failed.store.mails("session-retry")
+    assert "cli:ops" in mail.subject and "outbound FTP was down" in mail.text
+    [event] = [e for e in day_detail(failed.store, DAY).events if e.kind.value == "session-retried"]
+    assert event.actor == "cli:ops" and event.detail["reason"] == "outbound FTP was down"
+    assert "failed after 3 tries" in event.detail["previous_detail"]
+    failed.importer_confirms()
+    failed.core.start_session(failed.clock.now(), actor="anna")
+    failed.work()
+    assert failed.core.session_status().state is SessionState.COMPLETED
+    assert list(failed.outbound.files) == [EXPORT]
+
+
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_a_retry_without_a_reason_is_refused(failed, reason):
+    with pytest.raises(Conflict) as caught:
+        retry(failed, reason=reason)
+    assert caught.value.code == "retry_no_reason" and "\n" not in str(caught.value)
+    assert failed.core.session_status().state is SessionState.FAILED
+
+
+def test_only_a_failed_day_can_be_retried(world):
+    with pytest.raises(Conflict) as caught:
+        retry(world)
+    assert caught.value.code == "retry_not_failed" and "is none, not failed" in str(caught.value)
+
+
+def test_a_failed_run_that_had_delivered_its_file_needs_redeliver(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.importer_confirms(records=5)  # the consumer read the file and counted wrong
+    world.core.start_session(world.clock.now())
+    world.work()
+    assert world.core.session_status().state is SessionState.FAILED
+    with pytest.raises(Conflict) as caught:
+        retry(world)
+    assert caught.value.code == "retry_delivered" and EXPORT in str(caught.value) and "--redeliver" in str(caught.value)
+    assert retry(world, redeliver=True).state is SessionState.READY
+    assert "--redeliver" in world.store.mails("session-retry")[0].text
+
+
+# --- retention -----------------------------------------------------------------------------
+
+
+def test_retention_deletes_old_final_days_only_with_one_event_each(make_world):
+    world = make_world(archive_keep_days=2)
+    names = {}
+    for day in ("2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26"):
+        compact = day.replace("-", "")
+        names[day] = "Letture{}083015123_9.txt".format(compact)
+        world.inbound.files[names[day]] = VALID_SAMPLE.read_bytes()
+        world.poll(day + "T10:00")
+    world.importer_confirms()
+    for day in ("2026-11-23", "2026-11-25"):
+        world.clock.set(at(day + "T11:00"))
+        world.core.start_session(world.clock.now())
+        world.work()
+    # 23rd: completed (final); 24th: still ready (not final); 25th: inside the two days kept.
+    world.clock.set(at("2026-11-27T03:00"))
+    report = world.core.clean_up(world.clock.now(), "system")
+    assert (report.archived_deleted, report.exports_deleted) == (1, 1)
+    assert sorted(world.archive.files) == ["2026-11-24/" + names["2026-11-24"], "2026-11-25/" + names["2026-11-25"],
+                                          "2026-11-26/" + names["2026-11-26"]]
+    assert [day for day, _ in world.exports.files] == [dt.date(2026, 11, 25)]
+    deleted = [e.kind.value for e in day_detail(world.store, dt.date(2026, 11, 23)).events if "deleted" in e.kind.value]
+    assert deleted == ["file-deleted", "archive-deleted", "export-deleted"]
+    assert world.core.clean_up(world.clock.now(), "system").archived_deleted == 0, "each file is deleted once"
+    with pytest.raises(NotFound):
+        export_download(world.store, world.exports, dt.date(2026, 11, 23))
+
+
+def test_retention_zero_keeps_everything(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.clock.set(at("2027-11-26T10:00"))
+    assert world.core.clean_up(world.clock.now(), "system").archived_deleted == 0
