@@ -17,7 +17,7 @@ from warehouse_core.audit import Event
 from warehouse_core.days import DayFile, DaySummary, FileCounts
 from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
 from warehouse_core.export_format import export_line
-from warehouse_core.metrics import MetricsSnapshot
+from warehouse_core.metrics import DEPENDENCIES, MetricsSnapshot
 from warehouse_core.model import (
     FileStatus,
     InboundFileRecord,
@@ -334,7 +334,7 @@ class FakeHistory(_FakeTransaction):
             today_state=today_session.state if today_session else SessionState.NONE,
             last_session_duration=(last.finished_at - last.started_at).total_seconds() if last else None,  # type: ignore[operator]
             outbox_pending=sum(1 for e in self.data.outbox if e.sent_at is None),
-            dependencies={name: values[0] for name, values in checks.items()},
+            dependencies={name: values[0] for name, values in checks.items() if name in DEPENDENCIES},
         )
 
     def record_poll(self, now: dt.datetime, ok: bool) -> None:

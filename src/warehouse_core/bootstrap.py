@@ -11,9 +11,11 @@ from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
 from warehouse_core.adapters.jinja_sentences import JinjaSentences
 from warehouse_core.adapters.local_archive import LocalArchive, LocalExportFiles
+from warehouse_core.adapters.probes import database_probe, probes_for
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.smtp_mailer import SmtpMailer
 from warehouse_core.adapters.system_clock import SystemClock
+from warehouse_core.metrics import MetricsSnapshot
 from warehouse_core.model import WorkSession
 from warehouse_core.ports import (
     Archive,
@@ -28,6 +30,7 @@ from warehouse_core.ports import (
     Store,
 )
 from warehouse_core.settings import Settings, ftp_parts
+from warehouse_core.usecases.checks import CheckDependencies
 from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.deliver_outbox import DeliverOutbox
 from warehouse_core.usecases.import_upload import ImportUpload
@@ -55,6 +58,7 @@ class Core:
     run_session: RunSession
     retry_session: RetrySession
     clean_up: CleanUp
+    check_dependencies: CheckDependencies
     archive: Archive
     exports: ExportFiles
     # Set when a session starts, so that a waiting worker begins at once.
@@ -62,6 +66,10 @@ class Core:
 
     def session_status(self, day: Optional[dt.date] = None) -> WorkSession:
         return session_status(self.store, day or self.clock.now().date())
+
+    def metrics_snapshot(self, today: dt.date) -> MetricsSnapshot:
+        with self.store.unit_of_work() as uow:
+            return uow.metrics_snapshot(today)
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)
@@ -152,6 +160,13 @@ def bootstrap(
         close_session=CloseSession(store=store),
         retry_session=RetrySession(store=store, exports=exports, renderer=renderer),
         clean_up=CleanUp(store=store, archive=archive, exports=exports, keep_days=settings.archive_keep_days),
+        check_dependencies=CheckDependencies(
+            store=store,
+            probes=dict(
+                probes_for(inbound_ftp=inbound, outbound_ftp=outbound, smtp=mailer, remote_log=remote_log),
+                database=database_probe(store.ping),
+            ),
+        ),
         archive=archive,
         exports=exports,
         run_session=RunSession(

@@ -1,8 +1,10 @@
-"""``warehouse-runner``: the daemon, and ``poll``, ``import``, ``send-mail``, ``migrate``."""
+"""``warehouse-runner``: the daemon, and ``poll``, ``import``, ``send-mail``, ``migrate``, ``days``, ``session retry``."""
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
+import os
 import logging
 import signal
 import sys
@@ -11,10 +13,12 @@ from pathlib import Path
 from typing import List, Optional
 
 from warehouse_core.adapters.system_clock import SystemClock
+from warehouse_core.audit import cli_actor
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.errors import Conflict, WarehouseError
 from warehouse_core.model import FileStatus
 from warehouse_core.settings import load_settings
+from warehouse_core.usecases.history import PAGE_SIZE, list_days
 from warehouse_runner.jobs import run_scheduler, run_session_worker
 
 log = logging.getLogger("warehouse_runner")
@@ -39,6 +43,17 @@ def parser() -> argparse.ArgumentParser:
     send_mail = commands.add_parser("send-mail", help="deliver the outbox once")
     send_mail.add_argument("--at", type=_local_time, help="act as if at this local time (ISO): which mails are due")
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    days = commands.add_parser("days", help="the history of the days, newest first (as GET /days)")
+    days.add_argument("--limit", type=int, default=PAGE_SIZE, help="how many days (default %(default)s)")
+    days.add_argument("--before", type=dt.date.fromisoformat, help="only days before this one (YYYY-MM-DD)")
+    session = commands.add_parser("session", help="ops' audited actions on a day's session")
+    session_commands = session.add_subparsers(dest="session_command")
+    retry = session_commands.add_parser("retry", help="turn a failed day back to ready (audited, mailed)")
+    retry.add_argument("--day", type=dt.date.fromisoformat, required=True, help="the failed day (YYYY-MM-DD)")
+    retry.add_argument("--reason", required=True, help="why: goes into the day's events and the mail")
+    retry.add_argument("--redeliver", action="store_true",
+                       help="retry even though the failed run had put its file on the outbound server")
+    retry.add_argument("--at", type=_local_time, help="act as if at this local time (ISO)")
     return top
 
 
@@ -79,7 +94,7 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
         print("schema {} is up to date".format(core.settings.db_schema))
         return 0
     if arguments.command == "poll":
-        report = core.ingest_daily_file(now)
+        report = core.ingest_daily_file(now, actor=command_actor())
         delivery = core.deliver_outbox(now)
         print("{}; mails sent: {}".format(report.describe(), delivery.sent))
         return 0
@@ -89,7 +104,55 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
         return 0 if delivery.failed == 0 else 1
     if arguments.command == "import":
         return import_file(core, arguments.file, now)
+    if arguments.command == "days":
+        return print_days(core, arguments.before, arguments.limit)
+    if arguments.command == "session":
+        if arguments.session_command != "retry":
+            return fail("session: say what to do (retry)")
+        return retry_session(core, arguments, now)
     return daemon(core)
+
+
+def command_actor() -> str:
+    """cli:<the OS user> (SPEC §7): who ran the command."""
+    try:
+        return cli_actor(getpass.getuser())
+    except Exception:  # no user name in the environment nor in the password database
+        return cli_actor(str(os.getuid()))
+
+
+DAY_COLUMNS = ("day", "state", "file", "arrived", "stored", "ignored", "not found", "export file", "confirmed",
+               "mails", "reconciled")
+
+
+def print_days(core: Core, before: Optional[dt.date], limit: int) -> int:
+    page = list_days(core.store, before=before, limit=limit)
+    rows = [DAY_COLUMNS]
+    for day in page.days:
+        row = day.as_dict()
+        rows.append(tuple(_cell(value) for value in (
+            row["day"], row["state"], row["file"], day.file.received_at.strftime("%H:%M") if day.file else None,
+            row["stored"], row["ignored"], row["not_found"], row["export_file"],
+            day.confirmed_at.strftime("%H:%M") if day.confirmed_at else None, row["mails"],
+            None if row["reconciled"] is None else ("yes" if row["reconciled"] else "NO " + ",".join(row["differences"])),
+        )))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(DAY_COLUMNS))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if page.next is not None:
+        print("(older days: --before {})".format(page.next.isoformat()))
+    return 0
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def retry_session(core: Core, arguments: argparse.Namespace, now: dt.datetime) -> int:
+    ready = core.retry_session(arguments.day, arguments.reason, command_actor(), now, redeliver=arguments.redeliver)
+    core.deliver_outbox(now)
+    print("session for {} is {} again: Start on the page exports it".format(ready.day.isoformat(), ready.state.value))
+    return 0
 
 
 def import_file(core: Core, path: Path, now: dt.datetime) -> int:
@@ -98,7 +161,7 @@ def import_file(core: Core, path: Path, now: dt.datetime) -> int:
     except OSError as error:
         return fail("cannot read {}: {}".format(path, error.strerror))
     with stream:
-        summary = core.import_upload(path.name, stream, now)
+        summary = core.import_upload(path.name, stream, now, actor=command_actor())
     core.deliver_outbox(now)
     if summary.status is FileStatus.REJECTED:
         first = summary.problems[0]

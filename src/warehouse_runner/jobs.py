@@ -8,7 +8,9 @@ from typing import Callable, Optional
 
 import schedule
 
+from warehouse_core.audit import SYSTEM
 from warehouse_core.bootstrap import Core
+from warehouse_core.usecases.checks import cleanup_due, record_cleanup
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,19 @@ def poll_tick(core: Core, now: dt.datetime) -> bool:
 
 def mail_tick(core: Core, now: dt.datetime) -> None:
     core.deliver_outbox(now)
+
+
+def upkeep_tick(core: Core, now: dt.datetime) -> None:
+    """The dependency checks (at most every 5 minutes) and the daily retention, whichever is due."""
+    core.check_dependencies(now)
+    if cleanup_due(core.store, now):
+        try:
+            report = core.clean_up(now, SYSTEM)
+        except Exception as error:
+            record_cleanup(core.store, now, False, str(error))
+            raise
+        record_cleanup(core.store, now, True, "{} archived files and {} exports deleted".format(
+            report.archived_deleted, report.exports_deleted))
 
 
 def guarded(name: str, job: Callable[[Core, dt.datetime], object], core: Core) -> Callable[[], None]:
@@ -43,8 +58,10 @@ def run_scheduler(core: Core, stop: threading.Event, scheduler: Optional[schedul
     scheduler = scheduler or schedule.Scheduler()
     poll = guarded("poll", poll_tick, core)
     mail = guarded("mail delivery", mail_tick, core)
+    upkeep = guarded("dependency checks and retention", upkeep_tick, core)
     scheduler.every().minute.at(":00").do(poll)
     scheduler.every().minute.at(":05").do(mail)
+    scheduler.every().minute.at(":30").do(upkeep)
     now = core.clock.now()
     if core.schedule.in_window(now):
         log.info("inside the poll window at start: polling now")

@@ -14,12 +14,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.settings import load_settings
 from warehouse_web import security
+from warehouse_web.history import history
 from warehouse_web.views import blueprint, message
 
 log = logging.getLogger(__name__)
 # Room for the multipart envelope around a file of exactly the configured size.
 MULTIPART_OVERHEAD = 64 * 1024
-PUBLIC_ENDPOINTS = {"warehouse.login", "warehouse.healthz", "static"}
+PUBLIC_ENDPOINTS = {"warehouse.login", "warehouse.healthz", "history.metrics_endpoint", "static"}
 # Extra templates included at the foot of the page, in order (the demo stack of ``make run`` adds its panel).
 PAGE_PANELS_KEY = "WAREHOUSE_PAGE_PANELS"
 
@@ -58,6 +59,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     # Behind a TLS-terminating proxy: X-Forwarded-Proto tells Flask the page is HTTPS.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
     app.register_blueprint(blueprint)
+    app.register_blueprint(history)
     _install_hooks(app, operators)
     _install_error_handlers(app)
     return app

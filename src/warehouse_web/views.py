@@ -6,8 +6,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
 
+from warehouse_core.audit import operator_actor
 from warehouse_core.bootstrap import Core
 from warehouse_core.errors import Conflict, PayloadTooLarge
 from warehouse_core.model import FileStatus, WorkSession
@@ -59,6 +60,29 @@ def status_cache() -> StatusCache:
     return current_app.extensions.setdefault("warehouse_status_cache", StatusCache())  # type: ignore[no-any-return]
 
 
+def actor() -> str:
+    """Who pressed the button (SPEC §7): the login name, else anonymous@<address>."""
+    return operator_actor(g.get("operator"), request.remote_addr)
+
+
+# The actions the page offers and, for each state that refuses one, the refusal's message code
+# (the §5 table); the page shows the button disabled with that sentence beside it.
+REFUSED_IN = {
+    "start": {"none": "no_data", "running": "running", "completed": "completed", "failed": "failed", "closed": "closed"},
+    "close": {"none": "no_data", "completed": "completed", "closed": "closed"},
+    "upload": {state: "day_has_data" for state in ("ready", "running", "completed", "failed", "closed")},
+}
+
+
+def refusal_texts() -> Dict[str, str]:
+    """``action-state`` -> the sentence, with ``{day}`` for the page's script to fill in."""
+    return {
+        "{}-{}".format(action, state): message(code, day="{day}")
+        for action, states in REFUSED_IN.items()
+        for state, code in states.items()
+    }
+
+
 def conflict(error: Conflict, day: dt.date) -> Tuple[Any, int]:
     values = dict({"day": day.isoformat()}, **error.values)
     return jsonify(error=message(error.code, **values)), 409
@@ -66,7 +90,8 @@ def conflict(error: Conflict, day: dt.date) -> Tuple[Any, int]:
 
 @blueprint.get("/")
 def index() -> Any:
-    return render_template("index.html", status=status_object(core().session_status()))
+    status = status_object(core().session_status())
+    return render_template("index.html", status=status, refusals=refusal_texts(), refused_in=REFUSED_IN)
 
 
 @blueprint.get("/healthz")
@@ -92,7 +117,7 @@ def forget_status_after_an_action(response: Any) -> Any:
 def start_session() -> Any:
     now = core().clock.now()
     try:
-        started = core().start_session(now)
+        started = core().start_session(now, actor=actor())
     except Conflict as error:
         return conflict(error, now.date())
     return jsonify(status_object(started)), 202
@@ -102,7 +127,7 @@ def start_session() -> Any:
 def close_session() -> Any:
     now = core().clock.now()
     try:
-        closed = core().close_session(now)
+        closed = core().close_session(now, actor=actor())
     except Conflict as error:
         return conflict(error, now.date())
     return jsonify(status_object(closed)), 200
@@ -115,7 +140,7 @@ def upload() -> Any:
     if upload_file is None or not upload_file.filename:
         return jsonify(error=message("no_file"), problems=[]), 400
     try:
-        summary = core().import_upload(upload_file.filename, upload_file.stream, now)
+        summary = core().import_upload(upload_file.filename, upload_file.stream, now, actor=actor())
     except Conflict as error:
         return conflict(error, now.date())
     except PayloadTooLarge:

@@ -123,8 +123,9 @@ def test_a_whole_day_in_the_browser(start_stack, page):
     wait_for_status(page, "is ready")
     shot(page, "02-ready")
 
-    upload(page, VALID_SAMPLE, VALID_SAMPLE.name)
-    sync_api.expect(page.locator("#message")).to_contain_text("manual upload is refused")
+    # A ready day refuses a manual upload: the button is disabled with the reason beside it.
+    sync_api.expect(page.locator("#upload")).to_be_disabled()
+    sync_api.expect(page.locator("#upload-refusal")).to_contain_text("manual upload is refused")
     shot(page, "03-upload-refused")
 
     page.click("#start")
@@ -137,10 +138,9 @@ def test_a_whole_day_in_the_browser(start_stack, page):
     sync_api.expect(progress).to_be_hidden()
     shot(page, "05-completed")
 
-    page.click("#close")
-    sync_api.expect(page.locator("#message")).to_contain_text("is completed: nothing more happens today")
-    page.click("#start")
-    sync_api.expect(page.locator("#message")).to_contain_text("is completed: nothing more happens today")
+    for action in ("start", "close"):
+        sync_api.expect(page.locator("#" + action)).to_be_disabled()
+        sync_api.expect(page.locator("#{}-refusal".format(action))).to_contain_text("is completed: nothing more happens today")
     shot(page, "06-start-and-close-refused")
 
     # The demo panel lists the day's mails, each readable.
@@ -148,7 +148,26 @@ def test_a_whole_day_in_the_browser(start_stack, page):
     page.locator("#mail-table a", has_text="session-completed").first.click()
     sync_api.expect(page.locator(".mail-text")).to_contain_text("600000099")
     shot(page, "07-mail")
-    assert [p.name for p in (stack.var / "ftp" / "outbound").glob("Spedizioni*_6.txt")] != []
+    [export] = list((stack.var / "ftp" / "outbound").glob("Spedizioni*_6.txt"))
+
+    # The history: today's row, its page, the export as uploaded, and back.
+    page.goto(stack.url)
+    page.click("#to-history")
+    today = dt.datetime.now(zone("Europe/Rome")).date().isoformat()
+    row = page.locator('#days tr[data-day="{}"]'.format(today))
+    sync_api.expect(row).to_have_attribute("data-state", "completed")
+    sync_api.expect(row).to_contain_text(export.name)
+    shot(page, "10-history")
+    row.locator("a").first.click()
+    sync_api.expect(page.locator("#day-state")).to_contain_text("completed")
+    sync_api.expect(page.locator("#reconciliation")).to_contain_text("Reconciles")
+    sync_api.expect(page.locator('#timeline tr[data-kind="session-confirmed"]')).to_have_count(1)
+    shot(page, "11-completed-day")
+    with page.expect_download() as download:
+        page.click("#download-export")
+    assert Path(download.value.path()).read_bytes() == export.read_bytes()
+    page.click("#to-history")
+    sync_api.expect(page.locator("#days")).to_be_visible()
 
 
 def test_manual_upload_on_a_fresh_day(start_stack, page):
@@ -171,3 +190,32 @@ def test_manual_upload_on_a_fresh_day(start_stack, page):
     wait_for_status(page, "is ready")
     sync_api.expect(page.locator("#problems")).to_be_hidden()
     shot(page, "09-upload-imported")
+
+
+def test_close_asks_first_and_a_cancel_changes_nothing(start_stack, page):
+    stack = start_stack("close")
+    page.goto(stack.url)
+    wait_for_status(page, "No data for")
+    upload(page, VALID_SAMPLE, VALID_SAMPLE.name)
+    wait_for_status(page, "is ready")
+    today = dt.datetime.now(zone("Europe/Rome")).date().isoformat()
+    page.click("#close")
+    dialog = page.locator("#close-dialog")
+    sync_api.expect(dialog).to_be_visible()
+    sync_api.expect(dialog).to_contain_text("Close the session for {}? Nothing more happens on {}".format(today, today))
+    shot(page, "12-close-asks")
+    page.click("#close-cancel")
+    sync_api.expect(dialog).to_be_hidden()
+    page.click("#status")
+    wait_for_status(page, "is ready")
+    page.keyboard.press("Tab")  # the page stays usable by keyboard after the dialog
+    page.click("#close")
+    page.click("#close-confirm")
+    wait_for_status(page, "closed - nothing more happens today")
+    sync_api.expect(page.locator("#close")).to_be_disabled()
+    sync_api.expect(page.locator("#start")).to_be_disabled()
+    page.click("#to-timeline")
+    closed = page.locator('#timeline tr[data-kind="session-closed"]')
+    sync_api.expect(closed).to_have_count(1)
+    sync_api.expect(closed).to_contain_text("anonymous@127.0.0.1")
+    shot(page, "13-closed-day")

@@ -9,7 +9,25 @@
   var messageBox = document.getElementById("message");
   var problemList = document.getElementById("problems");
   var buttons = document.querySelectorAll("button");
+  var refusals = document.getElementById("refusals");
+  var closeDialog = document.getElementById("close-dialog");
+  var closeQuestion = document.getElementById("close-question");
+  var lastStatus = { state: statusLine.dataset.state, day: null };
   var timer = null;
+
+  // A button the current state refuses is disabled, with the reason beside it (SPEC §7).
+  function applyState(status) {
+    ["start", "close", "upload"].forEach(function (action) {
+      var button = document.getElementById(action);
+      var note = document.getElementById(action + "-refusal");
+      var text = refusals.getAttribute("data-" + action + "-" + status.state);
+      button.disabled = text !== null;
+      note.hidden = text === null;
+      note.textContent = text === null ? "" : text.split("{day}").join(status.day || "");
+      if (text === null) { button.removeAttribute("aria-describedby"); } else { button.setAttribute("aria-describedby", note.id); }
+    });
+    document.getElementById("status").disabled = false;
+  }
 
   function showStatus(status) {
     statusLine.textContent = status.message;
@@ -17,6 +35,8 @@
     progress.max = status.total || 1;
     progress.value = status.processed;
     progress.hidden = status.state !== "running";
+    lastStatus = status;
+    applyState(status);
     schedule(status.state === "running" ? 2000 : 15000);
   }
 
@@ -37,7 +57,12 @@
   }
 
   function busy(on) {
-    buttons.forEach(function (button) { button.disabled = on; });
+    if (on) {
+      buttons.forEach(function (button) { button.disabled = true; });
+    } else {
+      buttons.forEach(function (button) { button.disabled = false; });
+      if (lastStatus.day) { applyState(lastStatus); } else { refresh(); }
+    }
   }
 
   function request(method, url, body) {
@@ -61,26 +86,43 @@
     timer = setTimeout(refresh, delay);
   }
 
-  function act(button, ok) {
+  function act(button, confirmFirst) {
     button.addEventListener("click", function () {
-      busy(true);
-      showMessage(texts.working, true);
-      showProblems([]);
-      request(button.id === "status" ? "GET" : "POST", button.dataset.url).then(function (answer) {
-        if (answer.ok) {
-          showStatus(answer.data);  // the status line says what happened
-          showMessage("", true);
-        } else {
-          showMessage(answer.data.error || String(answer.status), false);
-          refresh();
-        }
-      }).catch(function () {
-        showMessage(texts.unreachable, false);
-      }).then(function () { busy(false); });
+      if (confirmFirst) {
+        closeQuestion.textContent = closeQuestion.dataset.text.split("{day}").join(lastStatus.day || "");
+        closeDialog.showModal();
+        return;
+      }
+      send(button);
     });
   }
 
-  ["start", "status", "close"].forEach(function (id) { act(document.getElementById(id)); });
+  function send(button) {
+    busy(true);
+    showMessage(texts.working, true);
+    showProblems([]);
+    request(button.id === "status" ? "GET" : "POST", button.dataset.url).then(function (answer) {
+      if (answer.ok) {
+        showStatus(answer.data);  // the status line says what happened
+        showMessage("", true);
+      } else {
+        showMessage(answer.data.error || String(answer.status), false);
+        refresh();
+      }
+    }).catch(function () {
+      showMessage(texts.unreachable, false);
+    }).then(function () { busy(false); });
+  }
+
+  act(document.getElementById("start"), false);
+  act(document.getElementById("status"), false);
+  act(document.getElementById("close"), true);
+  // Close ends the day's export: it is sent only once confirmed; Escape or "keep" cancels.
+  document.getElementById("close-cancel").addEventListener("click", function () { closeDialog.close(); });
+  document.getElementById("close-confirm").addEventListener("click", function () {
+    closeDialog.close();
+    send(document.getElementById("close"));
+  });
 
   document.getElementById("upload-form").addEventListener("submit", function (event) {
     event.preventDefault();
@@ -97,5 +139,5 @@
     }).then(function () { busy(false); form.reset(); });
   });
 
-  schedule(statusLine.dataset.state === "running" ? 2000 : 15000);
+  refresh();
 }());

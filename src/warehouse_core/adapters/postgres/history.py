@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from warehouse_core.adapters.postgres.connected import Connected
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.days import DayFile, DaySummary, FileCounts
-from warehouse_core.metrics import MetricsSnapshot
+from warehouse_core.metrics import DEPENDENCIES, MetricsSnapshot
 from warehouse_core.model import FileSource, FileStatus, InvoiceStatus, Problem, SessionPhase, SessionState, WorkSession
 
 POLL = "poll"
@@ -134,7 +134,7 @@ class PsycopgHistory(Connected):
             last_session_duration=float(duration[0]) if duration and duration[0] is not None else None,
             outbox_pending=int(outbox[0]),
             outbox_oldest_pending_at=outbox[1],
-            dependencies={name: bool(values[0]) for name, values in checks.items()},
+            dependencies={name: bool(values[0]) for name, values in checks.items() if name in DEPENDENCIES},
         )
 
     def record_poll(self, now: dt.datetime, ok: bool) -> None:

@@ -1,0 +1,117 @@
+"""The history pages, downloads, JSON and /metrics, and the operator page following the state
+(SPEC §7), through the Flask test client with the core on fakes."""
+from __future__ import annotations
+
+import base64
+import re
+
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
+from tests.unit.test_web import app, client, guarded_client, post, upload  # noqa: F401 (fixtures)
+
+EXPORT = "Spedizioni20261126_6.txt"
+
+
+def completed_day(world, client):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.importer_confirms()
+    assert post(client, "/api/session/start").status_code == 202
+    world.work()
+    world.deliver()
+
+
+def test_a_completed_day_in_the_list_the_page_the_json_and_the_downloads(world, client):
+    completed_day(world, client)
+    listing = client.get("/api/days").get_json()
+    [row] = listing["days"]
+    assert listing["next"] is None
+    assert {k: row[k] for k in ("day", "state", "file", "stored", "ignored", "not_found", "export_file", "mails")} == {
+        "day": "2026-11-26", "state": "completed", "file": VALID_SAMPLE.name, "stored": 8, "ignored": 2,
+        "not_found": 2, "export_file": EXPORT, "mails": 2,
+    }
+    assert row["received_at"] == at("2026-11-26T10:00").isoformat() and row["confirmed_at"] is not None
+    assert row["reconciled"] is True
+    assert row["counts"] == {"file_lines": 10, "stored": 8, "ignored": 2, "valid": 6, "exported": 6, "confirmed": 6}
+    one = client.get("/api/days/2026-11-26").get_json()
+    assert [e["kind"] for e in one["events"]][:4] == ["file-seen", "file-downloaded", "file-archived", "file-imported"]
+    started = [e for e in one["events"] if e["kind"] == "session-started"][0]
+    assert started["actor"] == "anonymous@127.0.0.1"
+    page = client.get("/days").get_data(as_text=True)
+    assert 'href="/days/2026-11-26"' in page and EXPORT in page and "completed" in page
+    day_page = client.get("/days/2026-11-26").get_data(as_text=True)
+    assert "Reconciles: 10 lines in the file = 8 stored + 2 ignored; 6 valid = 6 exported = 6 confirmed" in day_page
+    assert "Session started" in day_page and "anonymous@127.0.0.1" in day_page and 'href="/days"' in day_page
+    export = client.get("/days/2026-11-26/export")
+    assert export.status_code == 200 and export.data == world.outbound.files[EXPORT]
+    assert EXPORT in export.headers["Content-Disposition"]
+    inbound = client.get("/days/2026-11-26/inbound")
+    assert inbound.data == VALID_SAMPLE.read_bytes()
+
+
+def test_a_rejected_day_shows_every_reason_and_its_csv(world, client):
+    world.inbound.files[MALFORMED_SAMPLE.name] = MALFORMED_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    page = client.get("/days/2026-11-26").get_data(as_text=True)
+    for text in ("Line 2:", "Line 3: quantity &#39;forty&#39; is not a whole number", "Line 4:", "Line 5:"):
+        assert text in page
+    csv = client.get("/days/2026-11-26/problems.csv")
+    assert csv.status_code == 200 and csv.mimetype == "text/csv" and len(csv.data.splitlines()) == 5
+    assert client.get("/days/2026-11-26/export").status_code == 404
+
+
+def test_a_failed_day_says_why_and_since_when(world, client):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.outbound.fail_next = 3
+    post(client, "/api/session/start")
+    world.work()
+    page = client.get("/days/2026-11-26").get_data(as_text=True)
+    assert re.search(r"Failed since 2026-11-26 \d\d:\d\d: the upload to the outbound FTP server failed after 3 tries", page)
+    body = client.get("/api/days/2026-11-26").get_json()
+    assert body["state"] == "failed" and body["failed_since"] and "failed after 3 tries" in body["session"]["detail"]
+    assert body["reconciled"] is False and "confirmed" in body["differences"]
+
+
+def test_unknown_days_and_bad_dates_are_404(client, world):
+    assert client.get("/days/2026-11-20").status_code == 404
+    assert client.get("/api/days/2026-11-20").get_json()["error"].startswith("Nothing happened on 2026-11-20")
+    assert client.get("/days/not-a-day").status_code == 404
+    assert client.get("/days/2026-11-26").status_code == 200, "today's timeline is there before anything happened"
+
+
+def test_metrics_need_no_login_and_say_todays_state(guarded_client, world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    answer = guarded_client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = answer.get_data(as_text=True)
+    assert 'warehouse_session_state{state="ready"} 1' in text
+    assert 'warehouse_lines_imported_total{status="not_found"} 2' in text
+    assert "warehouse_poll_last_success_timestamp_seconds {}".format(int(at("2026-11-26T10:00").timestamp())) in text
+    assert guarded_client.get("/days").status_code == 302, "the history needs a login like the page"
+    good = base64.b64encode(b"anna:correct horse").decode()
+    assert guarded_client.get("/api/days", headers={"Authorization": "Basic " + good}).status_code == 200
+
+
+def test_metrics_with_the_database_down_say_so(client, world):
+    world.store.data = None  # any read now fails, as a dead database would
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'warehouse_dependency_up{dependency="database"} 0' in text
+
+
+def test_the_operator_page_disables_what_the_state_refuses_with_the_reason(world, client):
+    page = client.get("/").get_data(as_text=True)
+    assert re.search(r'<button type="button" id="start"[^>]* disabled', page)
+    assert re.search(r'<button type="button" id="close"[^>]* disabled', page)
+    assert not re.search(r'<button type="submit" id="upload"[^>]* disabled', page)
+    assert "No data has been imported for 2026-11-26 yet" in page
+    assert 'href="/days"' in page and 'href="/days/2026-11-26"' in page
+    assert "Close the session for 2026-11-26? Nothing more happens on 2026-11-26" in page
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    page = client.get("/").get_data(as_text=True)
+    assert not re.search(r'<button type="button" id="start"[^>]* disabled', page)
+    assert re.search(r'<button type="submit" id="upload"[^>]* disabled', page)
+    assert "2026-11-26 already has imported data: a manual upload is refused." in page
+    # The API still answers 409 when a refused action is sent anyway.
+    assert upload(client).status_code == 409
