@@ -108,14 +108,17 @@ def test_a_failed_day_is_retried_then_completed_and_the_retry_is_audited(failed)
 def test_a_retry_without_a_reason_is_refused(failed, reason):
     with pytest.raises(Conflict) as caught:
         retry(failed, reason=reason)
-    assert caught.value.code == "retry_no_reason" and "\n" not in str(caught.value)
+    assert caught.value.code == "retry_no_reason"
+    assert "needs a reason" in failed.core.sentences.text(caught.value.code, **caught.value.values)
     assert failed.core.session_status().state is SessionState.FAILED
 
 
 def test_only_a_failed_day_can_be_retried(world):
     with pytest.raises(Conflict) as caught:
         retry(world)
-    assert caught.value.code == "retry_not_failed" and "is none, not failed" in str(caught.value)
+    assert caught.value.code == "retry_not_failed"
+    sentence = world.core.sentences.text(caught.value.code, **caught.value.values)
+    assert sentence == "The session for 2026-11-26 is none, not failed: only a failed day can be retried."
 
 
 def test_a_failed_run_that_had_delivered_its_file_needs_redeliver(world):
@@ -127,7 +130,9 @@ def test_a_failed_run_that_had_delivered_its_file_needs_redeliver(world):
     assert world.core.session_status().state is SessionState.FAILED
     with pytest.raises(Conflict) as caught:
         retry(world)
-    assert caught.value.code == "retry_delivered" and EXPORT in str(caught.value) and "--redeliver" in str(caught.value)
+    assert caught.value.code == "retry_delivered"
+    sentence = world.core.sentences.text(caught.value.code, **caught.value.values)
+    assert EXPORT in sentence and "add --redeliver" in sentence and "\n" not in sentence
     assert retry(world, redeliver=True).state is SessionState.READY
     assert "--redeliver" in world.store.mails("session-retry")[0].text
 

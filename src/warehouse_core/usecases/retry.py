@@ -42,22 +42,18 @@ class RetrySession:
     def __call__(self, day: dt.date, reason: str, actor: str, now: dt.datetime, redeliver: bool = False) -> WorkSession:
         reason = " ".join(reason.split())
         if not reason:
-            raise Conflict("a retry needs a reason (--reason TEXT): it goes into the day's events", code="retry_no_reason")
+            raise Conflict(code="retry_no_reason", day=day.isoformat())
         with self.store.unit_of_work() as uow:
             failed = self._failed_session(uow, day)
             delivered = delivered_by_failed_run(failed, uow.events_of_day(day))
         if delivered and not redeliver:
-            raise Conflict(
-                "the failed run for {} had already put {} on the outbound server, where the consumer may have read"
-                " it: add --redeliver to export the day again anyway".format(day.isoformat(), failed.export_file),
-                code="retry_delivered",
-            )
+            raise Conflict(code="retry_delivered", day=day.isoformat(), export_file=failed.export_file)
         if failed.export_file:
             # A later start must write the export anew with the statuses of then, not resume this one.
             self.exports.discard(day, failed.export_file)
         with self.store.unit_of_work() as uow:
             if not uow.retry_session(day):
-                raise Conflict(_not_failed(day, uow.session(day)), code="retry_not_failed")
+                raise _not_failed(day, uow.session(day))
             uow.record_event(
                 Event(day, EventKind.SESSION_RETRIED, now, actor, {
                     "reason": reason, "previous_detail": failed.detail, "redeliver": delivered,
@@ -79,10 +75,10 @@ class RetrySession:
     def _failed_session(uow: UnitOfWork, day: dt.date) -> WorkSession:
         session = uow.session(day)
         if session is None or session.state is not SessionState.FAILED:
-            raise Conflict(_not_failed(day, session), code="retry_not_failed")
+            raise _not_failed(day, session)
         return session
 
 
-def _not_failed(day: dt.date, session: Optional[WorkSession]) -> str:
+def _not_failed(day: dt.date, session: Optional[WorkSession]) -> Conflict:
     state = session.state.value if session is not None else SessionState.NONE.value
-    return "the session for {} is {}, not failed: only a failed day can be retried".format(day.isoformat(), state)
+    return Conflict(code="retry_not_failed", state=state, day=day.isoformat(), current=state)
