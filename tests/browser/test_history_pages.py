@@ -5,20 +5,17 @@ from __future__ import annotations
 import threading
 
 import pytest
+from werkzeug.serving import make_server
 
-from tests.browser.test_operator_page import CHROMIUM, browser, page, shot, sync_api  # noqa: F401 (fixtures)
+from tests.browser.support import shot, sync_api
 from tests.conftest import VALID_SAMPLE
-from tests.unit.conftest import make_world  # noqa: F401 (fixture)
+from tests.unit.conftest import build_world
 from warehouse_web import create_app
-
-assert CHROMIUM.exists()
 
 
 @pytest.fixture
-def served(make_world):  # noqa: F811
-    from werkzeug.serving import make_server
-
-    world = make_world()
+def served(make_settings):
+    world = build_world(make_settings)
     server = make_server("127.0.0.1", 0, create_app({"TESTING": True}, core=world.core), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -29,7 +26,7 @@ def served(make_world):  # noqa: F811
         thread.join(10)
 
 
-def test_a_failed_day_shows_its_reason_and_since_when(served, page):  # noqa: F811
+def test_a_failed_day_shows_its_reason_and_since_when(served, page):
     world, url = served
     world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")

@@ -14,21 +14,11 @@ from typing import Dict, Iterator
 
 import pytest
 
+from tests.browser.support import shot, sync_api
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, devstack_pythonpath
 from warehouse_core.clock import zone
 from warehouse_devstack.servers import free_port, wait_for_port
 from warehouse_devstack.stack import todays_sample_name
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "screenshots"
-LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
 
 
 class Stack:
@@ -71,30 +61,6 @@ def start_stack(tmp_path, postgres_server) -> Iterator:
         except subprocess.TimeoutExpired:
             process.kill()
         assert process.returncode == 0, "the stack did not stop cleanly"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    opened = context.new_page()
-    errors = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    context.close()
-    assert errors == [], "the page raised JavaScript errors"
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "{}.png".format(name)), full_page=True)
 
 
 def status_line(page) -> str:

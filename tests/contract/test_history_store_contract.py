@@ -7,13 +7,21 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from tests.conftest import at
-from tests.contract.test_store_contract import insert, line, mail, record, store, store_and_inspector  # noqa: F401 (fixtures)
+from tests.conftest import SAMPLE_VIEW, at
+from tests.contract.test_store_contract import insert, line, mail, record
+from tests.fakes import FakeStore
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.days import FileCounts
 from warehouse_core.model import FileStatus, MailEvent, Problem, SessionState
 
 DAY = dt.date(2026, 11, 26)
+
+
+@pytest.fixture(params=["fake", "postgres"])
+def store(request):
+    if request.param == "fake":
+        return FakeStore(invoice_view=SAMPLE_VIEW)
+    return request.getfixturevalue("real_store")
 
 
 def test_events_come_back_in_order_with_their_detail(store):
@@ -105,7 +113,7 @@ def test_retention_candidates_are_final_days_before_the_cutoff_not_yet_deleted(s
     with store.unit_of_work() as uow:
         for number, day in enumerate(days):
             name = "Letture{}083015123_9.txt".format(day.strftime("%Y%m%d"))
-            file_id = uow.record_file(replace(record(name, day=day, sha=str(number) * 64), received_at=at("2026-11-20T10:00")))
+            uow.record_file(replace(record(name, day=day, sha=str(number) * 64), received_at=at("2026-11-20T10:00")))
             uow.open_session(day)
         uow.start_session(days[0], at("2026-11-23T10:00"))
         uow.update_session(days[0], export_file="Spedizioni_a.txt")

@@ -54,29 +54,29 @@ class World:
         return self.core.run_session.run_pending(self.clock.wait)
 
 
+def build_world(make_settings: Callable[..., Any], **overrides: Any) -> World:
+    """The core on fresh fakes, its settings taking ``overrides`` (e.g. holidays="it")."""
+    store = FakeStore(invoice_view=SAMPLE_VIEW)
+    inbound = FakeInbound()
+    archive = FakeArchive()
+    mailer = FakeMailer()
+    clock = FakeClock(at("2026-11-26T10:00"))
+    outbound, remote_log, exports = FakeOutbound(), FakeRemoteLog(), FakeExportFiles()
+    overrides.setdefault("remote_log_path", "importer-{date}.log")
+    core = bootstrap(
+        make_settings(**overrides),
+        store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
+        outbound=outbound, remote_log=remote_log, exports=exports,
+    )
+    return World(
+        core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
+        outbound=outbound, remote_log=remote_log, exports=exports,
+    )
+
+
 @pytest.fixture
 def make_world(make_settings: Callable[..., Any]) -> Callable[..., World]:
-    """A world whose settings take ``overrides`` (e.g. holidays="it")."""
-
-    def build(**overrides: Any) -> World:
-        store = FakeStore(invoice_view=SAMPLE_VIEW)
-        inbound = FakeInbound()
-        archive = FakeArchive()
-        mailer = FakeMailer()
-        clock = FakeClock(at("2026-11-26T10:00"))
-        outbound, remote_log, exports = FakeOutbound(), FakeRemoteLog(), FakeExportFiles()
-        overrides.setdefault("remote_log_path", "importer-{date}.log")
-        core = bootstrap(
-            make_settings(**overrides),
-            store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
-            outbound=outbound, remote_log=remote_log, exports=exports,
-        )
-        return World(
-            core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
-            outbound=outbound, remote_log=remote_log, exports=exports,
-        )
-
-    return build
+    return lambda **overrides: build_world(make_settings, **overrides)
 
 
 @pytest.fixture

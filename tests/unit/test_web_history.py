@@ -5,10 +5,31 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+from werkzeug.security import generate_password_hash
+
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
-from tests.unit.test_web import app, client, guarded_client, post, upload  # noqa: F401 (fixtures)
+from tests.unit.test_web import post, upload
+from warehouse_core.bootstrap import bootstrap
+from warehouse_web import create_app
 
 EXPORT = "Spedizioni20261126_6.txt"
+
+
+@pytest.fixture
+def client(world):
+    return create_app({"TESTING": True}, core=world.core).test_client()
+
+
+@pytest.fixture
+def guarded_client(world, make_settings):
+    """The same fakes behind a page that needs a login (anna / correct horse)."""
+    core = bootstrap(
+        make_settings(operators="anna:" + generate_password_hash("correct horse")), store=world.store,
+        inbound=world.inbound, archive=world.archive, mailer=world.mailer, clock=world.clock,
+        outbound=world.outbound, remote_log=world.remote_log, exports=world.exports,
+    )
+    return create_app({"TESTING": True}, core=core).test_client()
 
 
 def completed_day(world, client):
