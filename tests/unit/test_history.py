@@ -172,3 +172,19 @@ def test_retention_zero_keeps_everything(world):
     world.poll("2026-11-26T10:00")
     world.clock.set(at("2027-11-26T10:00"))
     assert world.core.clean_up(world.clock.now(), "system").archived_deleted == 0
+
+
+def test_a_resumed_export_says_so_in_the_timeline(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.importer_confirms()
+    world.core.start_session(world.clock.now())
+    world.store.die_during_export_after = 3
+    with pytest.raises(RuntimeError, match="worker died"):
+        world.work()
+    world.work()
+    progress = [e.detail for e in day_detail(world.store, DAY).events if e.kind.value == "session-progress"]
+    assert progress == [
+        {"file": EXPORT, "resumed_after": 3, "total": 6},
+        {"file": EXPORT, "written": 6, "total": 6},
+    ]

@@ -131,6 +131,8 @@ class RunSession:
         written = self.exports.complete_lines(day, name)
         if written:
             log.info("session for %s: resuming the export after line %d of %d", day, written, session.total)
+            resumed = (EventKind.SESSION_PROGRESS, {"file": name, "resumed_after": written, "total": session.total})
+            session = self._update(day, resumed)
         next_progress = self.clock.now() + PROGRESS_INTERVAL
         with self.exports.writer(day, name, keep_lines=written) as writer:
             with self.store.export_lines(day, self.config.export_columns, skip=written) as blocks:
