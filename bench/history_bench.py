@@ -90,6 +90,23 @@ def timed(client: Any, url: str, rounds: int) -> Dict[str, Any]:
     }
 
 
+def store_only(core: Any, big_day: dt.date, rounds: int) -> Dict[str, Any]:
+    """The database's share of /days: the use case's reads without the page."""
+    from warehouse_core.usecases.history import day_detail, list_days
+
+    samples: List[float] = []
+    for _ in range(rounds + 1):
+        began = time.perf_counter()
+        list_days(core.store)
+        day_detail(core.store, big_day)
+        samples.append((time.perf_counter() - began) * 1000)
+    samples = samples[1:]
+    return {
+        "url": "(store: list_days + day_detail)", "rounds": rounds, "median_ms": round(statistics.median(samples), 2),
+        "p90_ms": round(sorted(samples)[int(0.9 * (len(samples) - 1))], 2), "bytes": 0,
+    }
+
+
 def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
@@ -128,6 +145,9 @@ def main(argv: Any = None) -> int:
         core = bootstrap(settings, store=store)
         client = create_app({"TESTING": True}, core=core).test_client()
         figures = [
+            # The cheapest page of the same app, same store and same load: the floor to read the rest against.
+            timed(client, "/api/session", arguments.rounds),
+            store_only(core, big_day, arguments.rounds),
             timed(client, "/days", arguments.rounds),
             timed(client, "/days?before={}".format(big_day + dt.timedelta(days=30)), arguments.rounds),
             timed(client, "/api/days?limit=366", arguments.rounds),

@@ -53,12 +53,30 @@ def guarded(name: str, job: Callable[[Core, dt.datetime], object], core: Core) -
     return run
 
 
+def in_background(name: str, job: Callable[[], None]) -> Callable[[], None]:
+    """``job`` in a daemon thread of its own, one run at a time: a tick while it still runs is skipped."""
+    running = threading.Lock()
+
+    def run() -> None:
+        try:
+            job()
+        finally:
+            running.release()
+
+    def start() -> None:
+        if running.acquire(blocking=False):
+            threading.Thread(target=run, name=name, daemon=True).start()
+
+    return start
+
+
 def run_scheduler(core: Core, stop: threading.Event, scheduler: Optional[schedule.Scheduler] = None) -> None:
     """Every minute: a poll when one is due, then mail delivery; a poll at start when inside the window."""
     scheduler = scheduler or schedule.Scheduler()
     poll = guarded("poll", poll_tick, core)
     mail = guarded("mail delivery", mail_tick, core)
-    upkeep = guarded("dependency checks and retention", upkeep_tick, core)
+    # A check of a dependency that is down waits for its timeout: never in the thread that polls.
+    upkeep = in_background("warehouse-upkeep", guarded("dependency checks and retention", upkeep_tick, core))
     scheduler.every().minute.at(":00").do(poll)
     scheduler.every().minute.at(":05").do(mail)
     scheduler.every().minute.at(":30").do(upkeep)

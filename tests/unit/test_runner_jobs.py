@@ -59,3 +59,29 @@ def test_dependency_checks_run_at_most_every_five_minutes_and_retention_once_a_d
     upkeep_tick(world.core, at("2026-11-27T00:01"))
     with world.store.unit_of_work() as uow:
         assert uow.last_check("cleanup") == at("2026-11-27T00:01")
+
+
+def test_the_upkeep_runs_beside_the_poll_one_round_at_a_time():
+    from warehouse_runner.jobs import in_background
+
+    started, release, rounds = threading.Event(), threading.Event(), []
+
+    def slow_check():
+        rounds.append(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+
+    def join_rounds():
+        for thread in [t for t in threading.enumerate() if t.name == "upkeep"]:
+            thread.join(5)
+
+    start = in_background("upkeep", slow_check)
+    start()  # returns at once: the round waits for its dependency in its own thread
+    assert started.wait(5)
+    start()  # skipped: the first round still runs
+    assert not release.is_set() and rounds == ["upkeep"]
+    release.set()
+    join_rounds()
+    start()
+    join_rounds()
+    assert rounds == ["upkeep", "upkeep"]

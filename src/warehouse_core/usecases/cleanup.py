@@ -31,8 +31,9 @@ class CleanUp:
     def __call__(self, now: dt.datetime, actor: str) -> CleanupReport:
         if self.keep_days <= 0:
             return CleanupReport()
-        # Files of the cut-off day itself are kept: "older than N days" is strictly before it.
-        cutoff = min(now.date() - dt.timedelta(days=self.keep_days), now.date())
+        # Files of the cut-off day itself are kept: "older than N days" is strictly before it (and
+        # keep_days >= 1 keeps today's always).
+        cutoff = now.date() - dt.timedelta(days=self.keep_days)
         with self.store.unit_of_work() as uow:
             files = uow.archived_files_before(cutoff)
             exports = uow.exports_before(cutoff)
