@@ -6,11 +6,13 @@ show in a repr, a log line or an error message.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
-from urllib.parse import unquote, urlsplit
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
@@ -18,10 +20,22 @@ from warehouse_core.clock import zone
 from warehouse_core.errors import ConfigurationError
 from warehouse_core.holidays import Holidays
 
+log = logging.getLogger(__name__)
+
 PREFIX = "WAREHOUSE_"
 CONFIG_FILE_VARIABLE = "WAREHOUSE_CONFIG"
+# The known WAREHOUSE_* names are the fields of Settings (a new setting is a new field, nothing
+# more) and these, which are read elsewhere: anything else is reported at start as a likely typo.
+OTHER_VARIABLES = (
+    CONFIG_FILE_VARIABLE,
+    "WAREHOUSE_TEST_DATABASE_URL",  # the test suite's and the benchmark's PostgreSQL server
+)
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TRUE_WORDS = ("1", "true", "yes")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Unquoted, PostgreSQL folds a name to lower case; quoted, it does not: only a name that reads the
+# same both ways is safe in every statement. pg_ names are reserved for the system.
+_SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 _TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
 
 
@@ -71,6 +85,7 @@ class Settings(BaseModel):
     def _postgres_url(cls, value: SecretStr) -> SecretStr:
         if urlsplit(value.get_secret_value()).scheme not in ("postgresql", "postgres"):
             raise ValueError("must be a postgresql:// URL")
+        _check_ports(value.get_secret_value())
         return value
 
     @field_validator("inbound_ftp_url", "outbound_ftp_url")
@@ -79,6 +94,7 @@ class Settings(BaseModel):
         parts = urlsplit(value.get_secret_value())
         if parts.scheme not in ("ftp", "ftps") or not parts.hostname:
             raise ValueError("must be ftp://user:pass@host:port/dir or ftps://…")
+        _check_ports(value.get_secret_value())
         return value
 
     @field_validator("smtp_url")
@@ -87,6 +103,11 @@ class Settings(BaseModel):
         parts = urlsplit(value.get_secret_value())
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("must be smtp://user:pass@host:port or smtps://…")
+        _check_ports(value.get_secret_value())
+        if parts.scheme == "smtp" and parts.password and not smtp_starttls(value.get_secret_value()):
+            raise ValueError(
+                "has a password but neither smtps:// nor ?starttls=true: the password would cross the network in clear"
+            )
         return value
 
     @field_validator("remote_log_fs")
@@ -94,13 +115,16 @@ class Settings(BaseModel):
     def _fs_url(cls, value: SecretStr) -> SecretStr:
         if "://" not in value.get_secret_value():
             raise ValueError("must be a pyfilesystem2 URL such as ssh://user@host:22/ or osfs:///path")
+        _check_ports(value.get_secret_value())
         return value
 
     @field_validator("db_schema")
     @classmethod
     def _schema_name(cls, value: str) -> str:
-        if not _IDENTIFIER.fullmatch(value):
-            raise ValueError("must be a plain SQL identifier")
+        if not _SCHEMA_NAME.fullmatch(value):
+            raise ValueError(
+                "must be a lower-case SQL identifier (a-z, 0-9 and _, at most 63 characters, not starting with pg_)"
+            )
         return value
 
     @field_validator("invoice_view")
@@ -254,6 +278,23 @@ class Settings(BaseModel):
         return self.max_upload_mb * 1024 * 1024
 
 
+def _check_ports(url: str) -> None:
+    """A port, where the URL has one, between 1 and 65535 (libpq URLs may list several hosts)."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    for host in netloc.split(","):
+        try:
+            port = urlsplit("//" + host).port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("has a port that is not a number between 1 and 65535")
+
+
+def smtp_starttls(url: str) -> bool:
+    """Whether an smtp:// URL asks for STARTTLS (``?starttls=true``)."""
+    return parse_qs(urlsplit(url).query).get("starttls", ["false"])[0].lower() in TRUE_WORDS
+
+
 def _parse_time(text: str) -> dt.time:
     match = _TIME.fullmatch(text.strip())
     if match is None:
@@ -298,6 +339,21 @@ def variable_name(field_name: str) -> str:
     return PREFIX + field_name.upper()
 
 
+def known_variables() -> FrozenSet[str]:
+    return frozenset(variable_name(name) for name in Settings.model_fields) | frozenset(OTHER_VARIABLES)
+
+
+def warn_about_unknown_variables(names: Iterable[str]) -> None:
+    """A misspelled key silently falls back to its default: name it, and the closest known name."""
+    known = known_variables()
+    for name in sorted(set(names) - known):
+        closest = difflib.get_close_matches(name, sorted(known), n=1)
+        log.warning(
+            "%s is not a setting of the warehouse service and is ignored%s",
+            name, "; did you mean {}?".format(closest[0]) if closest else "",
+        )
+
+
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     """Settings from the environment over the optional WAREHOUSE_CONFIG file; one error for all bad keys."""
     environ = os.environ if environ is None else environ
@@ -313,6 +369,7 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
                 )
             ) from None
     values.update({key: value for key, value in environ.items() if key.startswith(PREFIX)})
+    warn_about_unknown_variables(values)
     fields = {}
     for name in Settings.model_fields:
         raw = values.get(variable_name(name))

@@ -96,3 +96,118 @@ def test_ftp_url_parts():
         "directory": "/in/box",
         "tls": True,
     }
+
+
+# --- start-up validation (SPEC §8): values that would pass here and fail later -------------------
+
+
+@pytest.mark.parametrize("schema", ["Warehouse", "wareHouse", "pg_warehouse", "w" * 64])
+def test_schema_name_must_be_a_lower_case_identifier(schema):
+    # Quoted in migrate, unquoted in search_path: "Warehouse" would create one schema and use another.
+    with pytest.raises(ConfigurationError, match="WAREHOUSE_DB_SCHEMA"):
+        load_settings(environment(db_schema=schema))
+
+
+def test_lower_case_schema_names_are_accepted():
+    assert load_settings(environment(db_schema="warehouse_2")).db_schema == "warehouse_2"
+
+
+@pytest.mark.parametrize(
+    "key, url",
+    [
+        ("inbound_ftp_url", "ftp://u:hunter2@h:99999/"),
+        ("outbound_ftp_url", "ftps://u:hunter2@h:0/out"),
+        ("outbound_ftp_url", "ftp://u:hunter2@h:twentyone/out"),
+        ("smtp_url", "smtps://u:hunter2@h:65536"),
+        ("database_url", "postgresql://u:hunter2@h:70000/warehouse"),
+        ("database_url", "postgresql://u:hunter2@h1:5432,h2:99999/warehouse"),
+        ("remote_log_fs", "ssh://u:hunter2@h:100000/"),
+    ],
+)
+def test_ports_out_of_range_are_refused_naming_the_key(key, url):
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environment(**{key: url}))
+    message = str(caught.value)
+    assert variable_name(key) in message and "port" in message
+    assert "hunter2" not in message
+
+
+def test_ports_in_range_and_urls_without_ports_are_accepted():
+    settings = load_settings(
+        environment(
+            inbound_ftp_url="ftp://u:p@h:2121/",
+            outbound_ftp_url="ftps://h/out",
+            database_url="postgresql://u@h1:5432,h2:5433/warehouse",
+            remote_log_fs="ssh://u@h:22/",
+        )
+    )
+    assert ftp_parts(settings.inbound_ftp_url)["port"] == 2121
+
+
+def test_smtp_password_in_clear_is_refused():
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environment(smtp_url="smtp://mailer:hunter2@mail.example.org:25"))
+    message = str(caught.value)
+    assert "WAREHOUSE_SMTP_URL" in message and "starttls=true" in message and "hunter2" not in message
+    with pytest.raises(ConfigurationError, match="WAREHOUSE_SMTP_URL"):
+        load_settings(environment(smtp_url="smtp://mailer:hunter2@mail.example.org:25?starttls=false"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://mailer:hunter2@mail.example.org:587?starttls=true",
+        "smtps://mailer:hunter2@mail.example.org:465",
+        "smtp://mail.example.org:25",  # no password: nothing to protect
+        "smtp://mailer@mail.example.org:25",
+    ],
+)
+def test_smtp_urls_that_protect_the_password_are_accepted(url):
+    assert load_settings(environment(smtp_url=url)).smtp_url.get_secret_value() == url
+
+
+def test_one_message_names_every_key_the_new_checks_refuse():
+    env = environment(
+        db_schema="Warehouse",
+        inbound_ftp_url="ftp://u:hunter2@h:99999/",
+        smtp_url="smtp://u:hunter2@h:25",
+        poll_days="someday",
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    for key in ("WAREHOUSE_DB_SCHEMA", "WAREHOUSE_INBOUND_FTP_URL", "WAREHOUSE_SMTP_URL", "WAREHOUSE_POLL_DAYS"):
+        assert key in message
+    assert "\n" not in message and "hunter2" not in message
+
+
+def test_unknown_warehouse_variables_are_warned_about_with_the_closest_name(caplog, tmp_path):
+    config = tmp_path / "warehouse.env"
+    config.write_text("WAREHOUSE_MAIL_TOO=ops@example.com\n")
+    env = dict(
+        environment(),
+        WAREHOUSE_POLL_WINDOWS="07:00-21:00",
+        WAREHOUSE_DATABSE_URL="postgresql://u:hunter2@h/x",
+        WAREHOUSE_ZZZ="1",
+        WAREHOUSE_CONFIG=str(config),
+        OTHER_PREFIX_POLL_WINDOWS="x",
+    )
+    with caplog.at_level("WARNING", logger="warehouse_core.settings"):
+        settings = load_settings(env)
+    assert settings.poll_window == (dt.time(8, 0), dt.time(20, 0))  # the misspelled key changed nothing
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 4, warnings
+    text = "\n".join(warnings)
+    assert "WAREHOUSE_POLL_WINDOWS" in text and "did you mean WAREHOUSE_POLL_WINDOW?" in text
+    assert "WAREHOUSE_DATABSE_URL" in text and "did you mean WAREHOUSE_DATABASE_URL?" in text
+    assert "WAREHOUSE_MAIL_TOO" in text and "did you mean WAREHOUSE_MAIL_TO?" in text
+    assert "WAREHOUSE_ZZZ" in text
+    assert "hunter2" not in text and "OTHER_PREFIX" not in text and "WAREHOUSE_CONFIG " not in text
+
+
+def test_every_setting_and_the_config_variable_are_known_names():
+    from warehouse_core.settings import Settings, known_variables
+
+    names = known_variables()
+    assert {variable_name(field) for field in Settings.model_fields} <= names
+    assert "WAREHOUSE_CONFIG" in names

@@ -6,10 +6,11 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Optional, Sequence
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from warehouse_core.errors import MailDeliveryError
 from warehouse_core.model import Mail
+from warehouse_core.settings import smtp_starttls
 
 EVENT_HEADER = "X-Warehouse-Event"
 
@@ -41,9 +42,8 @@ class SmtpMailer:
         ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         parts = urlsplit(url)
-        options = parse_qs(parts.query)
         self.implicit_tls = parts.scheme == "smtps"
-        self.starttls = options.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+        self.starttls = smtp_starttls(url)
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (465 if self.implicit_tls else 25)
         self.user = unquote(parts.username) if parts.username else None
