@@ -24,10 +24,38 @@ from warehouse_web.app import create_app
 
 log = logging.getLogger("warehouse_web")
 PROGRAM = "warehouse-web"
+# How long requests already being served may take to finish once a stop is requested.
+REQUEST_GRACE_SECONDS = 5.0
 
 
-class Stop(Exception):
-    """Raised in the main thread by SIGTERM, to leave the server loop."""
+class StopRequest:
+    """What SIGTERM and Ctrl-C do: note the request and wake the server loop, nothing more.
+
+    Raising from a signal handler would let the exception surface wherever the main thread is;
+    inside waitress's loop a dispatcher catches it ("uncaptured python exception, closing
+    channel") and goes on serving. Setting a flag cannot be swallowed, and a second signal while
+    the server stops only sets it again: no traceback.
+    """
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
+        self.signal: Optional[int] = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.signal is None:
+            self.signal = signum
+        try:
+            self.wake()
+        except OSError:  # the wake-up pipe is full or closed: the loop wakes within its timeout anyway
+            pass
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = True, threads: int = 8,
           on_ready: Optional[Callable[[int], None]] = None) -> int:
     """Serve until SIGTERM or Ctrl-C, with the scheduler and session worker unless told not to."""
-    from waitress import create_server
+    from waitress import create_server, trigger, wasyncore
 
     try:
         # waitress refuses a body above the app's limit from its Content-Length, before reading it.
@@ -72,11 +100,10 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
     # A running export is CPU-bound Python in this process: hand the GIL to request threads sooner.
     sys.setswitchinterval(0.001)
     background = start_background(core, stop) if scheduler else []
-
-    def request_stop(signum: int, frame: object) -> None:
-        raise Stop()
-
-    signal.signal(signal.SIGTERM, request_stop)
+    socket_map = getattr(server, "_map", None) or getattr(server, "map")
+    wake = trigger.trigger(socket_map)  # a pipe in the loop's map: a write to it ends the loop's wait
+    stop_request = StopRequest(wake.pull_trigger)
+    stop_request.install()
     log.info(
         "warehouse-web serving on http://%s:%s/%s",
         host, server.effective_port, "" if background else " (scheduler off: run warehouse-runner)",
@@ -84,13 +111,18 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
     if on_ready is not None:
         on_ready(int(server.effective_port))
     try:
-        server.run()
-    except (Stop, KeyboardInterrupt):
-        log.info("stopping")
+        while not stop_request.requested:
+            wasyncore.loop(
+                timeout=server.adj.asyncore_loop_timeout, map=socket_map, use_poll=server.adj.asyncore_use_poll, count=1
+            )
+        log.info("signal %s received: stopping", stop_request.signal)
     finally:
         stop.set()
         core.session_wakeup.set()
+        # Requests being served finish before the sockets they answer on are closed.
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=REQUEST_GRACE_SECONDS)
         server.close()
+        wake.close()
         for thread in background:
             thread.join(timeout=30)
         core.close()

@@ -6,6 +6,7 @@ Every identifier that comes from configuration (the schema, the invoice view) is
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from contextlib import contextmanager
 from typing import Any, ContextManager, Dict, Iterator, List, Optional, Sequence
 
@@ -36,6 +37,7 @@ class PsycopgStore:
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
         self._pool: Optional[ConnectionPool] = None
+        self._pool_lock = threading.Lock()
 
     def _connection_options(self) -> Dict[str, Any]:
         return {
@@ -46,23 +48,29 @@ class PsycopgStore:
 
     @property
     def pool(self) -> ConnectionPool:
-        if self._pool is None:
-            self._pool = ConnectionPool(
-                self.url,
-                min_size=1,
-                max_size=self.pool_size,
-                kwargs=self._connection_options(),
-                timeout=self.connect_timeout,
-                open=True,
-                name="warehouse",
-                check=ConnectionPool.check_connection,
-            )
-        return self._pool
+        # Threads of a server asking at once would each open a pool and leak all but one.
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = self._open_pool()
+            return self._pool
+
+    def _open_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            kwargs=self._connection_options(),
+            timeout=self.connect_timeout,
+            open=True,
+            name="warehouse",
+            check=ConnectionPool.check_connection,
+        )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
