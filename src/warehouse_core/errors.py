@@ -31,11 +31,12 @@ class Conflict(WarehouseError):
 
 
 class InvalidFile(WarehouseError):
-    """A file was rejected whole (HTTP 400); carries the first problems."""
+    """A file was refused (HTTP 400); carries the first problems, and ``code`` names the refusal."""
 
-    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+    def __init__(self, message: str, problems: Sequence[Problem] = (), code: str = "invalid_file") -> None:
         super().__init__(message)
         self.problems = list(problems)
+        self.code = code
 
 
 class TransferError(WarehouseError):

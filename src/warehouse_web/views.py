@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, redirect, render_template,
 
 from warehouse_core.audit import operator_actor
 from warehouse_core.bootstrap import Core
-from warehouse_core.errors import Conflict, PayloadTooLarge
+from warehouse_core.errors import Conflict, InvalidFile, PayloadTooLarge
 from warehouse_core.model import FileStatus, WorkSession
 from warehouse_web import security
 
@@ -145,6 +145,8 @@ def upload() -> Any:
         return conflict(error, now.date())
     except PayloadTooLarge:
         return jsonify(error=message("too_large", limit_mb=core().settings.max_upload_mb)), 413
+    except InvalidFile as error:
+        return jsonify(error=message(error.code), problems=[p.as_dict() for p in error.problems]), 400
     if summary.status is FileStatus.REJECTED:
         body = summary.as_dict()
         body["error"] = message("rejected", file=summary.file_name, count=summary.problem_count)

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, VALID_SAMPLE
-from warehouse_core.model import FileStatus, InvoiceStatus
+from warehouse_core.model import FileStatus, InvoiceStatus, SessionState
 from warehouse_core.parsing import parse_line
 
 VALID = VALID_SAMPLE.name
@@ -207,13 +207,23 @@ def test_a_crash_after_archiving_but_before_recording_imports_once_later(world):
     assert list(world.archive.files) == ["2026-11-26/" + VALID]
 
 
-def test_a_file_without_any_invoice_line_is_rejected(world):
+def test_a_file_whose_lines_are_all_ignored_is_imported_and_start_fails_at_once(world):
+    # SPEC §5: valid (the day has data, with 0 lines); Start then fails with the alert.
     name = "Letture20261126090000000_1.txt"
     world.inbound.files[name] = b"500000001|1|a|1\nX|y"
     report = world.poll("2026-11-26T10:00")
-    assert report.rejected == [name]
-    [mail] = world.store.mails("import-failed")
-    assert "no invoice line" in mail.text
+    assert report.imported == [name] and report.deleted == [name] and report.rejected == []
+    assert world.store.stored_lines() == []
+    [summary] = world.store.mails("import-summary")
+    assert world.store.mails("import-failed") == []
+    assert world.core.session_status().state is SessionState.READY
+    world.core.start_session(world.clock.now())
+    world.core.run_session.run_pending(world.clock.wait)
+    status = world.core.session_status()
+    assert status.state is SessionState.FAILED and "no records to generate" in status.detail
+    [alert] = world.store.mails("session-failed")
+    assert "no records to generate" in alert.text
+    assert world.outbound.files == {}
 
 
 def test_the_fake_store_refuses_a_line_whose_invoice_was_not_looked_up(world):

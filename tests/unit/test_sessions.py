@@ -156,7 +156,7 @@ def test_a_day_without_valid_lines_fails_no_line_generated(world):
     world.poll("2026-11-26T10:00")
     world.core.start_session(world.clock.now())
     world.work()
-    assert "no line was generated" in world.core.session_status().detail
+    assert "no records to generate" in world.core.session_status().detail
 
 
 def test_statuses_are_recomputed_at_start(ready):
@@ -180,7 +180,7 @@ def test_invoices_exported_by_an_earlier_day_are_already_exported(ready):
     ready.core.start_session(ready.clock.now())
     ready.work()
     status = ready.core.session_status()
-    assert status.state is SessionState.FAILED and "no line was generated" in status.detail
+    assert status.state is SessionState.FAILED and "no records to generate" in status.detail
     summary = ready.store.mails("import-summary")[-1]
     assert "already exported" in summary.text
 

@@ -122,6 +122,23 @@ def test_upload_refused_on_a_day_with_data(client):
     assert refused.status_code == 409 and "manual upload is refused" in refused.get_json()["error"]
 
 
+def test_an_upload_of_zero_bytes_is_400_and_leaves_nothing(client, world):
+    answer = upload(client, name="empty.txt", data=b"")
+    assert answer.status_code == 400
+    body = answer.get_json()
+    assert "empty" in body["error"] and body["problems"] == []
+    assert world.store.data.files == [] and world.archive.files == {} and world.store.mails() == []
+    assert client.get("/api/session").get_json()["state"] == "none"
+
+
+def test_an_upload_whose_lines_are_all_ignored_is_imported(client, world):
+    answer = upload(client, name="only-other-documents.txt", data=b"500000001|1|a|1.00\r\n\r\n700000002|2|b|2.00")
+    assert answer.status_code == 201, answer.get_json()
+    body = answer.get_json()
+    assert (body["stored_lines"], body["ignored_lines"], body["problems"]) == (0, 3, [])
+    assert client.get("/api/session").get_json()["state"] == "ready"
+
+
 def test_upload_without_file_is_400(client):
     answer = post(client, "/api/session/upload", data={}, content_type="multipart/form-data")
     assert answer.status_code == 400 and answer.get_json()["problems"] == []
@@ -144,7 +161,9 @@ def test_odd_upload_names_never_leave_the_archive(client, world):
 
 
 def test_binary_upload_is_rejected_not_an_error(client):
-    answer = upload(client, data=bytes(range(256)) * 10, name="blob.bin")
+    # Its first line claims an invoice (it starts with 6) and is garbage. (Binary whose every line
+    # is foreign would be a valid file of ignored lines, SPEC §5, like any other such file.)
+    answer = upload(client, data=b"6" + bytes(range(256)) * 10, name="blob.bin")
     assert answer.status_code == 400 and answer.get_json()["problems"]
 
 

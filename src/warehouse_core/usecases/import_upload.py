@@ -6,7 +6,7 @@ import logging
 from typing import BinaryIO, Optional
 
 from warehouse_core.audit import SYSTEM
-from warehouse_core.errors import Conflict, PayloadTooLarge
+from warehouse_core.errors import Conflict, InvalidFile, PayloadTooLarge
 from warehouse_core.model import FileSource, ImportSummary, safe_file_name
 from warehouse_core.parsing import CHUNK_SIZE, inspect
 from warehouse_core.ports import Archive, MailRenderer, Transactions, UnitOfWork
@@ -44,6 +44,9 @@ class ImportUpload:
                         "the file is larger than the {} MB upload limit".format(self.max_bytes // (1024 * 1024))
                     )
                 pending.write(chunk)
+            if received == 0:
+                # A file of ignored lines is valid (SPEC §5), but zero bytes is no file at all.
+                raise InvalidFile("{} is empty: there is nothing to import".format(safe_name), code="empty_file")
             with pending.open() as reader:
                 facts = inspect(reader)
             archive_path = pending.keep(today, safe_name)

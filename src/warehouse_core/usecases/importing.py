@@ -24,9 +24,6 @@ from warehouse_core.usecases.mails import compose, queue_mail
 log = logging.getLogger(__name__)
 
 
-NO_INVOICE_LINE = "the file holds no invoice line (no line whose invoice number starts with 6)"
-
-
 class _Rejected(Exception):
     """Raised inside the savepoint so that none of an invalid file's lines stay."""
 
@@ -71,8 +68,6 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
                     parse_lines(second_pass, received.facts.encoding, tally),
                     invoice_numbers(first_pass, received.facts.encoding),
                 )
-            if tally.valid_lines == 0 and tally.problem_count == 0:
-                tally.add_problem(Problem(line=0, reason=NO_INVOICE_LINE))
             if tally.problem_count:
                 raise _Rejected()
     except _Rejected:

@@ -125,7 +125,7 @@ class RunSession:
             session = self._update(day, phase=SessionPhase.EXPORTING, total=total, processed=0, export_file=name)
             log.info("session for %s: %d valid lines to export into %s", day, total, name)
         if session.total == 0:
-            raise SessionFailed("no line was generated: the day has no valid invoice line")
+            raise SessionFailed("no records to generate: the day has no valid invoice line")
         name = session.export_file
         assert name is not None
         written = self.exports.complete_lines(day, name)
