@@ -475,12 +475,15 @@ class FakeInboundConnection:
 
     def list_files(self) -> List[RemoteFile]:
         self.server.check("LIST")
-        return [RemoteFile(name=name, size=len(data)) for name, data in sorted(self.server.files.items())]
+        return [
+            RemoteFile(name=name, size=len(data) if self.server.listing_sizes else None)
+            for name, data in sorted(self.server.files.items())
+        ]
 
     def size(self, name: str) -> Optional[int]:
         self.server.check("SIZE")
         data = self.server.files.get(name)
-        return None if data is None else len(data)
+        return None if data is None or not self.server.size_command else len(data)
 
     def download(self, name: str, write: Callable[[bytes], None]) -> int:
         self.server.check("RETR")
@@ -513,6 +516,8 @@ class FakeInbound:
         self.failing: Set[str] = set()
         self.cut_download_after: Optional[int] = None
         self.grow_during_download: bytes = b""
+        self.size_command = True  # False: a server without SIZE
+        self.listing_sizes = True  # False: a listing without sizes (NLST)
         self.downloads: List[str] = []
         self.deleted: List[str] = []
         self.connections = 0

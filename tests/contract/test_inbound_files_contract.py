@@ -33,6 +33,10 @@ class FakeSide:
     def cut_downloads_after(self, size: int) -> None:
         self.inbound.cut_download_after = size
 
+    def without_size(self, listing_sizes: bool = True) -> None:
+        self.inbound.size_command = False
+        self.inbound.listing_sizes = listing_sizes
+
 
 class FtpSide:
     def __init__(self, server, tls_context=None) -> None:
@@ -55,6 +59,13 @@ class FtpSide:
         if not hasattr(self.server, "faults"):
             pytest.skip("vsftpd cannot be made to cut a transfer short; pyftpdlib's side covers it")
         self.server.faults.short_retr_after = size
+
+    def without_size(self, listing_sizes: bool = True) -> None:
+        if not hasattr(self.server, "faults"):
+            pytest.skip("vsftpd always has SIZE; pyftpdlib's side covers a server without it")
+        self.server.faults.unsupported.add("SIZE")
+        if not listing_sizes:
+            self.server.faults.unsupported.update({"MLSD", "LIST"})  # NLST names no size
 
 
 @pytest.fixture(params=FTP_SIDES)
@@ -89,6 +100,16 @@ def test_folders_and_links_are_not_listed_as_files(side):
     side.make_folder("Letture20261125083015123_9.txt")
     with side.inbound.connect() as connection:
         assert connection.list_files() == [RemoteFile("Letture20261126083015123_9.txt", len(CONTENT))]
+
+
+@pytest.mark.parametrize("listing_sizes", [True, False])
+def test_a_server_without_size_answers_none_and_lists_what_it_knows(side, listing_sizes):
+    side.put("a.txt", CONTENT)
+    side.without_size(listing_sizes=listing_sizes)
+    with side.inbound.connect() as connection:
+        assert connection.list_files() == [RemoteFile("a.txt", len(CONTENT) if listing_sizes else None)]
+        assert connection.size("a.txt") is None
+        assert download(connection, "a.txt") == (len(CONTENT), CONTENT)
 
 
 def test_missing_files_are_errors_not_empty_downloads(side):

@@ -71,6 +71,17 @@ def test_poll_imports_the_valid_sample_end_to_end(runner, ftp_server, smtp_serve
     assert ftp_server.password not in result.stderr + result.stdout
 
 
+def test_poll_imports_from_a_server_that_tells_no_size(runner, ftp_server, real_store):
+    # NLST names no size and SIZE answers 502: two downloads that agree decide (SPEC §4).
+    ftp_server.faults.unsupported.update({"SIZE", "MLSD", "LIST"})
+    shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
+    result = runner("poll", "--at", "2026-11-26T10:00")
+    assert result.returncode == 0, result.stderr
+    assert "imported: " + VALID_SAMPLE.name in result.stdout
+    assert ftp_server.files() == []
+    assert query(real_store, "SELECT count(*) FROM invoice_line") == [(8,)]
+
+
 def test_malformed_sample_is_rejected_and_incomplete_sample_stays(runner, ftp_server, smtp_server, real_store):
     shutil.copy(str(MALFORMED_SAMPLE), str(ftp_server.root))
     shutil.copy(str(INCOMPLETE_SAMPLE), str(ftp_server.root))

@@ -233,3 +233,44 @@ def test_the_fake_store_refuses_a_line_whose_invoice_was_not_looked_up(world):
     with pytest.raises(ValueError, match="line 1: invoice '600000001' was not looked up"):
         with world.store.unit_of_work() as uow:
             uow.insert_lines(1, dt.date(2026, 11, 26), [line], iter(["600000002"]))
+
+
+# --- a server without SIZE (SPEC §4): the listing's size, or two downloads agreeing, decide -----
+
+
+def test_without_size_the_listings_size_decides(world):
+    world.inbound.size_command = False
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    report = world.poll("2026-11-26T10:00")
+    assert report.imported == [VALID] and report.incomplete == []
+    assert world.inbound.downloads == [VALID]
+
+
+def test_without_size_a_download_that_disagrees_with_the_listing_is_incomplete(world):
+    world.inbound.size_command = False
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.inbound.cut_download_after = 100
+    report = world.poll("2026-11-26T10:00")
+    assert report.incomplete == [VALID] and VALID in world.inbound.files and world.store.data.files == []
+
+
+def test_without_size_or_listed_sizes_two_downloads_that_agree_decide(world):
+    world.inbound.size_command = False
+    world.inbound.listing_sizes = False
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    report = world.poll("2026-11-26T10:00")
+    assert report.imported == [VALID] and report.deleted == [VALID]
+    assert world.inbound.downloads == [VALID, VALID]
+    assert world.archive.files["2026-11-26/" + VALID] == VALID_SAMPLE.read_bytes()
+
+
+def test_without_size_or_listed_sizes_a_file_that_changes_between_downloads_waits(world):
+    world.inbound.size_command = False
+    world.inbound.listing_sizes = False
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.inbound.grow_during_download = b"\n600000001|1|x|1"
+    report = world.poll("2026-11-26T10:00")
+    assert report.incomplete == [VALID] and report.imported == [] and VALID in world.inbound.files
+    world.inbound.grow_during_download = b""
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()  # the writer finished
+    assert world.poll("2026-11-26T10:30").imported == [VALID]

@@ -14,7 +14,7 @@ class InboundConnection(Protocol):
         """The plain files of the folder, with their sizes when the server tells them."""
 
     def size(self, name: str) -> Optional[int]:
-        """The file's size now, or None when it is gone."""
+        """The file's size now, or None when it is gone or the server has no SIZE command."""
 
     def download(self, name: str, write: Callable[[bytes], None]) -> int:
         """Stream the file into ``write``; the number of bytes received."""

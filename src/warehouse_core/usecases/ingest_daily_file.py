@@ -8,13 +8,14 @@ recorded, and the next poll finishes the work without importing twice.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import TransferError
 from warehouse_core.model import FileSource, FileStatus, InboundFileName, MailEvent, PollReport, RemoteFile
-from warehouse_core.parsing import inspect
+from warehouse_core.parsing import FileFacts, inspect
 from warehouse_core.ports import Archive, InboundConnection, InboundFiles, MailRenderer, Store, UnitOfWork
 from warehouse_core.usecases.importing import ReceivedFile, import_received_file
 from warehouse_core.usecases.mails import compose, queue_mail
@@ -92,19 +93,16 @@ class IngestDailyFile:
         name = InboundFileName.parse(remote.name)
         assert name is not None
         with self.archive.receive() as pending:
-            received_bytes = connection.download(remote.name, pending.write)
-            size_after = connection.size(remote.name)
-            if not _same_size(remote.size, received_bytes, size_after):
-                log.warning(
-                    "%s: listed %s bytes, received %d, now %s: still changing or cut short; retried next poll",
-                    remote.name, remote.size, received_bytes, size_after,
-                )
-                report.incomplete.append(remote.name)
-                self._seen(today, remote, EventKind.FILE_INCOMPLETE, listed=remote.size, received=received_bytes,
-                           size_after=size_after)
-                return
+            connection.download(remote.name, pending.write)
             with pending.open() as stream:
                 facts = inspect(stream)
+            disagreement = _size_disagreement(connection, remote, facts)
+            if disagreement is not None:
+                log.warning("%s: %s: still changing or cut short; retried next poll", remote.name,
+                            ", ".join("{} {}".format(key.replace("_", " "), value) for key, value in disagreement.items()))
+                report.incomplete.append(remote.name)
+                self._seen(today, remote, EventKind.FILE_INCOMPLETE, **disagreement)
+                return
             log.info("downloaded %s: %d bytes, %d lines, sha256 %s", remote.name, facts.size, facts.line_count, facts.sha256)
             if facts.line_count != name.expected_lines:
                 log.warning(
@@ -184,8 +182,20 @@ class IngestDailyFile:
             log.warning("no file imported for %s by the alert time: no-file alert queued", today)
 
 
-def _same_size(listed: Optional[int], received: int, after: Optional[int]) -> bool:
-    """The download is whole only when every size the server gave agrees with the bytes received."""
-    if after is None or after != received:
-        return False
-    return listed is None or listed == received
+def _size_disagreement(connection: InboundConnection, remote: RemoteFile, facts: FileFacts) -> Optional[Dict[str, object]]:
+    """None when the bytes received are the whole file; else the sizes that disagree.
+
+    Every size the server gives (the listing's, SIZE after the download) must agree with the bytes
+    received: a transfer cut short or a file still being written shows as a difference. A server
+    without SIZE leaves the listing's size to decide; one that lists no size either is asked for a
+    second download, which must agree byte for byte (SPEC §4)."""
+    size_after = connection.size(remote.name)
+    if size_after is None and remote.size is None:
+        second = hashlib.sha256()
+        second_size = connection.download(remote.name, second.update)
+        if second.hexdigest() == facts.sha256 and second_size == facts.size:
+            return None
+        return {"received": facts.size, "second_download": second_size}
+    if {remote.size, size_after} - {None} == {facts.size}:
+        return None
+    return {"listed": remote.size, "received": facts.size, "size_after": size_after}
