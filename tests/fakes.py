@@ -104,6 +104,7 @@ class _FakeTransaction:
     def __init__(self, store: "FakeStore") -> None:
         self.store = store
         self.data = store.data
+        self.claims: Set[int] = set()  # mails this transaction holds, as FOR UPDATE would
 
 
 class FakeFilesAndLines(_FakeTransaction):
@@ -245,6 +246,7 @@ class FakeOutbox(_FakeTransaction):
             due = entry.next_attempt_at is None or entry.next_attempt_at <= now
             if entry.sent_at is None and due and entry.mail.id not in self.store.claimed:
                 self.store.claimed.add(entry.mail.id)
+                self.claims.add(entry.mail.id)
                 return replace(entry.mail, attempts=entry.attempts)
         return None
 
@@ -412,7 +414,7 @@ class FakeStore:
                 unit._restore(saved)
                 raise
             finally:
-                self.claimed.clear()
+                self.claimed -= unit.claims
 
     @contextmanager
     def exclusive_poll(self) -> Iterator[bool]:

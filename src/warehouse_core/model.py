@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
-INBOUND_NAME = re.compile(r"^Letture(\d{17})_(\d+)\.txt$")
+# Matched whole (fullmatch: '$' would let a trailing newline through) and in ASCII: '\d' alone
+# also takes other scripts' digits.
+INBOUND_NAME = re.compile(r"Letture(\d{17})_(\d+)\.txt", re.ASCII)
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -30,7 +32,7 @@ class InboundFileName:
     @classmethod
     def parse(cls, name: str) -> Optional["InboundFileName"]:
         """The parsed name, or None when the name is not one of ours."""
-        match = INBOUND_NAME.match(name)
+        match = INBOUND_NAME.fullmatch(name)
         if match is None:
             return None
         return cls(name=name, created=match.group(1), declared_count=int(match.group(2)))
