@@ -14,20 +14,26 @@ class ConfigurationError(WarehouseError):
     pass
 
 
-class Conflict(WarehouseError):
-    """The action does not fit the current state (HTTP 409).
+class Refusal(WarehouseError):
+    """A request the service refuses, worded by the entry points from templates/messages.txt.
 
-    ``code`` names the refusal and ``values`` fill its sentence: the entry points word it from
-    templates/messages.txt (the one definition, see the Sentences port); ``state`` is the session's
-    state when that matters. The message is only the fallback of a log line.
+    ``code`` names the sentence and ``values`` fill it (the one definition, see the Sentences
+    port); the message is only the fallback of a log line.
     """
 
-    def __init__(self, message: str = "", code: str = "conflict", state: str = "", **values: Any) -> None:
+    def __init__(self, message: str = "", code: str = "refused", **values: Any) -> None:
         details = ", ".join("{}={}".format(name, value) for name, value in sorted(values.items()))
         super().__init__(message or "refused: {}{}".format(code, " ({})".format(details) if details else ""))
         self.code = code
-        self.state = state
         self.values = values
+
+
+class Conflict(Refusal):
+    """The action does not fit the current state (HTTP 409); ``state`` is the session's state when that matters."""
+
+    def __init__(self, message: str = "", code: str = "conflict", state: str = "", **values: Any) -> None:
+        super().__init__(message, code, **values)
+        self.state = state
 
 
 class InvalidFile(WarehouseError):
@@ -47,5 +53,8 @@ class MailDeliveryError(WarehouseError):
     """SMTP did not take a mail; it stays in the outbox."""
 
 
-class PayloadTooLarge(WarehouseError):
+class PayloadTooLarge(Refusal):
     """An upload above the configured limit (HTTP 413)."""
+
+    def __init__(self, *, limit_mb: int) -> None:
+        super().__init__(code="too_large", limit_mb=limit_mb)

@@ -15,7 +15,7 @@ from typing import List, Optional
 from warehouse_core.adapters.system_clock import SystemClock
 from warehouse_core.audit import cli_actor
 from warehouse_core.bootstrap import Core, bootstrap
-from warehouse_core.errors import Conflict, WarehouseError
+from warehouse_core.errors import Refusal, WarehouseError
 from warehouse_core.model import FileStatus
 from warehouse_core.settings import load_settings
 from warehouse_core.usecases.history import PAGE_SIZE, list_days
@@ -77,7 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return fail("cannot start: {}".format(_one_line(error)))
     try:
         return run_command(core, arguments)
-    except Conflict as error:  # worded from messages.txt, as the page words it
+    except Refusal as error:  # worded from messages.txt, as the page words it
         return fail(core.sentences.text(error.code, **error.values))
     except WarehouseError as error:
         return fail(str(error))

@@ -143,8 +143,8 @@ def upload() -> Any:
         summary = core().import_upload(upload_file.filename, upload_file.stream, now, actor=actor())
     except Conflict as error:
         return conflict(error, now.date())
-    except PayloadTooLarge:
-        return jsonify(error=message("too_large", limit_mb=core().settings.max_upload_mb)), 413
+    except PayloadTooLarge as error:
+        return jsonify(error=message(error.code, **error.values)), 413
     except InvalidFile as error:
         return jsonify(error=message(error.code), problems=[p.as_dict() for p in error.problems]), 400
     if summary.status is FileStatus.REJECTED:

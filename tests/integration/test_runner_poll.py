@@ -122,6 +122,18 @@ def test_import_send_mail_and_migrate_commands(runner, smtp_server, real_store, 
     assert smtp_server.events() == ["import-failed", "import-summary"]
 
 
+def test_an_import_over_the_limit_is_worded_from_messages_txt(runner, tmp_path):
+    too_large = tmp_path / "Letture20261126083015123_9.txt"
+    too_large.write_bytes(b"6" * (2 * 1024 * 1024))
+    env = dict(runner.env, WAREHOUSE_MAX_UPLOAD_MB="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "warehouse_runner", "import", str(too_large)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "warehouse-runner: The file is larger than the 1 MB upload limit."
+
+
 def test_bad_configuration_is_one_line_naming_every_bad_key(runner):
     env = dict(runner.env, WAREHOUSE_FTP_TIMEOUT="never", WAREHOUSE_POLL_DAYS="someday")
     del env["WAREHOUSE_SMTP_URL"]

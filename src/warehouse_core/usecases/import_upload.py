@@ -40,9 +40,7 @@ class ImportUpload:
                     break
                 received += len(chunk)
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(
-                        "the file is larger than the {} MB upload limit".format(self.max_bytes // (1024 * 1024))
-                    )
+                    raise PayloadTooLarge(limit_mb=self.max_bytes // (1024 * 1024))
                 pending.write(chunk)
             if received == 0:
                 # A file of ignored lines is valid (SPEC §5), but zero bytes is no file at all.
