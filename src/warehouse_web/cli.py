@@ -26,6 +26,8 @@ log = logging.getLogger("warehouse_web")
 PROGRAM = "warehouse-web"
 # How long requests already being served may take to finish once a stop is requested.
 REQUEST_GRACE_SECONDS = 5.0
+# How far past the app's upload limit waitress still reads a body, so the app can answer it.
+UPLOAD_READ_FACTOR = 2
 
 
 class StopRequest:
@@ -82,15 +84,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     return serve(app, core, arguments.host, arguments.port, scheduler=not arguments.no_scheduler, threads=arguments.threads)
 
 
+def waitress_body_limit(app: Flask) -> int:
+    """waitress's own cap on a request body, above the app's upload limit so that the app answers.
+
+    waitress reads a whole body (to a temporary file past half a MB) before the app sees the
+    request, and refuses one above its cap with a plain-text 413 without reading it. Up to twice the
+    limit the app answers instead, with the JSON sentence naming the limit (SPEC §7); a body
+    announced larger than that is cut off unread, so nobody can make the server spool a gigabyte.
+    """
+    return UPLOAD_READ_FACTOR * int(app.config["MAX_CONTENT_LENGTH"])
+
+
 def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = True, threads: int = 8,
           on_ready: Optional[Callable[[int], None]] = None) -> int:
     """Serve until SIGTERM or Ctrl-C, with the scheduler and session worker unless told not to."""
     from waitress import create_server, trigger, wasyncore
 
     try:
-        # waitress refuses a body above the app's limit from its Content-Length, before reading it.
         server = create_server(
-            app, host=host, port=port, threads=threads, max_request_body_size=app.config["MAX_CONTENT_LENGTH"]
+            app, host=host, port=port, threads=threads, max_request_body_size=waitress_body_limit(app)
         )
     except OSError as error:
         print("{}: cannot listen on {}:{}: {}".format(PROGRAM, host, port, error.strerror), file=sys.stderr)

@@ -91,7 +91,9 @@ def conflict(error: Conflict, day: dt.date) -> Tuple[Any, int]:
 @blueprint.get("/")
 def index() -> Any:
     status = status_object(core().session_status())
-    return render_template("index.html", status=status, refusals=refusal_texts(), refused_in=REFUSED_IN)
+    # For a 413 that is not the app's own: a body past what waitress reads, or a proxy's limit.
+    too_large = message("too_large", limit_mb=core().settings.max_upload_mb)
+    return render_template("index.html", status=status, refusals=refusal_texts(), refused_in=REFUSED_IN, too_large=too_large)
 
 
 @blueprint.get("/healthz")

@@ -39,11 +39,12 @@ class Stack:
 def start_stack(tmp_path, postgres_server) -> Iterator:
     started = []
 
-    def start(name: str) -> Stack:
+    def start(name: str, **settings: str) -> Stack:
         var = tmp_path / name
         port = free_port()
         env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
         env.update(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10])
+        env.update(settings)
         env["PYTHONPATH"] = devstack_pythonpath(env)
         process = subprocess.Popen(
             [sys.executable, "-m", "warehouse_devstack", "--var", str(var), "--port", str(port), "--no-sample"],
@@ -185,3 +186,16 @@ def test_close_asks_first_and_a_cancel_changes_nothing(start_stack, page):
     sync_api.expect(closed).to_have_count(1)
     sync_api.expect(closed).to_contain_text("anonymous@127.0.0.1")
     shot(page, "13-closed-day")
+
+
+def test_an_upload_over_the_limit_names_the_limit_on_the_page(start_stack, page):
+    stack = start_stack("limit", WAREHOUSE_MAX_UPLOAD_MB="1")
+    page.goto(stack.url)
+    wait_for_status(page, "No data for")
+    # Twice the limit: the app answers. Five times: past what the web server reads at all.
+    for megabytes in (2, 5):
+        page.set_input_files("#file", files=[{"name": "big.txt", "mimeType": "text/plain", "buffer": b"6" * (megabytes * 1024 * 1024)}])
+        page.click("#upload")
+        sync_api.expect(page.locator("#message")).to_have_text("The file is larger than the 1 MB upload limit.")
+        shot(page, "10-upload-over-the-limit-{}mb".format(megabytes))
+        page.evaluate("document.getElementById('message').textContent = ''")

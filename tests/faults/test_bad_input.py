@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -110,6 +111,16 @@ def test_empty_binary_and_oddly_named_uploads(web, service, real_store, outcome)
     assert not (service.data_dir.parent / "evil").exists() and not os.path.exists("/tmp/evil")
     assert len([p for p in archive.rglob("*") if p.is_file()]) == 3  # an empty upload is not kept
     outcome("400 for empty, binary and junk; traversal names archived inside the data folder")
+
+
+@pytest.mark.fault("an upload over the limit", "2 MB to a web server whose limit is 1 MB")
+def test_an_upload_over_the_limit_gets_json_naming_the_limit(web, outcome):
+    port, _ = web
+    response, body = upload(port, "Letture20261126083015123_9.txt", b"6" * (2 * 1024 * 1024))
+    assert response.status == 413, body[:200]
+    assert response.getheader("Content-Type") == "application/json", body[:200]
+    assert json.loads(body) == {"error": "The file is larger than the 1 MB upload limit."}
+    outcome("413 with the sentence naming the 1 MB limit, as JSON")
 
 
 @pytest.mark.fault("a 1 GB upload", "Content-Length: 1 GB, then bytes")

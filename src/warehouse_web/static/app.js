@@ -131,7 +131,9 @@
     showMessage(texts.uploading, true);
     showProblems([]);
     request("POST", form.action, new FormData(form)).then(function (answer) {
-      showMessage(answer.data.error || answer.data.message || String(answer.status), answer.ok);
+      var text = answer.data.error || answer.data.message;
+      if (!text && answer.status === 413) { text = texts.tooLarge; }  // refused before the app saw it
+      showMessage(text || String(answer.status), answer.ok);
       showProblems(answer.data.problems);
       refresh();
     }).catch(function () {
