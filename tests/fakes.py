@@ -118,6 +118,9 @@ class FakeFilesAndLines(_FakeTransaction):
         return any(r.day == day and r.status is FileStatus.IMPORTED for r in self.data.files)
 
     def record_file(self, record: InboundFileRecord) -> int:
+        crash, self.store.crash_on_record_file = self.store.crash_on_record_file, None
+        if crash is not None:
+            raise crash
         if record.status is FileStatus.IMPORTED and self.day_has_data(record.day):
             raise Conflict(code="day_has_data", day=record.day.isoformat())
         file_id = len(self.data.files) + 1
@@ -391,6 +394,10 @@ class FakeStore:
         self.die_during_export_after: Optional[int] = None
         self.migrations = 0
         self.available = True
+        # Fault switches: the next record_file raises this (its transaction rolls back), once;
+        # every unit of work raises this on entry, as a database failing in an unplanned way.
+        self.crash_on_record_file: Optional[BaseException] = None
+        self.fail_transactions_with: Optional[Exception] = None
 
     def invoice_status(self, invoice_number: str, day: dt.date) -> InvoiceStatus:
         if invoice_number not in self.invoice_view:
@@ -405,6 +412,8 @@ class FakeStore:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[FakeUnitOfWork]:
+        if self.fail_transactions_with is not None:
+            raise self.fail_transactions_with
         with self.transaction_lock:
             saved = copy.deepcopy(self.data)
             unit = FakeUnitOfWork(self)

@@ -186,21 +186,9 @@ def test_the_same_file_reappearing_is_deleted_without_a_second_import(world):
 
 def test_a_crash_after_archiving_but_before_recording_imports_once_later(world):
     world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
-    original = world.store.unit_of_work
-    calls = {"n": 0}
-
-    def crash_on_import():
-        calls["n"] += 1
-        if calls["n"] == 2:  # the first is the "already known?" lookup; the second imports
-            raise RuntimeError("power cut")
-        return original()
-
-    world.store.unit_of_work = crash_on_import
-    try:
+    world.store.crash_on_record_file = RuntimeError("power cut")
+    with pytest.raises(RuntimeError, match="power cut"):
         world.poll("2026-11-26T10:00")
-    except RuntimeError:
-        pass
-    world.store.unit_of_work = original
     assert VALID in world.inbound.files and world.store.data.files == []
     world.poll("2026-11-26T10:30")
     assert len(world.store.data.files) == 1 and len(world.store.stored_lines()) == 8

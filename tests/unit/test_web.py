@@ -174,12 +174,10 @@ def test_healthz(client, world):
 
 
 def test_an_unexpected_error_shows_no_stack_trace(client, world):
-    def broken(*args, **kwargs):
-        raise RuntimeError("secret internals")
-
-    world.core.start_session = broken
-    answer = post(client, "/api/session/start")
-    assert answer.status_code == 500
+    token = csrf(client)
+    world.store.fail_transactions_with = RuntimeError("secret internals")
+    answer = client.post("/api/session/start", headers={"X-CSRF-Token": token})
+    assert answer.status_code == 500 and answer.get_json()["error"].startswith("Something went wrong on the server.")
     assert "secret internals" not in answer.get_data(as_text=True)
     assert "Traceback" not in answer.get_data(as_text=True)
     page = client.get("/nowhere")
