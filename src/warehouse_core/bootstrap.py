@@ -4,14 +4,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 from warehouse_core.adapters.fs_remote_log import FsRemoteLog
 from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
 from warehouse_core.adapters.jinja_sentences import JinjaSentences
 from warehouse_core.adapters.local_archive import LocalArchive, LocalExportFiles
-from warehouse_core.adapters.probes import database_probe, probes_for
+from warehouse_core.adapters.probes import Probe, database_probe, probes_for
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.smtp_mailer import SmtpMailer
 from warehouse_core.adapters.system_clock import SystemClock
@@ -90,9 +90,13 @@ def bootstrap(
     renderer: Optional[MailRenderer] = None,
     sentences: Optional[Sentences] = None,
     clock: Optional[Clock] = None,
+    probes: Optional[Mapping[str, Probe]] = None,
     migrate: bool = True,
 ) -> Core:
-    """Wire the use cases; any port not given is built from the settings. Connects lazily."""
+    """Wire the use cases; any port not given is built from the settings. Connects lazily.
+
+    ``probes`` replace the dependency checks built for the real adapters (fakes have none).
+    """
     if store is None:
         store = PsycopgStore(
             settings.database_url.get_secret_value(),
@@ -165,7 +169,7 @@ def bootstrap(
             probes=dict(
                 probes_for(inbound_ftp=inbound, outbound_ftp=outbound, smtp=mailer, remote_log=remote_log),
                 database=database_probe(store.ping),
-            ),
+            ) if probes is None else probes,
         ),
         archive=archive,
         exports=exports,

@@ -7,7 +7,6 @@ failed day from the command line, the second Start completes; Fri 11 completed; 
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 import uuid
@@ -73,7 +72,6 @@ def week(runner, tmp_path, postgres_server, db_schema, real_store, ftp_server, s
     log_folder.mkdir()
     clock = RunningClock(at("2026-12-07T10:00"))
     core = bootstrap(load_settings(runner.env), clock=clock)
-    core.run_session.config = dataclasses.replace(core.run_session.config, upload_backoff=0.01)
     client = create_app({"TESTING": True}, core=core).test_client()
 
     class Week:

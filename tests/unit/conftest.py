@@ -54,8 +54,9 @@ class World:
         return self.core.run_session.run_pending(self.clock.wait)
 
 
-def build_world(make_settings: Callable[..., Any], **overrides: Any) -> World:
-    """The core on fresh fakes, its settings taking ``overrides`` (e.g. holidays="it")."""
+def build_world(make_settings: Callable[..., Any], *, probes: Any = None, **overrides: Any) -> World:
+    """The core on fresh fakes, its settings taking ``overrides`` (e.g. holidays="it"), with the
+    dependency checks' ``probes`` when given."""
     store = FakeStore(invoice_view=SAMPLE_VIEW)
     inbound = FakeInbound()
     archive = FakeArchive()
@@ -66,7 +67,7 @@ def build_world(make_settings: Callable[..., Any], **overrides: Any) -> World:
     core = bootstrap(
         make_settings(**overrides),
         store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
-        outbound=outbound, remote_log=remote_log, exports=exports,
+        outbound=outbound, remote_log=remote_log, exports=exports, probes=probes,
     )
     return World(
         core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,

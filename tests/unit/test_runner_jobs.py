@@ -35,19 +35,15 @@ def test_scheduler_polls_at_start_inside_the_window_and_stops_on_request(world):
 
 
 def test_dependency_checks_run_at_most_every_five_minutes_and_retention_once_a_day(make_world):
-    from warehouse_core.usecases.checks import CheckDependencies
     from warehouse_runner.jobs import upkeep_tick
 
-    world = make_world(archive_keep_days=30)
     tries = []
 
     def smtp_probe():
         tries.append("smtp")
         raise OSError("connection refused")
 
-    world.core.check_dependencies = CheckDependencies(
-        store=world.store, probes={"database": lambda: tries.append("database"), "smtp": smtp_probe}
-    )
+    world = make_world(archive_keep_days=30, probes={"database": lambda: tries.append("database"), "smtp": smtp_probe})
     for minute in ("10:00", "10:01", "10:04", "10:05", "10:06"):
         upkeep_tick(world.core, at("2026-11-26T" + minute))
     assert tries == ["database", "smtp", "database", "smtp"]

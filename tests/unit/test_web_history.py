@@ -115,7 +115,7 @@ def test_metrics_need_no_login_and_say_todays_state(guarded_client, world):
 
 
 def test_metrics_with_the_database_down_say_so(client, world):
-    world.store.data = None  # any read now fails, as a dead database would
+    world.store.fail_transactions_with = ConnectionError("the database does not answer")
     text = client.get("/metrics").get_data(as_text=True)
     assert 'warehouse_dependency_up{dependency="database"} 0' in text
 
