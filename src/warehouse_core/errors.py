@@ -36,13 +36,12 @@ class Conflict(Refusal):
         self.state = state
 
 
-class InvalidFile(WarehouseError):
-    """A file was refused (HTTP 400); carries the first problems, and ``code`` names the refusal."""
+class InvalidFile(Refusal):
+    """A file was refused (HTTP 400); carries the first problems."""
 
-    def __init__(self, message: str, problems: Sequence[Problem] = (), code: str = "invalid_file") -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "", problems: Sequence[Problem] = (), code: str = "invalid_file", **values: Any) -> None:
+        super().__init__(message, code, **values)
         self.problems = list(problems)
-        self.code = code
 
 
 class TransferError(WarehouseError):

@@ -148,7 +148,7 @@ def upload() -> Any:
     except PayloadTooLarge as error:
         return jsonify(error=message(error.code, **error.values)), 413
     except InvalidFile as error:
-        return jsonify(error=message(error.code), problems=[p.as_dict() for p in error.problems]), 400
+        return jsonify(error=message(error.code, **error.values), problems=[p.as_dict() for p in error.problems]), 400
     if summary.status is FileStatus.REJECTED:
         body = summary.as_dict()
         body["error"] = message("rejected", file=summary.file_name, count=summary.problem_count)

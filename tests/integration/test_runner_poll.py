@@ -134,6 +134,14 @@ def test_an_import_over_the_limit_is_worded_from_messages_txt(runner, tmp_path):
     assert result.stderr.strip().splitlines()[-1] == "warehouse-runner: The file is larger than the 1 MB upload limit."
 
 
+def test_an_empty_import_is_worded_from_messages_txt(runner, tmp_path):
+    empty = tmp_path / "Letture20261126083015123_9.txt"
+    empty.write_bytes(b"")
+    result = runner("import", str(empty))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "warehouse-runner: The file is empty: there is nothing to import."
+
+
 def test_bad_configuration_is_one_line_naming_every_bad_key(runner):
     env = dict(runner.env, WAREHOUSE_FTP_TIMEOUT="never", WAREHOUSE_POLL_DAYS="someday")
     del env["WAREHOUSE_SMTP_URL"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from warehouse_core.adapters.jinja_sentences import JinjaSentences
-from warehouse_core.errors import Conflict, PayloadTooLarge
+from warehouse_core.errors import Conflict, InvalidFile, PayloadTooLarge
 from warehouse_core.usecases.sessions import REFUSALS
 
 # Every refusal the core raises: the session's, and an upload on a day that already has data.
@@ -41,3 +41,9 @@ def test_an_upload_over_the_limit_carries_its_code_and_the_limit_not_a_sentence(
     error = PayloadTooLarge(limit_mb=1)
     assert (error.code, error.values) == ("too_large", {"limit_mb": 1})
     assert JinjaSentences().text(error.code, **error.values) == "The file is larger than the 1 MB upload limit."
+
+
+def test_an_empty_file_carries_its_code_not_a_sentence():
+    error = InvalidFile(code="empty_file")
+    assert (error.code, error.values, error.problems) == ("empty_file", {}, [])
+    assert JinjaSentences().text(error.code) == "The file is empty: there is nothing to import."

@@ -44,7 +44,7 @@ class ImportUpload:
                 pending.write(chunk)
             if received == 0:
                 # A file of ignored lines is valid (SPEC §5), but zero bytes is no file at all.
-                raise InvalidFile("{} is empty: there is nothing to import".format(safe_name), code="empty_file")
+                raise InvalidFile(code="empty_file")
             with pending.open() as reader:
                 facts = inspect(reader)
             archive_path = pending.keep(today, safe_name)
