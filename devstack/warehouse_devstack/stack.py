@@ -4,6 +4,9 @@ Under ``var/``: a PostgreSQL cluster (kept between runs) with the sample invoice
 servers (inbound with today's sample file, outbound), an SMTP server keeping every mail as a
 file, a stand-in for the customer's importer writing the remote log, and warehouse-web with its
 scheduler. Ctrl-C stops every part. The servers are the ones the tests use.
+
+The state is kept between runs, so a second run the same day finds the day as the first left it;
+``--fresh`` starts the day from nothing (``--fresh --no-sample``: an empty day, to try an upload).
 """
 from __future__ import annotations
 
@@ -18,9 +21,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from warehouse_core.bootstrap import Core
 from warehouse_core.clock import zone
+from warehouse_core.model import SessionState
+from warehouse_core.settings import Settings
 from warehouse_devstack.servers import FtpServer, PostgresCluster, RemoteImporter, SmtpServer, load_invoice_view
 
+# What --fresh empties under var/: the day's mail, FTP folders, archive and exports, remote log.
+DEMO_STATE_FOLDERS = ("mail", "ftp/inbound", "ftp/outbound", "data", "remote")
 SAMPLES = Path(__file__).resolve().parent / "samples"
 VALID_SAMPLE = SAMPLES / "Letture20261126083015123_9.txt"
 log = logging.getLogger("warehouse_devstack")
@@ -51,6 +59,36 @@ def demo_environment(var: Path, database_url: str, inbound: FtpServer, outbound:
     }
 
 
+def clear_demo_files(var: Path) -> None:
+    for folder in DEMO_STATE_FOLDERS:
+        shutil.rmtree(str(var / folder), ignore_errors=True)
+
+
+def drop_service_tables(database_url: str, schema: str) -> None:
+    """The service's schema goes; the start's migration makes it again, empty. Only the schema the
+    demo's service uses: the invoice view, and anything else in that database, stay."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    log.info("--fresh: dropped schema %s and the demo's files: today starts empty", schema)
+
+
+def service_schema() -> str:
+    return os.environ.get("WAREHOUSE_DB_SCHEMA") or str(Settings.model_fields["db_schema"].default)
+
+
+def today_lines(core: Core, no_sample: bool) -> List[str]:
+    """The banner's word on today, and the way to an empty day when an upload would be refused."""
+    status = core.session_status()
+    lines = [" Today           {}: {}".format(status.day.isoformat(), status.state.value)]
+    if no_sample and status.state is not SessionState.NONE:
+        log.warning("today already has data from an earlier run: a manual upload is refused; --fresh starts an empty day")
+        lines.append(' Upload refused: today has data; make run RUN_ARGS="--fresh --no-sample" starts an empty day')
+    return lines
+
+
 def write_env_file(path: Path, values: Dict[str, str]) -> None:
     lines = ["# Written by make run: the demo stack's configuration (regenerated at every start)."]
     lines += ["{}={}".format(key, value) for key, value in sorted(values.items())]
@@ -65,6 +103,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--timezone", default="Europe/Rome")
     parser.add_argument("--no-sample", action="store_true", help="start with an empty inbound folder")
+    parser.add_argument(
+        "--fresh", action="store_true",
+        help="start today from nothing: drop the service's tables, empty the mail, FTP, archive and remote log folders",
+    )
     parser.add_argument("--importer-delay", type=float, default=2.0, help="seconds the stand-in importer takes per file")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -73,6 +115,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     began = time.monotonic()
     var = arguments.var.resolve()
     var.mkdir(parents=True, exist_ok=True)
+    if arguments.fresh:
+        clear_demo_files(var)
     with ExitStack() as stack:
         database_url = os.environ.get("WAREHOUSE_DATABASE_URL")
         if database_url:
@@ -82,6 +126,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             stack.callback(cluster.stop)
             database_url = cluster.create_database("warehouse")
         load_invoice_view(database_url, SAMPLES / "invoice_view.sql")
+        if arguments.fresh:
+            drop_service_tables(database_url, service_schema())
         inbound = FtpServer(var / "ftp" / "inbound", user="inbound", password="demo-inbound").start()
         stack.callback(inbound.stop)
         outbound = FtpServer(var / "ftp" / "outbound", user="outbound", password="demo-outbound").start()
@@ -131,6 +177,7 @@ def serve_web(arguments: argparse.Namespace, env_file: Path, var: Path, began: f
                     " Mail            {} (kept in {})".format(os.environ["WAREHOUSE_SMTP_URL"], var / "mail"),
                     " Remote log      {}".format(var / "remote"),
                     " Configuration   {}".format(env_file),
+                    *today_lines(core, arguments.no_sample),
                     "",
                     " Poll now:       the button in the page's demo panel, or",
                     "                 WAREHOUSE_CONFIG={} {} poll".format(env_file, runner),
