@@ -16,6 +16,8 @@ from typing import BinaryIO, Dict, Iterator, List, Set, Tuple, Union
 from warehouse_core.model import InvoiceLine, Problem
 
 CHUNK_SIZE = 1 << 20
+# Lines are read in blocks of about this many bytes, decoded and split a block at a time.
+BLOCK_SIZE = 256 * 1024
 MAX_REPORTED_PROBLEMS = 100
 FIELD_SEPARATOR = "|"
 INVOICE_LENGTH = 9
@@ -25,7 +27,11 @@ CP1252 = "cp1252"
 # A day's file spells its few dozen categories a few hundred ways: each spelling is normalised once.
 NORMALISED_CACHE_SIZE = 10_000
 _NORMALISED: Dict[str, str] = {}
+# Lines of a day's file repeat their descriptions: each is split and normalised once.
+_CATEGORIES: Dict[str, Tuple[str, ...]] = {}
 
+# InvoiceLine(...) through its generated __new__ costs a Python call per line; this is what it does.
+_new_tuple = tuple.__new__
 _VALUE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
@@ -90,47 +96,61 @@ class ParseTally:
             self.problems.append(problem)
 
 
-def invoice_numbers(stream: BinaryIO, encoding: str) -> Iterator[str]:
+def invoice_numbers(stream: BinaryIO, encoding: str, block_size: int = BLOCK_SIZE) -> Iterator[str]:
     """Each invoice number the file's lines carry, once, as ``parse_lines`` reads them (the first
     field, trimmed, starting with 6): a quick pass that lets the store look them all up in one query."""
     found: Set[str] = set()
     codec, errors = _decoding(encoding)
-    for raw in _lines_without_bom(stream, encoding):
-        invoice = raw.partition(b"|")[0].decode(codec, errors).strip()
-        if invoice.startswith("6") and "\x00" not in invoice and invoice not in found:  # a line with a NUL is never stored
-            found.add(invoice)
-            yield invoice
+    for block in _line_blocks(stream, encoding, block_size):
+        for raw in block.split(b"\n"):
+            invoice = raw.partition(b"|")[0].decode(codec, errors).strip()
+            if invoice.startswith("6") and "\x00" not in invoice and invoice not in found:  # a line with a NUL is never stored
+                found.add(invoice)
+                yield invoice
 
 
-def parse_lines(stream: BinaryIO, encoding: str, tally: ParseTally) -> Iterator[InvoiceLine]:
+def parse_lines(stream: BinaryIO, encoding: str, tally: ParseTally, block_size: int = BLOCK_SIZE) -> Iterator[InvoiceLine]:
     """Yield the file's valid invoice lines; count ignored lines and record problems in ``tally``."""
     codec, errors = _decoding(encoding)
     total = valid = ignored = 0
     try:
-        for total, raw in enumerate(_lines_without_bom(stream, encoding), start=1):
-            outcome = parse_line(total, raw.rstrip(b"\n").rstrip(b"\r").decode(codec, errors))
-            if isinstance(outcome, InvoiceLine):
-                valid += 1
-                yield outcome
-            elif outcome is None:
-                ignored += 1
-            else:
-                tally.add_problem(outcome)
+        for block in _line_blocks(stream, encoding, block_size):
+            text = block.decode(codec, errors)  # a block ends at a line's end: it decodes as its lines would
+            lines = text.split("\n")
+            if text.endswith("\n"):
+                lines.pop()  # what follows the last line break is the next block's
+            for line in lines:
+                total += 1
+                outcome = parse_line(total, line.rstrip("\r"))
+                if isinstance(outcome, InvoiceLine):
+                    valid += 1
+                    yield outcome
+                elif outcome is None:
+                    ignored += 1
+                else:
+                    tally.add_problem(outcome)
     finally:  # counted in locals (a hot loop), handed over even if the consumer stops early
         tally.total_lines += total
         tally.valid_lines += valid
         tally.ignored_lines += ignored
 
 
-def _lines_without_bom(stream: BinaryIO, encoding: str) -> Iterator[bytes]:
-    lines = iter(stream)
-    first = next(lines, None)
-    if first is None:
-        return
-    if encoding == UTF8 and first.startswith(codecs.BOM_UTF8):
-        first = first[len(codecs.BOM_UTF8):]
-    yield first
-    yield from lines
+def _line_blocks(stream: BinaryIO, encoding: str, block_size: int) -> Iterator[bytes]:
+    """The file in blocks of whole lines (the last may lack its line break), without the BOM."""
+    rest = stream.read(max(block_size, len(codecs.BOM_UTF8)))
+    if encoding == UTF8 and rest.startswith(codecs.BOM_UTF8):
+        rest = rest[len(codecs.BOM_UTF8):]
+    while True:
+        chunk = stream.read(block_size)
+        if not chunk:
+            break
+        block = rest + chunk
+        cut = block.rfind(b"\n") + 1
+        rest = block[cut:]
+        if cut:
+            yield block[:cut]
+    if rest:
+        yield rest
 
 
 def _decoding(encoding: str) -> Tuple[str, str]:
@@ -148,7 +168,10 @@ def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
     if len(fields) == 4 and len(invoice) == INVOICE_LENGTH and "\x00" not in text:
         quantity, value = fields[1].strip(), fields[3].strip()
         if quantity.isdigit() and quantity.isascii() and len(quantity) <= MAX_QUANTITY_DIGITS and _VALUE.fullmatch(value):
-            return _invoice_line(number, invoice, quantity, fields[2], value)
+            description = fields[2]
+            return _new_tuple(
+                InvoiceLine, (number, invoice, int(quantity), description, Decimal(value), normalise_categories(description))
+            )
     reasons = _reasons(text, fields, invoice)
     if reasons:
         return Problem(line=number, reason="; ".join(reasons))
@@ -156,7 +179,7 @@ def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
 
 
 def _invoice_line(number: int, invoice: str, quantity: str, description: str, value: str) -> InvoiceLine:
-    return InvoiceLine(number, invoice, int(quantity), description, Decimal(value), normalise_categories(description))
+    return _new_tuple(InvoiceLine, (number, invoice, int(quantity), description, Decimal(value), normalise_categories(description)))
 
 
 def _reasons(text: str, fields: List[str], invoice: str) -> List[str]:
@@ -189,6 +212,9 @@ def _reasons(text: str, fields: List[str], invoice: str) -> List[str]:
 
 def normalise_categories(description: str) -> Tuple[str, ...]:
     """Trimmed, inner blanks folded, lower case, empties and repeats dropped, order kept."""
+    known = _CATEGORIES.get(description)
+    if known is not None:
+        return known
     names: List[str] = []
     for item in description.split(","):
         name = _NORMALISED.get(item)
@@ -198,4 +224,7 @@ def normalise_categories(description: str) -> Tuple[str, ...]:
                 _NORMALISED[item] = name
         if name and name not in names:
             names.append(name)
-    return tuple(names)
+    categories = tuple(names)
+    if len(_CATEGORIES) < NORMALISED_CACHE_SIZE:
+        _CATEGORIES[description] = categories
+    return categories

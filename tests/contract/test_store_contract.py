@@ -203,6 +203,57 @@ def test_any_text_survives_the_bulk_load(store, inspector):
     assert stored["categories"] == sorted(odd.categories)
 
 
+MANY_LINES = 60_000  # more than two of the COPY chunks PostgreSQL's lines go in
+
+
+def many_lines(count=MANY_LINES, fail_at=None):
+    """Lines 1..count, three categories in turn, every tenth invoice not in the view, one awkward
+    description far from the first chunk; ``fail_at`` raises there, as a broken file read would."""
+    names = ("frutta", "verdura", "pane")
+    for number in range(1, count + 1):
+        if number == fail_at:
+            raise OSError("the archive could not be read")
+        if number == 45_001:
+            yield InvoiceLine(number, "600000001", 1, "tab\there \\ back", Decimal("1"), ("tab\there \\ back",))
+            continue
+        yield line(number, "600000099" if number % 10 == 0 else "600000001", names[: 1 + number % 3])
+
+
+def test_many_lines_go_in_whole_with_their_links_and_statuses(store, inspector):
+    with store.unit_of_work() as uow:
+        stored = uow.insert_lines(uow.record_file(record()), DAY, many_lines(), {"600000001", "600000099"})
+    assert stored.stored == MANY_LINES and stored.not_found == ("600000099",) and stored.not_found_lines == MANY_LINES // 10
+    lines = inspector.lines()
+    assert [l["line_number"] for l in lines] == list(range(1, MANY_LINES + 1))
+    assert sum(1 for l in lines if l["status"] == "not_found") == MANY_LINES // 10
+    assert sum(len(l["categories"]) for l in lines) == sum(1 + n % 3 for n in range(1, MANY_LINES + 1)) - 1
+    assert lines[45_000]["description"] == "tab\there \\ back" and lines[45_000]["categories"] == ["tab\there \\ back"]
+    assert inspector.categories() == ["frutta", "pane", "tab\there \\ back", "verdura"]
+
+
+def test_a_failure_while_the_lines_stream_ends_the_import_and_leaves_nothing(store, inspector):
+    with pytest.raises(OSError, match="could not be read"):
+        with store.unit_of_work() as uow:
+            uow.insert_lines(uow.record_file(record()), DAY, many_lines(fail_at=40_000), {"600000001", "600000099"})
+    assert inspector.lines() == []
+    with store.unit_of_work() as uow:  # the store goes on working
+        insert(uow, uow.record_file(record()), DAY, [line(1, "600000001")])
+    assert len(inspector.lines()) == 1
+
+
+def test_a_database_error_in_a_later_chunk_reaches_the_caller(real_store):
+    import psycopg
+
+    def twice_line_5():
+        yield from many_lines(count=30_000)
+        yield line(5, "600000001")
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with real_store.unit_of_work() as uow:
+            uow.insert_lines(uow.record_file(record()), DAY, twice_line_5(), {"600000001", "600000099"})
+    assert PostgresInspector(real_store).lines() == []
+
+
 def test_categories_already_known_are_reused(store, inspector):
     with store.unit_of_work() as uow:
         first = uow.record_file(record(day=DAY - dt.timedelta(days=1)))

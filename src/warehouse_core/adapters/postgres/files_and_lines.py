@@ -5,13 +5,16 @@ import datetime as dt
 import json
 import re
 from array import array
+from collections import defaultdict
 from contextlib import contextmanager
-from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from functools import partial
+from typing import DefaultDict, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import DAY_FILE, Connected
+from warehouse_core.adapters.postgres.line_copy import CHUNK_LINES, Chunk, LineCopier
 from warehouse_core.errors import Conflict
 from warehouse_core.model import (
     FileSource,
@@ -40,6 +43,9 @@ VALID = InvoiceStatus.VALID.value
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
 COPY_BATCH = 2000
+# Tabs in one invoice_line row: between its 8 columns (file_id, day, line_number, invoice_number,
+# quantity, description, value, invoice_status).
+ROW_TABS = 7
 
 
 def copy_row(line: InvoiceLine, status: str) -> str:
@@ -52,6 +58,23 @@ def copy_row(line: InvoiceLine, status: str) -> str:
 def copy_text(value: str) -> str:
     """A text field in COPY text format (most need no escape, and a search is cheaper than a copy)."""
     return value.translate(_COPY_ESCAPES) if _NEEDS_COPY_ESCAPE.search(value) else value
+
+
+def copy_rows(prefix: str, lines: List[InvoiceLine], unusual: Dict[str, str]) -> str:
+    """invoice_line rows in COPY text format, ``prefix`` holding (file_id, day), each line's status
+    from ``unusual`` (valid when absent). The fields are written as they are, then one scan of the
+    text tells whether any needed an escape (a tab, a line break or a backslash in an invoice number
+    or a description): rarely, and then the rows are written again field by field."""
+    status = unusual.get
+    text = "".join([f"{prefix}{n}\t{i}\t{q}\t{d}\t{v!s}\t{status(i, VALID)}\n" for n, i, q, d, v, _ in lines])
+    if (
+        text.count("\t") == ROW_TABS * len(lines)
+        and text.count("\n") == len(lines)
+        and "\\" not in text
+        and "\r" not in text
+    ):
+        return text
+    return "".join([prefix + copy_row(line, status(line.invoice_number, VALID)) for line in lines])
 
 
 class PsycopgFilesAndLines(Connected):
@@ -119,40 +142,40 @@ class PsycopgFilesAndLines(Connected):
     def insert_lines(
         self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
     ) -> StoredLines:
-        """The day's invoices are looked up first, in one query, so the lines go by COPY straight
-        into their table while Python parses: no staging table, no second pass on the server."""
+        """The day's invoices are looked up first, in one query; then this thread parses while
+        another COPYs each chunk's lines and links, so the server works while Python parses."""
         unusual = self._unusual_statuses(day, invoices)
         seen_unusual: Set[str] = set()
         unusual_lines = {InvoiceStatus.NOT_FOUND.value: 0, InvoiceStatus.ALREADY_EXPORTED.value: 0}
+
+        def count_unusual(batch: List[InvoiceLine]) -> None:
+            # The filter runs in C; only the few lines whose invoice is not valid come back.
+            for invoice in filter(unusual.__contains__, [line.invoice_number for line in batch]):
+                seen_unusual.add(invoice)
+                unusual_lines[unusual[invoice]] += 1
+
         stored = 0
-        links: Dict[str, array] = {}  # each category's line numbers, ascending: 4 bytes a link
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
-        cursor = self.connection.cursor()
-        with cursor.copy(
-            "COPY invoice_line (file_id, day, line_number, invoice_number, quantity, description, value, invoice_status)"
-            " FROM STDIN"
-        ) as copy:
-            batch: List[str] = []
+        with LineCopier(self.connection, file_id) as copier:
+            rows: List[str] = []
+            batch: List[InvoiceLine] = []
+            links: DefaultDict[str, array] = defaultdict(partial(array, "i"))  # the chunk's line numbers per category
             for line in lines:
-                status = unusual.get(line.invoice_number)
-                if status is None:
-                    status = VALID
-                else:
-                    seen_unusual.add(line.invoice_number)
-                    unusual_lines[status] += 1
-                batch.append(prefix + copy_row(line, status))
+                batch.append(line)
                 for name in line.categories:
-                    numbers = links.get(name)
-                    if numbers is None:
-                        numbers = links[name] = array("i")
-                    numbers.append(line.line_number)
+                    links[name].append(line.line_number)
                 if len(batch) == COPY_BATCH:
-                    stored += len(batch)
-                    copy.write("".join(batch))
-                    batch.clear()
+                    stored += COPY_BATCH
+                    rows.append(copy_rows(prefix, batch, unusual))
+                    count_unusual(batch)
+                    batch = []
+                    if len(rows) * COPY_BATCH >= CHUNK_LINES:
+                        copier.put(Chunk(rows, links))
+                        rows, links = [], defaultdict(partial(array, "i"))
             stored += len(batch)
-            copy.write("".join(batch))
-        self._link_categories(cursor, file_id, links)
+            rows.append(copy_rows(prefix, batch, unusual))
+            count_unusual(batch)
+            copier.put(Chunk(rows, links))
         return StoredLines(
             stored=stored,
             not_found=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.NOT_FOUND.value)),
@@ -171,20 +194,6 @@ class PsycopgFilesAndLines(Connected):
             {"day": day, "numbers": "\n".join(invoices)},
         ).fetchall()
         return dict(rows)
-
-    @staticmethod
-    def _link_categories(cursor: psycopg.Cursor, file_id: int, links: Dict[str, array]) -> None:
-        """New categories in one statement, then the links by COPY in the key's order (category, line):
-        each lands at the end of its part of the index instead of at a random page."""
-        names = list(links)
-        cursor.execute("INSERT INTO category (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING", (names,))
-        ids: Dict[str, int] = dict(cursor.execute("SELECT name, id FROM category WHERE name = ANY(%s)", (names,)).fetchall())
-        with cursor.copy("COPY invoice_line_category (category_id, file_id, line_number) FROM STDIN") as copy:
-            for name in sorted(names, key=ids.__getitem__):
-                prefix = "{}\t{}\t".format(ids[name], file_id)
-                numbers = links.pop(name)
-                for start in range(0, len(numbers), COPY_BATCH):
-                    copy.write("".join(prefix + str(number) + "\n" for number in numbers[start:start + COPY_BATCH]))
 
     def refresh_invoice_statuses(self, day: dt.date) -> int:
         self.connection.execute(
