@@ -366,31 +366,42 @@ def floor_ingest(url: str, path: str) -> float:
     return psql(url, "\\copy bench_bare FROM '{}' WITH (FORMAT text, DELIMITER '|')".format(path))
 
 
-def model_floor(url: str, schema: str, day: dt.date, work: Path) -> Dict[str, Any]:
-    """The server's own minimum for the data model: the very rows the import stored for ``day``
-    (lines and category links, dumped beforehand in key order), by ``psql \\copy`` into empty tables
-    with the same keys, in one transaction."""
+def dump_stored_rows(url: str, schema: str, day: dt.date, work: Path) -> Dict[str, Any]:
+    """The rows the import stored for ``day`` (its lines and category links), in key order, as COPY text files."""
     import psycopg
 
-    lines, links = work / "model-floor-lines.txt", work / "model-floor-links.txt"
     file_id = day_file_id(url, schema, day)
+    dump = {"file_id": file_id, "lines": work / "model-floor-lines.txt", "links": work / "model-floor-links.txt"}
     psql(
         url,
         "\\copy (SELECT * FROM {s}.invoice_line WHERE file_id = {f} ORDER BY file_id, line_number) TO '{p}'".format(
-            s=schema, f=file_id, p=lines),
+            s=schema, f=file_id, p=dump["lines"]),
         "\\copy (SELECT * FROM {s}.invoice_line_category WHERE file_id = {f} ORDER BY category_id, file_id, line_number)"
-        " TO '{p}'".format(s=schema, f=file_id, p=links),
+        " TO '{p}'".format(s=schema, f=file_id, p=dump["links"]),
     )
+    with psycopg.connect(url) as connection:
+        for table in ("invoice_line", "invoice_line_category"):
+            dump[table] = connection.execute(
+                "SELECT count(*) FROM {}.{} WHERE file_id = %s".format(schema, table), (file_id,)
+            ).fetchone()[0]
     psql(
         url,
         "DROP SCHEMA IF EXISTS {f} CASCADE; CREATE SCHEMA {f};"
         " CREATE TABLE {f}.invoice_line (LIKE {s}.invoice_line INCLUDING ALL);"
         " CREATE TABLE {f}.invoice_line_category (LIKE {s}.invoice_line_category INCLUDING ALL)".format(f=FLOOR_SCHEMA, s=schema),
     )
+    return dump
+
+
+def copy_into_floor(url: str, dump: Dict[str, Any]) -> Dict[str, Any]:
+    """The server's own minimum for the data model: the dumped rows by ``psql \\copy`` into empty
+    tables with the same keys, in one transaction."""
+    import psycopg
+
     seconds = psql(
         url,
-        "\\copy {}.invoice_line FROM '{}'".format(FLOOR_SCHEMA, lines),
-        "\\copy {}.invoice_line_category FROM '{}'".format(FLOOR_SCHEMA, links),
+        "\\copy {}.invoice_line FROM '{}'".format(FLOOR_SCHEMA, dump["lines"]),
+        "\\copy {}.invoice_line_category FROM '{}'".format(FLOOR_SCHEMA, dump["links"]),
         single_transaction=True,
     )
     with psycopg.connect(url, autocommit=True) as connection:
@@ -398,16 +409,16 @@ def model_floor(url: str, schema: str, day: dt.date, work: Path) -> Dict[str, An
             table: connection.execute("SELECT count(*) FROM {}.{}".format(FLOOR_SCHEMA, table)).fetchone()[0]
             for table in ("invoice_line", "invoice_line_category")
         }
-        stored = {
-            table: connection.execute(
-                "SELECT count(*) FROM {}.{} WHERE file_id = %s".format(schema, table), (file_id,)
-            ).fetchone()[0]
-            for table in ("invoice_line", "invoice_line_category")
-        }
         connection.execute("DROP SCHEMA {} CASCADE".format(FLOOR_SCHEMA))
-    lines.unlink()
-    links.unlink()
-    return {"seconds": seconds, "lines": counts["invoice_line"], "links": counts["invoice_line_category"], "same": counts == stored}
+    dump["lines"].unlink()
+    dump["links"].unlink()
+    same = all(counts[table] == dump[table] for table in counts)
+    return {"seconds": seconds, "lines": counts["invoice_line"], "links": counts["invoice_line_category"], "same": same}
+
+
+def model_floor(url: str, schema: str, day: dt.date, work: Path) -> Dict[str, Any]:
+    """``model_floor_1m``: the rows stored for ``day``, dumped, then copied into empty keyed tables."""
+    return copy_into_floor(url, dump_stored_rows(url, schema, day, work))
 
 
 def floor_export(url: str, schema: str, day: dt.date, target: str) -> float:
