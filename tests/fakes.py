@@ -560,9 +560,6 @@ class FakePendingFile:
     def write(self, data: bytes) -> None:
         self.buffer.write(data)
 
-    def open(self) -> BinaryIO:
-        return io.BytesIO(self.buffer.getvalue())
-
     def keep(self, day: dt.date, name: str) -> str:
         path = "{}/{}".format(day.isoformat(), name.replace("/", "_"))
         suffix = 0

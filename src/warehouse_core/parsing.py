@@ -45,39 +45,52 @@ class FileFacts:
     encoding: str
 
 
-def inspect(stream: BinaryIO) -> FileFacts:
-    """Size, sha256, line count (a final newline adds no line) and encoding of a file."""
-    digest = hashlib.sha256()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
-    utf8_valid = True
-    size = 0
-    newlines = 0
-    last_byte = b""
-    while True:
-        chunk = stream.read(CHUNK_SIZE)
-        if not chunk:
-            break
-        digest.update(chunk)
-        size += len(chunk)
-        newlines += chunk.count(b"\n")
-        last_byte = chunk[-1:]
+class FactsCounter:
+    """The facts of a file fed to it a block at a time, as the bytes arrive: size, sha256, line
+    count (a final newline adds no line) and encoding, without reading anything back."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._utf8_valid = True
+        self.size = 0
+        self._newlines = 0
+        self._last_byte = b""
+
+    def update(self, block: bytes) -> None:
+        if not block:
+            return
+        self._digest.update(block)
+        self.size += len(block)
+        self._newlines += block.count(b"\n")
+        self._last_byte = block[-1:]
+        if self._utf8_valid:
+            try:
+                self._utf8.decode(block)
+            except UnicodeDecodeError:
+                self._utf8_valid = False
+
+    def facts(self) -> FileFacts:
+        utf8_valid = self._utf8_valid
         if utf8_valid:
             try:
-                utf8.decode(chunk)
+                self._utf8.decode(b"", final=True)
             except UnicodeDecodeError:
                 utf8_valid = False
-    if utf8_valid:
-        try:
-            utf8.decode(b"", final=True)
-        except UnicodeDecodeError:
-            utf8_valid = False
-    line_count = newlines + (1 if size and last_byte != b"\n" else 0)
-    return FileFacts(
-        size=size,
-        sha256=digest.hexdigest(),
-        line_count=line_count,
-        encoding=UTF8 if utf8_valid else CP1252,
-    )
+        return FileFacts(
+            size=self.size,
+            sha256=self._digest.hexdigest(),
+            line_count=self._newlines + (1 if self.size and self._last_byte != b"\n" else 0),
+            encoding=UTF8 if utf8_valid else CP1252,
+        )
+
+
+def inspect(stream: BinaryIO) -> FileFacts:
+    """Size, sha256, line count (a final newline adds no line) and encoding of a file."""
+    counter = FactsCounter()
+    for block in iter(lambda: stream.read(CHUNK_SIZE), b""):
+        counter.update(block)
+    return counter.facts()
 
 
 @dataclass

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import tracemalloc
+from contextlib import contextmanager
 
 import pytest
 
-from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, VALID_SAMPLE
-from warehouse_core.model import FileStatus, InvoiceStatus, SessionState
+from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, SAMPLE_VIEW, VALID_SAMPLE, at
+from tests.fakes import FakeClock, FakeMailer, FakeStore
+from warehouse_core.adapters.local_archive import LocalArchive
+from warehouse_core.bootstrap import bootstrap
+from warehouse_core.model import FileStatus, InvoiceStatus, RemoteFile, SessionState
 from warehouse_core.parsing import parse_line
 
 VALID = VALID_SAMPLE.name
@@ -262,3 +267,58 @@ def test_without_size_or_listed_sizes_a_file_that_changes_between_downloads_wait
     world.inbound.grow_during_download = b""
     world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()  # the writer finished
     assert world.poll("2026-11-26T10:30").imported == [VALID]
+
+
+class StreamingInbound:
+    """One file of ``lines`` generated lines, sent in 64 KB blocks as an FTP download would be."""
+
+    LINE = b"600000001|1|frutta|1.00\n"
+
+    def __init__(self, name: str, lines: int) -> None:
+        self.name = name
+        self.lines = lines
+        self.sent = 0
+
+    @contextmanager
+    def connect(self):
+        yield self
+
+    def describe(self) -> str:
+        return "streaming://inbound"
+
+    def list_files(self):
+        return [RemoteFile(name=self.name, size=self.size(self.name))]
+
+    def size(self, name):
+        return len(self.LINE) * self.lines
+
+    def download(self, name, write):
+        block = self.LINE * (64 * 1024 // len(self.LINE))
+        whole, rest = divmod(self.lines, 64 * 1024 // len(self.LINE))
+        for _ in range(whole):
+            write(block)
+        write(self.LINE * rest)
+        self.sent = len(self.LINE) * self.lines
+        return self.sent
+
+    def delete(self, name):
+        raise AssertionError("an incomplete file is never deleted")
+
+
+def test_the_download_is_hashed_and_counted_as_it_arrives_in_flat_memory(make_settings, tmp_path):
+    lines = 2_000_000  # 48 MB; its name declares one line more, so it is left as incomplete
+    name = "Letture20261126083015123_{}.txt".format(lines)
+    inbound = StreamingInbound(name, lines)
+    core = bootstrap(
+        make_settings(), store=FakeStore(invoice_view=SAMPLE_VIEW), inbound=inbound, archive=LocalArchive(tmp_path),
+        mailer=FakeMailer(), clock=FakeClock(at("2026-11-26T10:00")),
+    )
+    tracemalloc.start()
+    try:
+        report = core.ingest_daily_file(at("2026-11-26T10:00"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.incomplete == [name] and inbound.sent == len(StreamingInbound.LINE) * lines
+    assert peak < 2 * 1024 * 1024
+    assert list((tmp_path / "incoming").iterdir()) == []  # the temporary copy is gone

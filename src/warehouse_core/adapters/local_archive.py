@@ -34,10 +34,6 @@ class LocalPendingFile:
     def write(self, data: bytes) -> None:
         self._handle.write(data)
 
-    def open(self) -> BinaryIO:
-        self._handle.flush()
-        return open(self.path, "rb")
-
     def keep(self, day: dt.date, name: str) -> str:
         self._handle.flush()
         os.fsync(self._handle.fileno())

@@ -7,13 +7,11 @@ from typing import Protocol
 
 
 class PendingFile(Protocol):
-    """A file being received; thrown away unless kept."""
+    """A file being received; thrown away unless kept. It is written once and never read back: the
+    receiver hashes and counts the bytes as they arrive."""
 
     def write(self, data: bytes) -> None:
         ...
-
-    def open(self) -> BinaryIO:
-        """Read back what was written so far."""
 
     def keep(self, day: dt.date, name: str) -> str:
         """Make it durable (fsync) and move it into the archive; its archive path."""

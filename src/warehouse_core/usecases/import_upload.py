@@ -8,7 +8,7 @@ from typing import BinaryIO, Optional
 from warehouse_core.audit import SYSTEM
 from warehouse_core.errors import Conflict, InvalidFile, PayloadTooLarge
 from warehouse_core.model import FileSource, ImportSummary, safe_file_name
-from warehouse_core.parsing import CHUNK_SIZE, inspect
+from warehouse_core.parsing import CHUNK_SIZE, FactsCounter
 from warehouse_core.ports import Archive, MailRenderer, Transactions, UnitOfWork
 from warehouse_core.usecases.importing import ReceivedFile, import_received_file
 
@@ -33,20 +33,19 @@ class ImportUpload:
         self._refuse_if_day_has_data(today)
         safe_name = display_name(name, now)
         with self.archive.receive() as pending:
-            received = 0
+            counter = FactsCounter()  # hashed and counted as the bytes arrive: nothing is read back
             while True:
                 chunk = stream.read(CHUNK_SIZE)
                 if not chunk:
                     break
-                received += len(chunk)
-                if received > self.max_bytes:
+                counter.update(chunk)
+                if counter.size > self.max_bytes:
                     raise PayloadTooLarge(limit_mb=self.max_bytes // (1024 * 1024))
                 pending.write(chunk)
-            if received == 0:
+            if counter.size == 0:
                 # A file of ignored lines is valid (SPEC §5), but zero bytes is no file at all.
                 raise InvalidFile(code="empty_file")
-            with pending.open() as reader:
-                facts = inspect(reader)
+            facts = counter.facts()
             archive_path = pending.keep(today, safe_name)
         log.info("upload %s archived at %s (%d bytes, %d lines)", safe_name, archive_path, facts.size, facts.line_count)
         received_file = ReceivedFile(

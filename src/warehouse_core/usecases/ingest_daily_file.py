@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import TransferError
 from warehouse_core.model import FileSource, FileStatus, InboundFileName, MailEvent, PollReport, RemoteFile
-from warehouse_core.parsing import FileFacts, inspect
+from warehouse_core.parsing import FactsCounter, FileFacts
 from warehouse_core.ports import Archive, InboundConnection, InboundFiles, MailRenderer, Store, UnitOfWork
 from warehouse_core.usecases.importing import ReceivedFile, import_received_file
 from warehouse_core.usecases.mails import compose, queue_mail
@@ -93,9 +93,14 @@ class IngestDailyFile:
         name = InboundFileName.parse(remote.name)
         assert name is not None
         with self.archive.receive() as pending:
-            connection.download(remote.name, pending.write)
-            with pending.open() as stream:
-                facts = inspect(stream)
+            counter = FactsCounter()  # hashed and counted as the bytes arrive: nothing is read back
+
+            def receive(block: bytes) -> None:
+                counter.update(block)
+                pending.write(block)
+
+            connection.download(remote.name, receive)
+            facts = counter.facts()
             disagreement = _size_disagreement(connection, remote, facts)
             if disagreement is not None:
                 log.warning("%s: %s: still changing or cut short; retried next poll", remote.name,
