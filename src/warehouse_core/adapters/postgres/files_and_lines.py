@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import DAY_FILE, Connected
-from warehouse_core.adapters.postgres.line_copy import CHUNK_LINES, Chunk, LineCopier
+from warehouse_core.adapters.postgres.line_copy import CHUNK_LINES, ITEM, LineCopier, LinkSpill, copy_links
 from warehouse_core.errors import Conflict
 from warehouse_core.model import (
     FileSource,
@@ -143,7 +143,7 @@ class PsycopgFilesAndLines(Connected):
         self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
     ) -> StoredLines:
         """The day's invoices are looked up first, in one query; then this thread parses while
-        another COPYs each chunk's lines and links, so the server works while Python parses."""
+        another COPYs the lines, and the category links follow in the key's order (see line_copy)."""
         unusual = self._unusual_statuses(day, invoices)
         seen_unusual: Set[str] = set()
         unusual_lines = {InvoiceStatus.NOT_FOUND.value: 0, InvoiceStatus.ALREADY_EXPORTED.value: 0}
@@ -156,26 +156,30 @@ class PsycopgFilesAndLines(Connected):
 
         stored = 0
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
-        with LineCopier(self.connection, file_id) as copier:
-            rows: List[str] = []
-            batch: List[InvoiceLine] = []
-            links: DefaultDict[str, array] = defaultdict(partial(array, "i"))  # the chunk's line numbers per category
-            for line in lines:
-                batch.append(line)
-                for name in line.categories:
-                    links[name].append(line.line_number)
-                if len(batch) == COPY_BATCH:
-                    stored += COPY_BATCH
-                    rows.append(copy_rows(prefix, batch, unusual))
-                    count_unusual(batch)
-                    batch = []
-                    if len(rows) * COPY_BATCH >= CHUNK_LINES:
-                        copier.put(Chunk(rows, links))
-                        rows, links = [], defaultdict(partial(array, "i"))
-            stored += len(batch)
-            rows.append(copy_rows(prefix, batch, unusual))
-            count_unusual(batch)
-            copier.put(Chunk(rows, links))
+        with LinkSpill() as spill:
+            with LineCopier(self.connection) as copier:
+                rows: List[str] = []
+                batch: List[InvoiceLine] = []
+                links: DefaultDict[str, array] = defaultdict(partial(array, ITEM))  # the chunk's line numbers per category
+                for line in lines:
+                    batch.append(line)
+                    for name in line.categories:
+                        links[name].append(line.line_number)
+                    if len(batch) == COPY_BATCH:
+                        stored += COPY_BATCH
+                        rows.append(copy_rows(prefix, batch, unusual))
+                        count_unusual(batch)
+                        batch = []
+                        if len(rows) * COPY_BATCH >= CHUNK_LINES:
+                            copier.put(rows)
+                            spill.add(links)
+                            rows, links = [], defaultdict(partial(array, ITEM))
+                stored += len(batch)
+                rows.append(copy_rows(prefix, batch, unusual))
+                count_unusual(batch)
+                copier.put(rows)
+                spill.add(links)
+            copy_links(self.connection, file_id, spill)
         return StoredLines(
             stored=stored,
             not_found=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.NOT_FOUND.value)),
