@@ -482,6 +482,11 @@ def machine(url: str) -> Dict[str, Any]:
     return {"cpus": os.cpu_count(), "memory_gb": round(memory, 1), "python": platform.python_version(), "postgres": version}
 
 
+def load_average() -> List[float]:
+    """The machine's load over the last 1, 5 and 15 minutes, as uptime shows it."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def figure(name: str, lines: int, seconds: float, floor: Optional[float], rss: Optional[float]) -> Dict[str, Any]:
     return {
         "name": name, "lines": lines, "seconds": round(seconds, 3),
@@ -541,8 +546,9 @@ class Run:
         print("poll 1M …", flush=True)
         ftp_root = self.work / "ftp"
         name = file_name(POLL_DAY, data["lines"])
-        server = FtpServer(ftp_root).start()  # in this process, which waits while the children work
         logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # not a line per command
+        server = FtpServer(ftp_root).start()  # in this process, which waits while the children work
+        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
         try:
             shutil.copyfile(data["path"], str(ftp_root / name))
             download = run_child(
@@ -608,6 +614,7 @@ class Run:
 
     def go(self) -> Dict[str, Any]:
         arguments = self.arguments
+        self.load_at_start = load_average()  # other work on the machine slows every step: the report says how much
         print("generating data in {} …".format(self.work), flush=True)
         create_view(self.url)
         big = generate_file(self.work / "big.txt", self.lines, seed=1, day=DAY)
@@ -652,7 +659,7 @@ class Run:
             self.ingest("ingest_5m", huge, HUGE_DAY, max_upload_mb=size_mb)  # the upload limit raised for this run
         return {
             "date": dt.datetime.now().isoformat(timespec="seconds"),
-            "machine": dict(machine(self.url), load_average=[round(x, 2) for x in os.getloadavg()]),
+            "machine": dict(machine(self.url), load_average={"start": self.load_at_start, "end": load_average()}),
             "figures": self.figures,
         }
 
@@ -734,8 +741,9 @@ def write_report(report: Dict[str, Any], folder: Path) -> None:
 
 def print_table(report: Dict[str, Any]) -> None:
     m = report["machine"]
-    print("\n{} - {} CPUs, {} GB, Python {}, PostgreSQL {}, load average {}".format(
-        report["date"], m["cpus"], m["memory_gb"], m["python"], m["postgres"], m["load_average"]))
+    print("\n{} - {} CPUs, {} GB, Python {}, PostgreSQL {}; load average at the start {}, at the end {}".format(
+        report["date"], m["cpus"], m["memory_gb"], m["python"], m["postgres"], m["load_average"]["start"],
+        m["load_average"]["end"]))
     print("{:<16} {:>9} {:>10} {:>12} {:>10} {:>8} {:>12}".format("step", "lines", "seconds", "lines/s", "floor s", "ratio", "peak RSS MB"))
     for f in report["figures"]:
         if f["name"] == "status_latency":

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import DAY_FILE, Connected
-from warehouse_core.adapters.postgres.line_copy import CHUNK_LINES, ITEM, LineCopier, LinkSpill, copy_links
+from warehouse_core.adapters.postgres.line_copy import CHUNK_LINES, ITEM, LinkSpill, copy_links
 from warehouse_core.errors import Conflict
 from warehouse_core.model import (
     FileSource,
@@ -43,6 +43,10 @@ VALID = InvoiceStatus.VALID.value
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
 COPY_BATCH = 2000
+COPY_LINES = (
+    "COPY invoice_line (file_id, day, line_number, invoice_number, quantity, description, value, invoice_status)"
+    " FROM STDIN"
+)
 # Tabs in one invoice_line row: between its 8 columns (file_id, day, line_number, invoice_number,
 # quantity, description, value, invoice_status).
 ROW_TABS = 7
@@ -142,8 +146,8 @@ class PsycopgFilesAndLines(Connected):
     def insert_lines(
         self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
     ) -> StoredLines:
-        """The day's invoices are looked up first, in one query; then this thread parses while
-        another COPYs the lines, and the category links follow in the key's order (see line_copy)."""
+        """The day's invoices are looked up first, in one query, so the lines go by COPY straight
+        into their table while Python parses; the category links follow (see line_copy)."""
         unusual = self._unusual_statuses(day, invoices)
         seen_unusual: Set[str] = set()
         unusual_lines = {InvoiceStatus.NOT_FOUND.value: 0, InvoiceStatus.ALREADY_EXPORTED.value: 0}
@@ -154,30 +158,27 @@ class PsycopgFilesAndLines(Connected):
                 seen_unusual.add(invoice)
                 unusual_lines[unusual[invoice]] += 1
 
-        stored = 0
+        stored = spilled = 0
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
         with LinkSpill() as spill:
-            with LineCopier(self.connection) as copier:
-                rows: List[str] = []
+            with self.connection.cursor().copy(COPY_LINES) as copy:
                 batch: List[InvoiceLine] = []
-                links: DefaultDict[str, array] = defaultdict(partial(array, ITEM))  # the chunk's line numbers per category
+                links: DefaultDict[str, array] = defaultdict(partial(array, ITEM))  # line numbers per category
                 for line in lines:
                     batch.append(line)
                     for name in line.categories:
                         links[name].append(line.line_number)
                     if len(batch) == COPY_BATCH:
                         stored += COPY_BATCH
-                        rows.append(copy_rows(prefix, batch, unusual))
+                        copy.write(copy_rows(prefix, batch, unusual))
                         count_unusual(batch)
                         batch = []
-                        if len(rows) * COPY_BATCH >= CHUNK_LINES:
-                            copier.put(rows)
+                        if stored - spilled >= CHUNK_LINES:
                             spill.add(links)
-                            rows, links = [], defaultdict(partial(array, ITEM))
+                            links, spilled = defaultdict(partial(array, ITEM)), stored
                 stored += len(batch)
-                rows.append(copy_rows(prefix, batch, unusual))
+                copy.write(copy_rows(prefix, batch, unusual))
                 count_unusual(batch)
-                copier.put(rows)
                 spill.add(links)
             copy_links(self.connection, file_id, spill)
         return StoredLines(
