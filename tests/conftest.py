@@ -232,3 +232,20 @@ def ssh_server() -> Iterator[Any]:
     finally:
         server.stop()
         shutil.rmtree(str(directory), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def impostor_ssh_server(ssh_server: Any) -> Iterator[Any]:
+    """A second sshd with a host key of its own that lets the same user in with the same key:
+    what a man in the middle between the service and the log server looks like."""
+    from warehouse_devstack.servers import SshServer
+
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-sshd-impostor-"))
+    for name in ("user_key", "user_key.pub"):
+        shutil.copy(str(ssh_server.directory / name), str(directory / name))
+    server = SshServer(directory).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(str(directory), ignore_errors=True)

@@ -655,6 +655,19 @@ class SshServer:
     def url(self) -> str:
         return "ssh://{}@127.0.0.1:{}/?pkey={}".format(self.user, self.port, self.user_key)
 
+    def host_key_fingerprint(self) -> str:
+        """The host key's ``SHA256:…`` fingerprint, as ``ssh-keygen -lf`` prints it."""
+        listed = subprocess.run(
+            ["ssh-keygen", "-lf", str(self.directory / "host_key.pub")],
+            check=True, stdout=subprocess.PIPE, text=True,
+        ).stdout
+        return listed.split()[1]
+
+    def known_hosts_line(self) -> str:
+        """This server's entry as ``~/.ssh/known_hosts`` would hold it."""
+        key_type, key = (self.directory / "host_key.pub").read_text().split()[:2]
+        return "[127.0.0.1]:{} {} {}".format(self.port, key_type, key)
+
 
 # --- the customer's remote importer ----------------------------------------------------------
 

@@ -110,7 +110,11 @@ def bootstrap(
     if outbound is None:
         outbound = FtplibFiles.from_parts(ftp_parts(settings.outbound_ftp_url), timeout=settings.ftp_timeout)
     if remote_log is None:
-        remote_log = FsRemoteLog(settings.remote_log_fs.get_secret_value(), timeout=settings.ftp_timeout)
+        remote_log = FsRemoteLog(
+            settings.remote_log_fs.get_secret_value(),
+            timeout=settings.ftp_timeout,
+            host_keys=settings.remote_log_host_key,
+        )
     if archive is None:
         archive = LocalArchive(settings.data_dir)
     if exports is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from warehouse_core.clock import zone
 from warehouse_core.errors import ConfigurationError
@@ -37,6 +37,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # same both ways is safe in every statement. pg_ names are reserved for the system.
 _SCHEMA_NAME = re.compile(r"(?!pg_)[a-z_][a-z0-9_]{0,62}")
 _TIME = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+# An SSH host key fingerprint as `ssh-keygen -lf` prints it: SHA256 in base64 without padding.
+_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}=?")
 
 
 class Settings(BaseModel):
@@ -79,6 +81,7 @@ class Settings(BaseModel):
     max_upload_mb: int = 50
     holidays: Optional[Holidays] = None
     archive_keep_days: int = 0
+    remote_log_host_key: Tuple[str, ...] = Field(default=(), validate_default=True)
 
     @field_validator("database_url")
     @classmethod
@@ -264,6 +267,37 @@ class Settings(BaseModel):
                 raise ValueError("must be user:hash,… with werkzeug password hashes")
             operators[user] = password_hash
         return operators
+
+    @field_validator("remote_log_host_key", mode="before")
+    @classmethod
+    def _host_key_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        fingerprints = []
+        for item in value:
+            if not _FINGERPRINT.fullmatch(item):
+                raise ValueError(
+                    "must be SHA256:… fingerprints as `ssh-keygen -lf` prints them, comma-separated"
+                )
+            fingerprints.append(item.rstrip("="))
+        return fingerprints
+
+    @field_validator("remote_log_host_key")
+    @classmethod
+    def _host_key_for_ssh(cls, value: Tuple[str, ...], info: ValidationInfo) -> Tuple[str, ...]:
+        remote = info.data.get("remote_log_fs")
+        if remote is None or value:
+            return value
+        parts = urlsplit(remote.get_secret_value())
+        if parts.scheme != "ssh":
+            return value
+        raise ValueError(
+            "is required for an ssh:// remote log (no host key is trusted blindly): read the server's "
+            "fingerprints with `ssh-keyscan {}{} | ssh-keygen -lf -` from a network you trust (or ask "
+            "its administrator) and set the SHA256:… value".format(
+                "-p {} ".format(parts.port) if parts.port and parts.port != 22 else "", parts.hostname or "HOST"
+            )
+        )
 
     @property
     def zone(self) -> Any:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fakes import FakeRemoteLog
 from warehouse_core.adapters.fs_remote_log import FsRemoteLog
-from warehouse_core.errors import TransferError
+from warehouse_core.errors import ConfigurationError, TransferError
 from warehouse_devstack.servers import free_port
 
 
@@ -33,8 +33,8 @@ class FakeSide:
 
 
 class FsSide:
-    def __init__(self, url: str, file: Path, path: str, broken_url: str) -> None:
-        self.remote_log = FsRemoteLog(url, timeout=5)
+    def __init__(self, url: str, file: Path, path: str, broken_url: str, host_keys=()) -> None:
+        self.remote_log = FsRemoteLog(url, timeout=5, host_keys=host_keys)
         self.file = file
         self.path = path
         self.broken_url = broken_url
@@ -61,7 +61,9 @@ def side(request, tmp_path):
     server = request.getfixturevalue("ssh_server")
     folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
     broken = server.url().replace(":{}/".format(server.port), ":{}/".format(free_port()))
-    return FsSide(server.url(), folder / "importer.log", str(folder / "importer.log"), broken)
+    return FsSide(
+        server.url(), folder / "importer.log", str(folder / "importer.log"), broken, [server.host_key_fingerprint()]
+    )
 
 
 def test_reads_only_complete_lines_appended_since_the_last_read(side):
@@ -94,5 +96,60 @@ def test_an_unreachable_log_raises_transfer_error(side):
 
 
 def test_describe_hides_the_password():
-    remote = FsRemoteLog("ssh://user:hunter2@example.org:2222/logs")
+    remote = FsRemoteLog("ssh://user:hunter2@example.org:2222/logs", host_keys=["SHA256:" + "A" * 43])
     assert "hunter2" not in remote.describe() and "example.org:2222" in remote.describe()
+
+
+# --- the SSH host key is pinned ---------------------------------------------------------------
+
+
+def read_through(remote_log, path="/nonexistent/importer.log"):
+    with remote_log.follow(path) as follower:
+        return follower.read_new()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A HOME of the test's own: ~/.ssh/known_hosts and ~/.ssh/config as a test writes them."""
+    (tmp_path / "home" / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_another_host_key_is_refused_naming_the_key_seen_and_the_key_expected(ssh_server, impostor_ssh_server, home):
+    # The impostor sits where the log server should be and knows the user's key: only the host
+    # key tells them apart. Whoever runs the service has even trusted the impostor's key in known_hosts.
+    (home / ".ssh" / "known_hosts").write_text(impostor_ssh_server.known_hosts_line() + "\n")
+    expected, seen = ssh_server.host_key_fingerprint(), impostor_ssh_server.host_key_fingerprint()
+    remote = FsRemoteLog(impostor_ssh_server.url(), timeout=5, host_keys=[expected])
+    with pytest.raises(TransferError) as caught:
+        read_through(remote)
+    message = str(caught.value)
+    assert seen in message and expected in message and "127.0.0.1:{}".format(impostor_ssh_server.port) in message
+    # Refused before authentication: the impostor never saw a login.
+    assert "Accepted" not in (impostor_ssh_server.directory / "sshd.log").read_text()
+
+
+def test_the_pinned_key_connects_whatever_known_hosts_says(ssh_server, impostor_ssh_server, home):
+    # A stale known_hosts entry (the impostor's key under the real server's address) is not ours to obey.
+    stale = impostor_ssh_server.known_hosts_line().replace(
+        ":{} ".format(impostor_ssh_server.port), ":{} ".format(ssh_server.port)
+    )
+    (home / ".ssh" / "known_hosts").write_text(stale + "\n")
+    folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
+    (folder / "importer.log").write_text("a.txt: 3 records read\n")
+    remote = FsRemoteLog(ssh_server.url(), timeout=5, host_keys=["SHA256:" + "A" * 43, ssh_server.host_key_fingerprint()])
+    assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
+
+
+def test_ssh_config_cannot_send_the_connection_elsewhere(ssh_server, impostor_ssh_server, home):
+    (home / ".ssh" / "config").write_text("Host 127.0.0.1\n    Port {}\n".format(impostor_ssh_server.port))
+    folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
+    (folder / "importer.log").write_text("a.txt: 3 records read\n")
+    remote = FsRemoteLog(ssh_server.url(), timeout=5, host_keys=[ssh_server.host_key_fingerprint()])
+    assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
+
+
+def test_an_ssh_url_without_pinned_host_keys_is_refused_before_any_connection(ssh_server):
+    with pytest.raises(ConfigurationError, match="WAREHOUSE_REMOTE_LOG_HOST_KEY"):
+        FsRemoteLog(ssh_server.url(), timeout=5)

@@ -45,6 +45,7 @@ def day(tmp_path, postgres_server, db_schema, real_store, ftp_server, outbound_s
                 outbound_ftp_url=outbound_server.url(),
                 smtp_url=smtp_server.url(),
                 remote_log_fs=ssh_server.url(),
+                remote_log_host_key=ssh_server.host_key_fingerprint(),
                 remote_log_path=str(log_folder / "importer-{date}.log"),
                 remote_log_interval=0.2,
                 remote_log_timeout=log_timeout,

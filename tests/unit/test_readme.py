@@ -33,7 +33,7 @@ def test_documented_defaults_match_the_model():
             assert shown == "required", name
             continue
         default = field.default
-        if default is None or default == {}:
+        if default is None or default == {} or default == ():
             assert shown.startswith(("none", "random")), name
             continue
         literal = re.sub(r"^`(.*)`$", r"\1", shown)

@@ -1,15 +1,106 @@
-"""The remote importer's log through pyfilesystem2: ``ssh://`` (fs.sshfs) or ``osfs://``."""
+"""The remote importer's log through pyfilesystem2: ``ssh://`` (fs.sshfs) or ``osfs://``.
+
+For ``ssh://`` the SSH connection is built here, not by fs.sshfs's URL opener: that one accepts
+any host key (paramiko's AutoAddPolicy), trusts ``~/.ssh/known_hosts`` and ``~/.ssh/config`` of
+whoever runs the service, and connects to ``gethostbyname(host)``. Here the server's key must be
+one of the configured SHA256 fingerprints, checked before any password or key is offered.
+"""
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Sequence
 
-from warehouse_core.errors import TransferError
+from warehouse_core.errors import ConfigurationError, TransferError
 from warehouse_core.settings import redact_url
 
 log = logging.getLogger(__name__)
+KEEPALIVE_SECONDS = 10
+
+
+def _import_fs() -> None:
+    with warnings.catch_warnings():
+        # fs 2.4.16 imports pkg_resources, which warns on every start with recent setuptools.
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import fs  # noqa: F401
+        import fs.opener  # noqa: F401
+        import fs.sshfs  # noqa: F401
+
+
+def fingerprint(key: Any) -> str:
+    """A paramiko key's fingerprint as ``ssh-keygen -lf`` prints it: ``SHA256:`` and unpadded base64."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+class HostKeyMismatch(TransferError):
+    """The SSH server offered a host key that is not one of the configured fingerprints."""
+
+
+def pinned_host_key_policy(expected: Sequence[str], where: str) -> Any:
+    import paramiko
+
+    class PinnedHostKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+        """Accepts only the configured fingerprints; asked for every key, since no key is loaded."""
+
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            seen = fingerprint(key)
+            if seen not in expected:
+                raise HostKeyMismatch(
+                    "{} offered the host key {} ({}), expected {} (WAREHOUSE_REMOTE_LOG_HOST_KEY): "
+                    "refused without logging in; if the server's key really changed, ask its "
+                    "administrator for the new fingerprint".format(where, seen, key.get_name(), ", ".join(expected))
+                )
+
+    return PinnedHostKey()
+
+
+def open_pinned_sshfs(
+    host: str,
+    *,
+    port: int,
+    user: Optional[str],
+    password: Optional[str],
+    key_file: Optional[str],
+    timeout: float,
+    host_keys: Sequence[str],
+    where: str,
+) -> Any:
+    """An ``fs.sshfs.SSHFS`` over a paramiko client that checks the host key against ``host_keys``
+    and reads neither ``~/.ssh/known_hosts`` nor ``~/.ssh/config``."""
+    _import_fs()
+    import paramiko
+    from fs.base import FS
+    from fs.sshfs import SSHFS
+
+    class PinnedSSHFS(SSHFS):  # type: ignore[misc]
+        def __init__(self) -> None:
+            # SSHFS.__init__ is skipped on purpose (see the module's docstring); these are the
+            # attributes it sets and the rest of SSHFS reads.
+            FS.__init__(self)
+            self._user, self._host, self._port = user, host, port
+            self._timeout = self._exec_timeout = timeout
+            self._client = client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(pinned_host_key_policy(host_keys, where))
+            try:
+                client.connect(
+                    host, port, username=user, password=password or None, key_filename=key_file,
+                    timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                    # Only the credentials the URL names; the key files of ~/.ssh only when it names none.
+                    look_for_keys=not (password or key_file), allow_agent=False,
+                )
+                client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
+                self._sftp = client.open_sftp()
+                self._sftp.get_channel().settimeout(timeout)
+            except BaseException:
+                client.close()
+                raise
+
+    return PinnedSSHFS()
 
 
 class FsLogFollower:
@@ -55,9 +146,12 @@ class FsLogFollower:
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except HostKeyMismatch:
+            self.close()
+            raise
         except Exception as error:  # fs errors, paramiko and socket errors alike
             self.close()
-            raise TransferError("reading {} on {}: {}".format(self.path, self.remote.describe(), error or type(error).__name__)) from None
+            raise TransferError("reading {} on {}: {}".format(self.path, self.remote.describe(), _reason(error))) from None
 
     def close(self) -> None:
         if self._fs is not None:
@@ -68,26 +162,49 @@ class FsLogFollower:
             self._fs = None
 
 
+def _reason(error: BaseException) -> str:
+    cause = getattr(error, "exc", None)  # fs.errors.CreateFailed keeps the real error there
+    return " ".join(str(cause or error).split()) or type(cause or error).__name__
+
+
 class FsRemoteLog:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, host_keys: Sequence[str] = ()) -> None:
         self.url = url
         self.timeout = timeout
+        self.host_keys = tuple(host_keys)
+        if url.startswith("ssh://") and not self.host_keys:
+            raise ConfigurationError(
+                "{} needs WAREHOUSE_REMOTE_LOG_HOST_KEY: no SSH host key is trusted blindly".format(self.describe())
+            )
 
     def describe(self) -> str:
         return redact_url(self.url)
 
     def open_filesystem(self) -> Any:
-        with warnings.catch_warnings():
-            # fs 2.4.16 imports pkg_resources, which warns on every start with recent setuptools.
-            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            import fs
-            import fs.opener
+        _import_fs()
+        import fs
+        from fs.opener.parse import parse_fs_url
 
-        url = self.url
-        if url.startswith("ssh://") and "timeout=" not in url:
-            url += ("&" if "?" in url else "?") + "timeout={}".format(int(self.timeout))
-        return fs.open_fs(url)
+        if not self.url.startswith("ssh://"):
+            return fs.open_fs(self.url)
+        parsed = parse_fs_url(self.url)
+        address, _, folder = parsed.resource.partition("/")
+        host, _, port = address.rpartition(":") if address.rpartition(":")[2].isdigit() else (address, "", "")
+        filesystem = open_pinned_sshfs(
+            host,
+            port=int(port) if port else 22,
+            user=parsed.username or None,
+            password=parsed.password or None,
+            key_file=parsed.params.get("pkey"),
+            timeout=float(parsed.params.get("timeout", self.timeout)),
+            host_keys=self.host_keys,
+            where="{}:{}".format(host, port or 22),
+        )
+        if folder:
+            from fs.subfs import ClosingSubFS
+
+            return filesystem.opendir(folder, factory=ClosingSubFS)
+        return filesystem
 
     @contextmanager
     def follow(self, path: str) -> Iterator[FsLogFollower]:
