@@ -15,11 +15,11 @@ import pytest
 from warehouse_core.clock import zone
 from warehouse_core.settings import Settings
 from warehouse_devstack.servers import (
+    CertificateAuthority,
     FtpServer,
     PostgresCluster,
     SmtpServer,
     load_invoice_view,
-    make_self_signed_certificate,
 )
 
 # The dev-only servers and samples: importable here through pytest's pythonpath (pyproject.toml);
@@ -127,18 +127,34 @@ def real_store(postgres_server: str, db_schema: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def certificate() -> Iterator[Path]:
+def certificate_authority() -> Iterator[CertificateAuthority]:
+    """The run's private CA: every test server's certificate is signed by it."""
     directory = Path(tempfile.mkdtemp(prefix="warehouse-tls-"))
     try:
-        yield make_self_signed_certificate(directory)
+        yield CertificateAuthority(directory)
     finally:
         shutil.rmtree(str(directory), ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def unknown_certificate_authority() -> Iterator[CertificateAuthority]:
+    """Another CA, which no client of the tests trusts: what a man in the middle would present."""
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-tls-unknown-"))
+    try:
+        yield CertificateAuthority(directory, name="someone else's CA")
+    finally:
+        shutil.rmtree(str(directory), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def certificate(certificate_authority: CertificateAuthority) -> Path:
+    """Key and certificate for 127.0.0.1, signed by the run's CA."""
+    return certificate_authority.issue("server")
+
+
 @pytest.fixture
-def client_tls_context(certificate: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(certificate))
-    return context
+def client_tls_context(certificate_authority: CertificateAuthority) -> ssl.SSLContext:
+    return certificate_authority.client_context()
 
 
 @pytest.fixture
@@ -215,6 +231,29 @@ def ftp_side(request: Any, fake: Callable[[], Any], real: Callable[..., Any]) ->
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+SMTP_USER, SMTP_PASSWORD = "mailer", "secret-smtp"
+
+
+@pytest.fixture
+def smtps_server(certificate: Path) -> Iterator[SmtpServer]:
+    """SMTP over TLS from the first byte (smtps://), with AUTH, certificate signed by the run's CA."""
+    server = SmtpServer(tls="smtps", certfile=certificate, user=SMTP_USER, password=SMTP_PASSWORD).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def starttls_server(certificate: Path) -> Iterator[SmtpServer]:
+    """SMTP that requires STARTTLS before AUTH and MAIL (smtp://…?starttls=true)."""
+    server = SmtpServer(tls="starttls", certfile=certificate, user=SMTP_USER, password=SMTP_PASSWORD).start()
     try:
         yield server
     finally:

@@ -129,39 +129,100 @@ def load_invoice_view(url: str, sql_file: Path) -> None:
 # --- TLS certificate -----------------------------------------------------------------------
 
 
-def make_self_signed_certificate(directory: Path) -> Path:
-    """A key and certificate for 127.0.0.1 and localhost in one PEM file."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+class CertificateAuthority:
+    """A private CA made for one run, and server certificates it signs for 127.0.0.1 and localhost.
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
+    Clients trust the CA's own certificate (``cafile``), never a server's leaf: a certificate that
+    another CA signed, or a self-signed one, is refused, as a real client would refuse it.
+    """
+
+    def __init__(self, directory: Path, name: str = "warehouse test CA") -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = dt.datetime.now(dt.timezone.utc)
+        self._certificate = (
+            x509.CertificateBuilder()
+            .subject_name(self._name)
+            .issuer_name(self._name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(certificate_signing=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
+            .sign(self._key, hashes.SHA256())
         )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        self.cafile = self.directory / "ca.pem"
+        self.cafile.write_bytes(_pem(self._certificate))
+
+    def issue(self, name: str = "server") -> Path:
+        """A new key and a certificate for 127.0.0.1 and localhost signed by this CA, in one PEM
+        file (key, then certificate) as pyftpdlib, vsftpd and aiosmtpd read it."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.timezone.utc)
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(self._name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(certificate_signing=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        path = self.directory / "{}.pem".format(name)
+        path.write_bytes(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            + _pem(certificate)
+        )
+        return path
+
+    def client_context(self) -> Any:
+        """A client TLS context that trusts this CA only, with host names checked."""
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.cafile))
+
+
+def _pem(certificate: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def _key_usage(*, certificate_signing: bool) -> Any:
+    from cryptography import x509
+
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, key_cert_sign=certificate_signing, crl_sign=certificate_signing,
+        encipher_only=False, decipher_only=False,
     )
-    path = Path(directory) / "cert.pem"
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        + certificate.public_bytes(serialization.Encoding.PEM)
-    )
-    return path
 
 
 # --- FTP -----------------------------------------------------------------------------------
@@ -531,15 +592,45 @@ class _KeepMail:
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1; every message is kept in ``messages`` and, with a folder, as a .eml file."""
+    """aiosmtpd on 127.0.0.1; every message is kept in ``messages`` and, with a folder, as a .eml file.
 
-    def __init__(self, folder: Optional[Path] = None, port: int = 0) -> None:
+    ``tls``: None (plain), ``"smtps"`` (TLS from the first byte) or ``"starttls"`` (required before
+    MAIL), with ``certfile`` as key and certificate. With ``user`` and ``password``, AUTH is
+    offered and a wrong password is answered 535 as a real server does.
+    """
+
+    def __init__(
+        self,
+        folder: Optional[Path] = None,
+        port: int = 0,
+        *,
+        tls: Optional[str] = None,
+        certfile: Optional[Path] = None,
+        user: Optional[str] = None,
+        password: Optional[str] = None,
+    ) -> None:
+        assert tls in (None, "smtps", "starttls"), tls
+        assert tls is None or certfile is not None, "TLS needs a certificate"
         self.folder = Path(folder) if folder else None
         self.port = port or free_port()
+        self.tls = tls
+        self.certfile = certfile
+        self.user = user
+        self.password = password
         self.messages: List[EmailMessage] = []
         self.recipients: List[List[str]] = []
         self._lock = threading.Lock()
         self._controller: Any = None
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode("utf-8", "replace") == self.user
+            and auth_data.password.decode("utf-8", "replace") == self.password
+        )
+        return AuthResult(success=ok, handled=False)
 
     def keep(self, raw: bytes, recipients: List[str]) -> None:
         message = email.message_from_bytes(raw, policy=email.policy.default)
@@ -554,7 +645,23 @@ class SmtpServer:
     def start(self) -> "SmtpServer":
         from aiosmtpd.controller import Controller
 
-        self._controller = Controller(_KeepMail(self), hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        options: Dict[str, Any] = {}
+        if self.tls is not None:
+            import ssl
+
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(self.certfile))
+            if self.tls == "smtps":
+                options["ssl_context"] = context
+            else:
+                options.update(tls_context=context, require_starttls=True)
+        if self.user is not None:
+            # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; smtps:// is TLS from the
+            # first byte, and plain smtp:// with AUTH is what the client must refuse on its own.
+            options.update(authenticator=self._authenticate, auth_require_tls=self.tls == "starttls")
+        self._controller = Controller(
+            _KeepMail(self), hostname="127.0.0.1", port=self.port, ready_timeout=10, **options
+        )
         self._controller.start()
         return self
 
@@ -563,8 +670,15 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
-    def url(self) -> str:
-        return "smtp://127.0.0.1:{}".format(self.port)
+    def url(self, password: Optional[str] = None) -> str:
+        """The service's WAREHOUSE_SMTP_URL for this server (``password`` overrides the right one)."""
+        credentials = ""
+        if self.user is not None:
+            credentials = "{}:{}@".format(self.user, self.password if password is None else password)
+        return "{}://{}127.0.0.1:{}{}".format(
+            "smtps" if self.tls == "smtps" else "smtp", credentials, self.port,
+            "?starttls=true" if self.tls == "starttls" else "",
+        )
 
     def events(self) -> List[str]:
         with self._lock:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
@@ -105,10 +106,11 @@ def bootstrap(
             connect_timeout=settings.ftp_timeout,
             timezone=settings.timezone,
         )
+    tls = tls_context(settings)
     if inbound is None:
-        inbound = FtplibFiles.from_parts(ftp_parts(settings.inbound_ftp_url), timeout=settings.ftp_timeout)
+        inbound = FtplibFiles.from_parts(ftp_parts(settings.inbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls)
     if outbound is None:
-        outbound = FtplibFiles.from_parts(ftp_parts(settings.outbound_ftp_url), timeout=settings.ftp_timeout)
+        outbound = FtplibFiles.from_parts(ftp_parts(settings.outbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls)
     if remote_log is None:
         remote_log = FsRemoteLog(
             settings.remote_log_fs.get_secret_value(),
@@ -125,6 +127,7 @@ def bootstrap(
             settings.mail_from,
             settings.mail_to,
             timeout=settings.ftp_timeout,
+            ssl_context=tls,
         )
     if renderer is None:
         renderer = JinjaMailRenderer(settings.templates_dir)
@@ -188,3 +191,11 @@ def bootstrap(
         ),
         session_wakeup=wakeup,
     )
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS client context of FTPS and SMTPS: certificates and host names checked against
+    WAREHOUSE_CA_FILE when it is set, else against the system's trust store."""
+    if settings.ca_file is not None:
+        return ssl.create_default_context(cafile=str(settings.ca_file))
+    return ssl.create_default_context()

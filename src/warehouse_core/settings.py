@@ -10,6 +10,7 @@ import difflib
 import logging
 import os
 import re
+import ssl
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -82,6 +83,7 @@ class Settings(BaseModel):
     holidays: Optional[Holidays] = None
     archive_keep_days: int = 0
     remote_log_host_key: Tuple[str, ...] = Field(default=(), validate_default=True)
+    ca_file: Optional[Path] = None
 
     @field_validator("database_url")
     @classmethod
@@ -298,6 +300,17 @@ class Settings(BaseModel):
                 "-p {} ".format(parts.port) if parts.port and parts.port != 22 else "", parts.hostname or "HOST"
             )
         )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_bundle(cls, value: Optional[Path]) -> Optional[Path]:
+        if value is None:
+            return value
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (OSError, ssl.SSLError):
+            raise ValueError("must name a readable PEM file of CA certificates") from None
+        return value
 
     @property
     def zone(self) -> Any:

@@ -1,4 +1,4 @@
-"""The Mailer port: the fake, and smtplib against aiosmtpd."""
+"""The Mailer port: the fake, and smtplib against aiosmtpd in clear, over SMTPS and with STARTTLS."""
 from __future__ import annotations
 
 import datetime as dt
@@ -33,9 +33,12 @@ class FakeSide:
 
 
 class SmtpSide:
-    def __init__(self, server) -> None:
+    def __init__(self, server, tls_context=None) -> None:
         self.server = server
-        self.mailer = SmtpMailer(server.url(), "warehouse@example.com", ["ops@example.com", "boss@example.com"], timeout=5)
+        self.mailer = SmtpMailer(
+            server.url(), "warehouse@example.com", ["ops@example.com", "boss@example.com"], timeout=5,
+            ssl_context=tls_context,
+        )
 
     def received(self):
         return [(m[EVENT_HEADER], m["Subject"], body_text(m).replace("\r\n", "\n").strip()) for m in self.server.messages]
@@ -44,11 +47,14 @@ class SmtpSide:
         self.server.stop()
 
 
-@pytest.fixture(params=["fake", "smtp"])
+@pytest.fixture(params=["fake", "smtp", "smtps", "starttls"])
 def side(request):
     if request.param == "fake":
         return FakeSide()
-    return SmtpSide(request.getfixturevalue("smtp_server"))
+    if request.param == "smtp":
+        return SmtpSide(request.getfixturevalue("smtp_server"))
+    server = request.getfixturevalue(request.param + "_server")
+    return SmtpSide(server, request.getfixturevalue("client_tls_context"))
 
 
 def test_a_sent_mail_arrives_with_its_event_subject_and_text(side):

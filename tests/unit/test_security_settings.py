@@ -49,3 +49,17 @@ def test_the_service_does_not_start_without_the_host_key(monkeypatch, capsys):
     assert cli.main(["migrate"]) != 0
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "WAREHOUSE_REMOTE_LOG_HOST_KEY" in last_line and "ssh-keyscan logs.example.org | ssh-keygen -lf -" in last_line
+
+
+def test_the_ca_file_must_be_a_readable_bundle_of_certificates(tmp_path):
+    assert load_settings(environment()).ca_file is None
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate")
+    for wrong in (tmp_path / "absent.pem", not_pem, tmp_path):
+        with pytest.raises(ConfigurationError, match="WAREHOUSE_CA_FILE must name a readable PEM file of CA certificates"):
+            load_settings(environment(ca_file=wrong))
+
+
+def test_the_ca_file_is_read_at_start(certificate_authority):
+    settings = load_settings(environment(ca_file=certificate_authority.cafile))
+    assert settings.ca_file == certificate_authority.cafile
