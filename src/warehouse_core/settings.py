@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import ipaddress
 import logging
 import os
 import re
@@ -84,6 +85,7 @@ class Settings(BaseModel):
     archive_keep_days: int = 0
     remote_log_host_key: Tuple[str, ...] = Field(default=(), validate_default=True)
     ca_file: Optional[Path] = None
+    trusted_proxy: Optional[str] = None
 
     @field_validator("database_url")
     @classmethod
@@ -311,6 +313,16 @@ class Settings(BaseModel):
         except (OSError, ssl.SSLError):
             raise ValueError("must name a readable PEM file of CA certificates") from None
         return value
+
+    @field_validator("trusted_proxy")
+    @classmethod
+    def _proxy_address(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError("must be the reverse proxy's IP address as the service sees it, e.g. 127.0.0.1") from None
 
     @property
     def zone(self) -> Any:

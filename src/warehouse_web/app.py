@@ -9,7 +9,6 @@ from typing import Any, Dict, Mapping, Optional
 import jinja2
 from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.settings import load_settings
@@ -56,8 +55,8 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     if not operators:
         log.warning("WAREHOUSE_OPERATORS is not set: the page and the API are open to everyone who can reach them")
     app.session_interface = security.SessionCookies()
-    # Behind a TLS-terminating proxy: X-Forwarded-Proto tells Flask the page is HTTPS.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1)  # type: ignore[method-assign]
+    # No ProxyFix here: it would believe X-Forwarded-Proto from anyone. waitress (warehouse-web)
+    # believes the forwarding headers of WAREHOUSE_TRUSTED_PROXY only and sets the scheme itself.
     app.register_blueprint(blueprint)
     app.register_blueprint(history)
     _install_hooks(app, operators)

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from flask import Flask
 
@@ -95,6 +95,19 @@ def waitress_body_limit(app: Flask) -> int:
     return UPLOAD_READ_FACTOR * int(app.config["MAX_CONTENT_LENGTH"])
 
 
+def proxy_options(trusted_proxy: Optional[str]) -> Dict[str, Any]:
+    """waitress believes X-Forwarded-Proto and -For only from WAREHOUSE_TRUSTED_PROXY; from any
+    other address it drops them (its default), so nobody can claim HTTPS or another address."""
+    if trusted_proxy is None:
+        return {"clear_untrusted_proxy_headers": True}
+    return {
+        "trusted_proxy": trusted_proxy,
+        "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"},
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
 def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = True, threads: int = 8,
           on_ready: Optional[Callable[[int], None]] = None) -> int:
     """Serve until SIGTERM or Ctrl-C, with the scheduler and session worker unless told not to."""
@@ -102,7 +115,8 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
 
     try:
         server = create_server(
-            app, host=host, port=port, threads=threads, max_request_body_size=waitress_body_limit(app)
+            app, host=host, port=port, threads=threads, max_request_body_size=waitress_body_limit(app),
+            **proxy_options(core.settings.trusted_proxy),
         )
     except OSError as error:
         print("{}: cannot listen on {}:{}: {}".format(PROGRAM, host, port, error.strerror), file=sys.stderr)

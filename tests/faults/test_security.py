@@ -78,8 +78,9 @@ def test_cookie_flags_headers_and_no_debugger(make_settings, monkeypatch, outcom
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
     assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
-    proxied = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
-    assert "Secure" in proxied.headers["Set-Cookie"]
+    # The app itself believes no forwarding header; waitress does, from the trusted proxy only.
+    forged = app.test_client().get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" not in forged.headers["Set-Cookie"]
     for template in (SRC / "warehouse_web" / "templates").glob("*.html"):
         text = template.read_text()
         assert "<script>" not in text and " on" + "click=" not in text, template.name
@@ -118,3 +119,37 @@ def test_every_sql_statement_is_parameterised(outcome):
                     unsafe.append("{}:{}".format(path.name, node.lineno))
     assert checked > 30 and unsafe == []
     outcome("{} statements: constants, sql.SQL and sql.Identifier only".format(checked))
+
+
+def _get(port, path, source="127.0.0.1", headers=None):
+    """GET from a chosen loopback source address (127.0.0.2 is another host as far as waitress knows)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        return response
+    finally:
+        connection.close()
+
+
+@pytest.mark.fault("forwarded headers", "X-Forwarded-Proto from the trusted proxy, and forged from elsewhere")
+def test_only_the_trusted_proxy_makes_the_cookie_secure(service, outcome):
+    port = free_port()
+    web = service.start(
+        "--port", str(port), "--no-scheduler", program="warehouse-web",
+        WAREHOUSE_TRUSTED_PROXY="127.0.0.1", WAREHOUSE_OPERATORS="anna:" + generate_password_hash("pw"),
+    )
+    try:
+        wait_for_port(port, timeout=60)
+        https = {"X-Forwarded-Proto": "https"}
+        behind_proxy = _get(port, "/login", headers=https).getheader("Set-Cookie")
+        forged = _get(port, "/login", source="127.0.0.2", headers=https).getheader("Set-Cookie")
+        plain = _get(port, "/login").getheader("Set-Cookie")
+    finally:
+        service.finish(web)
+    assert "Secure" in behind_proxy and "HttpOnly" in behind_proxy
+    assert "Secure" not in forged and "Secure" not in plain
+    outcome("Secure from the proxy at 127.0.0.1; the same header from 127.0.0.2 ignored")

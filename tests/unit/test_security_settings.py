@@ -63,3 +63,26 @@ def test_the_ca_file_must_be_a_readable_bundle_of_certificates(tmp_path):
 def test_the_ca_file_is_read_at_start(certificate_authority):
     settings = load_settings(environment(ca_file=certificate_authority.cafile))
     assert settings.ca_file == certificate_authority.cafile
+
+
+def test_the_trusted_proxy_is_an_ip_address():
+    assert load_settings(environment()).trusted_proxy is None
+    assert load_settings(environment(trusted_proxy=" ::1 ")).trusted_proxy == "::1"
+    for wrong in ("localhost", "*", "10.0.0.0/8"):
+        with pytest.raises(ConfigurationError, match="WAREHOUSE_TRUSTED_PROXY must be the reverse proxy's IP address"):
+            load_settings(environment(trusted_proxy=wrong))
+
+
+def test_the_example_configuration_asks_for_the_real_host_key_and_nothing_else():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "warehouse.env.example"
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"WAREHOUSE_CONFIG": str(example)})
+    assert str(caught.value) == (
+        "invalid configuration: WAREHOUSE_REMOTE_LOG_HOST_KEY must be SHA256:… fingerprints as "
+        "`ssh-keygen -lf` prints them, comma-separated"
+    )
+    fingerprint = {"WAREHOUSE_REMOTE_LOG_HOST_KEY": FINGERPRINT}
+    settings = load_settings(dict(fingerprint, WAREHOUSE_CONFIG=str(example)))
+    assert settings.trusted_proxy == "127.0.0.1" and settings.remote_log_host_key == (FINGERPRINT,)
