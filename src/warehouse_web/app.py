@@ -57,6 +57,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     app.session_interface = security.SessionCookies()
     # No ProxyFix here: it would believe X-Forwarded-Proto from anyone. waitress (warehouse-web)
     # believes the forwarding headers of WAREHOUSE_TRUSTED_PROXY only and sets the scheme itself.
+    app.extensions[security.THROTTLE_KEY] = security.LoginThrottle(core.clock.now)
     app.register_blueprint(blueprint)
     app.register_blueprint(history)
     _install_hooks(app, operators)
@@ -65,9 +66,17 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
 
 
 def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:
+    throttle: security.LoginThrottle = app.extensions[security.THROTTLE_KEY]
+
     @app.before_request
     def guard() -> Optional[Any]:
-        g.operator = security.current_operator(operators) if operators else None
+        # Behind WAREHOUSE_TRUSTED_PROXY, waitress has put the client's own address here.
+        address = request.remote_addr or "unknown"
+        if operators and _login_attempt():
+            wait = throttle.retry_after(address)
+            if wait is not None:
+                return _too_many_logins(wait)
+        g.operator = security.current_operator(operators, lambda: throttle.failed(address)) if operators else None
         if operators and g.operator is None and request.endpoint not in PUBLIC_ENDPOINTS:
             if request.path.startswith("/api/"):
                 response = jsonify(error=message("login_required"))
@@ -94,6 +103,23 @@ def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:
             "login_enabled": bool(operators),
             "page_panels": tuple(app.config.get(PAGE_PANELS_KEY, ())),
         }
+
+
+def _login_attempt() -> bool:
+    return security.basic_credentials() is not None or (
+        request.endpoint == "warehouse.login" and request.method == "POST"
+    )
+
+
+def _too_many_logins(wait_seconds: int) -> Any:
+    text = message("too_many_logins", minutes=(wait_seconds + 59) // 60)
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        response = jsonify(error=text)
+    else:
+        response = Response(render_template("login.html", error=text), mimetype="text/html")
+    response.status_code = 429
+    response.headers["Retry-After"] = str(wait_seconds)
+    return response
 
 
 def _error(status: int, text: str) -> Any:

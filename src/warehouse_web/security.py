@@ -1,9 +1,11 @@
-"""CSRF tokens, operator login (session or HTTP Basic) and security headers."""
+"""CSRF tokens, operator login (session or HTTP Basic) with its throttling, and security headers."""
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import secrets
-from typing import Mapping, Optional
+import threading
+from typing import Callable, Dict, List, Mapping, Optional
 
 from flask import Flask, Response, request, session
 from flask.sessions import SecureCookieSessionInterface
@@ -12,6 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 CSRF_SESSION_KEY = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 USER_SESSION_KEY = "operator"
+THROTTLE_KEY = "warehouse_login_throttle"
 # Checked when the user is unknown, so that a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -43,16 +46,85 @@ def password_ok(operators: Mapping[str, str], user: str, password: str) -> bool:
     return check_password_hash(stored, password)
 
 
-def current_operator(operators: Mapping[str, str]) -> Optional[str]:
-    """The logged-in operator (cookie session or HTTP Basic), or None."""
+def basic_credentials() -> Optional[tuple]:
+    """(user, password) of an HTTP Basic Authorization header, or None."""
+    auth = request.authorization
+    if auth is not None and auth.type == "basic" and auth.username and auth.password is not None:
+        return auth.username, auth.password
+    return None
+
+
+def current_operator(operators: Mapping[str, str], on_failure: Callable[[], None] = lambda: None) -> Optional[str]:
+    """The logged-in operator (cookie session or HTTP Basic), or None; ``on_failure`` is told of
+    a wrong Basic password."""
     user = session.get(USER_SESSION_KEY)
     if user in operators:
         return str(user)
-    auth = request.authorization
-    if auth is not None and auth.type == "basic" and auth.username and auth.password is not None:
-        if password_ok(operators, auth.username, auth.password):
-            return auth.username
+    credentials = basic_credentials()
+    if credentials is not None:
+        if password_ok(operators, *credentials):
+            return credentials[0]
+        on_failure()
     return None
+
+
+class LoginThrottle:
+    """After ``attempts`` failed logins from one address within ``window``, that address is
+    refused for ``lock``, whatever it sends: a right password does not end the lock early.
+
+    Time comes from ``now`` (the core's clock), so tests move it instead of sleeping. The state is
+    per process: warehouse-web serves with threads in one process.
+    """
+
+    def __init__(
+        self,
+        now: Callable[[], dt.datetime],
+        attempts: int = 5,
+        window: dt.timedelta = dt.timedelta(minutes=5),
+        lock: dt.timedelta = dt.timedelta(minutes=5),
+        max_addresses: int = 10000,
+    ) -> None:
+        self.now = now
+        self.attempts = attempts
+        self.window = window
+        self.lock = lock
+        self.max_addresses = max_addresses
+        self._failures: Dict[str, List[dt.datetime]] = {}
+        self._locked_until: Dict[str, dt.datetime] = {}
+        self._mutex = threading.Lock()
+
+    def retry_after(self, address: str) -> Optional[int]:
+        """Whole seconds until ``address`` may try again, or None when it may try now."""
+        now = self.now()
+        with self._mutex:
+            until = self._locked_until.get(address)
+            if until is None:
+                return None
+            if now >= until:
+                del self._locked_until[address]
+                return None
+            return max(1, int((until - now).total_seconds() + 0.999))
+
+    def failed(self, address: str) -> None:
+        now = self.now()
+        with self._mutex:
+            if len(self._failures) >= self.max_addresses:
+                self._forget_old(now)
+            recent = [at for at in self._failures.get(address, []) if now - at < self.window]
+            recent.append(now)
+            if len(recent) >= self.attempts:
+                self._locked_until[address] = now + self.lock
+                self._failures.pop(address, None)
+            else:
+                self._failures[address] = recent
+
+    def _forget_old(self, now: dt.datetime) -> None:
+        # Many addresses (a scan, or IPv6 clients): drop every count older than the window.
+        for address in list(self._failures):
+            if all(now - at >= self.window for at in self._failures[address]):
+                del self._failures[address]
+        for address in [a for a, until in self._locked_until.items() if now >= until]:
+            del self._locked_until[address]
 
 
 def add_security_headers(response: Response) -> Response:

@@ -171,6 +171,7 @@ def login() -> Any:
             session[security.USER_SESSION_KEY] = user
             return redirect(url_for("warehouse.index"))
         error = message("bad_login")
+        current_app.extensions[security.THROTTLE_KEY].failed(request.remote_addr or "unknown")
     return render_template("login.html", error=error), (401 if error else 200)
 
 
