@@ -398,6 +398,8 @@ class FakeStore:
         # every unit of work raises this on entry, as a database failing in an unplanned way.
         self.crash_on_record_file: Optional[BaseException] = None
         self.fail_transactions_with: Optional[Exception] = None
+        # Columns the stand-in for the customer's view lacks (a fault switch for `warehouse-runner check`).
+        self.view_lacks: Set[str] = set()
 
     def invoice_status(self, invoice_number: str, day: dt.date) -> InvoiceStatus:
         if invoice_number not in self.invoice_view:
@@ -468,6 +470,9 @@ class FakeStore:
 
     def ping(self) -> bool:
         return self.available
+
+    def missing_view_columns(self, export_columns: Sequence[str]) -> List[str]:
+        return sorted(self.view_lacks)
 
     # Helpers for assertions.
     def mails(self, event: Optional[str] = None) -> List[Mail]:

@@ -1,4 +1,4 @@
-"""``warehouse-runner``: the daemon, and ``poll``, ``import``, ``send-mail``, ``migrate``, ``days``, ``session retry``."""
+"""``warehouse-runner``: the daemon, and ``poll``, ``import``, ``send-mail``, ``migrate``, ``check``, ``days``, ``session retry``."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,7 @@ from warehouse_core.errors import Refusal, WarehouseError
 from warehouse_core.model import FileStatus
 from warehouse_core.settings import load_settings
 from warehouse_core.usecases.history import PAGE_SIZE, list_days
-from warehouse_runner.jobs import run_scheduler, run_session_worker
+from warehouse_runner.jobs import check_dependencies_now, run_scheduler, run_session_worker
 
 log = logging.getLogger("warehouse_runner")
 PROGRAM = "warehouse-runner"
@@ -43,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     send_mail = commands.add_parser("send-mail", help="deliver the outbox once")
     send_mail.add_argument("--at", type=_local_time, help="act as if at this local time (ISO): which mails are due")
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    commands.add_parser("check", help="try every dependency now: one line each, ok or why not; exit 0 only if all are ok")
     days = commands.add_parser("days", help="the history of the days, newest first (as GET /days)")
     days.add_argument("--limit", type=int, default=PAGE_SIZE, help="how many days (default %(default)s)")
     days.add_argument("--before", type=dt.date.fromisoformat, help="only days before this one (YYYY-MM-DD)")
@@ -70,7 +71,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         settings = load_settings()
         fixed = getattr(arguments, "at", None)
-        core = bootstrap(settings, clock=SystemClock(settings.zone, fixed=fixed), migrate=True)
+        # check changes nothing, and must report a database that is down rather than stop on it.
+        core = bootstrap(settings, clock=SystemClock(settings.zone, fixed=fixed), migrate=arguments.command != "check")
     except WarehouseError as error:
         return fail(str(error))
     except Exception as error:  # a server that does not answer at start
@@ -93,6 +95,8 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
     if arguments.command == "migrate":
         print("schema {} is up to date".format(core.settings.db_schema))
         return 0
+    if arguments.command == "check":
+        return check(core)
     if arguments.command == "poll":
         report = core.ingest_daily_file(now, actor=command_actor())
         delivery = core.deliver_outbox(now)
@@ -111,6 +115,17 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
             return fail("session: say what to do (retry)")
         return retry_session(core, arguments, now)
     return daemon(core)
+
+
+def check(core: Core) -> int:
+    results = check_dependencies_now(core)
+    width = max(len(name) for name, _ in results)
+    for name, outcome in results:
+        print("{:<{}}  {}".format(name, width, outcome), flush=True)
+    failing = [name for name, outcome in results if outcome != "ok"]
+    if failing:
+        return fail("{} of {} dependencies not ok: {}".format(len(failing), len(results), ", ".join(failing)))
+    return 0
 
 
 def command_actor() -> str:

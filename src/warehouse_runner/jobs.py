@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import schedule
 
@@ -114,3 +114,31 @@ def start_background(core: Core, stop: threading.Event) -> list:
     for thread in threads:
         thread.start()
     return threads
+
+
+# `warehouse-runner check` tries them in this order: the database first, since the rest is useless without it.
+DEPENDENCIES = ("database", "inbound_ftp", "outbound_ftp", "smtp", "remote_log")
+
+
+def check_dependencies_now(core: Core) -> List[Tuple[str, str]]:
+    """Every dependency tried now, once: (name, "ok" or why not). The database line also checks
+    that the invoice view has the columns the import and the export need."""
+    probes: Dict[str, Callable[[], None]] = dict(core.check_dependencies.probes)
+    probes["database"] = lambda: _database_and_view(core)
+    results = []
+    for name in sorted(probes, key=lambda n: (DEPENDENCIES.index(n) if n in DEPENDENCIES else len(DEPENDENCIES), n)):
+        try:
+            probes[name]()
+        except Exception as error:  # every failure is a line of the report, never a traceback
+            results.append((name, " ".join(str(error).split()) or type(error).__name__))
+        else:
+            results.append((name, "ok"))
+    return results
+
+
+def _database_and_view(core: Core) -> None:
+    missing = core.store.missing_view_columns(core.settings.export_columns)
+    if missing:
+        raise ValueError("the invoice view {} lacks the column{} {}".format(
+            core.settings.invoice_view, "s" if len(missing) > 1 else "", ", ".join(missing)
+        ))

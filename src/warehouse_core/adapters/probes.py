@@ -23,15 +23,7 @@ def ftp_probe(files: FtplibFiles) -> Probe:
 
 
 def smtp_probe(mailer: SmtpMailer) -> Probe:
-    def probe() -> None:
-        with mailer._connect() as client:
-            if mailer.starttls:
-                client.starttls(context=mailer.ssl_context)
-            if mailer.user:
-                client.login(mailer.user, mailer.password)
-            client.noop()
-
-    return probe
+    return mailer.check
 
 
 def remote_log_probe(remote_log: FsRemoteLog) -> Probe:

@@ -65,6 +65,18 @@ class SmtpMailer:
         except (smtplib.SMTPException, OSError) as error:
             raise MailDeliveryError("SMTP {}:{}: {}".format(self.host, self.port, _reason(error))) from None
 
+    def check(self) -> None:
+        """Connect, secure and log in as ``send`` does, then NOOP: no mail is sent."""
+        try:
+            with self._connect() as client:
+                if self.starttls:
+                    client.starttls(context=self.ssl_context)
+                if self.user:
+                    client.login(self.user, self.password)
+                client.noop()
+        except (smtplib.SMTPException, OSError) as error:
+            raise MailDeliveryError("SMTP {}:{}: {}".format(self.host, self.port, _reason(error))) from None
+
     def _connect(self) -> smtplib.SMTP:
         if self.implicit_tls:
             return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self.ssl_context)

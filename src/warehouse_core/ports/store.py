@@ -147,3 +147,6 @@ class Store(Transactions[UnitOfWork], Locks, ExportSource, Protocol):
 
     def ping(self) -> bool:
         """Whether the database answers."""
+
+    def missing_view_columns(self, export_columns: Sequence[str]) -> List[str]:
+        """The columns that the invoice view lacks for the import and for these export columns."""

@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from typing import Any, ContextManager, Dict, Iterator, List, Optional, Sequence
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from warehouse_core.adapters.postgres import export, locks, migrations
+from warehouse_core.adapters.postgres.identifiers import qualified
 from warehouse_core.adapters.postgres.unit_of_work import PsycopgUnitOfWork
 
 
@@ -96,12 +98,24 @@ class PsycopgStore:
                 yield blocks
 
     def ping(self) -> bool:
+        """Through the pool (a health check every few seconds must not open a connection each
+        time); the pool's check replaces a connection that a database restart cut."""
         try:
-            with psycopg.connect(self.url, **self._connection_options()) as connection:
+            with self.pool.connection(timeout=self.connect_timeout) as connection:
                 connection.execute("SELECT 1")
             return True
-        except psycopg.Error:
+        except (psycopg.Error, PoolTimeout):
             return False
+
+    def missing_view_columns(self, export_columns: Sequence[str]) -> List[str]:
+        """The columns the invoice view needs (the key, the date, the export's own) that it lacks."""
+        needed = ["invoice_number", "invoice_date"] + [c for c in export_columns if c not in export.LINE_COLUMNS]
+        # A connection of its own, not the pool's: a wrong password or a missing view is said at
+        # once, in PostgreSQL's words, rather than after the pool's timeout.
+        with psycopg.connect(self.url, **self._connection_options()) as connection:
+            cursor = connection.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(qualified(self.invoice_view)))
+            present = {column.name for column in cursor.description or ()}
+        return sorted(set(needed) - present)
 
     def migrate(self) -> List[str]:
         """Apply the migrations not yet applied, in order, under a lock; the versions applied."""

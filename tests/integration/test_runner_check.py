@@ -1,0 +1,153 @@
+"""``warehouse-runner check`` (SPEC §9) against real servers: PostgreSQL, FTPS and FTP
+(pyftpdlib), SMTPS with AUTH (aiosmtpd) and the remote log over SSH (OpenSSH), with each one in
+turn down or misconfigured. One line per dependency, ``ok`` or why; exit 0 only if all are ok."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from warehouse_devstack.servers import FtpServer, free_port
+from warehouse_runner import cli
+
+DEPENDENCIES = ["database", "inbound_ftp", "outbound_ftp", "smtp", "remote_log"]
+
+
+@pytest.fixture
+def environment(monkeypatch, tmp_path, postgres_server, db_schema, ftps_server, ftp_server, smtps_server, ssh_server,
+                certificate_authority):
+    folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
+    values = {
+        "WAREHOUSE_DATABASE_URL": postgres_server,
+        "WAREHOUSE_DB_SCHEMA": db_schema,
+        "WAREHOUSE_INBOUND_FTP_URL": ftps_server.url(),
+        "WAREHOUSE_OUTBOUND_FTP_URL": ftp_server.url(),
+        "WAREHOUSE_SMTP_URL": smtps_server.url(),
+        "WAREHOUSE_REMOTE_LOG_FS": ssh_server.url(),
+        "WAREHOUSE_REMOTE_LOG_HOST_KEY": ssh_server.host_key_fingerprint(),
+        "WAREHOUSE_REMOTE_LOG_PATH": str(folder / "importer-{date}.log"),
+        "WAREHOUSE_CA_FILE": str(certificate_authority.cafile),
+        "WAREHOUSE_MAIL_FROM": "warehouse@example.com",
+        "WAREHOUSE_MAIL_TO": "ops@example.com",
+        "WAREHOUSE_DATA_DIR": str(tmp_path / "var"),
+        "WAREHOUSE_FTP_TIMEOUT": "5",
+    }
+    for key in [k for k in __import__("os").environ if k.startswith("WAREHOUSE_")]:
+        monkeypatch.delenv(key)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def check(capsys):
+    """Runs the command; (exit status, {dependency: its line's outcome}, last line on stderr)."""
+    status = cli.main(["check"])
+    captured = capsys.readouterr()
+    lines = dict(line.split(None, 1) for line in captured.out.strip().splitlines())
+    errors = captured.err.strip().splitlines()
+    return status, lines, errors[-1] if errors else ""
+
+
+def only_failing(lines, name):
+    assert list(lines) == DEPENDENCIES
+    assert [n for n, outcome in lines.items() if outcome != "ok"] == [name], lines
+    return lines[name]
+
+
+def test_all_ok(environment, capsys, postgres_server, db_schema):
+    status, lines, last = check(capsys)
+    assert status == 0 and lines == {name: "ok" for name in DEPENDENCIES} and last == ""
+    import psycopg
+
+    with psycopg.connect(postgres_server) as connection:  # check changes nothing: no migration ran
+        found = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (db_schema,)).fetchone()
+    assert found is None
+
+
+def test_database_down(environment, capsys, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_DATABASE_URL", "postgresql://postgres@127.0.0.1:{}/warehouse".format(free_port()))
+    status, lines, last = check(capsys)
+    assert status == 1 and "Connection refused" in only_failing(lines, "database")
+    assert last == "warehouse-runner: 1 of 5 dependencies not ok: database"
+
+
+def test_a_view_without_an_export_column(environment, capsys, monkeypatch, postgres_server, db_schema):
+    import psycopg
+
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('CREATE SCHEMA "{0}"; CREATE VIEW "{0}".short_view AS SELECT invoice_number, invoice_date,'
+                           ' customer_code, delivery_address FROM public.invoice_view'.format(db_schema))
+    try:
+        monkeypatch.setenv("WAREHOUSE_INVOICE_VIEW", db_schema + ".short_view")
+        status, lines, _ = check(capsys)
+        assert status == 1
+        assert only_failing(lines, "database") == "the invoice view {}.short_view lacks the column customer_name".format(db_schema)
+        monkeypatch.setenv("WAREHOUSE_INVOICE_VIEW", db_schema + ".no_such_view")
+        status, lines, _ = check(capsys)
+        assert status == 1 and "does not exist" in only_failing(lines, "database")
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as connection:
+            connection.execute('DROP SCHEMA "{}" CASCADE'.format(db_schema))
+
+
+def test_wrong_ftp_password(environment, capsys, monkeypatch, ftps_server):
+    monkeypatch.setenv("WAREHOUSE_INBOUND_FTP_URL", ftps_server.url().replace(ftps_server.password, "not-it"))
+    status, lines, last = check(capsys)
+    outcome = only_failing(lines, "inbound_ftp")
+    assert status == 1 and "530" in outcome and "not-it" not in outcome and "not-it" not in last
+
+
+def test_outbound_ftp_down(environment, capsys, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_OUTBOUND_FTP_URL", "ftp://u:p@127.0.0.1:{}/".format(free_port()))
+    status, lines, _ = check(capsys)
+    assert status == 1 and "cannot log on" in only_failing(lines, "outbound_ftp")
+
+
+def test_ftps_certificate_from_an_unknown_ca(environment, capsys, monkeypatch, tmp_path, unknown_certificate_authority):
+    impostor = FtpServer(tmp_path / "impostor", tls=True, certfile=unknown_certificate_authority.issue("ftp")).start()
+    try:
+        monkeypatch.setenv("WAREHOUSE_INBOUND_FTP_URL", impostor.url())
+        status, lines, _ = check(capsys)
+    finally:
+        impostor.stop()
+    assert status == 1 and "CERTIFICATE_VERIFY_FAILED" in only_failing(lines, "inbound_ftp")
+
+
+def test_wrong_smtp_password(environment, capsys, monkeypatch, smtps_server):
+    monkeypatch.setenv("WAREHOUSE_SMTP_URL", smtps_server.url(password="not-it"))
+    status, lines, last = check(capsys)
+    outcome = only_failing(lines, "smtp")
+    assert status == 1 and "535" in outcome and "not-it" not in outcome + last
+
+
+def test_smtp_down(environment, capsys, smtps_server):
+    smtps_server.stop()
+    status, lines, _ = check(capsys)
+    assert status == 1 and "Connection refused" in only_failing(lines, "smtp")
+
+
+def test_wrong_ssh_host_key(environment, capsys, monkeypatch, ssh_server, impostor_ssh_server):
+    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_HOST_KEY", impostor_ssh_server.host_key_fingerprint())
+    status, lines, _ = check(capsys)
+    outcome = only_failing(lines, "remote_log")
+    assert status == 1
+    assert ssh_server.host_key_fingerprint() in outcome and impostor_ssh_server.host_key_fingerprint() in outcome
+
+
+def test_remote_log_down(environment, capsys, monkeypatch, ssh_server):
+    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_FS", ssh_server.url().replace(":{}/".format(ssh_server.port), ":{}/".format(free_port())))
+    status, lines, _ = check(capsys)
+    assert status == 1 and only_failing(lines, "remote_log") != "ok"
+
+
+def test_everything_down_is_one_line_each(environment, capsys, monkeypatch):
+    dead = free_port()
+    monkeypatch.setenv("WAREHOUSE_DATABASE_URL", "postgresql://postgres@127.0.0.1:{}/warehouse".format(dead))
+    monkeypatch.setenv("WAREHOUSE_INBOUND_FTP_URL", "ftps://u:p@127.0.0.1:{}/".format(dead))
+    monkeypatch.setenv("WAREHOUSE_OUTBOUND_FTP_URL", "ftp://u:p@127.0.0.1:{}/".format(dead))
+    monkeypatch.setenv("WAREHOUSE_SMTP_URL", "smtps://u:p@127.0.0.1:{}".format(dead))
+    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_FS", "ssh://u@127.0.0.1:{}/".format(dead))
+    status, lines, last = check(capsys)
+    assert status == 1 and list(lines) == DEPENDENCIES and "ok" not in lines.values()
+    assert last == "warehouse-runner: 5 of 5 dependencies not ok: " + ", ".join(DEPENDENCIES)
