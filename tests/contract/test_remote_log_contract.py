@@ -153,3 +153,12 @@ def test_ssh_config_cannot_send_the_connection_elsewhere(ssh_server, impostor_ss
 def test_an_ssh_url_without_pinned_host_keys_is_refused_before_any_connection(ssh_server):
     with pytest.raises(ConfigurationError, match="WAREHOUSE_REMOTE_LOG_HOST_KEY"):
         FsRemoteLog(ssh_server.url(), timeout=5)
+
+
+def test_ssh_addresses_with_and_without_port_and_in_ipv6():
+    from warehouse_core.adapters.fs_remote_log import ssh_address
+
+    assert ssh_address("logs.example.org/var/log") == ("logs.example.org", 22, "var/log")
+    assert ssh_address("logs.example.org:2222/") == ("logs.example.org", 2222, "")
+    assert ssh_address("[::1]:2222/var") == ("::1", 2222, "var")
+    assert ssh_address("[::1]") == ("::1", 22, "")

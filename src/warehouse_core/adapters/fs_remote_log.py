@@ -12,7 +12,7 @@ import hashlib
 import logging
 import warnings
 from contextlib import contextmanager
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from warehouse_core.errors import ConfigurationError, TransferError
 from warehouse_core.settings import redact_url
@@ -167,6 +167,15 @@ def _reason(error: BaseException) -> str:
     return " ".join(str(cause or error).split()) or type(cause or error).__name__
 
 
+def ssh_address(resource: str) -> Tuple[str, int, str]:
+    """Host, port and folder of an ssh:// URL's ``host:port/folder`` (``[::1]:22`` for IPv6)."""
+    address, _, folder = resource.partition("/")
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or (host.startswith("[") and not host.endswith("]")):
+        host, port = address, ""
+    return host.strip("[]"), int(port) if port else 22, folder
+
+
 class FsRemoteLog:
     def __init__(self, url: str, timeout: float = 30.0, host_keys: Sequence[str] = ()) -> None:
         self.url = url
@@ -188,17 +197,16 @@ class FsRemoteLog:
         if not self.url.startswith("ssh://"):
             return fs.open_fs(self.url)
         parsed = parse_fs_url(self.url)
-        address, _, folder = parsed.resource.partition("/")
-        host, _, port = address.rpartition(":") if address.rpartition(":")[2].isdigit() else (address, "", "")
+        host, port, folder = ssh_address(parsed.resource)
         filesystem = open_pinned_sshfs(
             host,
-            port=int(port) if port else 22,
+            port=port,
             user=parsed.username or None,
             password=parsed.password or None,
             key_file=parsed.params.get("pkey"),
             timeout=float(parsed.params.get("timeout", self.timeout)),
             host_keys=self.host_keys,
-            where="{}:{}".format(host, port or 22),
+            where="{}:{}".format(host, port),
         )
         if folder:
             from fs.subfs import ClosingSubFS
