@@ -139,6 +139,7 @@ def test_ports_in_range_and_urls_without_ports_are_accepted():
             outbound_ftp_url="ftps://h/out",
             database_url="postgresql://u@h1:5432,h2:5433/warehouse",
             remote_log_fs="ssh://u@h:22/",
+            remote_log_host_key="SHA256:" + "A" * 43,
         )
     )
     assert ftp_parts(settings.inbound_ftp_url)["port"] == 2121
