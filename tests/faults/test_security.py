@@ -153,3 +153,34 @@ def test_only_the_trusted_proxy_makes_the_cookie_secure(service, outcome):
     assert "Secure" in behind_proxy and "HttpOnly" in behind_proxy
     assert "Secure" not in forged and "Secure" not in plain
     outcome("Secure from the proxy at 127.0.0.1; the same header from 127.0.0.2 ignored")
+
+
+@pytest.mark.fault("login throttling through waitress", "wrong passwords behind the proxy, and X-Forwarded-For forged to dodge the lock")
+def test_throttling_counts_the_real_client_behind_the_proxy_and_ignores_forged_addresses(service, outcome):
+    import base64
+
+    port = free_port()
+    web = service.start(
+        "--port", str(port), "--no-scheduler", program="warehouse-web", WAREHOUSE_TRUSTED_PROXY="127.0.0.1",
+        WAREHOUSE_OPERATORS="anna:" + generate_password_hash("pw", method="pbkdf2:sha256:1000"),
+    )
+
+    def basic(password, source="127.0.0.1", client=None):
+        headers = {"Authorization": "Basic " + base64.b64encode("anna:{}".format(password).encode()).decode()}
+        if client is not None:
+            headers["X-Forwarded-For"] = client
+        return _get(port, "/api/session", source=source, headers=headers).status
+
+    try:
+        wait_for_port(port, timeout=60)
+        through_proxy = [basic("wrong", client="203.0.113.9") for _ in range(5)]
+        locked_client = basic("pw", client="203.0.113.9")
+        other_client = basic("pw", client="203.0.113.10")
+        # Not the proxy: its X-Forwarded-For is dropped, so changing it every time changes nothing.
+        dodging = [basic("wrong", source="127.0.0.2", client="198.51.100.{}".format(n)) for n in range(5)]
+        dodger_locked = basic("pw", source="127.0.0.2", client="198.51.100.99")
+    finally:
+        service.finish(web)
+    assert through_proxy == [401] * 5 and locked_client == 429 and other_client == 200
+    assert dodging == [401] * 5 and dodger_locked == 429
+    outcome("locked per real client behind the proxy; a forged X-Forwarded-For did not dodge the lock")
