@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from werkzeug.security import generate_password_hash
 
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
 from tests.unit.test_web import post, upload
+from warehouse_core.audit import Event, EventKind
 from warehouse_core.bootstrap import bootstrap
 from warehouse_web import create_app
 
@@ -91,6 +93,18 @@ def test_a_failed_day_says_why_and_since_when(world, client):
     body = client.get("/api/days/2026-11-26").get_json()
     assert body["state"] == "failed" and body["failed_since"] and "failed after 3 tries" in body["session"]["detail"]
     assert body["reconciled"] is False and "confirmed" in body["differences"]
+
+
+def test_the_timeline_escapes_what_comes_from_outside(world, client):
+    """Reasons, file names, mail subjects and SMTP errors come from files, servers and ops: in the
+    timeline they are text, never markup (the sentences' macros live in a template of their own)."""
+    completed_day(world, client)
+    with world.store.unit_of_work() as uow:
+        uow.record_event(Event(dt.date(2026, 11, 26), EventKind.SESSION_RETRIED, at("2026-11-26T12:00"),
+                               "cli:<b>ops</b>", {"reason": "<script>alert(1)</script>", "redeliver": False}))
+    page = client.get("/days/2026-11-26").get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "cli:&lt;b&gt;ops&lt;/b&gt;" in page
 
 
 def test_unknown_days_and_bad_dates_are_404(client, world):
