@@ -370,11 +370,15 @@ class FakeHistory(_FakeTransaction):
             if d < day and s.export_file and d not in self.data.export_deleted and s.state in FINAL
         ]
 
-    def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> None:
+    def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> bool:
+        claimed = file_id not in self.data.archive_deleted
         self.data.archive_deleted.add(file_id)
+        return claimed
 
-    def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> None:
+    def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> bool:
+        claimed = day not in self.data.export_deleted
         self.data.export_deleted.add(day)
+        return claimed
 
 
 class FakeUnitOfWork(FakeFilesAndLines, FakeSessions, FakeOutbox, FakeEvents, FakeHistory):

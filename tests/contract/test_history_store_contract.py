@@ -123,10 +123,13 @@ def test_retention_candidates_are_final_days_before_the_cutoff_not_yet_deleted(s
         files = uow.archived_files_before(days[2])
         assert [(day, path) for _, day, path in files] == [(days[0], "2026-11-26/Letture20261123083015123_9.txt")]
         assert uow.exports_before(days[2]) == [(days[0], "Spedizioni_a.txt")]
-        uow.mark_archive_deleted(files[0][0], at("2026-11-26T03:00"))
-        uow.mark_export_deleted(days[0], at("2026-11-26T03:00"))
+        assert uow.mark_archive_deleted(files[0][0], at("2026-11-26T03:00"))
+        assert uow.mark_export_deleted(days[0], at("2026-11-26T03:00"))
     with store.unit_of_work() as uow:
         assert uow.archived_files_before(days[2]) == [] and uow.exports_before(days[2]) == []
+        # A second clean-up that read the same candidates before the first committed: no claim.
+        assert not uow.mark_archive_deleted(files[0][0], at("2026-11-26T03:01"))
+        assert not uow.mark_export_deleted(days[0], at("2026-11-26T03:01"))
 
 
 def test_retry_turns_only_a_failed_session_back_to_ready(store):

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
 from warehouse_core.errors import Conflict
 from warehouse_core.model import SessionState
+from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.history import NotFound, day_detail, export_download, inbound_download, list_days, problems_csv
 
 DAY = dt.date(2026, 11, 26)
@@ -165,6 +166,42 @@ def test_retention_deletes_old_final_days_only_with_one_event_each(make_world):
     assert world.core.clean_up(world.clock.now(), "system").archived_deleted == 0, "each file is deleted once"
     with pytest.raises(NotFound):
         export_download(world.store, world.exports, dt.date(2026, 11, 23))
+
+
+class _RacingArchive:
+    """The archive as two processes see it when the other one's clean-up runs while this one is
+    between reading its candidates and deleting the first of them (web and runner both upkeep)."""
+
+    def __init__(self, archive, other):
+        self.archive, self.other, self.raced = archive, other, False
+
+    def delete(self, path):
+        if not self.raced:
+            self.raced = True
+            self.other()
+        return self.archive.delete(path)
+
+    def __getattr__(self, name):
+        return getattr(self.archive, name)
+
+
+def test_two_processes_cleaning_up_at_once_write_one_event_per_deletion(make_world):
+    world = make_world(archive_keep_days=2)
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.importer_confirms()
+    world.core.start_session(world.clock.now())
+    world.work()
+    world.clock.set(at("2026-11-29T03:00"))
+    other = CleanUp(store=world.store, archive=world.archive, exports=world.exports, keep_days=2)
+    this = CleanUp(
+        store=world.store, archive=_RacingArchive(world.archive, lambda: other(world.clock.now(), "system")),
+        exports=world.exports, keep_days=2,
+    )
+    this(world.clock.now(), "system")
+    deleted = [e.kind.value for e in day_detail(world.store, DAY).events if e.kind.value.endswith("-deleted")]
+    assert deleted.count("archive-deleted") == 1 and deleted.count("export-deleted") == 1
+    assert world.archive.files == {} and world.exports.files == {}
 
 
 def test_retention_zero_keeps_everything(world):

@@ -56,8 +56,9 @@ class History(Protocol):
     def exports_before(self, day: dt.date) -> List[Tuple[dt.date, str]]:
         """(day, export file) of final sessions before ``day`` whose export was not yet deleted."""
 
-    def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> None:
-        ...
+    def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> bool:
+        """Claim the archived file's deletion; False when another process already did (the row
+        stays locked until the end of the transaction, so two clean-ups never both claim it)."""
 
-    def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> None:
-        ...
+    def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> bool:
+        """Claim the day's export deletion; False when another process already did."""

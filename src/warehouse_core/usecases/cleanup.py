@@ -37,16 +37,25 @@ class CleanUp:
         with self.store.unit_of_work() as uow:
             files = uow.archived_files_before(cutoff)
             exports = uow.exports_before(cutoff)
+        # Each deletion is claimed, done and recorded in one transaction: a clean-up of another
+        # process (the web app and the runner both run it) that read the same candidates finds the
+        # claim and skips the file, so there is one event per deletion. A crash after the unlink
+        # rolls the claim back; the next run finds the file gone and records it ("existed": false).
+        archived_deleted = exports_deleted = 0
         for file_id, day, path in files:
-            existed = self.archive.delete(path)
             with self.store.unit_of_work() as uow:
-                uow.mark_archive_deleted(file_id, now)
+                if not uow.mark_archive_deleted(file_id, now):
+                    continue
+                existed = self.archive.delete(path)
                 uow.record_event(Event(day, EventKind.ARCHIVE_DELETED, now, actor, {"path": path, "existed": existed}))
+            archived_deleted += 1
             log.info("retention: deleted the archived file %s of %s", path, day)
         for day, name in exports:
-            existed = self.exports.discard(day, name)
             with self.store.unit_of_work() as uow:
-                uow.mark_export_deleted(day, now)
+                if not uow.mark_export_deleted(day, now):
+                    continue
+                existed = self.exports.discard(day, name)
                 uow.record_event(Event(day, EventKind.EXPORT_DELETED, now, actor, {"file": name, "existed": existed}))
+            exports_deleted += 1
             log.info("retention: deleted the export %s of %s", name, day)
-        return CleanupReport(archived_deleted=len(files), exports_deleted=len(exports))
+        return CleanupReport(archived_deleted=archived_deleted, exports_deleted=exports_deleted)

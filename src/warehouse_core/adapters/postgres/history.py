@@ -173,11 +173,15 @@ class PsycopgHistory(Connected):
         ).fetchall()
         return [(row[0], row[1]) for row in rows]
 
-    def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> None:
-        self.connection.execute("UPDATE inbound_file SET archive_deleted_at = %s WHERE id = %s", (now, file_id))
+    def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> bool:
+        return self._changed(
+            "UPDATE inbound_file SET archive_deleted_at = %s WHERE id = %s AND archive_deleted_at IS NULL", (now, file_id)
+        )
 
-    def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> None:
-        self.connection.execute("UPDATE work_session SET export_deleted_at = %s WHERE day = %s", (now, day))
+    def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> bool:
+        return self._changed(
+            "UPDATE work_session SET export_deleted_at = %s WHERE day = %s AND export_deleted_at IS NULL", (now, day)
+        )
 
 
 def _day_file(row: Any, reasons: Tuple[Problem, ...] = ()) -> DayFile:
