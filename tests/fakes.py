@@ -642,6 +642,10 @@ class FakeOutbound:
         if self.on_upload is not None:
             self.on_upload(name, self.files[name])
 
+    def size(self, name: str) -> Optional[int]:
+        data = self.files.get(name)
+        return None if data is None else len(data)
+
     def describe(self) -> str:
         return "fake://outbound"
 

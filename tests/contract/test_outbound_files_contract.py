@@ -81,3 +81,9 @@ def test_a_refused_rename_leaves_only_the_temporary_file(ftp_server):
     with pytest.raises(TransferError):
         outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
     assert ftp_server.files() == ["." + EXPORT + ".part"]
+
+
+def test_size_of_the_final_file_and_none_before_it_is_there(side):
+    assert side.outbound.size(EXPORT) is None
+    side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert side.outbound.size(EXPORT) == len(CONTENT)

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
-from warehouse_core.errors import Conflict
+from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import SessionState
 from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.history import NotFound, day_detail, export_download, inbound_download, list_days, problems_csv
@@ -136,6 +136,32 @@ def test_a_failed_run_that_had_delivered_its_file_needs_redeliver(world):
     assert EXPORT in sentence and "add --redeliver" in sentence and "\n" not in sentence
     assert retry(world, redeliver=True).state is SessionState.READY
     assert "--redeliver" in world.store.mails("session-retry")[0].text
+
+
+def test_a_failed_upload_whose_rename_went_through_needs_redeliver(world):
+    """The server renamed the file into place but the client saw an error (the reply was lost):
+    the run failed in the upload phase, yet the consumer may have read the file already."""
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+
+    def reply_lost(name, data):
+        raise TransferError("RNTO {}: timed out waiting for the reply".format(name))
+
+    world.outbound.on_upload = reply_lost
+    world.core.start_session(world.clock.now())
+    world.work()
+    assert world.core.session_status().state is SessionState.FAILED
+    assert EXPORT in world.outbound.files
+    with pytest.raises(Conflict) as caught:
+        retry(world)
+    assert caught.value.code == "retry_delivered"
+    assert world.core.session_status().state is SessionState.FAILED
+    assert retry(world, redeliver=True).state is SessionState.READY
+
+
+def test_a_failed_upload_that_never_reached_the_final_name_is_retried_without_redeliver(failed):
+    assert failed.outbound.files == {}
+    assert retry(failed).state is SessionState.READY
 
 
 # --- retention -----------------------------------------------------------------------------

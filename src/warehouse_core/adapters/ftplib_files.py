@@ -195,6 +195,17 @@ class FtplibFiles:
                     )
                 connection.rename(temporary, name)
 
+    def size(self, name: str) -> Optional[int]:
+        """SIZE of the final file, else its size in the listing; None when it is not there."""
+        with self.connect() as connection:
+            size = connection.size(name)
+            if size is not None:
+                return size
+            for remote in connection.list_files():
+                if remote.name == name:
+                    return remote.size
+        return None
+
     @contextmanager
     def connect(self) -> Iterator[FtpConnection]:
         where = self.describe()

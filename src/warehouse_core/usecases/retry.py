@@ -13,7 +13,7 @@ from typing import List, Optional
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import Conflict
 from warehouse_core.model import MailEvent, SessionPhase, SessionState, WorkSession
-from warehouse_core.ports import ExportFiles, MailRenderer, Transactions, UnitOfWork
+from warehouse_core.ports import ExportFiles, MailRenderer, OutboundFiles, Transactions, UnitOfWork
 from warehouse_core.usecases.mails import compose, queue_mail
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,13 @@ def delivered_by_failed_run(session: WorkSession, events: List[Event]) -> bool:
 
 
 class RetrySession:
-    def __init__(self, *, store: Transactions[UnitOfWork], exports: ExportFiles, renderer: MailRenderer) -> None:
+    def __init__(
+        self, *, store: Transactions[UnitOfWork], exports: ExportFiles, renderer: MailRenderer, outbound: OutboundFiles
+    ) -> None:
         self.store = store
         self.exports = exports
         self.renderer = renderer
+        self.outbound = outbound
 
     def __call__(self, day: dt.date, reason: str, actor: str, now: dt.datetime, redeliver: bool = False) -> WorkSession:
         reason = " ".join(reason.split())
@@ -46,6 +49,11 @@ class RetrySession:
         with self.store.unit_of_work() as uow:
             failed = self._failed_session(uow, day)
             delivered = delivered_by_failed_run(failed, uow.events_of_day(day))
+        if not delivered and not redeliver and failed.phase is SessionPhase.UPLOADING and failed.export_file:
+            # The rename may have gone through although the run saw an error (a reply lost, a
+            # connection cut after RNTO): the outbound server says. Unreachable: TransferError, so
+            # ops try again later or say --redeliver; never a guess that ships the day twice.
+            delivered = self.outbound.size(failed.export_file) is not None
         if delivered and not redeliver:
             raise Conflict(code="retry_delivered", day=day.isoformat(), export_file=failed.export_file)
         if failed.export_file:
