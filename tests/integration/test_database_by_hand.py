@@ -96,3 +96,68 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
     with real_store.connection() as connection:
         for query in queries:
             assert len(connection.execute(query).fetchall()) == 1, query
+
+
+OLD_DAY = "2026-10-05"
+TABLES = ("inbound_file", "invoice_line", "category", "invoice_line_category", "work_session", "exported_invoice",
+          "mail_outbox")
+
+
+def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_read_back(postgres_server, empty_schema):
+    """A customer's 001 database with a completed day in it: 002 changes none of its rows, and the
+    history shows that day (its counts unknown, not 'does not reconcile'), /metrics reads it."""
+    from warehouse_core.usecases.history import day_detail, list_days
+
+    apply_by_hand(postgres_server, empty_schema, MIGRATIONS / "001_initial.sql")
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('SET search_path TO "{}"'.format(empty_schema))
+        connection.execute(
+            "INSERT INTO inbound_file (id, name, day, source, sha256, declared_count, actual_lines, status, archive_path,"
+            " received_at) VALUES (1, 'Letture20261005083015123_2.txt', %s, 'ftp', %s, 2, 3, 'imported',"
+            " '2026-10-05/Letture20261005083015123_2.txt', '2026-10-05 08:31+02')",
+            (OLD_DAY, "cd" * 32),
+        )
+        connection.execute(
+            "INSERT INTO invoice_line (file_id, line_number, day, invoice_number, quantity, description, value,"
+            " invoice_status) VALUES (1, 2, %s, '600000001', 1, 'noci', 1.5, 'valid'),"
+            " (1, 3, %s, '600000002', 2, 'pane', 3, 'valid')",
+            (OLD_DAY, OLD_DAY),
+        )
+        connection.execute(
+            "INSERT INTO work_session (day, state, total, processed, started_at, finished_at, export_file)"
+            " VALUES (%s, 'completed', 2, 2, '2026-10-05 09:00+02', '2026-10-05 09:05+02', 'Spedizioni20261005_2.txt')",
+            (OLD_DAY,),
+        )
+        connection.execute(
+            "INSERT INTO mail_outbox (event, day, subject, body_text, body_html, sent_at) VALUES"
+            " ('session-completed', %s, 's', 't', 'h', '2026-10-05 09:06+02')",
+            (OLD_DAY,),
+        )
+        before = {table: connection.execute("SELECT * FROM {} ORDER BY 1, 2".format(table)).fetchall() for table in TABLES}
+    store = PsycopgStore(postgres_server, schema=empty_schema)
+    try:
+        assert store.migrate() == ["002_history"]
+        with store.connection() as connection:
+            for table in TABLES:
+                columns = ", ".join(
+                    "{}".format(row[0]) for row in connection.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+                        " AND column_name NOT IN ('stored_lines', 'ignored_lines', 'not_found_lines', 'valid_lines',"
+                        " 'problem_count', 'archive_deleted_at', 'export_deleted_at') ORDER BY ordinal_position",
+                        (empty_schema, table),
+                    )
+                )
+                after = connection.execute("SELECT {} FROM {} ORDER BY 1, 2".format(columns, table)).fetchall()
+                assert after == before[table], table
+        page = list_days(store)
+        [row] = [day.as_dict() for day in page.days]
+        assert (row["day"], row["state"], row["export_file"], row["mails"]) == (
+            OLD_DAY, "completed", "Spedizioni20261005_2.txt", 1)
+        assert row["stored"] is None and row["reconciled"] is None, "counts from before 002 are unknown, not wrong"
+        detail = day_detail(store, page.days[0].day)
+        assert detail.events == () and detail.file is not None and detail.file.lines == 3
+        with store.unit_of_work() as uow:
+            snapshot = uow.metrics_snapshot(page.days[0].day)
+        assert snapshot.last_import_at is not None and snapshot.last_session_duration == 300.0
+    finally:
+        store.close()
