@@ -133,21 +133,20 @@ def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_
             " ('session-completed', %s, 's', 't', 'h', '2026-10-05 09:06+02')",
             (OLD_DAY,),
         )
-        before = {table: connection.execute("SELECT * FROM {} ORDER BY 1, 2".format(table)).fetchall() for table in TABLES}
+        columns = {
+            table: ", ".join(row[0] for row in connection.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+                " ORDER BY ordinal_position", (empty_schema, table),
+            ))
+            for table in TABLES
+        }
+        before = {t: connection.execute("SELECT {} FROM {} ORDER BY 1, 2".format(columns[t], t)).fetchall() for t in TABLES}
     store = PsycopgStore(postgres_server, schema=empty_schema)
     try:
-        assert store.migrate() == ["002_history"]
+        assert store.migrate() == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))][1:]
         with store.connection() as connection:
-            for table in TABLES:
-                columns = ", ".join(
-                    "{}".format(row[0]) for row in connection.execute(
-                        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-                        " AND column_name NOT IN ('stored_lines', 'ignored_lines', 'not_found_lines', 'valid_lines',"
-                        " 'problem_count', 'archive_deleted_at', 'export_deleted_at') ORDER BY ordinal_position",
-                        (empty_schema, table),
-                    )
-                )
-                after = connection.execute("SELECT {} FROM {} ORDER BY 1, 2".format(columns, table)).fetchall()
+            for table in TABLES:  # the columns 001 had hold what they held
+                after = connection.execute("SELECT {} FROM {} ORDER BY 1, 2".format(columns[table], table)).fetchall()
                 assert after == before[table], table
         page = list_days(store)
         [row] = [day.as_dict() for day in page.days]
