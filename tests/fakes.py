@@ -54,6 +54,10 @@ class RunningClock:
     """A clock that starts at a chosen moment and then runs with real time (for real servers)."""
 
     def __init__(self, start: dt.datetime) -> None:
+        self.run_from(start)
+
+    def run_from(self, start: dt.datetime) -> None:
+        """Jump to ``start`` (another day of a week, say) and run on from there."""
         self.start = start
         self.began = time.monotonic()
 

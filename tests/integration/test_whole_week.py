@@ -95,7 +95,7 @@ def poll(week, when: str) -> str:
 
 def start_and_work(week, day: str):
     """Start pressed on the page at 11:00, then the session worker until the session is final."""
-    week.clock.start, week.clock.began = at(day + "T11:00"), time.monotonic()
+    week.clock.run_from(at(day + "T11:00"))
     page = week.client.get("/").get_data(as_text=True)
     token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
     assert week.client.post("/api/session/start", headers={"X-CSRF-Token": token}).status_code == 202
@@ -212,7 +212,7 @@ def test_a_whole_week(week):
     ]
 
     # The metrics, on Sunday evening, after the scheduler's dependency checks.
-    week.clock.start, week.clock.began = at("2026-12-13T19:00"), time.monotonic()
+    week.clock.run_from(at("2026-12-13T19:00"))
     upkeep_tick(week.core, week.clock.now())
     text = week.client.get("/metrics").get_data(as_text=True)
     expected = [
