@@ -234,10 +234,13 @@ class FakeSessions(_FakeTransaction):
         return sorted(day for day, s in self.data.sessions.items() if s.state is SessionState.RUNNING)
 
     def retry_session(self, day: dt.date) -> bool:
-        return self._transition(
+        retried = self._transition(
             day, (SessionState.FAILED,), state=SessionState.READY, phase=None, total=0, processed=0,
             started_at=None, finished_at=None, export_file=None, detail=None,
         )
+        if retried:
+            self.data.export_deleted.discard(day)  # the next run's export is a new file
+        return retried
 
 
 class FakeOutbox(_FakeTransaction):

@@ -144,3 +144,24 @@ def test_retry_turns_only_a_failed_session_back_to_ready(store):
         assert not uow.retry_session(DAY)
     assert session.state is SessionState.READY
     assert (session.total, session.processed, session.export_file, session.detail, session.started_at) == (0, 0, None, None, None)
+
+
+def test_a_day_retried_after_the_retention_deleted_its_export_has_its_new_export_deleted_in_turn(store):
+    """The retention deleted a failed day's export; ops retried the day and it completed with a new
+    export: that one is a candidate again (else it would stay on disk forever)."""
+    with store.unit_of_work() as uow:
+        uow.open_session(DAY)
+        uow.start_session(DAY, at("2026-11-26T10:00"))
+        uow.update_session(DAY, export_file="Spedizioni20261126_6.txt")
+        uow.finish_session(DAY, SessionState.FAILED, at("2026-11-26T10:01"), "upload failed")
+    cutoff = DAY + dt.timedelta(days=40)
+    with store.unit_of_work() as uow:
+        assert uow.exports_before(cutoff) == [(DAY, "Spedizioni20261126_6.txt")]
+        assert uow.mark_export_deleted(DAY, at("2027-01-05T03:00"))
+    with store.unit_of_work() as uow:
+        assert uow.retry_session(DAY)
+        uow.start_session(DAY, at("2027-01-05T10:00"))
+        uow.update_session(DAY, export_file="Spedizioni20261126_5.txt")
+        uow.finish_session(DAY, SessionState.COMPLETED, at("2027-01-05T10:05"), None)
+    with store.unit_of_work() as uow:
+        assert uow.exports_before(cutoff) == [(DAY, "Spedizioni20261126_5.txt")]

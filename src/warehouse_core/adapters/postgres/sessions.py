@@ -53,7 +53,7 @@ class PsycopgSessions(Connected):
     def retry_session(self, day: dt.date) -> bool:
         return self._changed(
             "UPDATE work_session SET state = 'ready', phase = NULL, total = 0, processed = 0, started_at = NULL,"
-            " finished_at = NULL, export_file = NULL, detail = NULL, updated_at = now()"
+            " finished_at = NULL, export_file = NULL, detail = NULL, export_deleted_at = NULL, updated_at = now()"
             " WHERE day = %s AND state = 'failed'",
             (day,),
         )
