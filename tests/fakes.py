@@ -76,6 +76,7 @@ class OutboxEntry:
     next_attempt_at: Optional[dt.datetime] = None
     sent_at: Optional[dt.datetime] = None
     last_error: Optional[str] = None
+    queued_at: Optional[dt.datetime] = None
 
 
 @dataclass
@@ -244,11 +245,11 @@ class FakeSessions(_FakeTransaction):
 
 
 class FakeOutbox(_FakeTransaction):
-    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
+    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None, queued_at: Optional[dt.datetime] = None) -> bool:
         if once_key is not None and any(entry.once_key == once_key for entry in self.data.outbox):
             return False
         mail = replace(mail, id=len(self.data.outbox) + 1)
-        self.data.outbox.append(OutboxEntry(mail=mail, once_key=once_key))
+        self.data.outbox.append(OutboxEntry(mail=mail, once_key=once_key, queued_at=queued_at))
         return True
 
     def claim_due_mail(self, now: dt.datetime) -> Optional[Mail]:
@@ -346,6 +347,9 @@ class FakeHistory(_FakeTransaction):
             today_state=today_session.state if today_session else SessionState.NONE,
             last_session_duration=(last.finished_at - last.started_at).total_seconds() if last else None,  # type: ignore[operator]
             outbox_pending=sum(1 for e in self.data.outbox if e.sent_at is None),
+            outbox_oldest_pending_at=min(
+                (e.queued_at for e in self.data.outbox if e.sent_at is None and e.queued_at is not None), default=None
+            ),
             dependencies={name: values[0] for name, values in checks.items() if name in DEPENDENCIES},
         )
 

@@ -165,3 +165,13 @@ def test_a_day_retried_after_the_retention_deleted_its_export_has_its_new_export
         uow.finish_session(DAY, SessionState.COMPLETED, at("2027-01-05T10:05"), None)
     with store.unit_of_work() as uow:
         assert uow.exports_before(cutoff) == [(DAY, "Spedizioni20261126_5.txt")]
+
+
+def test_the_outbox_age_is_measured_from_when_the_service_queued_the_mail(store):
+    """The service's clock, not the database's: /metrics subtracts it from the service's now, so a
+    clock the tests inject (or a database host whose clock is off) gives the same age everywhere."""
+    with store.unit_of_work() as uow:
+        uow.enqueue_mail(mail(), queued_at=at("2026-11-26T10:00"))
+        uow.enqueue_mail(mail(), queued_at=at("2026-11-26T10:05"))
+    with store.unit_of_work() as uow:
+        assert uow.metrics_snapshot(DAY).outbox_oldest_pending_at == at("2026-11-26T10:00")

@@ -101,8 +101,10 @@ class Sessions(Protocol):
 class Outbox(Protocol):
     """Mails written in the same transaction as the change they report, delivered later."""
 
-    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
-        """Put a mail in the outbox; with ``once_key``, only if no mail had that key. Whether it was queued."""
+    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None, queued_at: Optional[dt.datetime] = None) -> bool:
+        """Put a mail in the outbox; with ``once_key``, only if no mail had that key. Whether it was queued.
+        ``queued_at`` is the service's clock (the outbox age of /metrics is measured on it); the
+        database's own clock when not given."""
 
     def claim_due_mail(self, now: dt.datetime) -> Optional[Mail]:
         """The oldest unsent mail whose retry time has come, locked against other senders."""

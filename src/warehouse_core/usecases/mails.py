@@ -23,7 +23,7 @@ def queue_mail(
 ) -> bool:
     """Put the mail in the outbox and its ``mail-queued`` event in the day's timeline, in the
     caller's transaction; whether it was queued (``once_key`` may say it already was)."""
-    queued = uow.enqueue_mail(mail, once_key=once_key)
+    queued = uow.enqueue_mail(mail, once_key=once_key, queued_at=at)
     if queued:
         uow.record_event(
             Event(mail.day, EventKind.MAIL_QUEUED, at, actor, {"event": mail.event.value, "subject": mail.subject})

@@ -9,11 +9,11 @@ from warehouse_core.model import Mail, MailEvent
 
 
 class PsycopgOutbox(Connected):
-    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None) -> bool:
+    def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None, queued_at: Optional[dt.datetime] = None) -> bool:
         cursor = self.connection.execute(
-            "INSERT INTO mail_outbox (event, day, subject, body_text, body_html, once_key)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (once_key) DO NOTHING",
-            (mail.event.value, mail.day, mail.subject, mail.text, mail.html, once_key),
+            "INSERT INTO mail_outbox (event, day, subject, body_text, body_html, once_key, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now())) ON CONFLICT (once_key) DO NOTHING",
+            (mail.event.value, mail.day, mail.subject, mail.text, mail.html, once_key, queued_at),
         )
         return cursor.rowcount == 1
 
