@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ftplib
 import logging
+import re
 import ssl
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional
@@ -130,21 +131,28 @@ def _not_implemented(error: BaseException) -> bool:
     return str(error).startswith(("500", "501", "502", "504"))
 
 
-def _unix_listing(lines: List[str]) -> Optional[List[RemoteFile]]:
-    """The plain files of an ``ls -l`` style listing, or None when a line has another form.
+# ``-rw-r--r--    1 1001     1001         1234 Nov 27 13:08 name`` (or ``Jan 02  2025`` for an
+# older file): type and mode, links, owner, group, size, English month, day, time or year, then
+# exactly one space and the name, spaces included. Anything else (ISO dates, the day before the
+# month, no group) is another form, whose ninth field need not start the name.
+_LS_LINE = re.compile(
+    r"(?P<type>[-dlbcps])[-rwxsStTl]{9}[+.@]?\s+\d+\s+\S+\s+\S+\s+(?P<size>\d+)\s+"
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{1,2}\s+(?:\d{1,2}:\d{2}|\d{4}) (?P<name>.+)"
+)
 
-    ``-rw-r--r--    1 1001     1001         1234 Nov 27 13:08 Letture…txt``: the type is the first
-    letter, the size the fifth field, and the name everything after the date (spaces included).
-    """
+
+def _unix_listing(lines: List[str]) -> Optional[List[RemoteFile]]:
+    """The plain files of an ``ls -l`` style listing, or None when a line has another form
+    (NLST and SIZE then decide, which never mistake one name for another)."""
     files = []
     for line in lines:
         if not line.strip() or line.startswith("total "):
             continue
-        fields = line.split(None, 8)
-        if len(fields) < 9 or line[0] not in "-dlbcps" or not fields[4].isdigit():
+        match = _LS_LINE.fullmatch(line)
+        if match is None:
             return None
-        if line[0] == "-":
-            files.append(RemoteFile(name=fields[8], size=int(fields[4])))
+        if match.group("type") == "-":
+            files.append(RemoteFile(name=match.group("name"), size=int(match.group("size"))))
     return files
 
 
