@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 
@@ -702,10 +702,13 @@ SSHD = Path("/usr/sbin/sshd")
 class SshServer:
     """OpenSSH's sshd on 127.0.0.1 with a throwaway host key and user key (SFTP for fs.sshfs)."""
 
-    def __init__(self, directory: Path, port: int = 0) -> None:
+    def __init__(self, directory: Path, port: int = 0, extra_host_key_types: Sequence[str] = ()) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
         self.user = pwd.getpwuid(os.geteuid()).pw_name
+        # Real servers hold several host keys (ed25519, ecdsa, rsa): "host_key" is the ed25519 one,
+        # "host_key_<type>" the others.
+        self.extra_host_key_types = tuple(extra_host_key_types)
         self._process: Optional[subprocess.Popen] = None
 
     @property
@@ -721,6 +724,12 @@ class SshServer:
                 subprocess.run(
                     ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.directory / key)], check=True
                 )
+        for key_type in self.extra_host_key_types:
+            if not (self.directory / ("host_key_" + key_type)).exists():
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(self.directory / ("host_key_" + key_type))],
+                    check=True,
+                )
         authorized = self.directory / "authorized_keys"
         authorized.write_bytes((self.directory / "user_key.pub").read_bytes())
         authorized.chmod(0o600)
@@ -731,6 +740,9 @@ class SshServer:
                     "Port {}".format(self.port),
                     "ListenAddress 127.0.0.1",
                     "HostKey {}".format(self.directory / "host_key"),
+                ]
+                + ["HostKey {}".format(self.directory / ("host_key_" + t)) for t in self.extra_host_key_types]
+                + [
                     "AuthorizedKeysFile {}".format(authorized),
                     "PidFile {}".format(self.directory / "sshd.pid"),
                     "PasswordAuthentication no",
@@ -769,10 +781,11 @@ class SshServer:
     def url(self) -> str:
         return "ssh://{}@127.0.0.1:{}/?pkey={}".format(self.user, self.port, self.user_key)
 
-    def host_key_fingerprint(self) -> str:
-        """The host key's ``SHA256:…`` fingerprint, as ``ssh-keygen -lf`` prints it."""
+    def host_key_fingerprint(self, key_type: str = "ed25519") -> str:
+        """A host key's ``SHA256:…`` fingerprint, as ``ssh-keygen -lf`` prints it."""
+        name = "host_key" if key_type == "ed25519" else "host_key_" + key_type
         listed = subprocess.run(
-            ["ssh-keygen", "-lf", str(self.directory / "host_key.pub")],
+            ["ssh-keygen", "-lf", str(self.directory / (name + ".pub"))],
             check=True, stdout=subprocess.PIPE, text=True,
         ).stdout
         return listed.split()[1]

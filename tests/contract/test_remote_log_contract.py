@@ -1,13 +1,14 @@
 """The RemoteLog port: the fake, pyfilesystem2's osfs://, and ssh:// through a real OpenSSH sshd."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import FakeRemoteLog
-from warehouse_core.adapters.fs_remote_log import FsRemoteLog
+from warehouse_core.adapters.fs_remote_log import FsRemoteLog, HostKeyMismatch
 from warehouse_core.errors import ConfigurationError, TransferError
 from warehouse_devstack.servers import free_port
 
@@ -148,6 +149,48 @@ def test_ssh_config_cannot_send_the_connection_elsewhere(ssh_server, impostor_ss
     (folder / "importer.log").write_text("a.txt: 3 records read\n")
     remote = FsRemoteLog(ssh_server.url(), timeout=5, host_keys=[ssh_server.host_key_fingerprint()])
     assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
+
+
+@pytest.fixture(scope="module")
+def multi_key_ssh_server(ssh_server):
+    """An sshd with ed25519, ecdsa and rsa host keys, as Debian's openssh-server installs them."""
+    from warehouse_devstack.servers import SshServer
+
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-sshd-keys-"))
+    for name in ("user_key", "user_key.pub"):
+        shutil.copy(str(ssh_server.directory / name), str(directory / name))
+    server = SshServer(directory, extra_host_key_types=("ecdsa", "rsa")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(str(directory), ignore_errors=True)
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ecdsa", "ed25519"])
+def test_the_pinned_key_connects_whichever_of_the_servers_host_keys_it_is(multi_key_ssh_server, home, key_type):
+    # The administrator hands over the fingerprint of /etc/ssh/ssh_host_rsa_key.pub; paramiko
+    # prefers ed25519 and must not refuse the server because another of its keys was offered first.
+    folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
+    (folder / "importer.log").write_text("a.txt: 3 records read\n")
+    pinned = multi_key_ssh_server.host_key_fingerprint(key_type)
+    remote = FsRemoteLog(multi_key_ssh_server.url(), timeout=5, host_keys=[pinned])
+    assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
+
+
+def test_a_server_with_none_of_the_pinned_keys_is_refused_naming_every_key_it_offered(multi_key_ssh_server, home):
+    expected = "SHA256:" + "A" * 43
+    remote = FsRemoteLog(multi_key_ssh_server.url(), timeout=5, host_keys=[expected])
+    sshd_log = multi_key_ssh_server.directory / "sshd.log"
+    logged_before = len(sshd_log.read_text())
+    with pytest.raises(HostKeyMismatch) as refused:
+        read_through(remote)
+    message = str(refused.value)
+    for key_type in ("rsa", "ecdsa", "ed25519"):
+        assert multi_key_ssh_server.host_key_fingerprint(key_type) in message
+    assert expected in message
+    # Refused before authentication on every connection it tried.
+    assert "Accepted" not in sshd_log.read_text()[logged_before:]
 
 
 def test_an_ssh_url_without_pinned_host_keys_is_refused_before_any_connection(ssh_server):

@@ -19,6 +19,8 @@ from warehouse_core.settings import redact_url
 
 log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 10
+# Host keys asked for before giving up: a server holds one per type (ed25519, ecdsa, rsa, dsa).
+MAX_HOST_KEYS = 6
 
 
 def _import_fs() -> None:
@@ -40,6 +42,29 @@ def fingerprint(key: Any) -> str:
 class HostKeyMismatch(TransferError):
     """The SSH server offered a host key that is not one of the configured fingerprints."""
 
+    def __init__(self, message: str, offered: Sequence[Tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.offered = list(offered)  # (fingerprint, key type) of each key the server showed
+
+
+def _mismatch(where: str, offered: Sequence[Tuple[str, str]], expected: Sequence[str]) -> HostKeyMismatch:
+    return HostKeyMismatch(
+        "{} offered the host key{} {}, expected {} (WAREHOUSE_REMOTE_LOG_HOST_KEY): "
+        "refused without logging in; if the server's key really changed, ask its "
+        "administrator for the new fingerprint".format(
+            where, "s" if len(offered) > 1 else "", ", ".join("{} ({})".format(*item) for item in offered),
+            ", ".join(expected),
+        ),
+        offered,
+    )
+
+
+def _host_key_algorithms(key_type: str) -> List[str]:
+    """The host key algorithms that would show the same key again: an RSA key under three names."""
+    if key_type == "ssh-rsa":
+        return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+    return [key_type]
+
 
 def pinned_host_key_policy(expected: Sequence[str], where: str) -> Any:
     import paramiko
@@ -47,14 +72,13 @@ def pinned_host_key_policy(expected: Sequence[str], where: str) -> Any:
     class PinnedHostKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
         """Accepts only the configured fingerprints; asked for every key, since no key is loaded."""
 
+        accepted = False
+
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
             seen = fingerprint(key)
             if seen not in expected:
-                raise HostKeyMismatch(
-                    "{} offered the host key {} ({}), expected {} (WAREHOUSE_REMOTE_LOG_HOST_KEY): "
-                    "refused without logging in; if the server's key really changed, ask its "
-                    "administrator for the new fingerprint".format(where, seen, key.get_name(), ", ".join(expected))
-                )
+                raise _mismatch(where, [(seen, key.get_name())], expected)
+            self.accepted = True
 
     return PinnedHostKey()
 
@@ -84,15 +108,40 @@ def open_pinned_sshfs(
             FS.__init__(self)
             self._user, self._host, self._port = user, host, port
             self._timeout = self._exec_timeout = timeout
-            self._client = client = paramiko.SSHClient()
-            client.set_missing_host_key_policy(pinned_host_key_policy(host_keys, where))
+            # A server holds several host keys (ed25519, ecdsa, rsa) and shows the one paramiko
+            # prefers; when that one is not pinned, ask again with its type left out, so that a
+            # pinned rsa key is found. Nothing is sent before a key matches.
+            offered: List[Tuple[str, str]] = []
+            disabled: List[str] = []
+            while True:
+                self._client = client = paramiko.SSHClient()
+                policy = pinned_host_key_policy(host_keys, where)
+                client.set_missing_host_key_policy(policy)
+                try:
+                    client.connect(
+                        host, port, username=user, password=password or None, key_filename=key_file,
+                        timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                        # Only the credentials the URL names; the key files of ~/.ssh only when it names none.
+                        look_for_keys=not (password or key_file), allow_agent=False,
+                        disabled_algorithms={"keys": disabled},
+                    )
+                    break
+                except HostKeyMismatch as mismatch:
+                    client.close()
+                    offered += [item for item in mismatch.offered if item not in offered]
+                    more = [a for _, key_type in mismatch.offered for a in _host_key_algorithms(key_type)]
+                    if len(offered) >= MAX_HOST_KEYS or all(a in disabled for a in more):
+                        raise _mismatch(where, offered, host_keys) from None
+                    disabled += [a for a in more if a not in disabled]
+                except paramiko.SSHException:
+                    client.close()
+                    if offered and not policy.accepted:  # no host key type left: none of them is pinned
+                        raise _mismatch(where, offered, host_keys) from None
+                    raise
+                except BaseException:
+                    client.close()
+                    raise
             try:
-                client.connect(
-                    host, port, username=user, password=password or None, key_filename=key_file,
-                    timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-                    # Only the credentials the URL names; the key files of ~/.ssh only when it names none.
-                    look_for_keys=not (password or key_file), allow_agent=False,
-                )
                 client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
                 self._sftp = client.open_sftp()
                 self._sftp.get_channel().settimeout(timeout)
