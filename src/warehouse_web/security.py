@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import ipaddress
 import secrets
 import threading
 from typing import Callable, Dict, List, Mapping, Optional
@@ -68,6 +69,20 @@ def current_operator(operators: Mapping[str, str], on_failure: Callable[[], None
     return None
 
 
+def throttled_as(address: str) -> str:
+    """What one client is counted as: its IPv4 address, or the /64 of its IPv6 one (a single
+    client holds a whole /64 and could otherwise try every password from a new address)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class LoginThrottle:
     """After ``attempts`` failed logins from one address within ``window``, that address is
     refused for ``lock``, whatever it sends: a right password does not end the lock early.
@@ -95,6 +110,7 @@ class LoginThrottle:
 
     def retry_after(self, address: str) -> Optional[int]:
         """Whole seconds until ``address`` may try again, or None when it may try now."""
+        address = throttled_as(address)
         now = self.now()
         with self._mutex:
             until = self._locked_until.get(address)
@@ -106,6 +122,7 @@ class LoginThrottle:
             return max(1, int((until - now).total_seconds() + 0.999))
 
     def failed(self, address: str) -> None:
+        address = throttled_as(address)
         now = self.now()
         with self._mutex:
             if len(self._failures) >= self.max_addresses:

@@ -98,3 +98,11 @@ def test_a_right_password_before_the_lock_does_not_forget_the_failures(app, worl
     assert basic(client, RIGHT).status_code == 200
     assert basic(client, WRONG).status_code == 401
     assert basic(client, RIGHT).status_code == 429
+
+
+def test_an_ipv6_client_cannot_dodge_the_lock_by_changing_its_address_inside_its_slash_64(app, world):
+    # Every IPv6 client holds a whole /64: a new address per try would never reach five.
+    for last in range(1, 6):
+        assert basic(client_at(app, "2001:db8:1:2::{}".format(last)), WRONG).status_code == 401
+    assert basic(client_at(app, "2001:db8:1:2:ffff::9"), RIGHT).status_code == 429
+    assert basic(client_at(app, "2001:db8:1:3::1"), RIGHT).status_code == 200  # another network
