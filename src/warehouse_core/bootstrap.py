@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from warehouse_core.usecases.retry import RetrySession
 from warehouse_core.usecases.run_session import RunSession, SessionConfig
 from warehouse_core.usecases.sessions import CloseSession, StartSession, session_status
 from warehouse_core.usecases.schedule import PollSchedule
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -134,7 +137,9 @@ def bootstrap(
     if sentences is None:
         sentences = JinjaSentences(settings.templates_dir)
     if clock is None:
-        clock = SystemClock(settings.zone)
+        clock = SystemClock(settings.zone, start=settings.clock_start)
+        if settings.clock_start is not None:
+            log.warning("WAREHOUSE_CLOCK_START is set (a testing aid): the clock started at %s", clock.now().isoformat())
     if migrate:
         store.migrate()
     schedule = PollSchedule(

@@ -73,6 +73,8 @@ class Settings(BaseModel):
     mail_to: Tuple[str, ...]
     templates_dir: Optional[Path] = None
     timezone: str = "Europe/Rome"
+    # A testing aid, never set in production: the clock starts at this local time and runs on.
+    clock_start: Optional[dt.datetime] = None
     poll_window: Tuple[dt.time, dt.time] = (dt.time(8, 0), dt.time(20, 0))
     poll_every_minutes: int = 30
     poll_days: FrozenSet[int] = frozenset(range(5))

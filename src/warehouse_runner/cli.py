@@ -71,8 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         settings = load_settings()
         fixed = getattr(arguments, "at", None)
+        # Without --at, the composition root builds the clock (WAREHOUSE_CLOCK_START included).
+        clock = SystemClock(settings.zone, fixed=fixed) if fixed is not None else None
         # check changes nothing, and must report a database that is down rather than stop on it.
-        core = bootstrap(settings, clock=SystemClock(settings.zone, fixed=fixed), migrate=arguments.command != "check")
+        core = bootstrap(settings, clock=clock, migrate=arguments.command != "check")
     except WarehouseError as error:
         return fail(str(error))
     except Exception as error:  # a server that does not answer at start
