@@ -8,10 +8,11 @@ import ssl
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
+from tests import faketime
 from warehouse_core.clock import zone
 from warehouse_core.settings import Settings
 from warehouse_devstack.servers import (
@@ -52,6 +53,43 @@ def devstack_pythonpath(env: Dict[str, str]) -> str:
 def at(text: str) -> dt.datetime:
     """A local time in Europe/Rome, e.g. at('2026-11-26T10:00')."""
     return dt.datetime.fromisoformat(text).replace(tzinfo=ROME)
+
+
+# --- The service's own processes ------------------------------------------------------------
+
+# Where the clock of every service process a test starts begins, unless the test says otherwise
+# (``WAREHOUSE_CLOCK_START=…`` among its values, or ``--at`` on the command): never today.
+CLOCK_START = "2026-11-26T10:00"
+SERVICE_PROCESS_FIXTURES = {"service_environment"}
+
+
+def pytest_configure(config: Any) -> None:
+    config.addinivalue_line(
+        "markers", "service_process: starts the service's own processes (make test-faketime runs it under libfaketime)"
+    )
+
+
+def pytest_collection_modifyitems(items: List[Any]) -> None:
+    for item in items:
+        if SERVICE_PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.service_process)
+
+
+@pytest.fixture
+def service_environment() -> Callable[..., Dict[str, str]]:
+    """Builds the environment of the service's processes (warehouse-runner, warehouse-web, make run):
+    this process's environment without any WAREHOUSE_* setting, the clock started at CLOCK_START,
+    then ``values``. With WAREHOUSE_TEST_FAKETIME set (make test-faketime), the processes also run
+    under libfaketime at that moment: one timeline for the whole test (tests/faketime.py)."""
+    wall = faketime.from_environment()
+
+    def build(**values: str) -> Dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
+        env["WAREHOUSE_CLOCK_START"] = CLOCK_START
+        env.update(values)
+        return wall.environment(env) if wall is not None else env
+
+    return build
 
 
 def settings_values(**overrides: Any) -> Dict[str, Any]:

@@ -21,10 +21,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from warehouse_core.bootstrap import Core
-from warehouse_core.clock import zone
+from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.model import SessionState
-from warehouse_core.settings import Settings
+from warehouse_core.settings import Settings, load_settings
 from warehouse_devstack.servers import FtpServer, PostgresCluster, RemoteImporter, SmtpServer, load_invoice_view
 
 # What --fresh empties under var/: the day's mail, FTP folders, archive and exports, remote log.
@@ -134,29 +133,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         stack.callback(outbound.stop)
         smtp = SmtpServer(var / "mail").start()
         stack.callback(smtp.stop)
-        importer = RemoteImporter(var / "ftp" / "outbound", var / "remote" / "importer-{}.log".format(
-            dt.datetime.now(zone(arguments.timezone)).strftime("%Y%m%d")), delay=arguments.importer_delay).start()
-        stack.callback(importer.stop)
-        now = dt.datetime.now(zone(arguments.timezone))
-        sample = inbound.root / todays_sample_name(now)
-        if not arguments.no_sample and not sample.exists():
-            shutil.copy(str(VALID_SAMPLE), str(sample))
         environment = demo_environment(var, database_url, inbound, outbound, smtp)
         environment["WAREHOUSE_TIMEZONE"] = arguments.timezone
         env_file = var / "demo.env"
         write_env_file(env_file, environment)
         os.environ.update(environment)
-        return serve_web(arguments, env_file, var, began)
+        core = bootstrap(load_settings())
+        # Today is the service's today (WAREHOUSE_CLOCK_START moves it in the tests).
+        today = core.clock.now()
+        importer = RemoteImporter(var / "ftp" / "outbound", var / "remote" / "importer-{}.log".format(
+            today.strftime("%Y%m%d")), delay=arguments.importer_delay).start()
+        stack.callback(importer.stop)
+        sample = inbound.root / todays_sample_name(today)
+        if not arguments.no_sample and not sample.exists():
+            shutil.copy(str(VALID_SAMPLE), str(sample))
+        return serve_web(core, arguments, env_file, var, began)
 
 
-def serve_web(arguments: argparse.Namespace, env_file: Path, var: Path, began: float) -> int:
-    from warehouse_core.bootstrap import bootstrap
-    from warehouse_core.settings import load_settings
-    from warehouse_web import create_app
+def serve_web(core: Core, arguments: argparse.Namespace, env_file: Path, var: Path, began: float) -> int:
     from warehouse_devstack import demo
+    from warehouse_web import create_app
     from warehouse_web.cli import serve
 
-    core = bootstrap(load_settings())
     app = create_app(core=core)
     demo.install(app, var / "mail")
 

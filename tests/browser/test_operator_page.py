@@ -3,20 +3,17 @@ stack of ``make run`` started as a subprocess on loopback. Screenshots of each s
 under var/test-artifacts/screenshots/."""
 from __future__ import annotations
 
-import datetime as dt
-import os
 import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Iterator
 
 import pytest
 
 from tests.browser.support import shot, sync_api
-from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, devstack_pythonpath
-from warehouse_core.clock import zone
+from tests.conftest import CLOCK_START, MALFORMED_SAMPLE, VALID_SAMPLE, at, devstack_pythonpath
 from warehouse_devstack.servers import free_port, wait_for_port
 from warehouse_devstack.stack import todays_sample_name
 
@@ -36,15 +33,13 @@ class Stack:
 
 
 @pytest.fixture
-def start_stack(tmp_path, postgres_server) -> Iterator:
+def start_stack(tmp_path, postgres_server, service_environment) -> Iterator:
     started = []
 
     def start(name: str, **settings: str) -> Stack:
         var = tmp_path / name
         port = free_port()
-        env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
-        env.update(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10])
-        env.update(settings)
+        env = service_environment(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10], **settings)
         env["PYTHONPATH"] = devstack_pythonpath(env)
         process = subprocess.Popen(
             [sys.executable, "-m", "warehouse_devstack", "--var", str(var), "--port", str(port), "--no-sample"],
@@ -83,7 +78,7 @@ def test_a_whole_day_in_the_browser(start_stack, page):
     wait_for_status(page, "No data for")
     shot(page, "01-no-data")
 
-    shutil.copy(str(VALID_SAMPLE), str(stack.inbound / todays_sample_name(dt.datetime.now(zone("Europe/Rome")))))
+    shutil.copy(str(VALID_SAMPLE), str(stack.inbound / todays_sample_name(at(CLOCK_START))))
     page.click("#poll-now")
     sync_api.expect(page.locator("#poll-result")).to_contain_text("imported")
     page.click("#status")

@@ -5,7 +5,6 @@ Each test carries ``@pytest.mark.fault(scenario, injected)`` and may add what it
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -106,12 +105,11 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path, postgres_server, db_schema, real_store, ftp_server, outbound_server, smtp_server) -> Service:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
+def service(tmp_path, postgres_server, db_schema, real_store, ftp_server, outbound_server, smtp_server, service_environment) -> Service:
     data_dir = tmp_path / "var"
     (tmp_path / "remote").mkdir()
-    env.update(
-        {
+    env = service_environment(
+        **{
             "WAREHOUSE_DATABASE_URL": postgres_server,
             "WAREHOUSE_DB_SCHEMA": db_schema,
             "WAREHOUSE_INBOUND_FTP_URL": ftp_server.url(),

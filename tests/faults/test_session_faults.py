@@ -15,7 +15,6 @@ import pytest
 from tests.conftest import at
 from tests.faults.conftest import query, wait_until
 from warehouse_core.bootstrap import bootstrap
-from warehouse_core.clock import zone
 from warehouse_core.settings import load_settings
 from warehouse_devstack.servers import RemoteImporter, free_port, wait_for_port
 from tests.fakes import FakeClock
@@ -141,8 +140,8 @@ def test_remote_log_failures(mode, reason, service, real_store, outbound_server,
 
 @pytest.mark.fault("10a. 50 rounds of two concurrent starts", "two POST /api/session/start at once")
 def test_concurrent_starts_against_the_real_web_server(service, real_store, tmp_path, outcome):
-    today = dt.datetime.now(zone("Europe/Rome")).date()
-    assert service.run("import", str(write_file(tmp_path, 6, today.strftime("%Y%m%d")))).returncode == 0
+    today = DAY  # the clock of the service's processes starts on DAY (CLOCK_START)
+    assert service.run("import", str(write_file(tmp_path, 6))).returncode == 0
     port = free_port()
     web = service.start("--port", str(port), "--no-scheduler", program="warehouse-web")
     starts = []

@@ -1,7 +1,6 @@
 """``warehouse-runner`` as a subprocess against real PostgreSQL, FTP and SMTP servers on loopback."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -14,11 +13,10 @@ from warehouse_devstack.servers import body_text
 
 
 @pytest.fixture
-def runner(tmp_path, postgres_server, db_schema, real_store, ftp_server, smtp_server):
+def runner(tmp_path, postgres_server, db_schema, real_store, ftp_server, smtp_server, service_environment):
     """Runs warehouse-runner with an environment pointing at the servers; returns the finished process."""
-    env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
-    env.update(
-        {
+    env: Dict[str, str] = service_environment(
+        **{
             "WAREHOUSE_DATABASE_URL": postgres_server,
             "WAREHOUSE_DB_SCHEMA": db_schema,
             "WAREHOUSE_INBOUND_FTP_URL": ftp_server.url(),
@@ -140,6 +138,15 @@ def test_an_empty_import_is_worded_from_messages_txt(runner, tmp_path):
     result = runner("import", str(empty))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "warehouse-runner: The file is empty: there is nothing to import."
+
+
+def test_commands_without_at_take_their_day_from_the_clock_the_test_gives(runner, tmp_path):
+    # A Saturday (2026-11-28) whatever today is: the runner builds its clock from WAREHOUSE_CLOCK_START.
+    runner.env["WAREHOUSE_CLOCK_START"] = "2026-11-28T23:59"
+    result = runner("import", str(VALID_SAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "imported for 2026-11-28" in result.stdout
+    assert (tmp_path / "var" / "archive" / "2026-11-28" / VALID_SAMPLE.name).exists()
 
 
 def test_bad_configuration_is_one_line_naming_every_bad_key(runner):
