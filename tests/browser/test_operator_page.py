@@ -115,7 +115,7 @@ def test_a_whole_day_in_the_browser(start_stack, page):
     # The history: today's row, its page, the export as uploaded, and back.
     page.goto(stack.url)
     page.click("#to-history")
-    today = dt.datetime.now(zone("Europe/Rome")).date().isoformat()
+    today = at(CLOCK_START).date().isoformat()
     row = page.locator('#days tr[data-day="{}"]'.format(today))
     sync_api.expect(row).to_have_attribute("data-state", "completed")
     sync_api.expect(row).to_contain_text(export.name)
@@ -160,7 +160,7 @@ def test_close_asks_first_and_a_cancel_changes_nothing(start_stack, page):
     wait_for_status(page, "No data for")
     upload(page, VALID_SAMPLE, VALID_SAMPLE.name)
     wait_for_status(page, "is ready")
-    today = dt.datetime.now(zone("Europe/Rome")).date().isoformat()
+    today = at(CLOCK_START).date().isoformat()
     page.click("#close")
     dialog = page.locator("#close-dialog")
     sync_api.expect(dialog).to_be_visible()

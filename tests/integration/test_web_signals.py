@@ -29,10 +29,9 @@ PATHS = ("/", "/api/session", "/static/app.css", "/healthz")
 
 
 @pytest.fixture
-def web_env(tmp_path, postgres_server, db_schema, real_store) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
-    env.update(
-        {
+def web_env(tmp_path, postgres_server, db_schema, real_store, service_environment) -> Dict[str, str]:
+    return service_environment(
+        **{
             "WAREHOUSE_DATABASE_URL": postgres_server,
             "WAREHOUSE_DB_SCHEMA": db_schema,
             "WAREHOUSE_INBOUND_FTP_URL": "ftp://in:pw@127.0.0.1:{}/".format(free_port()),
@@ -46,7 +45,6 @@ def web_env(tmp_path, postgres_server, db_schema, real_store) -> Dict[str, str]:
             "WAREHOUSE_SECRET_KEY": "test-only",
         }
     )
-    return env
 
 
 class Load:
@@ -159,9 +157,8 @@ def own_database(postgres_server) -> Iterator[str]:
         connection.execute('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(name))
 
 
-def test_make_run_stops_on_ctrl_c_pressed_twice(tmp_path, own_database):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
-    env["WAREHOUSE_DATABASE_URL"] = own_database
+def test_make_run_stops_on_ctrl_c_pressed_twice(tmp_path, own_database, service_environment):
+    env = service_environment(WAREHOUSE_DATABASE_URL=own_database)
     env["PYTHONPATH"] = devstack_pythonpath(env)
     port = free_port()
     # A session of its own, as a terminal's foreground job: Ctrl-C goes to every process of it.
