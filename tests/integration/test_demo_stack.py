@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import subprocess
 import sys
@@ -69,9 +68,8 @@ class Demo:
 
 
 @pytest.fixture
-def run_demo(tmp_path, postgres_server) -> Iterator:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAREHOUSE_")}
-    env.update(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="demo_" + uuid.uuid4().hex[:10])
+def run_demo(tmp_path, postgres_server, service_environment) -> Iterator:
+    env = service_environment(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="demo_" + uuid.uuid4().hex[:10])
     env["PYTHONPATH"] = devstack_pythonpath(env)
     started: List[Demo] = []
 
