@@ -105,6 +105,12 @@ class FakeData:
     export_deleted: Set[dt.date] = field(default_factory=set)
 
 
+def _instant(moment: dt.datetime) -> dt.datetime:
+    """Compared as PostgreSQL compares timestamptz: two aware times in one zone compare by wall
+    clock in Python, which is wrong across a daylight-saving change."""
+    return moment.astimezone(dt.timezone.utc) if moment.tzinfo is not None else moment
+
+
 class _FakeTransaction:
     def __init__(self, store: "FakeStore") -> None:
         self.store = store
@@ -254,7 +260,7 @@ class FakeOutbox(_FakeTransaction):
 
     def claim_due_mail(self, now: dt.datetime) -> Optional[Mail]:
         for entry in self.data.outbox:
-            due = entry.next_attempt_at is None or entry.next_attempt_at <= now
+            due = entry.next_attempt_at is None or _instant(entry.next_attempt_at) <= _instant(now)
             if entry.sent_at is None and due and entry.mail.id not in self.store.claimed:
                 self.store.claimed.add(entry.mail.id)
                 self.claims.add(entry.mail.id)
@@ -618,13 +624,21 @@ class FakeArchive:
 
 
 class FakeMailer:
+    """``down`` refuses every mail; ``fail_mail`` makes one outbox mail raise the given error."""
+
     def __init__(self) -> None:
         self.sent: List[Mail] = []
         self.down = False
+        self.failing: Dict[int, Exception] = {}
+
+    def fail_mail(self, mail_id: int, error: Exception) -> None:
+        self.failing[mail_id] = error
 
     def send(self, mail: Mail) -> None:
         if self.down:
             raise MailDeliveryError("SMTP fake: connection refused")
+        if mail.id in self.failing:
+            raise self.failing[mail.id]
         self.sent.append(mail)
 
     def events(self) -> List[str]:

@@ -1,4 +1,8 @@
-"""DeliverOutbox: hand waiting mails to SMTP, oldest first, each marked sent in its own transaction."""
+"""DeliverOutbox: hand waiting mails to SMTP, oldest first, each marked sent in its own transaction.
+
+Delivery is at least once (SPEC §6): a mail that fails, for any reason, counts an attempt and
+backs off, so that it never stands in front of the mails queued after it.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,12 +10,15 @@ import logging
 from dataclasses import dataclass
 
 from warehouse_core.audit import Event, EventKind
-from warehouse_core.errors import MailDeliveryError
+from warehouse_core.errors import WarehouseError
 from warehouse_core.ports import Mailer, Transactions
 from warehouse_core.usecases.mails import OutboxWithEvents
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF = dt.timedelta(hours=1)
+# Failures in a row after which the round ends: SMTP is most likely down, and every further mail
+# would wait for its own connect timeout. One mail that fails alone does not end the round.
+FAILURES_ENDING_A_ROUND = 2
 
 
 @dataclass(frozen=True)
@@ -31,30 +38,46 @@ class DeliverOutbox:
         self.mailer = mailer
 
     def __call__(self, now: dt.datetime, limit: int = 1000) -> Delivery:
-        sent = failed = 0
-        while sent < limit:
+        sent = failed = failures_in_a_row = 0
+        while sent + failed < limit and failures_in_a_row < FAILURES_ENDING_A_ROUND:
             with self.store.unit_of_work() as uow:
                 mail = uow.claim_due_mail(now)
                 if mail is None or mail.id is None:
                     break
                 try:
                     self.mailer.send(mail)
-                except MailDeliveryError as error:
-                    retry_at = now + retry_delay(mail.attempts)
-                    uow.mark_mail_failed(mail.id, str(error), retry_at)
+                except Exception as error:  # any failure: a refused mail, a bug, a header SMTP rejects
+                    retry_at = _later(now, retry_delay(mail.attempts))
+                    uow.mark_mail_failed(mail.id, _one_line(error), retry_at)
                     uow.record_event(Event(mail.day, EventKind.MAIL_FAILED, now, detail={
-                        "event": mail.event.value, "error": str(error), "retry_at": retry_at.isoformat(),
+                        "event": mail.event.value, "error": _one_line(error), "retry_at": retry_at.isoformat(),
                     }))
                     log.warning(
                         "mail %s (%s) not delivered: %s; next try at %s",
-                        mail.id, mail.event.value, error, retry_at.isoformat(timespec="minutes"),
+                        mail.id, mail.event.value, _one_line(error), retry_at.isoformat(timespec="minutes"),
+                        exc_info=not isinstance(error, WarehouseError),
                     )
                     failed += 1
-                    break  # SMTP is down: the other mails wait for the next round
+                    failures_in_a_row += 1
+                    continue
                 uow.mark_mail_sent(mail.id, now)
                 uow.record_event(Event(mail.day, EventKind.MAIL_SENT, now, detail={
                     "event": mail.event.value, "subject": mail.subject,
                 }))
                 log.info("mail %s (%s) delivered: %s", mail.id, mail.event.value, mail.subject)
                 sent += 1
+                failures_in_a_row = 0
         return Delivery(sent=sent, failed=failed)
+
+
+def _later(now: dt.datetime, delay: dt.timedelta) -> dt.datetime:
+    """``now + delay`` in elapsed time: aware arithmetic in one zone is wall-clock arithmetic, which
+    is an hour off across a daylight-saving change."""
+    if now.tzinfo is None:
+        return now + delay
+    return (now.astimezone(dt.timezone.utc) + delay).astimezone(now.tzinfo)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
