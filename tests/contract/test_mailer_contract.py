@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_smtp_message_has_html_alternative_recipients_and_a_stable_message_id(sm
     [message] = smtp_server.messages
     assert message.get_body(preferencelist=("html",)).get_content().strip() == MAIL.html
     assert smtp_server.recipients == [["ops@example.com", "boss@example.com"]]
-    assert message["Message-ID"] == "<warehouse-outbox-7-2026-11-26@example.com>"
+    assert re.fullmatch(r"<warehouse-outbox-7-2026-11-26-[0-9a-f]{16}@example\.com>", message["Message-ID"])
     assert message["From"] == "warehouse@example.com"
 
 
@@ -82,3 +83,18 @@ def test_nobody_listening_fails_fast():
     mailer = SmtpMailer("smtp://127.0.0.1:{}".format(free_port()), "a@example.com", ["b@example.com"], timeout=2)
     with pytest.raises(MailDeliveryError, match="SMTP 127.0.0.1"):
         mailer.send(MAIL)
+
+
+def test_a_mail_sent_again_carries_the_same_message_id_and_another_mail_another(smtp_server):
+    """At-least-once delivery (SPEC §6): a resend after a crash is folded by the reader's client,
+    and a different mail is never taken for a resend, even one that reuses an outbox id (a
+    database rebuilt the same day)."""
+    from dataclasses import replace
+
+    mailer = SmtpMailer(smtp_server.url(), "warehouse@example.com", ["ops@example.com"], timeout=5)
+    mailer.send(MAIL)
+    mailer.send(MAIL)
+    mailer.send(replace(MAIL, subject="Invoice file rejected", text="line 3: malformed"))
+    ids = [message["Message-ID"] for message in smtp_server.messages]
+    assert ids[0] == ids[1] and ids[2] != ids[0]
+    assert all(i.startswith("<") and i.endswith("@example.com>") for i in ids)

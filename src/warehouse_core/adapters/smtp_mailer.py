@@ -1,6 +1,7 @@
 """Mail through smtplib: smtp://, smtps:// and smtp://…?starttls=true, with a timeout."""
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -22,14 +23,21 @@ def build_message(mail: Mail, sender: str, recipients: Sequence[str]) -> EmailMe
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(localtime=True)
-    # The same outbox row always gets the same Message-ID, so a resend after a crash is recognisable.
-    message["Message-ID"] = "<warehouse-outbox-{}-{}@{}>".format(
-        mail.id, mail.day.isoformat(), sender.rpartition("@")[2] or "localhost"
-    )
+    message["Message-ID"] = message_id(mail, sender)
     message[EVENT_HEADER] = mail.event.value
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
     return message
+
+
+def message_id(mail: Mail, sender: str) -> str:
+    """The same outbox row always gets the same Message-ID, so that a resend after a crash is
+    folded by mail clients; the digest of its content keeps two different mails apart even when
+    an outbox id is reused (a database rebuilt the same day)."""
+    digest = hashlib.sha256(
+        "\n".join((mail.event.value, mail.day.isoformat(), mail.subject, mail.text)).encode("utf-8")
+    ).hexdigest()[:16]
+    return "<warehouse-outbox-{}-{}-{}@{}>".format(mail.id, mail.day.isoformat(), digest, sender.rpartition("@")[2] or "localhost")
 
 
 class SmtpMailer:
