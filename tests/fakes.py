@@ -35,18 +35,35 @@ from warehouse_core.model import (
 
 
 class FakeClock:
+    """Wall-clock time in a zone and a monotonic reading; both move together as time passes."""
+
     def __init__(self, now: dt.datetime) -> None:
         self.current = now
+        self.elapsed = 0.0
 
     def now(self) -> dt.datetime:
         return self.current
 
+    def monotonic(self) -> float:
+        return self.elapsed
+
     def set(self, now: dt.datetime) -> None:
+        """Jump to ``now``; the monotonic reading moves by the time passed (never backwards)."""
+        self.elapsed += max(0.0, (_instant(now) - _instant(self.current)).total_seconds())
         self.current = now
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass: elapsed time, so the wall clock crosses a daylight-saving change
+        as a real one does (an aware datetime plus a timedelta is wall-clock arithmetic)."""
+        self.elapsed += seconds
+        if self.current.tzinfo is None:
+            self.current += dt.timedelta(seconds=seconds)
+        else:
+            self.current = (_instant(self.current) + dt.timedelta(seconds=seconds)).astimezone(self.current.tzinfo)
 
     def wait(self, seconds: float) -> bool:
         """The worker's wait: time passes at once; never asks the worker to stop."""
-        self.current += dt.timedelta(seconds=seconds)
+        self.advance(seconds)
         return False
 
 
@@ -63,6 +80,15 @@ class RunningClock:
 
     def now(self) -> dt.datetime:
         return self.start + dt.timedelta(seconds=time.monotonic() - self.began)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def _instant(moment: dt.datetime) -> dt.datetime:
+    """Compared as PostgreSQL compares timestamptz: two aware times in one zone compare by wall
+    clock in Python, which is wrong across a daylight-saving change."""
+    return moment.astimezone(dt.timezone.utc) if moment.tzinfo is not None else moment
 
 
 # --- store ---------------------------------------------------------------------------------
@@ -103,12 +129,6 @@ class FakeData:
     checks: Dict[str, Tuple[bool, dt.datetime, Optional[dt.datetime], int]] = field(default_factory=dict)
     archive_deleted: Set[int] = field(default_factory=set)
     export_deleted: Set[dt.date] = field(default_factory=set)
-
-
-def _instant(moment: dt.datetime) -> dt.datetime:
-    """Compared as PostgreSQL compares timestamptz: two aware times in one zone compare by wall
-    clock in Python, which is wrong across a daylight-saving change."""
-    return moment.astimezone(dt.timezone.utc) if moment.tzinfo is not None else moment
 
 
 class _FakeTransaction:
@@ -413,6 +433,8 @@ class FakeStore:
         self.claimed: Set[int] = set()
         self.session_locks: Dict[dt.date, threading.Lock] = {}
         self.die_during_export_after: Optional[int] = None
+        # Called with each line's index as the export reads it: lets time pass, closes the session…
+        self.on_export_line: Optional[Callable[[int], None]] = None
         self.migrations = 0
         self.available = True
         # Fault switches: the next record_file raises this (its transaction rolls back), once;
@@ -475,6 +497,8 @@ class FakeStore:
                 if given == self.die_during_export_after:
                     self.die_during_export_after = None
                     raise RuntimeError("worker died")
+                if self.on_export_line is not None:
+                    self.on_export_line(given)
                 view_row = self.invoice_view.get(stored.line.invoice_number, {})
                 line_values = {
                     "invoice_number": stored.line.invoice_number,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any, Callable, Optional
 
 from warehouse_core.clock import local
@@ -34,3 +35,7 @@ class SystemClock:
             return self.fixed
         # Moved in UTC, then shown in the zone: adding to a local time would skip or repeat an hour.
         return (self._utc_now() + self._offset).astimezone(self.tz)
+
+    def monotonic(self) -> float:
+        """Seconds for deadlines and intervals: never moved by the zone, the start offset or ntp."""
+        return time.monotonic()

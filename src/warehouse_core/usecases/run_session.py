@@ -22,7 +22,7 @@ from warehouse_core.usecases.mails import compose, queue_mail
 log = logging.getLogger(__name__)
 # Progress is made durable and recorded at most this often (the export file itself is what a
 # resumed worker trusts); the close request and shutdown are checked at the same moments.
-PROGRESS_INTERVAL = dt.timedelta(seconds=0.5)
+PROGRESS_INTERVAL = 0.5  # seconds, on the monotonic clock
 UPLOAD_TRIES = 3
 
 # Waits the given seconds; True when the worker should stop (shutdown).
@@ -133,18 +133,18 @@ class RunSession:
             log.info("session for %s: resuming the export after line %d of %d", day, written, session.total)
             resumed = (EventKind.SESSION_PROGRESS, {"file": name, "resumed_after": written, "total": session.total})
             session = self._update(day, resumed)
-        next_progress = self.clock.now() + PROGRESS_INTERVAL
+        next_progress = self.clock.monotonic() + PROGRESS_INTERVAL
         with self.exports.writer(day, name, keep_lines=written) as writer:
             with self.store.export_lines(day, self.config.export_columns, skip=written) as blocks:
                 for block in blocks:
                     writer.write(block)
                     written += block.count(b"\n")
-                    if self.clock.now() >= next_progress:
+                    if self.clock.monotonic() >= next_progress:
                         writer.sync()
                         self._update(day, processed=written)
                         if wait(0):
                             raise SessionStopped("worker shutting down; resumed at the next start")
-                        next_progress = self.clock.now() + PROGRESS_INTERVAL
+                        next_progress = self.clock.monotonic() + PROGRESS_INTERVAL
             writer.sync()
         if written != session.total:
             raise SessionFailed(
@@ -192,7 +192,7 @@ class RunSession:
     def _watch(self, session: WorkSession, follower: LogFollower, wait: Wait) -> None:
         name = session.export_file
         assert name is not None
-        deadline = self.clock.now() + dt.timedelta(seconds=self.config.log_timeout)
+        deadline = self.clock.monotonic() + self.config.log_timeout
         success = re.compile(self.config.success_pattern)
         error = re.compile(self.config.error_pattern)
         last_problem: Optional[str] = None
@@ -210,7 +210,7 @@ class RunSession:
                     return
                 if verdict:
                     raise SessionFailed(verdict)
-            if self.clock.now() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 reason = "no confirmation of {} in the remote log within {:g} s".format(name, self.config.log_timeout)
                 if last_problem:
                     reason += " (the log could not be read: {})".format(last_problem)
