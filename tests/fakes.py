@@ -235,7 +235,7 @@ class FakeSessions(_FakeTransaction):
     def start_session(self, day: dt.date, now: dt.datetime) -> bool:
         return self._transition(
             day, (SessionState.READY,), state=SessionState.RUNNING, phase=SessionPhase.EXPORTING, started_at=now,
-            total=0, processed=0, export_file=None, detail=None,
+            total=0, processed=0, export_file=None, detail=None, tries=0,
         )
 
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
@@ -250,9 +250,22 @@ class FakeSessions(_FakeTransaction):
         total: Optional[int] = None,
         processed: Optional[int] = None,
         export_file: Optional[str] = None,
+        detail: Optional[str] = None,
     ) -> bool:
-        changes = {"phase": phase, "total": total, "processed": processed, "export_file": export_file}
+        changes = {"phase": phase, "total": total, "processed": processed, "export_file": export_file, "detail": detail}
         return self._transition(day, (SessionState.RUNNING,), **{k: v for k, v in changes.items() if v is not None})
+
+    def begin_session_try(self, day: dt.date) -> Optional[int]:
+        session = self.data.sessions.get(day)
+        if session is None or session.state is not SessionState.RUNNING:
+            return None
+        self.data.sessions[day] = replace(session, tries=session.tries + 1)
+        return session.tries + 1
+
+    def end_session_try(self, day: dt.date) -> None:
+        session = self.data.sessions.get(day)
+        if session is not None and session.state is SessionState.RUNNING:
+            self.data.sessions[day] = replace(session, tries=max(session.tries - 1, 0))
 
     def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
         return self._transition(day, (SessionState.RUNNING,), state=state, finished_at=now, detail=detail)
@@ -422,8 +435,23 @@ class FakeUnitOfWork(FakeFilesAndLines, FakeSessions, FakeOutbox, FakeEvents, Fa
     """One transaction of FakeStore, through the same roles as the port (ports/store.py)."""
 
 
+class WorkerKilled(BaseException):
+    """The worker's process dies here (a kill, a crash): nothing in the process can catch it."""
+
+
+class FakeQueryError(Exception):
+    """What PostgreSQL raises for a query it cannot run (a missing column, a broken view)."""
+
+
+LINE_FIELDS = ("invoice_number", "line_number", "quantity", "description", "value", "day")
+VIEW_COLUMNS = ("invoice_number", "invoice_date", "customer_code", "customer_name", "delivery_address")
+
+
 class FakeStore:
-    """The database in memory; ``invoice_view`` stands in for the customer's view."""
+    """The database in memory; ``invoice_view`` stands in for the customer's view.
+
+    Fault switches: ``broken_view`` makes every look-up in the view fail with that message;
+    ``die_during_export_after`` kills the worker before that line; ``available`` is the ping."""
 
     def __init__(self, invoice_view: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
         self.data = FakeData()
@@ -432,7 +460,10 @@ class FakeStore:
         self.transaction_lock = threading.RLock()
         self.claimed: Set[int] = set()
         self.session_locks: Dict[dt.date, threading.Lock] = {}
+        self.view_columns: Set[str] = set(VIEW_COLUMNS).union(*(row.keys() for row in self.invoice_view.values()))
+        self.broken_view: Optional[str] = None
         self.die_during_export_after: Optional[int] = None
+        self.export_queries = 0
         # Called with each line's index as the export reads it: lets time pass, closes the session…
         self.on_export_line: Optional[Callable[[int], None]] = None
         self.migrations = 0
@@ -445,6 +476,8 @@ class FakeStore:
         self.view_lacks: Set[str] = set()
 
     def invoice_status(self, invoice_number: str, day: dt.date) -> InvoiceStatus:
+        if self.broken_view is not None:
+            raise FakeQueryError(self.broken_view)
         if invoice_number not in self.invoice_view:
             return InvoiceStatus.NOT_FOUND
         if any(number == invoice_number and earlier < day for number, earlier in self.data.exported):
@@ -491,23 +524,26 @@ class FakeStore:
 
     @contextmanager
     def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[bytes]]:
+        self.export_queries += 1
+        if self.broken_view is not None:
+            raise FakeQueryError(self.broken_view)
+        unknown = [c for c in columns if c not in LINE_FIELDS and c not in self.view_columns]
+        if unknown:
+            raise FakeQueryError('column v.{} does not exist\nLINE 1: SELECT l.invoice_number, v."{}"'.format(unknown[0], unknown[0]))
+
         def lines() -> Iterator[bytes]:
             valid = [s for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID]
             for given, stored in enumerate(sorted(valid, key=lambda s: s.line.line_number)[skip:]):
                 if given == self.die_during_export_after:
                     self.die_during_export_after = None
-                    raise RuntimeError("worker died")
+                    raise WorkerKilled("worker died")
                 if self.on_export_line is not None:
                     self.on_export_line(given)
                 view_row = self.invoice_view.get(stored.line.invoice_number, {})
-                line_values = {
-                    "invoice_number": stored.line.invoice_number,
-                    "line_number": stored.line.line_number,
-                    "quantity": stored.line.quantity,
-                    "description": stored.line.description,
-                    "value": stored.line.value,
-                    "day": stored.day,
-                }
+                line_values = dict(zip(LINE_FIELDS, (
+                    stored.line.invoice_number, stored.line.line_number, stored.line.quantity,
+                    stored.line.description, stored.line.value, stored.day,
+                )))
                 values = tuple(line_values[c] if c in line_values else view_row.get(c) for c in columns)
                 yield export_line(values).encode("utf-8") + b"\n"
 

@@ -10,6 +10,16 @@ class WarehouseError(Exception):
     """Base of every error the service explains to a person."""
 
 
+def one_line(error: BaseException) -> str:
+    """An error's one-line description for a mail, a status or a log line: the first line of its
+    message, after its type when it is not one of ours (a bug, a database or disk error)."""
+    lines = str(error).strip().splitlines()
+    first = " ".join(lines[0].split()) if lines else ""
+    if isinstance(error, WarehouseError) and first:
+        return first
+    return "{}: {}".format(type(error).__name__, first) if first else type(error).__name__
+
+
 class ConfigurationError(WarehouseError):
     pass
 

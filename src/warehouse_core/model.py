@@ -193,6 +193,8 @@ class PollReport:
     deleted: list = field(default_factory=list)
     incomplete: list = field(default_factory=list)
     other_days: list = field(default_factory=list)
+    # "name: error" for each file whose work an unexpected error ended (the file stays on the server).
+    failed: list = field(default_factory=list)
     no_file_alert: bool = False
 
     def describe(self) -> str:
@@ -206,6 +208,7 @@ class PollReport:
             ("deleted", self.deleted),
             ("incomplete", self.incomplete),
             ("other days", self.other_days),
+            ("failed", self.failed),
         ):
             if names:
                 parts.append("{}: {}".format(label, ", ".join(names)))
@@ -235,6 +238,8 @@ class WorkSession:
     finished_at: Optional[dt.datetime] = None
     export_file: Optional[str] = None
     detail: Optional[str] = None
+    # Tries of the worker, counted durably (SPEC §5): a worker that dies every time stops at last.
+    tries: int = 0
 
     def as_dict(self) -> Dict[str, Any]:
         """The status object of the HTTP API, less its message."""

@@ -391,6 +391,20 @@ def test_session_transitions(store):
         assert uow.session(DAY).state is SessionState.CLOSED and uow.running_days() == []
 
 
+def test_a_running_session_counts_its_tries_and_a_clean_stop_gives_one_back(store):
+    with store.unit_of_work() as uow:
+        uow.open_session(DAY)
+        assert uow.begin_session_try(DAY) is None  # ready: nothing to try
+        assert uow.start_session(DAY, NOW)
+        assert (uow.begin_session_try(DAY), uow.begin_session_try(DAY)) == (1, 2)
+        uow.end_session_try(DAY)
+        assert uow.session(DAY).tries == 1
+        assert uow.update_session(DAY, detail="try 1 of 4 failed")
+        assert uow.session(DAY).detail == "try 1 of 4 failed"
+        assert uow.close_session(DAY, NOW)
+        assert uow.begin_session_try(DAY) is None
+
+
 def test_closing_a_running_session_makes_its_progress_updates_fail(store):
     imported_day(store)
     with store.unit_of_work() as uow:

@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import VALID_SAMPLE
+from tests.fakes import WorkerKilled
 from warehouse_core.errors import Conflict
 from warehouse_core.model import SessionPhase, SessionState
 
@@ -189,7 +190,7 @@ def test_a_running_session_whose_worker_died_resumes_without_writing_a_line_twic
     ready.importer_confirms()
     ready.core.start_session(ready.clock.now())
     ready.store.die_during_export_after = 3
-    with pytest.raises(RuntimeError, match="worker died"):
+    with pytest.raises(WorkerKilled):
         ready.work()
     ready.exports.files[(DAY, EXPORT)].extend(b"60000")  # a torn last write
     assert state(ready) is SessionState.RUNNING

@@ -85,8 +85,16 @@ class Sessions(Protocol):
         total: Optional[int] = None,
         processed: Optional[int] = None,
         export_file: Optional[str] = None,
+        detail: Optional[str] = None,
     ) -> bool:
         """Record progress of a running session; False when it is no longer running (closed)."""
+
+    def begin_session_try(self, day: dt.date) -> Optional[int]:
+        """A worker takes up the running session: its tries so far, this one included, counted in
+        the database (a worker that dies leaves its try counted); None when it is not running."""
+
+    def end_session_try(self, day: dt.date) -> None:
+        """The try ended cleanly without finishing (the worker shut down): it does not count."""
 
     def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
         """running -> completed or failed; False when it was no longer running."""

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from warehouse_core.audit import Event, EventKind
-from warehouse_core.errors import WarehouseError
+from warehouse_core.errors import WarehouseError, one_line
 from warehouse_core.ports import Mailer, Transactions
 from warehouse_core.usecases.mails import OutboxWithEvents
 
@@ -48,13 +48,13 @@ class DeliverOutbox:
                     self.mailer.send(mail)
                 except Exception as error:  # any failure: a refused mail, a bug, a header SMTP rejects
                     retry_at = _later(now, retry_delay(mail.attempts))
-                    uow.mark_mail_failed(mail.id, _one_line(error), retry_at)
+                    uow.mark_mail_failed(mail.id, one_line(error), retry_at)
                     uow.record_event(Event(mail.day, EventKind.MAIL_FAILED, now, detail={
-                        "event": mail.event.value, "error": _one_line(error), "retry_at": retry_at.isoformat(),
+                        "event": mail.event.value, "error": one_line(error), "retry_at": retry_at.isoformat(),
                     }))
                     log.warning(
                         "mail %s (%s) not delivered: %s; next try at %s",
-                        mail.id, mail.event.value, _one_line(error), retry_at.isoformat(timespec="minutes"),
+                        mail.id, mail.event.value, one_line(error), retry_at.isoformat(timespec="minutes"),
                         exc_info=not isinstance(error, WarehouseError),
                     )
                     failed += 1
@@ -77,7 +77,3 @@ def _later(now: dt.datetime, delay: dt.timedelta) -> dt.datetime:
         return now + delay
     return (now.astimezone(dt.timezone.utc) + delay).astimezone(now.tzinfo)
 
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text or type(error).__name__

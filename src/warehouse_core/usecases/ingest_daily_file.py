@@ -13,7 +13,7 @@ import logging
 from typing import Dict, List, Optional
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
-from warehouse_core.errors import TransferError
+from warehouse_core.errors import TransferError, one_line
 from warehouse_core.model import FileSource, FileStatus, InboundFileName, MailEvent, PollReport, RemoteFile
 from warehouse_core.parsing import FactsCounter, FileFacts
 from warehouse_core.ports import Archive, InboundConnection, InboundFiles, MailRenderer, Store, UnitOfWork
@@ -69,11 +69,27 @@ class IngestDailyFile:
                 listing = connection.list_files()
                 todays = self._todays_files(listing, today, report)
                 for remote in todays:
-                    self._take(connection, remote, today, report)
+                    self._take_guarded(connection, remote, today, report)
         except TransferError as error:
             log.error("inbound server %s: %s", self.inbound.describe(), error)
             return str(error)
+        except Exception as error:  # a bug in the listing: the alert check below still runs
+            problem = "the poll: {}".format(one_line(error))
+            log.exception("%s (%s)", problem, self.inbound.describe())
+            report.failed.append(problem)
         return None
+
+    def _take_guarded(self, connection: InboundConnection, remote: RemoteFile, today: dt.date, report: PollReport) -> None:
+        """An unexpected error (a bug, a broken view, a full disk) ends the work on this file only:
+        it stays on the server for the next poll, and the no-file alert names the error."""
+        try:
+            self._take(connection, remote, today, report)
+        except TransferError:
+            raise
+        except Exception as error:
+            problem = "{}: {}".format(remote.name, one_line(error))
+            log.exception("%s; the file stays on the server for the next poll", problem)
+            report.failed.append(problem)
 
     def _todays_files(self, listing: List[RemoteFile], today: dt.date, report: PollReport) -> List[RemoteFile]:
         todays = []
@@ -178,6 +194,7 @@ class IngestDailyFile:
                 incomplete=report.incomplete,
                 rejected=report.rejected,
                 other_days=report.other_days,
+                failed=report.failed,
                 server_error=server_error,
             )
             report.no_file_alert = queue_mail(

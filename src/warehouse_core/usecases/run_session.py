@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from warehouse_core.audit import Event, EventKind
-from warehouse_core.errors import TransferError
+from warehouse_core.errors import TransferError, one_line
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
 from warehouse_core.usecases.mails import compose, queue_mail
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # resumed worker trusts); the close request and shutdown are checked at the same moments.
 PROGRESS_INTERVAL = 0.5  # seconds, on the monotonic clock
 UPLOAD_TRIES = 3
+# An unexpected error (a bug, a broken view, a full disk) is retried at most 3 times (SPEC §5).
+SESSION_TRIES = 4
 
 # Waits the given seconds; True when the worker should stop (shutdown).
 Wait = Callable[[float], bool]
@@ -39,6 +41,8 @@ class SessionConfig:
     log_timeout: float
     log_interval: float
     upload_backoff: float = 2.0
+    # Seconds before the first retry after an unexpected error; three times longer each retry.
+    error_backoff: float = 10.0
 
 
 class SessionFailed(Exception):
@@ -47,6 +51,14 @@ class SessionFailed(Exception):
 
 class SessionStopped(Exception):
     """The session was closed by an operator, or the worker is shutting down."""
+
+
+class SessionClosed(SessionStopped):
+    """An operator closed the session: nothing more happens today."""
+
+
+class WorkerShutdown(SessionStopped):
+    """The worker is shutting down; the next worker resumes where this one stopped."""
 
 
 class RunSession:
@@ -82,32 +94,70 @@ class RunSession:
         return handled
 
     def run(self, day: dt.date, wait: Wait) -> None:
-        try:
-            session = self._current(day)
-            if session.phase in (None, SessionPhase.EXPORTING):
-                session = self._export(session, wait)
-            if session.phase is SessionPhase.UPLOADING:
-                self._upload_and_watch(session, wait)
-            else:
-                with self.remote_log.follow(self._log_path(day)) as follower:
-                    self._watch(session, follower, wait)
-        except SessionStopped as stopped:
-            log.info("session for %s: %s", day, stopped)
-        except SessionFailed as failure:
-            self._fail(day, str(failure))
+        """Work the session until it ends or the worker stops. An unexpected error is retried with
+        backoff; the tries are counted in the database, so that a worker dying at the same place
+        after every restart also ends, with the session ``failed``, never ``running`` for good."""
+        while True:
+            with self.store.unit_of_work() as uow:
+                tries = uow.begin_session_try(day)
+                session = uow.session(day)
+            if tries is None or session is None:
+                return
+            if tries > SESSION_TRIES:
+                self._fail(day, "the session's worker stopped {} times without finishing{}".format(
+                    SESSION_TRIES, "; last error: " + session.detail if session.detail else " (killed or crashed)"))
+                return
+            try:
+                self._run_once(day, wait)
+                return
+            except WorkerShutdown as stopped:
+                with self.store.unit_of_work() as uow:
+                    uow.end_session_try(day)
+                log.info("session for %s: %s", day, stopped)
+                return
+            except SessionStopped as stopped:
+                log.info("session for %s: %s", day, stopped)
+                return
+            except SessionFailed as failure:
+                self._fail(day, str(failure))
+                return
+            except Exception as error:  # a bug, a broken view, a full disk: retried, then failed
+                description = one_line(error)
+                log.exception("session for %s: try %d of %d failed", day, tries, SESSION_TRIES)
+                if tries >= SESSION_TRIES:
+                    self._fail(day, description)
+                    return
+                backoff = self.config.error_backoff * 3 ** (tries - 1)
+                self._note(day, "try {} of {} failed, retried in {:g} s: {}".format(tries, SESSION_TRIES, backoff, description))
+                if wait(backoff):
+                    return
+
+    def _run_once(self, day: dt.date, wait: Wait) -> None:
+        session = self._current(day)
+        if session.phase in (None, SessionPhase.EXPORTING):
+            session = self._export(session, wait)
+        if session.phase is SessionPhase.UPLOADING:
+            self._upload_and_watch(session, wait)
+        else:
+            with self.remote_log.follow(self._log_path(day)) as follower:
+                self._watch(session, follower, wait)
+
+    def _note(self, day: dt.date, detail: str) -> None:
+        with self.store.unit_of_work() as uow:
+            uow.update_session(day, detail=detail)
 
     def _current(self, day: dt.date) -> WorkSession:
         with self.store.unit_of_work() as uow:
             session = uow.session(day)
         if session is None or session.state is not SessionState.RUNNING:
-            raise SessionStopped("no longer running")
+            raise SessionClosed("no longer running")
         return session
 
     def _update(self, day: dt.date, event: Optional[Tuple[EventKind, Dict[str, Any]]] = None, **fields: Any) -> WorkSession:
         """Record progress; with ``event``, that step goes into the day's timeline in the same transaction."""
         with self.store.unit_of_work() as uow:
             if not uow.update_session(day, **fields):
-                raise SessionStopped("closed by an operator; stopped")
+                raise SessionClosed("closed by an operator; stopped")
             if event is not None:
                 uow.record_event(Event(day, event[0], self.clock.now(), detail=event[1]))
             session = uow.session(day)
@@ -143,7 +193,7 @@ class RunSession:
                         writer.sync()
                         self._update(day, processed=written)
                         if wait(0):
-                            raise SessionStopped("worker shutting down; resumed at the next start")
+                            raise WorkerShutdown("worker shutting down; resumed at the next start")
                         next_progress = self.clock.monotonic() + PROGRESS_INTERVAL
             writer.sync()
         if written != session.total:
@@ -179,7 +229,7 @@ class RunSession:
                         "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
                     ) from None
                 if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
-                    raise SessionStopped("worker shutting down during the upload retries")
+                    raise WorkerShutdown("worker shutting down during the upload retries")
                 continue
             log.info("uploaded %s to %s", name, self.outbound.describe())
             return
@@ -217,7 +267,7 @@ class RunSession:
                 raise SessionFailed(reason)
             self._current(session.day)
             if wait(self.config.log_interval):
-                raise SessionStopped("worker shutting down while watching the remote log")
+                raise WorkerShutdown("worker shutting down while watching the remote log")
 
     # --- outcome -------------------------------------------------------------------------
 

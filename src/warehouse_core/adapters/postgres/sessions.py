@@ -12,7 +12,7 @@ from warehouse_core.model import SessionPhase, SessionState, WorkSession
 class PsycopgSessions(Connected):
     def session(self, day: dt.date) -> Optional[WorkSession]:
         row = self._one(
-            "SELECT day, state, total, processed, phase, started_at, finished_at, export_file, detail"
+            "SELECT day, state, total, processed, phase, started_at, finished_at, export_file, detail, tries"
             " FROM work_session WHERE day = %s",
             (day,),
         )
@@ -28,6 +28,7 @@ class PsycopgSessions(Connected):
             finished_at=row[6],
             export_file=row[7],
             detail=row[8],
+            tries=row[9],
         )
 
     def open_session(self, day: dt.date) -> None:
@@ -38,7 +39,7 @@ class PsycopgSessions(Connected):
     def start_session(self, day: dt.date, now: dt.datetime) -> bool:
         return self._changed(
             "UPDATE work_session SET state = 'running', phase = 'exporting', started_at = %s, total = 0,"
-            " processed = 0, export_file = NULL, detail = NULL, updated_at = now()"
+            " processed = 0, export_file = NULL, detail = NULL, tries = 0, updated_at = now()"
             " WHERE day = %s AND state = 'ready'",
             (now, day),
         )
@@ -66,8 +67,12 @@ class PsycopgSessions(Connected):
         total: Optional[int] = None,
         processed: Optional[int] = None,
         export_file: Optional[str] = None,
+        detail: Optional[str] = None,
     ) -> bool:
-        fields = {"phase": phase.value if phase else None, "total": total, "processed": processed, "export_file": export_file}
+        fields = {
+            "phase": phase.value if phase else None, "total": total, "processed": processed,
+            "export_file": export_file, "detail": detail,
+        }
         given = {name: value for name, value in fields.items() if value is not None}
         changes: List[sql.Composable] = [sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in given]
         changes.append(sql.SQL("updated_at = now()"))
@@ -76,6 +81,21 @@ class PsycopgSessions(Connected):
                 sql.SQL(", ").join(changes), sql.Placeholder("day")
             ),
             dict(given, day=day),
+        )
+
+    def begin_session_try(self, day: dt.date) -> Optional[int]:
+        row = self._one(
+            "UPDATE work_session SET tries = tries + 1, updated_at = now() WHERE day = %s AND state = 'running'"
+            " RETURNING tries",
+            (day,),
+        )
+        return None if row is None else int(row[0])
+
+    def end_session_try(self, day: dt.date) -> None:
+        self.connection.execute(
+            "UPDATE work_session SET tries = greatest(tries - 1, 0), updated_at = now()"
+            " WHERE day = %s AND state = 'running'",
+            (day,),
         )
 
     def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
