@@ -270,6 +270,9 @@ class FakeSessions(_FakeTransaction):
     def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
         return self._transition(day, (SessionState.RUNNING,), state=state, finished_at=now, detail=detail)
 
+    def set_closed_detail(self, day: dt.date, detail: str) -> bool:
+        return self._transition(day, (SessionState.CLOSED,), detail=detail)
+
     def running_days(self) -> List[dt.date]:
         return sorted(day for day, s in self.data.sessions.items() if s.state is SessionState.RUNNING)
 
@@ -709,27 +712,55 @@ class FakeMailer:
 
 
 class FakeOutbound:
-    """The outbound server's folder; ``fail_next`` uploads fail; ``on_upload`` plays the customer's importer."""
+    """The outbound server's folder, the upload's temporary file included (named as FtplibFiles
+    names it). Fault switches: ``fail_next`` uploads are refused at STOR; ``refuse_rename_next``
+    renames are refused (the temporary file stays); ``on_stored(name)`` runs once the temporary
+    file is stored, before the rename; ``on_upload(name, data)`` plays the customer's importer once
+    the file is in place."""
 
     def __init__(self) -> None:
         self.files: Dict[str, bytes] = {}
         self.fail_next = 0
+        self.refuse_rename_next = 0
         self.attempts = 0
+        self.on_stored: Optional[Callable[[str], None]] = None
         self.on_upload: Optional[Callable[[str, bytes], None]] = None
 
-    def upload(self, name: str, open_local: Callable[[], BinaryIO]) -> None:
+    @staticmethod
+    def temporary(name: str) -> str:
+        return "." + name + ".part"
+
+    def upload(
+        self, name: str, open_local: Callable[[], BinaryIO], before_rename: Optional[Callable[[], None]] = None
+    ) -> None:
         self.attempts += 1
+        temporary = self.temporary(name)
         if self.fail_next:
             self.fail_next -= 1
-            raise TransferError("STOR .{}.part failed: 451 refused by the fake server".format(name))
+            raise TransferError("STOR {} failed: 451 refused by the fake server".format(temporary))
         with open_local() as source:
-            self.files[name] = source.read()
+            self.files[temporary] = source.read()
+        if self.on_stored is not None:
+            self.on_stored(name)
+        if before_rename is not None:
+            try:
+                before_rename()
+            except Exception:
+                del self.files[temporary]
+                raise
+        if self.refuse_rename_next:
+            self.refuse_rename_next -= 1
+            raise TransferError("RNFR/RNTO {} {} failed: 550 refused by the fake server".format(temporary, name))
+        self.files[name] = self.files.pop(temporary)
         if self.on_upload is not None:
             self.on_upload(name, self.files[name])
 
     def size(self, name: str) -> Optional[int]:
         data = self.files.get(name)
         return None if data is None else len(data)
+
+    def discard(self, name: str) -> None:
+        self.files.pop(self.temporary(name), None)
 
     def describe(self) -> str:
         return "fake://outbound"

@@ -27,6 +27,9 @@ class FakeSide:
     def refuse_uploads(self) -> None:
         self.outbound.fail_next = 99
 
+    def leave(self, name, data):
+        self.outbound.files[name] = data
+
 
 class FtpSide:
     def __init__(self, server, tls_context=None) -> None:
@@ -41,6 +44,16 @@ class FtpSide:
 
     def refuse_uploads(self) -> None:
         self.server.refuse("STOR")
+
+    def leave(self, name, data):
+        """A file on the server as an earlier upload left it (owned like the folder, so the FTP
+        account may delete it)."""
+        import os
+
+        path = self.server.root / name
+        path.write_bytes(data)
+        folder = os.stat(str(self.server.root))
+        os.chown(str(path), folder.st_uid, folder.st_gid)
 
 
 @pytest.fixture(params=FTP_SIDES)
@@ -87,3 +100,39 @@ def test_size_of_the_final_file_and_none_before_it_is_there(side):
     assert side.outbound.size(EXPORT) is None
     side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
     assert side.outbound.size(EXPORT) == len(CONTENT)
+
+
+TEMPORARY = "." + EXPORT + ".part"  # the name the consumer ignores while the upload is under way
+
+
+class Closed(Exception):
+    pass
+
+
+def test_size_does_not_take_an_unfinished_upload_for_the_file(side):
+    side.leave(TEMPORARY, b"partial")
+    assert side.outbound.size(EXPORT) is None
+
+
+def test_a_stop_before_the_rename_leaves_neither_the_final_nor_the_temporary_file(side):
+    seen = []
+
+    def closed_meanwhile():
+        seen.append(side.names())
+        raise Closed("closed by an operator")
+
+    with pytest.raises(Closed):
+        side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT), before_rename=closed_meanwhile)
+    assert seen == [[TEMPORARY]]  # asked once the file was stored, before the rename
+    assert side.names() == []
+
+
+def test_discard_removes_what_an_unfinished_upload_left_and_only_that(side):
+    side.leave(TEMPORARY, b"partial")
+    side.outbound.discard(EXPORT)
+    assert side.names() == []
+    side.outbound.discard(EXPORT)  # nothing left: nothing to do
+    side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    side.leave(TEMPORARY, b"partial")
+    side.outbound.discard(EXPORT)
+    assert side.names() == [EXPORT] and side.content(EXPORT) == CONTENT

@@ -401,8 +401,11 @@ def test_a_running_session_counts_its_tries_and_a_clean_stop_gives_one_back(stor
         assert uow.session(DAY).tries == 1
         assert uow.update_session(DAY, detail="try 1 of 4 failed")
         assert uow.session(DAY).detail == "try 1 of 4 failed"
+        assert not uow.set_closed_detail(DAY, "delivered")  # running: not closed yet
         assert uow.close_session(DAY, NOW)
         assert uow.begin_session_try(DAY) is None
+        assert uow.set_closed_detail(DAY, "closed after S.txt was delivered")
+        assert uow.session(DAY).detail == "closed after S.txt was delivered"
 
 
 def test_closing_a_running_session_makes_its_progress_updates_fail(store):

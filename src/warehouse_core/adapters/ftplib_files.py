@@ -115,6 +115,18 @@ class FtpConnection:
         with self._errors("DELE " + name):
             self.client.delete(name)
 
+    def delete_if_present(self, name: str) -> bool:
+        """DELE, where 550 (no such file) is no error; whether a file was deleted."""
+        try:
+            self.client.delete(name)
+        except ftplib.error_perm as error:
+            if str(error).startswith("550"):
+                return False
+            raise TransferError(self._explain("DELE " + name, error)) from None
+        except ftplib.all_errors as error:
+            raise TransferError(self._explain("DELE " + name, error)) from None
+        return True
+
     @contextmanager
     def _errors(self, command: str) -> Iterator[None]:
         try:
@@ -156,6 +168,17 @@ def _unix_listing(lines: List[str]) -> Optional[List[RemoteFile]]:
     return files
 
 
+def _temporary(name: str) -> str:
+    return TEMPORARY_PREFIX + name + ".part"
+
+
+def _remove_quietly(connection: FtpConnection, name: str) -> None:
+    try:
+        connection.delete_if_present(name)
+    except TransferError as error:
+        log.warning("could not remove %s (%s); the next upload replaces it", name, error)
+
+
 class FtplibFiles:
     """Connects per use; ``tls`` means explicit FTPS (AUTH TLS) with a protected data channel."""
 
@@ -187,9 +210,12 @@ class FtplibFiles:
     def describe(self) -> str:
         return "{}://{}@{}:{}{}".format("ftps" if self.tls else "ftp", self.user, self.host, self.port, self.directory)
 
-    def upload(self, name: str, open_local: Callable[[], BinaryIO]) -> None:
-        """STOR under a temporary name, check the size the server reports, then rename into place."""
-        temporary = TEMPORARY_PREFIX + name + ".part"
+    def upload(
+        self, name: str, open_local: Callable[[], BinaryIO], before_rename: Optional[Callable[[], None]] = None
+    ) -> None:
+        """STOR under a temporary name, check the size the server reports, ask ``before_rename``
+        (when it raises, the temporary file is removed and the error goes on), then rename into place."""
+        temporary = _temporary(name)
         with open_local() as source:
             source.seek(0, 2)
             size = source.tell()
@@ -201,6 +227,12 @@ class FtplibFiles:
                     raise TransferError(
                         "STOR {} on {}: the server holds {} bytes of {}".format(temporary, connection.where, stored, size)
                     )
+                if before_rename is not None:
+                    try:
+                        before_rename()
+                    except Exception:
+                        _remove_quietly(connection, temporary)
+                        raise
                 connection.rename(temporary, name)
 
     def size(self, name: str) -> Optional[int]:
@@ -213,6 +245,12 @@ class FtplibFiles:
                 if remote.name == name:
                     return remote.size
         return None
+
+    def discard(self, name: str) -> None:
+        """Remove the temporary file an unfinished upload of ``name`` left, if there is one."""
+        with self.connect() as connection:
+            if connection.delete_if_present(_temporary(name)):
+                log.info("removed %s, left by an unfinished upload, from %s", _temporary(name), connection.where)
 
     @contextmanager
     def connect(self) -> Iterator[FtpConnection]:

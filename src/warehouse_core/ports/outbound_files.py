@@ -4,12 +4,18 @@ from typing import BinaryIO, Callable, Optional, Protocol
 
 
 class OutboundFiles(Protocol):
-    def upload(self, name: str, open_local: Callable[[], BinaryIO]) -> None:
-        """Store the file under a temporary name, check its size, then rename it to ``name``.
+    def upload(
+        self, name: str, open_local: Callable[[], BinaryIO], before_rename: Optional[Callable[[], None]] = None
+    ) -> None:
+        """Store the file under a temporary name, check its size, call ``before_rename`` (when it
+        raises, the temporary file is removed and its error goes on), then rename it to ``name``.
         The final name never shows a partial file. Failures raise TransferError."""
 
     def size(self, name: str) -> Optional[int]:
         """The size of the file under its final ``name``; None when there is none."""
+
+    def discard(self, name: str) -> None:
+        """Remove the temporary file an unfinished upload of ``name`` left, if any."""
 
     def describe(self) -> str:
         ...

@@ -99,6 +99,9 @@ class Sessions(Protocol):
     def finish_session(self, day: dt.date, state: SessionState, now: dt.datetime, detail: Optional[str]) -> bool:
         """running -> completed or failed; False when it was no longer running."""
 
+    def set_closed_detail(self, day: dt.date, detail: str) -> bool:
+        """Say how a closed session ended (its file was delivered); False when it is not closed."""
+
     def running_days(self) -> List[dt.date]:
         """Days whose session is running, oldest first."""
 

@@ -18,6 +18,7 @@ from warehouse_core.errors import TransferError, one_line
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
 from warehouse_core.usecases.mails import compose, queue_mail
+from warehouse_core.usecases.sessions import record_delivered_before_close
 
 log = logging.getLogger(__name__)
 # Progress is made durable and recorded at most this often (the export file itself is what a
@@ -134,10 +135,11 @@ class RunSession:
 
     def _run_once(self, day: dt.date, wait: Wait) -> None:
         session = self._current(day)
+        resumed_in_upload = session.phase is SessionPhase.UPLOADING
         if session.phase in (None, SessionPhase.EXPORTING):
             session = self._export(session, wait)
         if session.phase is SessionPhase.UPLOADING:
-            self._upload_and_watch(session, wait)
+            self._upload_and_watch(session, wait, resumed_in_upload)
         else:
             with self.remote_log.follow(self._log_path(day)) as follower:
                 self._watch(session, follower, wait)
@@ -206,33 +208,68 @@ class RunSession:
 
     # --- upload ------------------------------------------------------------------------
 
-    def _upload_and_watch(self, session: WorkSession, wait: Wait) -> None:
+    def _upload_and_watch(self, session: WorkSession, wait: Wait, resumed: bool) -> None:
         with self.remote_log.follow(self._log_path(session.day)) as follower:
-            try:
-                follower.skip_existing()
-            except TransferError as error:
-                log.warning("remote log not readable before the upload (%s); reading it from the start", error)
-            self._upload(session, wait)
+            if resumed and self._already_delivered(session):
+                # Renamed into place before the worker stopped: the consumer may have read it and
+                # logged its confirmation already, so the log is read from the start.
+                log.info("session for %s: %s is already on the outbound server; not uploaded again", session.day, session.export_file)
+            else:
+                try:
+                    follower.skip_existing()
+                except TransferError as error:
+                    log.warning("remote log not readable before the upload (%s); reading it from the start", error)
+                self._upload(session, wait)
             uploaded = (EventKind.SESSION_UPLOADED, {"file": session.export_file, "server": self.outbound.describe()})
-            self._watch(self._update(session.day, uploaded, phase=SessionPhase.WATCHING), follower, wait)
+            try:
+                watching = self._update(session.day, uploaded, phase=SessionPhase.WATCHING)
+            except SessionClosed:
+                self._delivered_before_close(session)
+                raise
+            self._watch(watching, follower, wait)
 
-    def _upload(self, session: WorkSession, wait: Wait) -> None:
+    def _already_delivered(self, session: WorkSession) -> bool:
+        """Whether the final file is on the outbound server with the export's size."""
         name = session.export_file
         assert name is not None
-        for attempt in range(1, UPLOAD_TRIES + 1):
-            try:
-                self.outbound.upload(name, lambda: self.exports.open(session.day, name))
-            except TransferError as error:
-                log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
-                if attempt == UPLOAD_TRIES:
-                    raise SessionFailed(
-                        "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
-                    ) from None
-                if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
-                    raise WorkerShutdown("worker shutting down during the upload retries")
-                continue
-            log.info("uploaded %s to %s", name, self.outbound.describe())
-            return
+        with self.exports.open(session.day, name) as local:
+            expected = local.seek(0, 2)
+        return self.outbound.size(name) == expected
+
+    def _upload(self, session: WorkSession, wait: Wait) -> None:
+        """Upload with retries; the state is checked before every try and before the rename, and
+        a close stops the upload there, leaving nothing on the outbound server."""
+        name = session.export_file
+        assert name is not None
+        day = session.day
+        try:
+            for attempt in range(1, UPLOAD_TRIES + 1):
+                self._current(day)
+                try:
+                    self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=lambda: self._still_running(day))
+                except TransferError as error:
+                    log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
+                    if attempt == UPLOAD_TRIES:
+                        raise SessionFailed(
+                            "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
+                        ) from None
+                    if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
+                        raise WorkerShutdown("worker shutting down during the upload retries")
+                    continue
+                log.info("uploaded %s to %s", name, self.outbound.describe())
+                return
+        except SessionClosed:
+            self._discard(name)
+            raise
+
+    def _still_running(self, day: dt.date) -> None:
+        self._current(day)
+
+    def _discard(self, name: str) -> None:
+        try:
+            self.outbound.discard(name)
+        except TransferError as error:
+            log.warning("could not remove the temporary file of %s (%s); the consumer ignores it", name, error)
 
     # --- remote log ----------------------------------------------------------------------
 
@@ -265,7 +302,11 @@ class RunSession:
                 if last_problem:
                     reason += " (the log could not be read: {})".format(last_problem)
                 raise SessionFailed(reason)
-            self._current(session.day)
+            try:
+                self._current(session.day)
+            except SessionClosed:
+                self._delivered_before_close(session)
+                raise
             if wait(self.config.log_interval):
                 raise WorkerShutdown("worker shutting down while watching the remote log")
 
@@ -294,6 +335,10 @@ class RunSession:
                 now,
             )
         log.info("session for %s completed: %d lines in %s confirmed", session.day, session.processed, session.export_file)
+
+    def _delivered_before_close(self, session: WorkSession) -> None:
+        with self.store.unit_of_work() as uow:
+            record_delivered_before_close(uow, session.day, session.export_file)
 
     def _fail(self, day: dt.date, reason: str) -> None:
         now = self.clock.now()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import Conflict
-from warehouse_core.model import SessionState, WorkSession
-from warehouse_core.ports import Events, Sessions, Transactions
+from warehouse_core.model import SessionPhase, SessionState, WorkSession
+from warehouse_core.ports import Events, FilesAndLines, Sessions, Transactions
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,15 @@ class SessionsWithEvents(Sessions, Events, Protocol):
     """An operator's action changes the session and says so in the day's events, in one transaction."""
 
 
+Role = TypeVar("Role", bound=SessionsWithEvents)
+
+
 def _transition(
-    store: Transactions[SessionsWithEvents],
+    store: Transactions[Role],
     now: dt.datetime,
     actor: str,
     kind: EventKind,
-    change: Callable[[Sessions, dt.date, dt.datetime], bool],
+    change: Callable[[Role, dt.date, dt.datetime], bool],
 ) -> WorkSession:
     """Apply one conditional state change to today's session; the refusal when it did not apply."""
     day = now.date()
@@ -77,13 +80,43 @@ class StartSession:
         return session
 
 
+DELIVERED_BEFORE_CLOSE = (
+    "closed by an operator after {file} was delivered to the outbound server; its invoices are recorded as exported"
+)
+
+
+class ClosingSessions(SessionsWithEvents, FilesAndLines, Protocol):
+    """Closing after the file was delivered also records the day's invoices as exported."""
+
+
+def record_delivered_before_close(uow: ClosingSessions, day: dt.date, export_file: Optional[str]) -> bool:
+    """A session closed once its file was in place on the outbound server: the consumer may read
+    it, so the day's invoices count as exported (never ``valid`` again on a later day)."""
+    if not uow.set_closed_detail(day, DELIVERED_BEFORE_CLOSE.format(file=export_file)):
+        return False
+    uow.record_exported(day)
+    log.warning("session for %s closed after %s was delivered: its invoices are recorded as exported", day, export_file)
+    return True
+
+
 class CloseSession:
-    def __init__(self, *, store: Transactions[SessionsWithEvents]) -> None:
+    """Closes the day. A session watching the remote log has delivered its file: Close records its
+    invoices as exported in the same transaction, whether or not a worker is alive to do it. (A
+    worker that renames the file while Close commits does it itself: see RunSession.)"""
+
+    def __init__(self, *, store: Transactions[ClosingSessions]) -> None:
         self.store = store
 
     def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> WorkSession:
-        session = _transition(
-            self.store, now, actor, EventKind.SESSION_CLOSED, lambda uow, day, at: uow.close_session(day, at)
-        )
+        session = _transition(self.store, now, actor, EventKind.SESSION_CLOSED, self._close)
         log.info("session for %s closed by %s", session.day, actor)
         return session
+
+    @staticmethod
+    def _close(uow: ClosingSessions, day: dt.date, now: dt.datetime) -> bool:
+        before = uow.session(day)
+        if not uow.close_session(day, now):
+            return False
+        if before is not None and before.state is SessionState.RUNNING and before.phase is SessionPhase.WATCHING:
+            record_delivered_before_close(uow, day, before.export_file)
+        return True

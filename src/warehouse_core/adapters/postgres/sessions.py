@@ -105,6 +105,11 @@ class PsycopgSessions(Connected):
             (state.value, now, detail, day),
         )
 
+    def set_closed_detail(self, day: dt.date, detail: str) -> bool:
+        return self._changed(
+            "UPDATE work_session SET detail = %s, updated_at = now() WHERE day = %s AND state = 'closed'", (detail, day)
+        )
+
     def running_days(self) -> List[dt.date]:
         rows = self.connection.execute("SELECT day FROM work_session WHERE state = 'running' ORDER BY day").fetchall()
         return [row[0] for row in rows]

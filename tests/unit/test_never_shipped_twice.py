@@ -1,0 +1,166 @@
+"""Never shipped twice (SPEC §5): Close during the upload, and a worker resumed after the rename."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.conftest import VALID_SAMPLE
+from tests.fakes import WorkerKilled
+from warehouse_core.model import InvoiceStatus, SessionPhase, SessionState
+
+DAY = dt.date(2026, 11, 26)
+EXPORT = "Spedizioni20261126_6.txt"
+LOG = "importer-20261126.log"
+SHIPPED = {"600000001", "600000002", "600000005", "600000006", "600000007", "600000008"}
+
+
+@pytest.fixture
+def running(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    return world
+
+
+def close(world):
+    world.core.close_session(world.clock.now())
+
+
+def exported(world):
+    return {number for number, day in world.store.data.exported if day == DAY}
+
+
+def next_days_statuses(world):
+    """The same invoices in the next day's file: which of them count as valid then."""
+    world.inbound.files["Letture20261127080000000_9.txt"] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-27T08:00")
+    with world.store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(dt.date(2026, 11, 27))
+        return set(uow.invoices_with_status(dt.date(2026, 11, 27), InvoiceStatus.VALID))
+
+
+# --- Close before the rename: nothing reaches the consumer, nothing is recorded -------------
+
+
+def test_close_between_upload_tries_stops_and_removes_the_temporary_file(running):
+    running.outbound.refuse_rename_next = 1  # the first try leaves its temporary file behind
+
+    def operator_closes_during_the_backoff(seconds):
+        close(running)
+        return running.clock.wait(seconds)
+
+    running.core.run_session.run_pending(operator_closes_during_the_backoff)
+    assert running.core.session_status().state is SessionState.CLOSED
+    assert running.outbound.attempts == 1 and running.outbound.files == {}
+    assert exported(running) == set() and next_days_statuses(running) == SHIPPED
+
+
+def test_close_while_the_file_is_stored_stops_before_the_rename(running):
+    running.outbound.on_stored = lambda name: close(running)
+    running.work()
+    assert running.core.session_status().state is SessionState.CLOSED
+    assert running.outbound.files == {}  # no final file, no temporary file
+    assert exported(running) == set()
+    assert running.store.mails("session-completed") == [] and running.store.mails("session-failed") == []
+
+
+# --- Close after the rename: the consumer may have the file, so its invoices are exported --------
+
+
+def test_close_right_after_the_rename_records_the_invoices_as_exported(running):
+    running.outbound.on_upload = lambda name, data: close(running)
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in status.detail and EXPORT in status.detail
+    assert list(running.outbound.files) == [EXPORT]
+    assert exported(running) == SHIPPED
+    assert next_days_statuses(running) == set()  # never valid again
+
+
+def test_close_while_the_worker_watches_the_log_records_the_invoices_as_exported(running):
+    closes = []
+
+    def close_at_the_first_wait(seconds):
+        if not closes:
+            closes.append(close(running))
+        return running.clock.wait(seconds)
+
+    running.core.run_session.run_pending(close_at_the_first_wait)
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in status.detail
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_close_while_watching_with_no_worker_alive_records_the_invoices_as_exported(running):
+    running.core.run_session.run_pending(lambda seconds: True)  # the worker stops while watching
+    assert running.core.session_status().phase is SessionPhase.WATCHING
+    closed = running.core.close_session(running.clock.now())
+    assert closed.state is SessionState.CLOSED and "delivered" in closed.detail
+    assert exported(running) == SHIPPED
+    assert running.work() == 0
+
+
+def test_close_before_the_upload_records_nothing(running):
+    running.store.on_export_line = lambda index: close(running) if index == 0 else None
+    running.work()
+    assert running.core.session_status().detail is None
+    assert exported(running) == set() and running.outbound.files == {}
+
+
+# --- A worker resumed in the upload phase -----------------------------------------------------
+
+
+def test_a_worker_resumed_after_the_rename_does_not_upload_again_and_sees_the_first_confirmation(running):
+    deaths = []
+
+    def importer_confirms_then_the_worker_dies(name, data):
+        running.remote_log.append(LOG, "{}: {} records read".format(name, data.count(b"\n")))
+        if not deaths:
+            deaths.append(name)
+            raise WorkerKilled("killed after the rename, before phase=watching was committed")
+
+    running.outbound.on_upload = importer_confirms_then_the_worker_dies
+    with pytest.raises(WorkerKilled):
+        running.work()
+    assert running.core.session_status().phase is SessionPhase.UPLOADING
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.COMPLETED
+    assert running.outbound.attempts == 1
+
+
+def test_a_worker_resumed_before_the_rename_uploads_the_file(running):
+    running.importer_confirms()
+    deaths = []
+
+    def killed_once(name):
+        if not deaths:
+            deaths.append(name)
+            raise WorkerKilled("killed during the STOR")
+
+    running.outbound.on_stored = killed_once
+    with pytest.raises(WorkerKilled):
+        running.work()
+    assert EXPORT not in running.outbound.files
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert running.outbound.attempts == 2 and list(running.outbound.files) == [EXPORT]
+
+
+def test_a_resumed_worker_replaces_a_final_file_of_another_size(running):
+    running.importer_confirms()
+    deaths = []
+
+    def killed_once(name):
+        if not deaths:
+            deaths.append(name)
+            running.outbound.files[name] = b"600000001|a stale file of the same name\n"
+            raise WorkerKilled("killed during the STOR")
+
+    running.outbound.on_stored = killed_once
+    with pytest.raises(WorkerKilled):
+        running.work()
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert running.outbound.files[EXPORT].count(b"\n") == 6 and running.outbound.attempts == 2
