@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
+from tests.fakes import WorkerKilled
 from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import SessionState
 from warehouse_core.usecases.cleanup import CleanUp
@@ -243,7 +244,7 @@ def test_a_resumed_export_says_so_in_the_timeline(world):
     world.importer_confirms()
     world.core.start_session(world.clock.now())
     world.store.die_during_export_after = 3
-    with pytest.raises(RuntimeError, match="worker died"):
+    with pytest.raises(WorkerKilled):
         world.work()
     world.work()
     progress = [e.detail for e in day_detail(world.store, DAY).events if e.kind.value == "session-progress"]
