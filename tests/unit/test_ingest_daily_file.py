@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, SAMPLE_VIEW, VALID_SAMPLE, at
-from tests.fakes import FakeClock, FakeMailer, FakeStore
+from tests.fakes import FakeClock, FakeMailer, FakeStore, WorkerKilled
 from warehouse_core.adapters.local_archive import LocalArchive
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.model import FileStatus, InvoiceStatus, RemoteFile, SessionState
@@ -191,8 +191,8 @@ def test_the_same_file_reappearing_is_deleted_without_a_second_import(world):
 
 def test_a_crash_after_archiving_but_before_recording_imports_once_later(world):
     world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
-    world.store.crash_on_record_file = RuntimeError("power cut")
-    with pytest.raises(RuntimeError, match="power cut"):
+    world.store.crash_on_record_file = WorkerKilled("power cut")  # the process dies: nothing catches it
+    with pytest.raises(WorkerKilled, match="power cut"):
         world.poll("2026-11-26T10:00")
     assert VALID in world.inbound.files and world.store.data.files == []
     world.poll("2026-11-26T10:30")
