@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The dev-only servers and demo stack live in devstack/, outside the package: never in the wheel.
 DEVSTACK_PATH := PYTHONPATH="$(CURDIR)/devstack$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: venv packages packages-run run test test-unit test-contract test-faketime bench lint clean
+.PHONY: venv packages packages-run run test test-unit test-contract test-faketime mutation bench lint clean
 
 # The awkward moments (local time in Europe/Rome) of make test-faketime: a Saturday, the night the
 # clocks go forward, the night they go back, the last minute of the year.
@@ -59,6 +59,12 @@ faketime-at-%: $(STAMP)
 	WAREHOUSE_TEST_FAKETIME=$(subst .,:,$*) $(BIN)/python -m pytest -q -p no:cacheprovider -m service_process $(PYTEST_ARGS) || status=1; \
 	echo "test-faketime: $(subst .,:,$*) $$( [ $$status = 0 ] && echo passed || echo FAILED )"; exit $$status
 
+# Mutation testing of the rules (pyproject.toml [tool.mutmut]) against the unit tests, niced: the
+# machine is shared. `$(BIN)/mutmut results` lists the survivors, `$(BIN)/mutmut show NAME` one.
+mutation: $(STAMP)
+	nice -n 10 $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 bench: packages-run $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
@@ -66,4 +72,4 @@ lint: $(STAMP)
 	$(BIN)/python -m compileall -q src devstack tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info mutants

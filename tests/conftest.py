@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
+from hypothesis import settings
 
 from tests import faketime
 from warehouse_core.clock import zone
@@ -22,6 +23,10 @@ from warehouse_devstack.servers import (
     SmtpServer,
     load_invoice_view,
 )
+
+# `make test` runs hypothesis's default profile; `make mutation` loads this one by name: the same
+# examples for every mutant, and none kept between runs.
+settings.register_profile("mutation", deadline=None, derandomize=True, database=None)
 
 # The dev-only servers and samples: importable here through pytest's pythonpath (pyproject.toml);
 # a subprocess that imports them gets DEVSTACK on its PYTHONPATH (devstack_pythonpath).

@@ -101,6 +101,25 @@ def test_value_and_quantity_rules():
     assert "NUL" in parse_line(1, "600000001|1|a\x00b|1").reason
 
 
+def test_each_reason_names_the_value_at_fault():
+    assert parse_line(7, "600000001|1|a\x00b|1").reason == "contains a NUL character"
+    assert parse_line(7, "600000001|1234567890123456789|a|1").reason == "quantity '1234567890123456789' is too large"
+    assert parse_line(7, "600000001|1|a|1e5").reason == "value '1e5' is not a decimal number"
+    assert parse_line(7, "600000001|1|a|1e5").line == 7
+
+
+def test_leading_zeros_do_not_make_a_quantity_too_large():
+    eighteen_digits = "123456789012345678"
+    line = parse_line(1, "600000001|00000{}|a|1".format(eighteen_digits))
+    assert line.quantity == int(eighteen_digits)
+
+
+def test_every_problem_is_counted_and_the_first_hundred_are_reported():
+    _, tally, lines = parse(b"\n".join([b"600000001|x|a|1"] * 101))
+    assert lines == [] and tally.problem_count == 101
+    assert [problem.line for problem in tally.problems] == list(range(1, 101))
+
+
 class LazyFile(io.RawIOBase):
     """A 200 MB file made on demand, counting the bytes anybody read from it."""
 
