@@ -196,11 +196,15 @@ class PollReport:
     # "name: error" for each file whose work an unexpected error ended (the file stays on the server).
     failed: list = field(default_factory=list)
     no_file_alert: bool = False
+    # Why the inbound server could not be read (logon refused, unreachable, a transfer failed).
+    server_error: Optional[str] = None
 
     def describe(self) -> str:
         if self.skipped:
             return "poll at {}: skipped ({})".format(self.at.isoformat(timespec="minutes"), self.skipped)
         parts = []
+        if self.server_error:
+            parts.append("the inbound server could not be read: {}".format(self.server_error))
         for label, names in (
             ("imported", self.imported),
             ("rejected", self.rejected),

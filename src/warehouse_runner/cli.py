@@ -36,8 +36,12 @@ def configure_logging() -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROGRAM, description="The warehouse invoice service's daemon and commands.")
     commands = top.add_subparsers(dest="command")
-    poll = commands.add_parser("poll", help="poll the inbound FTP server once, then deliver the outbox")
-    poll.add_argument("--at", type=_local_time, help="act as if at this local time (ISO, e.g. 2026-11-26T19:00)")
+    poll = commands.add_parser(
+        "poll", help="poll the inbound FTP server now, whatever the window and days, then deliver the outbox"
+    )
+    poll.add_argument(
+        "--at", type=_local_time, help="act as if at this local time (ISO, e.g. 2026-11-26T19:00), with every rule"
+    )
     upload = commands.add_parser("import", help="import a file for today, as a manual upload")
     upload.add_argument("file", type=Path)
     send_mail = commands.add_parser("send-mail", help="deliver the outbox once")
@@ -100,8 +104,12 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
     if arguments.command == "check":
         return check(core)
     if arguments.command == "poll":
-        report = core.ingest_daily_file(now, actor=command_actor())
+        # Without --at: now, whatever the window and days (SPEC §9); with --at, every rule.
+        report = core.ingest_daily_file(now, actor=command_actor(), any_time=arguments.at is None)
         delivery = core.deliver_outbox(now)
+        if report.server_error:
+            return fail("poll: the inbound server could not be read: {}; mails sent: {}".format(
+                report.server_error, delivery.sent))
         print("{}; mails sent: {}".format(report.describe(), delivery.sent))
         return 0
     if arguments.command == "send-mail":

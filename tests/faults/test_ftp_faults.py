@@ -33,7 +33,7 @@ def test_dropped_download(service, real_store, ftp_server, smtp_server, outcome)
     shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
     ftp_server.faults.drop_retr_after = 100
     result = service.run(*AT)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and "could not be read" in result.stderr.strip().splitlines()[-1], result.stderr
     nothing_imported(service, real_store, ftp_server)
     ftp_server.faults.drop_retr_after = None
     assert service.run(*AGAIN).returncode == 0
@@ -45,7 +45,8 @@ def test_dropped_download(service, real_store, ftp_server, smtp_server, outcome)
 def test_refused_download(service, real_store, ftp_server, smtp_server, outcome):
     shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
     ftp_server.faults.refuse.add("RETR")
-    assert service.run(*AT).returncode == 0
+    result = service.run(*AT)
+    assert result.returncode == 1 and "550" in result.stderr.strip().splitlines()[-1], result.stderr  # SPEC §9
     nothing_imported(service, real_store, ftp_server)
     ftp_server.faults.refuse.clear()
     service.run(*AGAIN)

@@ -80,6 +80,22 @@ def test_poll_imports_from_a_server_that_tells_no_size(runner, ftp_server, real_
     assert query(real_store, "SELECT count(*) FROM invoice_line") == [(8,)]
 
 
+def test_poll_with_a_wrong_inbound_password_exits_1_with_one_line(runner, ftp_server):
+    shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
+    wrong = ftp_server.url().replace(ftp_server.password, "not-the-password")
+    result = subprocess.run(
+        [sys.executable, "-m", "warehouse_runner", "poll", "--at", "2026-11-26T10:00"],
+        env=dict(runner.env, WAREHOUSE_INBOUND_FTP_URL=wrong),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("warehouse-runner: poll: the inbound server could not be read") and "530" in last
+    assert "nothing to do" not in result.stdout + result.stderr
+    assert "not-the-password" not in result.stdout + result.stderr
+    assert ftp_server.files() == [VALID_SAMPLE.name]
+
+
 def test_malformed_sample_is_rejected_and_incomplete_sample_stays(runner, ftp_server, smtp_server, real_store):
     shutil.copy(str(MALFORMED_SAMPLE), str(ftp_server.root))
     shutil.copy(str(INCOMPLETE_SAMPLE), str(ftp_server.root))

@@ -42,10 +42,13 @@ class IngestDailyFile:
         self.now = dt.datetime.min
         self.actor = SYSTEM
 
-    def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> PollReport:
-        """One poll as if at ``now``; ``actor`` is who asked (the scheduler, or ops on the command line)."""
+    def __call__(self, now: dt.datetime, actor: str = SYSTEM, *, any_time: bool = False) -> PollReport:
+        """One poll as if at ``now``; ``actor`` is who asked (the scheduler, or ops on the command line).
+
+        ``any_time``: poll whatever the window and days (ops polling now for a late file); the
+        no-file alert still follows its rule at ``now``."""
         report = PollReport(at=now)
-        if not self.schedule.in_window(now):
+        if not any_time and not self.schedule.in_window(now):
             report.skipped = "outside the poll window and days"
             return report
         with self.store.exclusive_poll() as acquired:
@@ -55,7 +58,7 @@ class IngestDailyFile:
                 return report
             # Safe on the shared instance: only the holder of the poll lock gets here.
             self.now, self.actor = now, actor
-            server_error = self._poll_server(now.date(), report)
+            server_error = report.server_error = self._poll_server(now.date(), report)
             with self.store.unit_of_work() as uow:
                 uow.record_poll(now, ok=server_error is None)
             if self.schedule.alert_due(now):
