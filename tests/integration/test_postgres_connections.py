@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 import threading
-from typing import List
+import uuid
+from typing import Any, Iterator, List
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tests.contract.test_store_contract import DAY, imported_day
+from warehouse_devstack.servers import load_invoice_view
 
 
 def test_threads_asking_at_once_share_one_pool(real_store):
@@ -25,3 +32,57 @@ def test_threads_asking_at_once_share_one_pool(real_store):
         assert len(pools) == 8 and len(set(pools)) == 1, "{} pools were opened".format(len(set(pools)))
     finally:
         store.close()
+
+
+# --- the session settings each connection pins (SPEC §8) -----------------------------------
+
+
+@pytest.fixture
+def customer_database(postgres_server) -> Iterator[str]:
+    """A database whose defaults differ from PostgreSQL's: day-first SQL dates, New York time."""
+    import psycopg
+
+    name = "customer_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('CREATE DATABASE "{}"'.format(name))
+        for setting in ("datestyle = 'SQL, DMY'", "timezone = 'America/New_York'", "intervalstyle = 'sql_standard'"):
+            connection.execute('ALTER DATABASE "{}" SET {}'.format(name, setting))
+    url = postgres_server.rsplit("/", 1)[0] + "/" + name
+    load_invoice_view(url, SAMPLES / "invoice_view.sql")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "CREATE VIEW public.stamped_view AS SELECT v.*,"
+            " (v.invoice_date + time '09:00') AT TIME ZONE 'Europe/Rome' AS issued_at FROM public.invoice_view AS v"
+        )
+    yield url
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(name))
+
+
+def test_export_text_does_not_follow_the_servers_datestyle_or_timezone(customer_database):
+    from warehouse_core.adapters.postgres import PsycopgStore
+
+    with psycopg_connect(customer_database) as connection:  # what the server does by default
+        assert connection.execute("SELECT date '2026-11-20'::text").fetchone() == ("20/11/2026",)
+    store = PsycopgStore(customer_database, schema="pinned", invoice_view="public.stamped_view", timezone="Europe/Rome")
+    try:
+        store.migrate()
+        imported_day(store, invoices=("600000001", "600000002"))
+        with store.unit_of_work() as uow:
+            assert uow.refresh_invoice_statuses(DAY) == 2
+        with store.export_lines(DAY, ("invoice_number", "invoice_date", "issued_at", "day"), skip=0) as blocks:
+            assert b"".join(blocks) == (
+                b"600000001|2026-11-20|2026-11-20 09:00:00+01|2026-11-26\n"
+                b"600000002|2026-11-21|2026-11-21 09:00:00+01|2026-11-26\n"
+            )
+        with store.connection() as connection:
+            assert connection.execute("SHOW datestyle").fetchone()[0].startswith("ISO")
+            assert connection.execute("SHOW timezone").fetchone() == ("Europe/Rome",)
+    finally:
+        store.close()
+
+
+def psycopg_connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)

@@ -42,8 +42,17 @@ class PsycopgStore:
         self._pool_lock = threading.Lock()
 
     def _connection_options(self) -> Dict[str, Any]:
+        # The export turns dates, times and intervals into text on the server: these settings fix
+        # that text whatever the customer's server or database defaults are (SPEC §8).
+        pinned = {
+            "search_path": "{},public".format(self.schema),
+            "timezone": self.timezone,
+            "datestyle": "ISO",
+            "intervalstyle": "postgres",
+            "extra_float_digits": "1",
+        }
         return {
-            "options": "-c search_path={},public -c timezone={}".format(self.schema, self.timezone),
+            "options": " ".join("-c {}={}".format(name, value) for name, value in pinned.items()),
             "connect_timeout": max(1, int(self.connect_timeout)),
             "application_name": "warehouse-invoice-service",
         }
