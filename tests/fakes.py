@@ -11,12 +11,12 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from warehouse_core.audit import Event
 from warehouse_core.days import DayFile, DaySummary, FileCounts
 from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
-from warehouse_core.export_format import export_line
+from warehouse_core.export_format import export_line, view_columns_needed
 from warehouse_core.metrics import DEPENDENCIES, MetricsSnapshot
 from warehouse_core.model import (
     FileStatus,
@@ -556,7 +556,8 @@ class FakeStore:
         return self.available
 
     def missing_view_columns(self, export_columns: Sequence[str]) -> List[str]:
-        return sorted(self.view_lacks)
+        present = self.view_columns - self.view_lacks
+        return sorted(set(view_columns_needed(export_columns)) - present)
 
     # Helpers for assertions.
     def mails(self, event: Optional[str] = None) -> List[Mail]:

@@ -17,6 +17,7 @@ from warehouse_core.adapters.probes import Probe, database_probe, probes_for
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.smtp_mailer import SmtpMailer
 from warehouse_core.adapters.system_clock import SystemClock
+from warehouse_core.errors import ConfigurationError
 from warehouse_core.metrics import MetricsSnapshot
 from warehouse_core.model import WorkSession
 from warehouse_core.ports import (
@@ -81,6 +82,23 @@ class Core:
             close()
 
 
+def invoice_view_problem(store: Store, settings: Settings) -> Optional[str]:
+    """Why the invoice view cannot serve the import and the export, or None (checked at start, SPEC §8)."""
+    missing = store.missing_view_columns(settings.export_columns)
+    if not missing:
+        return None
+    exported = [column for column in settings.export_columns if column in missing]
+    reasons = []
+    if exported:
+        reasons.append("WAREHOUSE_EXPORT_COLUMNS names columns that the invoice view {} does not have: {}".format(
+            settings.invoice_view, ", ".join(exported)))
+    others = [column for column in missing if column not in exported]
+    if others:
+        reasons.append("WAREHOUSE_INVOICE_VIEW names {}, which lacks the columns the import needs: {}".format(
+            settings.invoice_view, ", ".join(others)))
+    return "; ".join(reasons)
+
+
 def bootstrap(
     settings: Settings,
     *,
@@ -96,8 +114,12 @@ def bootstrap(
     clock: Optional[Clock] = None,
     probes: Optional[Mapping[str, Probe]] = None,
     migrate: bool = True,
+    check_view: bool = True,
 ) -> Core:
     """Wire the use cases; any port not given is built from the settings. Connects lazily.
+
+    ``migrate`` and ``check_view`` are what a starting service does: bring the schema up to date,
+    and refuse to start when the invoice view lacks a column the import or the export needs.
 
     ``probes`` replace the dependency checks built for the real adapters (fakes have none).
     """
@@ -142,6 +164,10 @@ def bootstrap(
             log.warning("WAREHOUSE_CLOCK_START is set (a testing aid): the clock started at %s", clock.now().isoformat())
     if migrate:
         store.migrate()
+    if check_view:
+        problem = invoice_view_problem(store, settings)
+        if problem is not None:
+            raise ConfigurationError("invalid configuration: " + problem)
     schedule = PollSchedule(
         window=settings.poll_window,
         days=settings.poll_days,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, List, Sequence
 
 FIELD_SEPARATOR = "|"
+# Export columns that come from the stored line; any other comes from the invoice view.
+LINE_COLUMNS = ("invoice_number", "line_number", "quantity", "description", "value", "day")
 NULL_TEXT = ""
 # Each character on the left is written as the one on the right.
 REPLACED: Dict[str, str] = {FIELD_SEPARATOR: "/", "\n": " ", "\r": " "}
@@ -22,6 +24,12 @@ _REPLACEMENTS = str.maketrans(REPLACED)
 def export_line(values: Sequence[Any]) -> str:
     """One export line, without its newline."""
     return FIELD_SEPARATOR.join(field_text(value) for value in values)
+
+
+def view_columns_needed(export_columns: Sequence[str]) -> List[str]:
+    """The columns the invoice view must have: the import's key and date, and every export column
+    that the stored line does not provide."""
+    return ["invoice_number", "invoice_date"] + [c for c in export_columns if c not in LINE_COLUMNS]
 
 
 def field_text(value: Any) -> str:

@@ -78,7 +78,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Without --at, the composition root builds the clock (WAREHOUSE_CLOCK_START included).
         clock = SystemClock(settings.zone, fixed=fixed) if fixed is not None else None
         # check changes nothing, and must report a database that is down rather than stop on it.
-        core = bootstrap(settings, clock=clock, migrate=arguments.command != "check")
+        starting = arguments.command != "check"  # check reports the view's columns as one of its lines
+        core = bootstrap(settings, clock=clock, migrate=starting, check_view=starting)
     except WarehouseError as error:
         return fail(str(error))
     except Exception as error:  # a server that does not answer at start

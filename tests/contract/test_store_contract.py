@@ -344,6 +344,11 @@ def _try_lock(store):
         return acquired
 
 
+def test_the_view_columns_the_import_and_export_need_are_checked(store):
+    assert store.missing_view_columns(COLUMNS) == []
+    assert store.missing_view_columns(("invoice_number", "nope", "customer_code", "quantity", "gone")) == ["gone", "nope"]
+
+
 def test_migrate_is_idempotent_and_ping_answers(store):
     store.migrate()
     store.migrate()

@@ -86,3 +86,15 @@ def psycopg_connect(url: str) -> Any:
     import psycopg
 
     return psycopg.connect(url, autocommit=True)
+
+
+def test_a_view_that_is_not_there_is_a_configuration_error_naming_the_setting(real_store):
+    from warehouse_core.adapters.postgres import PsycopgStore
+    from warehouse_core.errors import ConfigurationError
+
+    store = PsycopgStore(real_store.url, schema=real_store.schema, invoice_view="public.no_such_view")
+    try:
+        with pytest.raises(ConfigurationError, match="WAREHOUSE_INVOICE_VIEW names public.no_such_view"):
+            store.missing_view_columns(("invoice_number",))
+    finally:
+        store.close()

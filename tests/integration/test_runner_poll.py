@@ -179,6 +179,18 @@ def test_bad_configuration_is_one_line_naming_every_bad_key(runner):
     assert "secret" not in line
 
 
+def test_export_columns_missing_from_the_view_stop_every_command_at_start(runner, real_store):
+    env = dict(runner.env, WAREHOUSE_EXPORT_COLUMNS="invoice_number,nope,customer_code,gone_too")
+    for command in ("migrate", "poll"):
+        result = subprocess.run(
+            [sys.executable, "-m", "warehouse_runner", command], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+        )
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert "WAREHOUSE_EXPORT_COLUMNS" in last and "nope, gone_too" in last and "public.invoice_view" in last
+
+
 def test_database_down_is_a_one_line_error(runner):
     from warehouse_devstack.servers import free_port
 

@@ -23,16 +23,22 @@ def ready(world):
 
 
 def with_export_columns(world, make_settings, columns):
-    """The same fakes, wired with other export columns (as WAREHOUSE_EXPORT_COLUMNS would)."""
+    """The same fakes, wired with other export columns (as WAREHOUSE_EXPORT_COLUMNS would); the
+    view has them at the start and loses those not in it right after."""
+    original = set(world.store.view_columns)
+    world.store.view_columns.update(columns.split(","))
     world.core = bootstrap(
         make_settings(remote_log_path="importer-{date}.log", export_columns=columns),
         store=world.store, inbound=world.inbound, archive=world.archive, mailer=world.mailer, clock=world.clock,
         outbound=world.outbound, remote_log=world.remote_log, exports=world.exports,
     )
+    world.store.view_columns.intersection_update(original)
     return world
 
 
 def test_an_export_column_missing_from_the_view_fails_the_session_after_3_retries(ready, make_settings):
+    # The start-up check (bootstrap) refuses a column the view lacks: here the view loses it later,
+    # as when the customer's DBA changes the view while the service runs.
     with_export_columns(ready, make_settings, "invoice_number,nope")
     ready.core.start_session(ready.clock.now())
     waits = []

@@ -162,4 +162,5 @@ class Store(Transactions[UnitOfWork], Locks, ExportSource, Protocol):
         """Whether the database answers."""
 
     def missing_view_columns(self, export_columns: Sequence[str]) -> List[str]:
-        """The columns that the invoice view lacks for the import and for these export columns."""
+        """The columns that the invoice view lacks for the import and for these export columns
+        (export_format.view_columns_needed); ConfigurationError when there is no such view."""

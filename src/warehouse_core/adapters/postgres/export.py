@@ -15,12 +15,10 @@ import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.identifiers import qualified
-from warehouse_core.export_format import FIELD_SEPARATOR, NULL_TEXT, REPLACED
+from warehouse_core.export_format import FIELD_SEPARATOR, LINE_COLUMNS, NULL_TEXT, REPLACED
 
 log = logging.getLogger(__name__)
 EXPORT_BLOCK_LINES = 2000
-# Columns of an export line that come from the stored line; any other comes from the invoice view.
-LINE_COLUMNS = ("invoice_number", "line_number", "quantity", "description", "value", "day")
 
 
 def export_field(column: str) -> sql.Composable:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from contextlib import contextmanager
-from typing import Any, ContextManager, Dict, Iterator, List, Optional, Sequence
+from typing import Any, ContextManager, Dict, FrozenSet, Iterator, List, Optional, Sequence
 
 import psycopg
 from psycopg import sql
@@ -17,6 +17,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from warehouse_core.adapters.postgres import export, locks, migrations
 from warehouse_core.adapters.postgres.identifiers import qualified
 from warehouse_core.adapters.postgres.unit_of_work import PsycopgUnitOfWork
+from warehouse_core.errors import ConfigurationError
+from warehouse_core.export_format import view_columns_needed
 
 
 class PsycopgStore:
@@ -118,13 +120,17 @@ class PsycopgStore:
 
     def missing_view_columns(self, export_columns: Sequence[str]) -> List[str]:
         """The columns the invoice view needs (the key, the date, the export's own) that it lacks."""
-        needed = ["invoice_number", "invoice_date"] + [c for c in export_columns if c not in export.LINE_COLUMNS]
         # A connection of its own, not the pool's: a wrong password or a missing view is said at
         # once, in PostgreSQL's words, rather than after the pool's timeout.
         with psycopg.connect(self.url, **self._connection_options()) as connection:
-            cursor = connection.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(qualified(self.invoice_view)))
+            try:
+                cursor = connection.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(qualified(self.invoice_view)))
+            except psycopg.errors.UndefinedTable:
+                raise ConfigurationError(
+                    "invalid configuration: WAREHOUSE_INVOICE_VIEW names {}, which does not exist".format(self.invoice_view)
+                ) from None
             present = {column.name for column in cursor.description or ()}
-        return sorted(set(needed) - present)
+        return sorted(set(view_columns_needed(export_columns)) - present)
 
     def migrate(self) -> List[str]:
         """Apply the migrations not yet applied, in order, under a lock; the versions applied."""

@@ -1,0 +1,31 @@
+"""The composition root checks at start what only the database can tell (SPEC §8)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SAMPLE_VIEW
+from tests.fakes import FakeStore
+from warehouse_core.bootstrap import bootstrap
+from warehouse_core.errors import ConfigurationError
+
+
+def test_export_columns_missing_from_the_view_stop_the_start_in_one_message(make_settings):
+    settings = make_settings(export_columns="invoice_number,nope,customer_code,quantity,also_missing")
+    with pytest.raises(ConfigurationError) as caught:
+        bootstrap(settings, store=FakeStore(invoice_view=SAMPLE_VIEW))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "WAREHOUSE_EXPORT_COLUMNS" in message and "public.invoice_view" in message
+    assert "nope" in message and "also_missing" in message
+    assert "customer_code" not in message and "quantity" not in message  # view and line columns are there
+
+
+def test_a_view_without_the_imports_columns_stops_the_start(make_settings):
+    store = FakeStore(invoice_view=SAMPLE_VIEW)
+    store.view_lacks = {"invoice_date"}
+    with pytest.raises(ConfigurationError, match="WAREHOUSE_INVOICE_VIEW .* lacks the columns the import needs: invoice_date"):
+        bootstrap(make_settings(export_columns="invoice_number,customer_code"), store=store)
+
+
+def test_every_default_export_column_is_found(make_settings):
+    assert bootstrap(make_settings(), store=FakeStore(invoice_view=SAMPLE_VIEW)).settings.export_columns
