@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator,
 
 from warehouse_core.audit import Event
 from warehouse_core.days import DayFile, DaySummary, FileCounts
-from warehouse_core.errors import Conflict, MailDeliveryError, TransferError
+from warehouse_core.errors import Conflict, DatabaseUnavailable, MailDeliveryError, TransferError
 from warehouse_core.export_format import export_line, view_columns_needed
 from warehouse_core.metrics import DEPENDENCIES, MetricsSnapshot
 from warehouse_core.model import (
@@ -493,6 +493,8 @@ class FakeStore:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[FakeUnitOfWork]:
+        if not self.available:
+            raise DatabaseUnavailable("the fake database is switched off")
         if self.fail_transactions_with is not None:
             raise self.fail_transactions_with
         with self.transaction_lock:

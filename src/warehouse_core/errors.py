@@ -54,6 +54,10 @@ class InvalidFile(Refusal):
         self.problems = list(problems)
 
 
+class DatabaseUnavailable(WarehouseError):
+    """The database does not answer, or lost the connection (HTTP 503); worth trying again soon."""
+
+
 class TransferError(WarehouseError):
     """A network transfer failed or was cut short; worth trying again later."""
 

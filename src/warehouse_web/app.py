@@ -11,6 +11,7 @@ from flask import Flask, Response, g, jsonify, redirect, render_template, reques
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from warehouse_core.bootstrap import Core, bootstrap
+from warehouse_core.errors import DatabaseUnavailable
 from warehouse_core.settings import load_settings
 from warehouse_web import security
 from warehouse_web.history import history
@@ -135,6 +136,12 @@ def _install_error_handlers(app: Flask) -> None:
     def too_large(error: RequestEntityTooLarge) -> Any:
         core: Core = app.extensions["warehouse_core"]
         return _error(413, message("too_large", limit_mb=core.settings.max_upload_mb))
+
+    @app.errorhandler(DatabaseUnavailable)
+    def database_unavailable(error: DatabaseUnavailable) -> Any:
+        # Expected while PostgreSQL is down or restarting: one log line, no stack trace.
+        log.warning("%s %s: %s", request.method, request.path, error)
+        return _error(503, message("database_unavailable"))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:

@@ -173,6 +173,15 @@ def test_healthz(client, world):
     assert client.get("/healthz").status_code == 503
 
 
+def test_database_down_is_503_with_a_plain_message_not_a_500(client, world, caplog):
+    world.store.available = False
+    api = client.get("/api/session")
+    assert api.status_code == 503 and api.get_json()["error"].startswith("The database does not answer right now.")
+    page = client.get("/")
+    assert page.status_code == 503 and "The database does not answer right now." in page.get_data(as_text=True)
+    assert "Traceback" not in caplog.text  # expected while PostgreSQL restarts: a warning, not a stack
+
+
 def test_an_unexpected_error_shows_no_stack_trace(client, world):
     token = csrf(client)
     world.store.fail_transactions_with = RuntimeError("secret internals")

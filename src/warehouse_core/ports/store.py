@@ -133,7 +133,8 @@ class UnitOfWork(FilesAndLines, Sessions, Outbox, Events, History, Protocol):
 
 class Transactions(Protocol[Role]):
     def unit_of_work(self) -> ContextManager[Role]:
-        """A new unit of work; a use case that asks for ``Transactions[Sessions]`` sees only that role."""
+        """A new unit of work; a use case that asks for ``Transactions[Sessions]`` sees only that role.
+        Raises DatabaseUnavailable, without waiting long, while the database does not answer."""
 
 
 class Locks(Protocol):

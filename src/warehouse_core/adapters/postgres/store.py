@@ -6,18 +6,18 @@ Every identifier that comes from configuration (the schema, the invoice view) is
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from contextlib import contextmanager
 from typing import Any, ContextManager, Dict, FrozenSet, Iterator, List, Optional, Sequence
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from warehouse_core.adapters.postgres import export, locks, migrations
+from warehouse_core.adapters.postgres.connections import Connections
 from warehouse_core.adapters.postgres.identifiers import qualified
 from warehouse_core.adapters.postgres.unit_of_work import PsycopgUnitOfWork
-from warehouse_core.errors import ConfigurationError
+from warehouse_core.errors import ConfigurationError, DatabaseUnavailable
 from warehouse_core.export_format import view_columns_needed
 
 
@@ -40,8 +40,7 @@ class PsycopgStore:
         self.invoice_view = invoice_view
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
-        self._pool: Optional[ConnectionPool] = None
-        self._pool_lock = threading.Lock()
+        self._connections = Connections(url, self._connection_options(), size=pool_size, wait=connect_timeout)
 
     def _connection_options(self) -> Dict[str, Any]:
         # The export turns dates, times and intervals into text on the server: these settings fix
@@ -61,34 +60,14 @@ class PsycopgStore:
 
     @property
     def pool(self) -> ConnectionPool:
-        # Threads of a server asking at once would each open a pool and leak all but one.
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = self._open_pool()
-            return self._pool
-
-    def _open_pool(self) -> ConnectionPool:
-        return ConnectionPool(
-            self.url,
-            min_size=1,
-            max_size=self.pool_size,
-            kwargs=self._connection_options(),
-            timeout=self.connect_timeout,
-            open=True,
-            name="warehouse",
-            check=ConnectionPool.check_connection,
-        )
+        return self._connections.pool
 
     def close(self) -> None:
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        self._connections.close()
 
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        with self.pool.connection() as connection:
-            yield connection
+    def connection(self) -> ContextManager[psycopg.Connection]:
+        """A working pooled connection; DatabaseUnavailable at once when the database does not answer."""
+        return self._connections.connection()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[PsycopgUnitOfWork]:
@@ -109,14 +88,13 @@ class PsycopgStore:
                 yield blocks
 
     def ping(self) -> bool:
-        """Through the pool (a health check every few seconds must not open a connection each
-        time); the pool's check replaces a connection that a database restart cut."""
+        """Through the pool, as the pages ask (SPEC §7)."""
         try:
-            with self.pool.connection(timeout=self.connect_timeout) as connection:
+            with self.connection() as connection:
                 connection.execute("SELECT 1")
-            return True
-        except (psycopg.Error, PoolTimeout):
+        except (DatabaseUnavailable, psycopg.Error):
             return False
+        return True
 
     def missing_view_columns(self, export_columns: Sequence[str]) -> List[str]:
         """The columns the invoice view needs (the key, the date, the export's own) that it lacks."""
