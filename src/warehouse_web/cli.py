@@ -59,6 +59,13 @@ class StopRequest:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self)
 
+    @staticmethod
+    def ignore_from_now_on() -> None:
+        """Once stopped: while the interpreter exits, Python puts back the default handlers it
+        replaced, and a late signal would kill the process; one that is ignored stays ignored."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
+
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROGRAM, description="The warehouse operators' web page and API.")
@@ -153,4 +160,5 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
             thread.join(timeout=30)
         core.close()
         log.info("warehouse-web stopped")
+        stop_request.ignore_from_now_on()
     return 0
