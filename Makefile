@@ -68,8 +68,11 @@ mutation: $(STAMP)
 bench: packages-run $(STAMP)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
+# The house habits: ruff's lint and format check over everything, mypy --strict on the core.
 lint: $(STAMP)
-	$(BIN)/python -m compileall -q src devstack tests
+	$(BIN)/python -m ruff check src devstack tests bench
+	$(BIN)/python -m ruff format --check src devstack tests bench
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info mutants

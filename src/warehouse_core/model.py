@@ -6,7 +6,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 # Matched whole (fullmatch: '$' would let a trailing newline through) and in ASCII: '\d' alone
 # also takes other scripts' digits.
@@ -187,14 +187,14 @@ class PollReport:
 
     at: dt.datetime
     skipped: Optional[str] = None
-    imported: list = field(default_factory=list)
-    rejected: list = field(default_factory=list)
-    extra: list = field(default_factory=list)
-    deleted: list = field(default_factory=list)
-    incomplete: list = field(default_factory=list)
-    other_days: list = field(default_factory=list)
+    imported: List[str] = field(default_factory=list)
+    rejected: List[str] = field(default_factory=list)
+    extra: List[str] = field(default_factory=list)
+    deleted: List[str] = field(default_factory=list)
+    incomplete: List[str] = field(default_factory=list)
+    other_days: List[str] = field(default_factory=list)
     # "name: error" for each file whose work an unexpected error ended (the file stays on the server).
-    failed: list = field(default_factory=list)
+    failed: List[str] = field(default_factory=list)
     no_file_alert: bool = False
     # Why the inbound server could not be read (logon refused, unreachable, a transfer failed).
     server_error: Optional[str] = None

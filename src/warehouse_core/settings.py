@@ -13,7 +13,7 @@ import os
 import re
 import ssl
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Set, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -364,7 +364,7 @@ def _parse_time(text: str) -> dt.time:
 
 
 def _parse_days(text: str) -> FrozenSet[int]:
-    days = set()
+    days: Set[int] = set()
     for item in filter(None, (part.strip().lower() for part in text.split(","))):
         first, sep, last = item.partition("-")
         if first not in DAY_NAMES or (sep and last not in DAY_NAMES):
@@ -431,7 +431,7 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
             ) from None
     values.update({key: value for key, value in environ.items() if key.startswith(PREFIX)})
     warn_about_unknown_variables(values)
-    fields = {}
+    fields: Dict[str, Any] = {}
     for name in Settings.model_fields:
         raw = values.get(variable_name(name))
         if raw is not None and raw != "":

@@ -99,9 +99,9 @@ def open_pinned_sshfs(
     _import_fs()
     import paramiko
     from fs.base import FS
-    from fs.sshfs import SSHFS
+    from fs.sshfs.sshfs import SSHFS
 
-    class PinnedSSHFS(SSHFS):  # type: ignore[misc]
+    class PinnedSSHFS(SSHFS):
         def __init__(self) -> None:
             # SSHFS.__init__ is skipped on purpose (see the module's docstring); these are the
             # attributes it sets and the rest of SSHFS reads.
@@ -189,7 +189,8 @@ class FsLogFollower:
                 data = stream.read(size - self.offset)
         complete = data.rfind(b"\n") + 1  # a line still being written is read next time
         self.offset += complete
-        return data[:complete].decode("utf-8", "replace").splitlines()
+        lines: List[str] = data[:complete].decode("utf-8", "replace").splitlines()
+        return lines
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

@@ -30,7 +30,7 @@ class SessionReusingFTP_TLS(ftplib.FTP_TLS):
         connection, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:  # type: ignore[attr-defined]
             connection = self.context.wrap_socket(
-                connection, server_hostname=self.host, session=self.sock.session  # type: ignore[attr-defined]
+                connection, server_hostname=self.host, session=self.sock.session  # type: ignore[union-attr]
             )
         return connection, size
 

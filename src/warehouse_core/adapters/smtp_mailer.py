@@ -94,5 +94,7 @@ class SmtpMailer:
 def _reason(error: Exception) -> str:
     # SMTPAuthenticationError and friends carry (code, bytes); never the password.
     if isinstance(error, smtplib.SMTPResponseException):
-        return "{} {}".format(error.smtp_code, error.smtp_error.decode("utf-8", "replace"))
+        detail = error.smtp_error
+        text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else detail
+        return "{} {}".format(error.smtp_code, text)
     return "{}: {}".format(type(error).__name__, error)

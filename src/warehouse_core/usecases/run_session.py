@@ -178,15 +178,15 @@ class RunSession:
             log.info("session for %s: %d valid lines to export into %s", day, total, name)
         if session.total == 0:
             raise SessionFailed("no records to generate: the day has no valid invoice line")
-        name = session.export_file
-        assert name is not None
-        written = self.exports.complete_lines(day, name)
+        export_file = session.export_file
+        assert export_file is not None
+        written = self.exports.complete_lines(day, export_file)
         if written:
             log.info("session for %s: resuming the export after line %d of %d", day, written, session.total)
-            resumed = (EventKind.SESSION_PROGRESS, {"file": name, "resumed_after": written, "total": session.total})
+            resumed = (EventKind.SESSION_PROGRESS, {"file": export_file, "resumed_after": written, "total": session.total})
             session = self._update(day, resumed)
         next_progress = self.clock.monotonic() + PROGRESS_INTERVAL
-        with self.exports.writer(day, name, keep_lines=written) as writer:
+        with self.exports.writer(day, export_file, keep_lines=written) as writer:
             with self.store.export_lines(day, self.config.export_columns, skip=written) as blocks:
                 for block in blocks:
                     writer.write(block)
@@ -202,8 +202,8 @@ class RunSession:
             raise SessionFailed(
                 "the export has {} lines but {} valid lines were counted at the start".format(written, session.total)
             )
-        log.info("session for %s: %d lines written to %s", day, written, name)
-        progress = (EventKind.SESSION_PROGRESS, {"file": name, "written": written, "total": session.total})
+        log.info("session for %s: %d lines written to %s", day, written, export_file)
+        progress = (EventKind.SESSION_PROGRESS, {"file": export_file, "written": written, "total": session.total})
         return self._update(day, progress, processed=written, phase=SessionPhase.UPLOADING)
 
     # --- upload ------------------------------------------------------------------------

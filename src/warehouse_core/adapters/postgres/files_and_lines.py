@@ -163,7 +163,7 @@ class PsycopgFilesAndLines(Connected):
         with LinkSpill() as spill:
             with self.connection.cursor().copy(COPY_LINES) as copy:
                 batch: List[InvoiceLine] = []
-                links: DefaultDict[str, array] = defaultdict(partial(array, ITEM))  # line numbers per category
+                links: DefaultDict[str, "array[int]"] = defaultdict(partial(array, ITEM))  # line numbers per category
                 for line in lines:
                     batch.append(line)
                     for name in line.categories:

@@ -37,7 +37,7 @@ class LinkSpill:
     def __exit__(self, *exc: object) -> None:
         self._file.close()
 
-    def add(self, links: Mapping[str, array]) -> None:
+    def add(self, links: Mapping[str, "array[int]"]) -> None:
         for name, numbers in links.items():
             self._parts[name].append((self._file.tell(), len(numbers)))
             numbers.tofile(self._file)
@@ -45,7 +45,7 @@ class LinkSpill:
     def names(self) -> List[str]:
         return list(self._parts)
 
-    def numbers(self, name: str) -> Iterator[array]:
+    def numbers(self, name: str) -> Iterator["array[int]"]:
         """The category's line numbers, ascending, a chunk at a time."""
         for offset, count in self._parts[name]:
             self._file.seek(offset)
