@@ -766,7 +766,7 @@ class SshServer:
         except RuntimeError:
             self.stop()
             log = (self.directory / "sshd.log")
-            raise RuntimeError("sshd did not start: " + (log.read_text() if log.exists() else "no log"))
+            raise RuntimeError("sshd did not start: " + (log.read_text() if log.exists() else "no log")) from None
         return self
 
     def stop(self) -> None:

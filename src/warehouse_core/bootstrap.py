@@ -13,8 +13,8 @@ from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
 from warehouse_core.adapters.jinja_sentences import JinjaSentences
 from warehouse_core.adapters.local_archive import LocalArchive, LocalExportFiles
-from warehouse_core.adapters.probes import Probe, database_probe, probes_for
 from warehouse_core.adapters.postgres import PsycopgStore
+from warehouse_core.adapters.probes import Probe, database_probe, probes_for
 from warehouse_core.adapters.smtp_mailer import SmtpMailer
 from warehouse_core.adapters.system_clock import SystemClock
 from warehouse_core.errors import ConfigurationError
@@ -40,8 +40,8 @@ from warehouse_core.usecases.import_upload import ImportUpload
 from warehouse_core.usecases.ingest_daily_file import IngestDailyFile
 from warehouse_core.usecases.retry import RetrySession
 from warehouse_core.usecases.run_session import RunSession, SessionConfig
-from warehouse_core.usecases.sessions import CloseSession, StartSession, session_status
 from warehouse_core.usecases.schedule import PollSchedule
+from warehouse_core.usecases.sessions import CloseSession, StartSession, session_status
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import os
 import re
 import ssl
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Set, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
-import os
 import logging
+import os
 import signal
 import sys
 import threading

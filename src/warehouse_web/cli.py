@@ -133,7 +133,7 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
     # A running export is CPU-bound Python in this process: hand the GIL to request threads sooner.
     sys.setswitchinterval(0.001)
     background = start_background(core, stop) if scheduler else []
-    socket_map = getattr(server, "_map", None) or getattr(server, "map")
+    socket_map = getattr(server, "_map", None) or server.map
     wake = trigger.trigger(socket_map)  # a pipe in the loop's map: a write to it ends the loop's wait
     stop_request = StopRequest(wake.pull_trigger)
     stop_request.install()

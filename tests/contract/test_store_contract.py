@@ -13,9 +13,19 @@ from tests.conftest import SAMPLE_VIEW, at
 from tests.fakes import FakeStore, FakeUnitOfWork
 from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
 from warehouse_core.errors import Conflict
-from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
 from warehouse_core.export_format import export_line
-from warehouse_core.ports import Events, ExportSource, FilesAndLines, History, Locks, Outbox, Sessions, Store, Transactions
+from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
+from warehouse_core.ports import (
+    Events,
+    ExportSource,
+    FilesAndLines,
+    History,
+    Locks,
+    Outbox,
+    Sessions,
+    Store,
+    Transactions,
+)
 
 DAY = dt.date(2026, 11, 26)
 
@@ -180,7 +190,7 @@ def test_lines_are_stored_with_normalised_categories_once_and_invoice_statuses(s
     assert stored.already_exported == ()
     assert inspector.categories() == ["frutta", "frutta secca", "verdura"]
     lines = inspector.lines()
-    assert [(l["line_number"], l["status"], l["categories"]) for l in lines] == [
+    assert [(line["line_number"], line["status"], line["categories"]) for line in lines] == [
         (1, "valid", ["frutta", "verdura"]),
         (2, "not_found", ["frutta secca", "verdura"]),
         (3, "not_found", []),
@@ -224,9 +234,9 @@ def test_many_lines_go_in_whole_with_their_links_and_statuses(store, inspector):
         stored = uow.insert_lines(uow.record_file(record()), DAY, many_lines(), {"600000001", "600000099"})
     assert stored.stored == MANY_LINES and stored.not_found == ("600000099",) and stored.not_found_lines == MANY_LINES // 10
     lines = inspector.lines()
-    assert [l["line_number"] for l in lines] == list(range(1, MANY_LINES + 1))
-    assert sum(1 for l in lines if l["status"] == "not_found") == MANY_LINES // 10
-    assert sum(len(l["categories"]) for l in lines) == sum(1 + n % 3 for n in range(1, MANY_LINES + 1)) - 1
+    assert [line["line_number"] for line in lines] == list(range(1, MANY_LINES + 1))
+    assert sum(1 for line in lines if line["status"] == "not_found") == MANY_LINES // 10
+    assert sum(len(line["categories"]) for line in lines) == sum(1 + n % 3 for n in range(1, MANY_LINES + 1)) - 1
     assert lines[45_000]["description"] == "tab\there \\ back" and lines[45_000]["categories"] == ["tab\there \\ back"]
     assert inspector.categories() == ["frutta", "pane", "tab\there \\ back", "verdura"]
 

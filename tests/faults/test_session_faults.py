@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import at
+from tests.fakes import FakeClock
 from tests.faults.conftest import query, wait_until
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.settings import load_settings
 from warehouse_devstack.servers import RemoteImporter, free_port, wait_for_port
-from tests.fakes import FakeClock
 
 DAY = dt.date(2026, 11, 26)
 INVOICES = ("600000001", "600000002", "600000005", "600000006", "600000007", "600000008")
@@ -154,7 +154,7 @@ def test_concurrent_starts_against_the_real_web_server(service, real_store, tmp_
                 connection.execute("UPDATE work_session SET state = 'ready' WHERE day = %s", (today,))
             barrier = threading.Barrier(2)
             codes = []
-            threads = [threading.Thread(target=lambda o=o: codes.append(o.start(barrier))) for o in operators]
+            threads = [threading.Thread(target=lambda o=o, codes=codes, barrier=barrier: codes.append(o.start(barrier))) for o in operators]
             for thread in threads:
                 thread.start()
             for thread in threads:

@@ -11,7 +11,10 @@ from warehouse_core.model import FileSource, FileStatus, MailEvent, SessionState
 DAY = dt.date(2026, 11, 26)
 
 
-def sample_file(status=FileStatus.IMPORTED, counts=FileCounts(stored=8, ignored=2, not_found=2, valid=6), lines=10):
+SAMPLE_COUNTS = FileCounts(stored=8, ignored=2, not_found=2, valid=6)
+
+
+def sample_file(status=FileStatus.IMPORTED, counts=SAMPLE_COUNTS, lines=10):
     return DayFile(
         id=1, name="Letture20261126083015123_9.txt", source=FileSource.FTP, status=status,
         received_at=at("2026-11-26T10:00"), lines=lines, counts=counts if status is FileStatus.IMPORTED else None,

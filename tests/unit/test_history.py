@@ -11,7 +11,14 @@ from tests.fakes import WorkerKilled
 from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import SessionState
 from warehouse_core.usecases.cleanup import CleanUp
-from warehouse_core.usecases.history import NotFound, day_detail, export_download, inbound_download, list_days, problems_csv
+from warehouse_core.usecases.history import (
+    NotFound,
+    day_detail,
+    export_download,
+    inbound_download,
+    list_days,
+    problems_csv,
+)
 
 DAY = dt.date(2026, 11, 26)
 EXPORT = "Spedizioni20261126_6.txt"

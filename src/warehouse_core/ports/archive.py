@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import BinaryIO, ContextManager
-
-from typing import Protocol
+from typing import BinaryIO, ContextManager, Protocol
 
 
 class PendingFile(Protocol):

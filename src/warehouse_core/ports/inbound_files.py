@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Callable, ContextManager, List, Optional
-
-from typing import Protocol
+from typing import Callable, ContextManager, List, Optional, Protocol
 
 from warehouse_core.model import RemoteFile
 

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, Mapping, Tuple
-
-from typing import Protocol
+from typing import Any, Mapping, Protocol, Tuple
 
 from warehouse_core.model import Mail, MailEvent
 

@@ -254,7 +254,7 @@ class RunSession:
                             "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
                         ) from None
                     if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
-                        raise WorkerShutdown("worker shutting down during the upload retries")
+                        raise WorkerShutdown("worker shutting down during the upload retries") from None
                     continue
                 log.info("uploaded %s to %s", name, self.outbound.describe())
                 return

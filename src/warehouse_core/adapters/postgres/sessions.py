@@ -9,6 +9,7 @@ from psycopg import sql
 from warehouse_core.adapters.postgres.connected import Connected
 from warehouse_core.model import SessionPhase, SessionState, WorkSession
 
+
 class PsycopgSessions(Connected):
     def session(self, day: dt.date) -> Optional[WorkSession]:
         row = self._one(
