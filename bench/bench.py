@@ -7,6 +7,7 @@ peak RSS is its own. ``--lines 50000`` is the small mode for developing (its rep
 var/bench/dev/); ``--huge`` adds the 5M-line import; ``--profile`` keeps PostgreSQL's statement log
 and a cProfile of the 1M import in var/bench/profile/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,11 +43,56 @@ VIEW_INVOICES = 200_000
 FLOOR_SCHEMA = "bench_model_floor"
 STATIC_PATH = "/static/app.css"
 CATEGORIES = [
-    "Frutta", "Verdura", "Frutta Secca", "Latticini", "Carne", "Pesce", "Surgelati", "Bevande", "Pane", "Pasta",
-    "Riso", "Olio", "Vino", "Birra", "Acqua", "Caffè", "Tè", "Zucchero", "Farina", "Uova", "Formaggi", "Salumi",
-    "Dolci", "Biscotti", "Cereali", "Legumi", "Spezie", "Sale", "Aceto", "Conserve", "Sughi", "Gelati",
-    "Snack", "Cioccolato", "Miele", "Marmellate", "Yogurt", "Burro", "Panna", "Latte", "Succhi", "Liquori",
-    "Detersivi", "Igiene", "Carta", "Pet Food", "Baby Food", "Bio", "Senza Glutine", "Gastronomia",
+    "Frutta",
+    "Verdura",
+    "Frutta Secca",
+    "Latticini",
+    "Carne",
+    "Pesce",
+    "Surgelati",
+    "Bevande",
+    "Pane",
+    "Pasta",
+    "Riso",
+    "Olio",
+    "Vino",
+    "Birra",
+    "Acqua",
+    "Caffè",
+    "Tè",
+    "Zucchero",
+    "Farina",
+    "Uova",
+    "Formaggi",
+    "Salumi",
+    "Dolci",
+    "Biscotti",
+    "Cereali",
+    "Legumi",
+    "Spezie",
+    "Sale",
+    "Aceto",
+    "Conserve",
+    "Sughi",
+    "Gelati",
+    "Snack",
+    "Cioccolato",
+    "Miele",
+    "Marmellate",
+    "Yogurt",
+    "Burro",
+    "Panna",
+    "Latte",
+    "Succhi",
+    "Liquori",
+    "Detersivi",
+    "Igiene",
+    "Carta",
+    "Pet Food",
+    "Baby Food",
+    "Bio",
+    "Senza Glutine",
+    "Gastronomia",
 ]
 
 
@@ -68,7 +114,7 @@ def generate_file(
     with open(path, "w", encoding="utf-8", newline="") as handle:
         for number in range(lines):
             if rng.random() < ignored_share:
-                invoice = "5{:08d}".format(rng.randrange(10 ** 8))
+                invoice = "5{:08d}".format(rng.randrange(10**8))
                 counts["ignored"] += 1
             else:
                 counts["stored"] += 1
@@ -121,15 +167,29 @@ def create_view(url: str) -> None:
 # --- child steps ---------------------------------------------------------------------------
 
 
-def core_for(url: str, schema: str, data_dir: str, clock: Any = None, inbound_ftp_url: str = "ftp://x@127.0.0.1:1/",
-             max_upload_mb: int = 50) -> Any:
+def core_for(
+    url: str,
+    schema: str,
+    data_dir: str,
+    clock: Any = None,
+    inbound_ftp_url: str = "ftp://x@127.0.0.1:1/",
+    max_upload_mb: int = 50,
+) -> Any:
     from warehouse_core.bootstrap import bootstrap
     from warehouse_core.settings import Settings
 
     settings = Settings(
-        database_url=url, db_schema=schema, inbound_ftp_url=inbound_ftp_url, outbound_ftp_url="ftp://x@127.0.0.1:1/",
-        remote_log_fs="osfs://" + data_dir, remote_log_path="importer.log", smtp_url="smtp://127.0.0.1:1",
-        mail_from="bench@example.com", mail_to="bench@example.com", data_dir=data_dir, max_upload_mb=max_upload_mb,
+        database_url=url,
+        db_schema=schema,
+        inbound_ftp_url=inbound_ftp_url,
+        outbound_ftp_url="ftp://x@127.0.0.1:1/",
+        remote_log_fs="osfs://" + data_dir,
+        remote_log_path="importer.log",
+        smtp_url="smtp://127.0.0.1:1",
+        mail_from="bench@example.com",
+        mail_to="bench@example.com",
+        data_dir=data_dir,
+        max_upload_mb=max_upload_mb,
     )
     return bootstrap(settings, clock=clock)
 
@@ -153,8 +213,9 @@ def profiled(profile: Optional[str], work: Any) -> Any:
         profiler.dump_stats(profile)
 
 
-def step_ingest(url: str, schema: str, data_dir: str, path: str, day: str, max_upload_mb: int = 50,
-                profile: Optional[str] = None) -> Dict[str, Any]:
+def step_ingest(
+    url: str, schema: str, data_dir: str, path: str, day: str, max_upload_mb: int = 50, profile: Optional[str] = None
+) -> Dict[str, Any]:
     """The manual upload path: archive, inspect, look up, store, one transaction for the lines."""
     core = core_for(url, schema, data_dir, max_upload_mb=max_upload_mb)
     began = time.perf_counter()
@@ -166,7 +227,12 @@ def step_ingest(url: str, schema: str, data_dir: str, path: str, day: str, max_u
     summary = profiled(profile, work)
     seconds = time.perf_counter() - began
     core.close()
-    return {"seconds": seconds, "stored": summary.stored_lines, "ignored": summary.ignored_lines, "status": summary.status.value}
+    return {
+        "seconds": seconds,
+        "stored": summary.stored_lines,
+        "ignored": summary.ignored_lines,
+        "status": summary.status.value,
+    }
 
 
 def step_poll(url: str, schema: str, data_dir: str, ftp_url: str, day: str) -> Dict[str, Any]:
@@ -233,13 +299,22 @@ def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
                 connection.execute(
                     "INSERT INTO invoice_line (file_id, day, line_number, invoice_number, quantity, description, value,"
                     " invoice_status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    (file_id, NAIVE_DAY, line.line_number, line.invoice_number, line.quantity, line.description,
-                     line.value, "valid" if found else "not_found"),
+                    (
+                        file_id,
+                        NAIVE_DAY,
+                        line.line_number,
+                        line.invoice_number,
+                        line.quantity,
+                        line.description,
+                        line.value,
+                        "valid" if found else "not_found",
+                    ),
                 )
                 for name in line.categories:
                     category = connection.execute(
                         "INSERT INTO category (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
-                        " RETURNING id", (name,),
+                        " RETURNING id",
+                        (name,),
                     ).fetchone()[0]
                     connection.execute(
                         "INSERT INTO invoice_line_category (category_id, file_id, line_number) VALUES (%s, %s, %s)",
@@ -327,8 +402,13 @@ def step_clients(port: int, requests: int, clients: int) -> Dict[str, Any]:
 
 
 STEPS = {
-    "ingest": step_ingest, "poll": step_poll, "ftp_download": step_ftp_download, "export": step_export,
-    "naive": step_naive, "status": step_status_latency, "clients": step_clients,
+    "ingest": step_ingest,
+    "poll": step_poll,
+    "ftp_download": step_ftp_download,
+    "export": step_export,
+    "naive": step_naive,
+    "status": step_status_latency,
+    "clients": step_clients,
 }
 
 
@@ -342,7 +422,10 @@ def child_main(argv: List[str]) -> None:
 def run_child(step: str, **arguments: Any) -> Dict[str, Any]:
     output = subprocess.run(
         [sys.executable, __file__, "step", step, json.dumps(arguments)],
-        check=True, stdout=subprocess.PIPE, text=True, cwd=str(ROOT),
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -375,7 +458,8 @@ def dump_stored_rows(url: str, schema: str, day: dt.date, work: Path) -> Dict[st
     psql(
         url,
         "\\copy (SELECT * FROM {s}.invoice_line WHERE file_id = {f} ORDER BY file_id, line_number) TO '{p}'".format(
-            s=schema, f=file_id, p=dump["lines"]),
+            s=schema, f=file_id, p=dump["lines"]
+        ),
         "\\copy (SELECT * FROM {s}.invoice_line_category WHERE file_id = {f} ORDER BY category_id, file_id, line_number)"
         " TO '{p}'".format(s=schema, f=file_id, p=dump["links"]),
     )
@@ -388,7 +472,9 @@ def dump_stored_rows(url: str, schema: str, day: dt.date, work: Path) -> Dict[st
         url,
         "DROP SCHEMA IF EXISTS {f} CASCADE; CREATE SCHEMA {f};"
         " CREATE TABLE {f}.invoice_line (LIKE {s}.invoice_line INCLUDING ALL);"
-        " CREATE TABLE {f}.invoice_line_category (LIKE {s}.invoice_line_category INCLUDING ALL)".format(f=FLOOR_SCHEMA, s=schema),
+        " CREATE TABLE {f}.invoice_line_category (LIKE {s}.invoice_line_category INCLUDING ALL)".format(
+            f=FLOOR_SCHEMA, s=schema
+        ),
     )
     return dump
 
@@ -438,7 +524,8 @@ def statement_log(url: str, min_duration: str) -> None:
         name = connection.execute("SELECT current_database()").fetchone()[0]
         connection.execute(
             psycopg.sql.SQL("ALTER DATABASE {} SET log_min_duration_statement = {}").format(
-                psycopg.sql.Identifier(name), psycopg.sql.Literal(min_duration))
+                psycopg.sql.Identifier(name), psycopg.sql.Literal(min_duration)
+            )
         )
 
 
@@ -461,7 +548,9 @@ def stored_counts(url: str, schema: str, day: dt.date) -> Dict[str, int]:
     file_id = day_file_id(url, schema, day)
     with psycopg.connect(url) as connection:
         row = connection.execute(
-            "SELECT count(*), count(*) FILTER (WHERE invoice_status = 'valid') FROM {}.invoice_line WHERE file_id = %s".format(schema),
+            "SELECT count(*), count(*) FILTER (WHERE invoice_status = 'valid') FROM {}.invoice_line WHERE file_id = %s".format(
+                schema
+            ),
             (file_id,),
         ).fetchone()
         links = connection.execute(
@@ -478,8 +567,13 @@ def machine(url: str) -> Dict[str, Any]:
 
     with psycopg.connect(url) as connection:
         version = connection.execute("SHOW server_version").fetchone()[0].split()[0]
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3
-    return {"cpus": os.cpu_count(), "memory_gb": round(memory, 1), "python": platform.python_version(), "postgres": version}
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(memory, 1),
+        "python": platform.python_version(),
+        "postgres": version,
+    }
 
 
 def load_average() -> List[float]:
@@ -489,7 +583,9 @@ def load_average() -> List[float]:
 
 def figure(name: str, lines: int, seconds: float, floor: Optional[float], rss: Optional[float]) -> Dict[str, Any]:
     return {
-        "name": name, "lines": lines, "seconds": round(seconds, 3),
+        "name": name,
+        "lines": lines,
+        "seconds": round(seconds, 3),
         "floor_seconds": round(floor, 3) if floor is not None else None,
         "ratio": round(seconds / floor, 2) if floor else None,
         "peak_rss_mb": round(rss, 1) if rss is not None else None,
@@ -523,15 +619,26 @@ class Run:
 
     def counts_match(self, what: str, day: dt.date, expected: Dict[str, Any]) -> None:
         held = stored_counts(self.url, self.schema, day)
-        check(held["stored"] == expected["stored"] and held["valid"] == expected["valid"],
-              "{} counts (stored {} of {}, valid {} of {})".format(
-                  what, held["stored"], expected["stored"], held["valid"], expected["valid"]), self.failures)
+        check(
+            held["stored"] == expected["stored"] and held["valid"] == expected["valid"],
+            "{} counts (stored {} of {}, valid {} of {})".format(
+                what, held["stored"], expected["stored"], held["valid"], expected["valid"]
+            ),
+            self.failures,
+        )
 
     def ingest(self, name: str, data: Dict[str, Any], day: dt.date, **extra: Any) -> Dict[str, Any]:
         print("{} …".format(name), flush=True)
         floor = floor_ingest(self.url, data["path"])
-        ours = run_child("ingest", url=self.url, schema=self.schema, data_dir=self.data_dir, path=data["path"],
-                         day=day.isoformat(), **extra)
+        ours = run_child(
+            "ingest",
+            url=self.url,
+            schema=self.schema,
+            data_dir=self.data_dir,
+            path=data["path"],
+            day=day.isoformat(),
+            **extra,
+        )
         check(ours["stored"] == data["stored"] and ours["ignored"] == data["ignored"], name + " counts", self.failures)
         self.counts_match(name, day, data)
         self.add(figure(name, data["lines"], ours["seconds"], floor, ours["peak_rss_mb"]))
@@ -552,19 +659,36 @@ class Run:
         try:
             shutil.copyfile(data["path"], str(ftp_root / name))
             download = run_child(
-                "ftp_download", host="127.0.0.1", port=server.port, user=server.user, password=server.password,
-                name=name, target=str(self.work / "plain-download.txt"),
+                "ftp_download",
+                host="127.0.0.1",
+                port=server.port,
+                user=server.user,
+                password=server.password,
+                name=name,
+                target=str(self.work / "plain-download.txt"),
             )
             check(download["bytes"] == os.path.getsize(data["path"]), "plain ftplib download complete", self.failures)
             (self.work / "plain-download.txt").unlink()
-            ours = run_child("poll", url=self.url, schema=self.schema, data_dir=self.data_dir, ftp_url=server.url(),
-                             day=POLL_DAY.isoformat())
-            check(ours["imported"] == [name] and ours["deleted"] == [name], "poll_1m imported and deleted the file: "
-                  + ours["describe"], self.failures)
+            ours = run_child(
+                "poll",
+                url=self.url,
+                schema=self.schema,
+                data_dir=self.data_dir,
+                ftp_url=server.url(),
+                day=POLL_DAY.isoformat(),
+            )
+            check(
+                ours["imported"] == [name] and ours["deleted"] == [name],
+                "poll_1m imported and deleted the file: " + ours["describe"],
+                self.failures,
+            )
             check(server.files() == [], "poll_1m left nothing on the server", self.failures)
             archived = Path(self.data_dir) / "archive" / POLL_DAY.isoformat() / name
-            check(archived.exists() and filecmp.cmp(str(archived), data["path"], shallow=False),
-                  "poll_1m archived the file byte for byte", self.failures)
+            check(
+                archived.exists() and filecmp.cmp(str(archived), data["path"], shallow=False),
+                "poll_1m archived the file byte for byte",
+                self.failures,
+            )
             self.counts_match("poll_1m", POLL_DAY, data)
         finally:
             server.stop()
@@ -574,8 +698,14 @@ class Run:
 
     def export(self, data: Dict[str, Any]) -> None:
         print("export 1M …", flush=True)
-        run_child("ingest", url=self.url, schema=self.schema, data_dir=self.data_dir, path=data["path"],
-                  day=EXPORT_DAY.isoformat())
+        run_child(
+            "ingest",
+            url=self.url,
+            schema=self.schema,
+            data_dir=self.data_dir,
+            path=data["path"],
+            day=EXPORT_DAY.isoformat(),
+        )
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as connection:
@@ -587,8 +717,11 @@ class Run:
         # Every generated invoice is in the view and no text needs escaping, so the export must be
         # byte for byte what psql wrote for the floor: same lines, same order.
         exported = sorted((Path(self.data_dir) / "exports" / EXPORT_DAY.isoformat()).glob("*.txt"))
-        check(len(exported) == 1 and filecmp.cmp(str(exported[0]), str(floor_output), shallow=False),
-              "export_1m identical to the floor's output", self.failures)
+        check(
+            len(exported) == 1 and filecmp.cmp(str(exported[0]), str(floor_output), shallow=False),
+            "export_1m identical to the floor's output",
+            self.failures,
+        )
         self.add(figure("export_1m", data["lines"], ours["seconds"], export_floor, ours["peak_rss_mb"]))
 
     def status_latency(self) -> None:
@@ -598,19 +731,31 @@ class Run:
         with psycopg.connect(self.url) as connection:
             connection.execute(
                 "INSERT INTO {}.work_session (day, state) VALUES (%s, 'ready') ON CONFLICT (day) DO UPDATE SET state = 'ready',"
-                " export_file = NULL, total = 0, processed = 0".format(self.schema), (EXPORT_DAY,)
+                " export_file = NULL, total = 0, processed = 0".format(self.schema),
+                (EXPORT_DAY,),
             )
         latency = run_child(
-            "status", url=self.url, schema=self.schema, data_dir=self.data_dir, day=EXPORT_DAY.isoformat(),
-            requests=self.arguments.requests, clients=self.arguments.clients,
+            "status",
+            url=self.url,
+            schema=self.schema,
+            data_dir=self.data_dir,
+            day=EXPORT_DAY.isoformat(),
+            requests=self.arguments.requests,
+            clients=self.arguments.clients,
         )
         check("running" in latency["states"], "status_latency measured during a running session", self.failures)
-        self.add({
-            "name": "status_latency", "requests": latency["requests"], "clients": self.arguments.clients,
-            "median_ms": round(latency["status_median_ms"], 2), "p99_ms": round(latency["status_p99_ms"], 2),
-            "static_median_ms": round(latency["static_median_ms"], 2), "static_p99_ms": round(latency["static_p99_ms"], 2),
-            "p99_ratio": round(latency["status_p99_ms"] / latency["static_p99_ms"], 2),
-        })
+        self.add(
+            {
+                "name": "status_latency",
+                "requests": latency["requests"],
+                "clients": self.arguments.clients,
+                "median_ms": round(latency["status_median_ms"], 2),
+                "p99_ms": round(latency["status_p99_ms"], 2),
+                "static_median_ms": round(latency["static_median_ms"], 2),
+                "static_p99_ms": round(latency["static_p99_ms"], 2),
+                "p99_ratio": round(latency["status_p99_ms"] / latency["static_p99_ms"], 2),
+            }
+        )
 
     def go(self) -> Dict[str, Any]:
         arguments = self.arguments
@@ -619,8 +764,9 @@ class Run:
         create_view(self.url)
         big = generate_file(self.work / "big.txt", self.lines, seed=1, day=DAY)
         small = generate_file(self.work / "small.txt", self.small_lines, seed=2, day=NAIVE_DAY)
-        export_data = generate_file(self.work / "export.txt", self.lines, seed=3, day=EXPORT_DAY, present_share=1.0,
-                                    ignored_share=0.0)
+        export_data = generate_file(
+            self.work / "export.txt", self.lines, seed=3, day=EXPORT_DAY, present_share=1.0, ignored_share=0.0
+        )
         core_for(self.url, self.schema, self.data_dir).close()  # the schema, migrated
         profile_dir = OUT / "profile"
         if arguments.profile:
@@ -637,7 +783,11 @@ class Run:
 
         print("model floor 1M …", flush=True)
         floor = model_floor(self.url, self.schema, DAY, self.work)
-        check(floor["same"] and floor["lines"] == big["stored"], "model_floor_1m copied the rows the import stored", self.failures)
+        check(
+            floor["same"] and floor["lines"] == big["stored"],
+            "model_floor_1m copied the rows the import stored",
+            self.failures,
+        )
         self.model_floor_seconds = floor["seconds"]
         entry = self.add(figure("model_floor_1m", floor["lines"], floor["seconds"], None, None))
         entry["links"] = floor["links"]
@@ -648,7 +798,9 @@ class Run:
             naive = run_child("naive", url=self.url, schema=self.schema, path=small["path"])
             check(naive["stored"] == small["stored"], "naive_100k counts", self.failures)
             ours_small = next(f for f in self.figures if f["name"] == "ingest_100k")
-            self.add(figure("naive_100k", small["lines"], naive["seconds"], ours_small["seconds"], naive["peak_rss_mb"]))
+            self.add(
+                figure("naive_100k", small["lines"], naive["seconds"], ours_small["seconds"], naive["peak_rss_mb"])
+            )
 
         self.poll(big)
         self.export(export_data)
@@ -681,8 +833,11 @@ def targets(report: Dict[str, Any], failures: List[str]) -> List[Dict[str, Any]]
     for name in ("ingest_1m", "ingest_100k", "poll_1m", "export_1m", "ingest_5m"):
         if name in by_name:
             target("{} peak RSS MB <= 150".format(name), by_name[name]["peak_rss_mb"], 150)
-    target("ingest_1m - ingest_100k peak RSS MB <= 30",
-           abs(ingest["peak_rss_mb"] - by_name["ingest_100k"]["peak_rss_mb"]), 30)
+    target(
+        "ingest_1m - ingest_100k peak RSS MB <= 30",
+        abs(ingest["peak_rss_mb"] - by_name["ingest_100k"]["peak_rss_mb"]),
+        30,
+    )
     if "ingest_5m" in by_name:
         huge = by_name["ingest_5m"]
         target("ingest_5m - ingest_1m peak RSS MB <= 30", abs(huge["peak_rss_mb"] - ingest["peak_rss_mb"]), 30)
@@ -701,7 +856,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--huge", action="store_true", help="add ingest_5m, a file five times --lines")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the slow naive run (for quick iterations)")
-    parser.add_argument("--profile", action="store_true", help="statement log and cProfile of ingest_1m in var/bench/profile/")
+    parser.add_argument(
+        "--profile", action="store_true", help="statement log and cProfile of ingest_1m in var/bench/profile/"
+    )
     arguments = parser.parse_args(argv)
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "devstack")]  # the dev-only servers are not installed
     from warehouse_devstack.servers import PostgresCluster
@@ -741,19 +898,48 @@ def write_report(report: Dict[str, Any], folder: Path) -> None:
 
 def print_table(report: Dict[str, Any]) -> None:
     m = report["machine"]
-    print("\n{} - {} CPUs, {} GB, Python {}, PostgreSQL {}; load average at the start {}, at the end {}".format(
-        report["date"], m["cpus"], m["memory_gb"], m["python"], m["postgres"], m["load_average"]["start"],
-        m["load_average"]["end"]))
-    print("{:<16} {:>9} {:>10} {:>12} {:>10} {:>8} {:>12}".format("step", "lines", "seconds", "lines/s", "floor s", "ratio", "peak RSS MB"))
+    print(
+        "\n{} - {} CPUs, {} GB, Python {}, PostgreSQL {}; load average at the start {}, at the end {}".format(
+            report["date"],
+            m["cpus"],
+            m["memory_gb"],
+            m["python"],
+            m["postgres"],
+            m["load_average"]["start"],
+            m["load_average"]["end"],
+        )
+    )
+    print(
+        "{:<16} {:>9} {:>10} {:>12} {:>10} {:>8} {:>12}".format(
+            "step", "lines", "seconds", "lines/s", "floor s", "ratio", "peak RSS MB"
+        )
+    )
     for f in report["figures"]:
         if f["name"] == "status_latency":
-            print("{:<16} {} requests, {} clients: median {} ms, p99 {} ms; static median {} ms, p99 {} ms; p99 ratio {}".format(
-                f["name"], f["requests"], f["clients"], f["median_ms"], f["p99_ms"], f["static_median_ms"],
-                f["static_p99_ms"], f["p99_ratio"]))
+            print(
+                "{:<16} {} requests, {} clients: median {} ms, p99 {} ms; static median {} ms, p99 {} ms; p99 ratio {}".format(
+                    f["name"],
+                    f["requests"],
+                    f["clients"],
+                    f["median_ms"],
+                    f["p99_ms"],
+                    f["static_median_ms"],
+                    f["static_p99_ms"],
+                    f["p99_ratio"],
+                )
+            )
             continue
-        print("{:<16} {:>9} {:>10} {:>12} {:>10} {:>8} {:>12}".format(
-            f["name"], f["lines"], f["seconds"], int(f["lines"] / f["seconds"]), f["floor_seconds"] or "-",
-            f["ratio"] or "-", f["peak_rss_mb"] or "-"))
+        print(
+            "{:<16} {:>9} {:>10} {:>12} {:>10} {:>8} {:>12}".format(
+                f["name"],
+                f["lines"],
+                f["seconds"],
+                int(f["lines"] / f["seconds"]),
+                f["floor_seconds"] or "-",
+                f["ratio"] or "-",
+                f["peak_rss_mb"] or "-",
+            )
+        )
     print()
     for t in report["targets"]:
         print("{:<6} {:<48} {}".format("held" if t["held"] else "MISSED", t["target"], t["value"]))

@@ -7,6 +7,7 @@ client against the real store. Writes var/bench/history.json and prints the figu
 
     .venv/bin/python bench/history_bench.py [--days 365] [--big-lines 1000000] [--rounds 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,11 @@ def timed(client: Any, url: str, rounds: int) -> Dict[str, Any]:
         assert answer.status_code == 200, (url, answer.status_code)
         size = len(answer.data)
     return {
-        "url": url, "rounds": rounds, "median_ms": round(statistics.median(samples), 2),
-        "p90_ms": round(sorted(samples)[int(0.9 * (len(samples) - 1))], 2), "bytes": size,
+        "url": url,
+        "rounds": rounds,
+        "median_ms": round(statistics.median(samples), 2),
+        "p90_ms": round(sorted(samples)[int(0.9 * (len(samples) - 1))], 2),
+        "bytes": size,
     }
 
 
@@ -102,8 +106,11 @@ def store_only(core: Any, big_day: dt.date, rounds: int) -> Dict[str, Any]:
         samples.append((time.perf_counter() - began) * 1000)
     samples = samples[1:]
     return {
-        "url": "(store: list_days + day_detail)", "rounds": rounds, "median_ms": round(statistics.median(samples), 2),
-        "p90_ms": round(sorted(samples)[int(0.9 * (len(samples) - 1))], 2), "bytes": 0,
+        "url": "(store: list_days + day_detail)",
+        "rounds": rounds,
+        "median_ms": round(statistics.median(samples), 2),
+        "p90_ms": round(sorted(samples)[int(0.9 * (len(samples) - 1))], 2),
+        "bytes": 0,
     }
 
 
@@ -137,9 +144,15 @@ def main(argv: Any = None) -> int:
         big_day = fill(url, arguments.days, arguments.big_lines)
         filled = time.perf_counter() - began
         settings = Settings(
-            database_url=url, db_schema=SCHEMA, inbound_ftp_url="ftp://u:p@127.0.0.1:21/",
-            outbound_ftp_url="ftp://u:p@127.0.0.1:21/", remote_log_fs="osfs:///tmp", remote_log_path="x.log",
-            smtp_url="smtp://127.0.0.1:25", mail_from="a@example.com", mail_to="b@example.com",
+            database_url=url,
+            db_schema=SCHEMA,
+            inbound_ftp_url="ftp://u:p@127.0.0.1:21/",
+            outbound_ftp_url="ftp://u:p@127.0.0.1:21/",
+            remote_log_fs="osfs:///tmp",
+            remote_log_path="x.log",
+            smtp_url="smtp://127.0.0.1:25",
+            mail_from="a@example.com",
+            mail_to="b@example.com",
             data_dir=str(work / "var"),
         )
         core = bootstrap(settings, store=store)
@@ -164,13 +177,19 @@ def main(argv: Any = None) -> int:
     report = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "days": arguments.days, "big_day": big_day.isoformat(), "lines_in_database": lines,
-        "fill_seconds": round(filled, 1), "figures": figures,
+        "days": arguments.days,
+        "big_day": big_day.isoformat(),
+        "lines_in_database": lines,
+        "fill_seconds": round(filled, 1),
+        "figures": figures,
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "history.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print("{} days, {} stored lines ({} on {}), filled in {:.1f} s".format(
-        arguments.days, lines, arguments.big_lines, big_day, filled))
+    print(
+        "{} days, {} stored lines ({} on {}), filled in {:.1f} s".format(
+            arguments.days, lines, arguments.big_lines, big_day, filled
+        )
+    )
     for figure in figures:
         print("  {url:<40} median {median_ms:>8.2f} ms   p90 {p90_ms:>8.2f} ms   {bytes:>8} bytes".format(**figure))
     return 0

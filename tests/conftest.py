@@ -1,4 +1,5 @@
 """Fixtures: settings, fakes, and real servers on loopback (PostgreSQL, FTP, FTPS, SMTP)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -258,7 +259,12 @@ def vsftpds_server(vsftpd_account: Any, certificate: Path) -> Iterator[Any]:
 
 # An FTP port's contract runs against its fake, pyftpdlib (FTP and FTPS) and vsftpd (FTP and FTPS).
 FTP_SIDES = ["fake", "ftp", "ftps", "vsftpd", "vsftpd-ftps"]
-_SERVER_OF_SIDE = {"ftp": "ftp_server", "ftps": "ftps_server", "vsftpd": "vsftpd_server", "vsftpd-ftps": "vsftpds_server"}
+_SERVER_OF_SIDE = {
+    "ftp": "ftp_server",
+    "ftps": "ftps_server",
+    "vsftpd": "vsftpd_server",
+    "vsftpd-ftps": "vsftpds_server",
+}
 
 
 def ftp_side(request: Any, fake: Callable[[], Any], real: Callable[..., Any]) -> Any:

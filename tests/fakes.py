@@ -2,6 +2,7 @@
 
 The contract suites in tests/contract run the same tests against these and the real adapters.
 """
+
 from __future__ import annotations
 
 import copy
@@ -11,7 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from warehouse_core.audit import Event
 from warehouse_core.days import DayFile, DaySummary, FileCounts
@@ -181,7 +182,9 @@ class FakeFilesAndLines(_FakeTransaction):
         stored = 0
         for line in lines:
             if line.invoice_number not in looked_up:
-                raise ValueError("line {}: invoice {!r} was not looked up".format(line.line_number, line.invoice_number))
+                raise ValueError(
+                    "line {}: invoice {!r} was not looked up".format(line.line_number, line.invoice_number)
+                )
             for name in line.categories:
                 self.data.categories.setdefault(name, len(self.data.categories) + 1)
             self.data.lines.append(
@@ -210,7 +213,9 @@ class FakeFilesAndLines(_FakeTransaction):
         return sum(1 for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID)
 
     def invoices_with_status(self, day: dt.date, status: InvoiceStatus) -> Tuple[str, ...]:
-        return tuple(sorted({s.line.invoice_number for s in self.data.lines if s.day == day and s.invoice_status is status}))
+        return tuple(
+            sorted({s.line.invoice_number for s in self.data.lines if s.day == day and s.invoice_status is status})
+        )
 
     def record_exported(self, day: dt.date) -> None:
         for stored in self.data.lines:
@@ -234,8 +239,16 @@ class FakeSessions(_FakeTransaction):
 
     def start_session(self, day: dt.date, now: dt.datetime) -> bool:
         return self._transition(
-            day, (SessionState.READY,), state=SessionState.RUNNING, phase=SessionPhase.EXPORTING, started_at=now,
-            total=0, processed=0, export_file=None, detail=None, tries=0,
+            day,
+            (SessionState.READY,),
+            state=SessionState.RUNNING,
+            phase=SessionPhase.EXPORTING,
+            started_at=now,
+            total=0,
+            processed=0,
+            export_file=None,
+            detail=None,
+            tries=0,
         )
 
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
@@ -278,8 +291,16 @@ class FakeSessions(_FakeTransaction):
 
     def retry_session(self, day: dt.date) -> bool:
         retried = self._transition(
-            day, (SessionState.FAILED,), state=SessionState.READY, phase=None, total=0, processed=0,
-            started_at=None, finished_at=None, export_file=None, detail=None,
+            day,
+            (SessionState.FAILED,),
+            state=SessionState.READY,
+            phase=None,
+            total=0,
+            processed=0,
+            started_at=None,
+            finished_at=None,
+            export_file=None,
+            detail=None,
         )
         if retried:
             self.data.export_deleted.discard(day)  # the next run's export is a new file
@@ -341,10 +362,16 @@ class FakeHistory(_FakeTransaction):
     def _day_file(self, record: InboundFileRecord, with_reasons: bool) -> DayFile:
         assert record.id is not None and record.received_at is not None, "the use cases give every file its time"
         return DayFile(
-            id=record.id, name=record.name, source=record.source, status=record.status,
-            received_at=record.received_at, lines=record.actual_lines, counts=self.data.file_counts.get(record.id),
+            id=record.id,
+            name=record.name,
+            source=record.source,
+            status=record.status,
+            received_at=record.received_at,
+            lines=record.actual_lines,
+            counts=self.data.file_counts.get(record.id),
             problem_count=self.data.problem_counts.get(record.id, len(record.reasons)),
-            reasons=record.reasons if with_reasons else (), archive_path=record.archive_path,
+            reasons=record.reasons if with_reasons else (),
+            archive_path=record.archive_path,
         )
 
     def day_summaries(self, days: Sequence[dt.date]) -> List[DaySummary]:
@@ -370,7 +397,8 @@ class FakeHistory(_FakeTransaction):
         imported = [r for r in self.data.files if r.status is FileStatus.IMPORTED]
         counts = [self.data.file_counts[r.id] for r in imported if r.id in self.data.file_counts]
         finished = [
-            s for s in self.data.sessions.values()
+            s
+            for s in self.data.sessions.values()
             if s.state in (SessionState.COMPLETED, SessionState.FAILED) and s.started_at and s.finished_at
         ]
         last = max(finished, key=lambda s: s.finished_at) if finished else None  # type: ignore[arg-type,return-value]
@@ -412,14 +440,19 @@ class FakeHistory(_FakeTransaction):
 
     def archived_files_before(self, day: dt.date) -> List[Tuple[int, dt.date, str]]:
         return [
-            (r.id, r.day, r.archive_path) for r in self.data.files
-            if r.id is not None and r.day < day and r.id not in self.data.archive_deleted and r.archive_path
+            (r.id, r.day, r.archive_path)
+            for r in self.data.files
+            if r.id is not None
+            and r.day < day
+            and r.id not in self.data.archive_deleted
+            and r.archive_path
             and self._final_or_none(r.day)
         ]
 
     def exports_before(self, day: dt.date) -> List[Tuple[dt.date, str]]:
         return [
-            (d, s.export_file) for d, s in sorted(self.data.sessions.items())
+            (d, s.export_file)
+            for d, s in sorted(self.data.sessions.items())
             if d < day and s.export_file and d not in self.data.export_deleted and s.state in FINAL
         ]
 
@@ -534,7 +567,9 @@ class FakeStore:
             raise FakeQueryError(self.broken_view)
         unknown = [c for c in columns if c not in LINE_FIELDS and c not in self.view_columns]
         if unknown:
-            raise FakeQueryError('column v.{} does not exist\nLINE 1: SELECT l.invoice_number, v."{}"'.format(unknown[0], unknown[0]))
+            raise FakeQueryError(
+                'column v.{} does not exist\nLINE 1: SELECT l.invoice_number, v."{}"'.format(unknown[0], unknown[0])
+            )
 
         def lines() -> Iterator[bytes]:
             valid = [s for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID]
@@ -545,10 +580,19 @@ class FakeStore:
                 if self.on_export_line is not None:
                     self.on_export_line(given)
                 view_row = self.invoice_view.get(stored.line.invoice_number, {})
-                line_values = dict(zip(LINE_FIELDS, (
-                    stored.line.invoice_number, stored.line.line_number, stored.line.quantity,
-                    stored.line.description, stored.line.value, stored.day,
-                )))
+                line_values = dict(
+                    zip(
+                        LINE_FIELDS,
+                        (
+                            stored.line.invoice_number,
+                            stored.line.line_number,
+                            stored.line.quantity,
+                            stored.line.description,
+                            stored.line.value,
+                            stored.day,
+                        ),
+                    )
+                )
                 values = tuple(line_values[c] if c in line_values else view_row.get(c) for c in columns)
                 yield export_line(values).encode("utf-8") + b"\n"
 
@@ -784,7 +828,7 @@ class FakeLogFollower:
         lines = self.remote.logs.get(self.path, [])
         if len(lines) < self.offset:
             self.offset = 0
-        new, self.offset = lines[self.offset:], len(lines)
+        new, self.offset = lines[self.offset :], len(lines)
         return list(new)
 
 

@@ -10,6 +10,7 @@ test whose outcome changes under them read the wall clock instead of the time th
 
 ``python -m tests.faketime MOMENT COMMAND...`` runs one command so (the unit suite: pytest itself).
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -3,6 +3,7 @@
 It is no part of the product: ``install`` adds it to an app built by ``warehouse_web.create_app``,
 and only the demo stack calls it. Its templates and script live next to this module.
 """
+
 from __future__ import annotations
 
 import email
@@ -40,7 +41,14 @@ def mails() -> List[Dict[str, Any]]:
     found = []
     for path in sorted(mail_dir().glob("*.eml"), reverse=True):
         message = _read(path)
-        found.append({"name": path.name, "event": message.get("X-Warehouse-Event", ""), "subject": message.get("Subject", ""), "date": message.get("Date", "")})
+        found.append(
+            {
+                "name": path.name,
+                "event": message.get("X-Warehouse-Event", ""),
+                "subject": message.get("Subject", ""),
+                "date": message.get("Date", ""),
+            }
+        )
     return found
 
 
@@ -75,7 +83,9 @@ def mail_html(name: str) -> Any:
         abort(404)
     response = current_app.response_class(part.get_content(), mimetype="text/html")
     # The mail's own HTML, shown as it is: inline styles allowed, nothing else.
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    )
     return response
 
 

@@ -3,6 +3,7 @@
 One implementation serves the contract tests, the integration tests and ``make run``. Each
 server starts on a free port and stops cleanly; none of them is for production.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -85,8 +86,19 @@ class PostgresCluster:
     def restart(self) -> None:
         """A fast restart: every connection is cut, as when the server crashes or is upgraded."""
         self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60",
-            "-l", str(self.directory / "postgres.log"), "-o", self._options(), "restart",
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.directory / "postgres.log"),
+            "-o",
+            self._options(),
+            "restart",
         )
 
     def start(self) -> "PostgresCluster":
@@ -97,8 +109,17 @@ class PostgresCluster:
         if not (self.data / "PG_VERSION").exists():
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
         self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-            "-l", str(self.directory / "postgres.log"), "-o", self._options(), "start",
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.directory / "postgres.log"),
+            "-o",
+            self._options(),
+            "start",
         )
         return self
 
@@ -190,14 +211,14 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(certificate_signing=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
         path = self.directory / "{}.pem".format(name)
         path.write_bytes(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
             + _pem(certificate)
         )
         return path
@@ -219,9 +240,15 @@ def _key_usage(*, certificate_signing: bool) -> Any:
     from cryptography import x509
 
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=certificate_signing, crl_sign=certificate_signing,
-        encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=certificate_signing,
+        crl_sign=certificate_signing,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -413,7 +440,9 @@ def free_port_range(count: int) -> int:
         finally:
             for probe in probes:
                 probe.close()
-    raise RuntimeError("no {} consecutive free ports between {} and {}".format(count, PASSIVE_PORTS_LOW, PASSIVE_PORTS_HIGH))
+    raise RuntimeError(
+        "no {} consecutive free ports between {} and {}".format(count, PASSIVE_PORTS_LOW, PASSIVE_PORTS_HIGH)
+    )
 
 
 class SystemFtpAccount:
@@ -430,9 +459,7 @@ class SystemFtpAccount:
         # Home "/": vsftpd changes into it before local_root; /bin/sh passes Debian's pam_shells.
         subprocess.run(["useradd", "-M", "-d", "/", "-s", "/bin/sh", self.user], check=True)
         self.created = True
-        subprocess.run(
-            ["chpasswd"], input="{}:{}\n".format(self.user, self.password), text=True, check=True
-        )
+        subprocess.run(["chpasswd"], input="{}:{}\n".format(self.user, self.password), text=True, check=True)
         return self
 
     def remove(self) -> None:
@@ -676,7 +703,9 @@ class SmtpServer:
         if self.user is not None:
             credentials = "{}:{}@".format(self.user, self.password if password is None else password)
         return "{}://{}127.0.0.1:{}{}".format(
-            "smtps" if self.tls == "smtps" else "smtp", credentials, self.port,
+            "smtps" if self.tls == "smtps" else "smtp",
+            credentials,
+            self.port,
             "?starttls=true" if self.tls == "starttls" else "",
         )
 
@@ -727,7 +756,16 @@ class SshServer:
         for key_type in self.extra_host_key_types:
             if not (self.directory / ("host_key_" + key_type)).exists():
                 subprocess.run(
-                    ["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(self.directory / ("host_key_" + key_type))],
+                    [
+                        "ssh-keygen",
+                        "-q",
+                        "-t",
+                        key_type,
+                        "-N",
+                        "",
+                        "-f",
+                        str(self.directory / ("host_key_" + key_type)),
+                    ],
                     check=True,
                 )
         authorized = self.directory / "authorized_keys"
@@ -759,13 +797,14 @@ class SshServer:
             Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             [str(SSHD), "-D", "-f", str(config), "-E", str(self.directory / "sshd.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_for_port(self.port)
         except RuntimeError:
             self.stop()
-            log = (self.directory / "sshd.log")
+            log = self.directory / "sshd.log"
             raise RuntimeError("sshd did not start: " + (log.read_text() if log.exists() else "no log")) from None
         return self
 
@@ -786,7 +825,9 @@ class SshServer:
         name = "host_key" if key_type == "ed25519" else "host_key_" + key_type
         listed = subprocess.run(
             ["ssh-keygen", "-lf", str(self.directory / (name + ".pub"))],
-            check=True, stdout=subprocess.PIPE, text=True,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
         ).stdout
         return listed.split()[1]
 
@@ -803,7 +844,9 @@ class RemoteImporter:
     """A stand-in for the customer's importer: reads each export that appears in the outbound
     folder and appends a line to its log. ``mode``: ok, error, wrong-count or silent."""
 
-    def __init__(self, folder: Path, log_file: Path, mode: str = "ok", interval: float = 0.1, delay: float = 0.0) -> None:
+    def __init__(
+        self, folder: Path, log_file: Path, mode: str = "ok", interval: float = 0.1, delay: float = 0.0
+    ) -> None:
         self.delay = delay
         self.folder = Path(folder)
         self.log_file = Path(log_file)

@@ -8,6 +8,7 @@ scheduler. Ctrl-C stops every part. The servers are the ones the tests use.
 The state is kept between runs, so a second run the same day finds the day as the first left it;
 ``--fresh`` starts the day from nothing (``--fresh --no-sample``: an empty day, to try an upload).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,9 @@ def todays_sample_name(now: dt.datetime) -> str:
     return "Letture{}083015123_9.txt".format(now.strftime("%Y%m%d"))
 
 
-def demo_environment(var: Path, database_url: str, inbound: FtpServer, outbound: FtpServer, smtp: SmtpServer) -> Dict[str, str]:
+def demo_environment(
+    var: Path, database_url: str, inbound: FtpServer, outbound: FtpServer, smtp: SmtpServer
+) -> Dict[str, str]:
     return {
         "WAREHOUSE_DATABASE_URL": database_url,
         "WAREHOUSE_INBOUND_FTP_URL": inbound.url(),
@@ -83,7 +86,9 @@ def today_lines(core: Core, no_sample: bool) -> List[str]:
     status = core.session_status()
     lines = [" Today           {}: {}".format(status.day.isoformat(), status.state.value)]
     if no_sample and status.state is not SessionState.NONE:
-        log.warning("today already has data from an earlier run: a manual upload is refused; --fresh starts an empty day")
+        log.warning(
+            "today already has data from an earlier run: a manual upload is refused; --fresh starts an empty day"
+        )
         lines.append(' Upload refused: today has data; make run RUN_ARGS="--fresh --no-sample" starts an empty day')
     return lines
 
@@ -103,10 +108,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timezone", default="Europe/Rome")
     parser.add_argument("--no-sample", action="store_true", help="start with an empty inbound folder")
     parser.add_argument(
-        "--fresh", action="store_true",
+        "--fresh",
+        action="store_true",
         help="start today from nothing: drop the service's tables, empty the mail, FTP, archive and remote log folders",
     )
-    parser.add_argument("--importer-delay", type=float, default=2.0, help="seconds the stand-in importer takes per file")
+    parser.add_argument(
+        "--importer-delay", type=float, default=2.0, help="seconds the stand-in importer takes per file"
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("mail.log", "pyftpdlib"):
@@ -141,8 +149,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         core = bootstrap(load_settings())
         # Today is the service's today (WAREHOUSE_CLOCK_START moves it in the tests).
         today = core.clock.now()
-        importer = RemoteImporter(var / "ftp" / "outbound", var / "remote" / "importer-{}.log".format(
-            today.strftime("%Y%m%d")), delay=arguments.importer_delay).start()
+        importer = RemoteImporter(
+            var / "ftp" / "outbound",
+            var / "remote" / "importer-{}.log".format(today.strftime("%Y%m%d")),
+            delay=arguments.importer_delay,
+        ).start()
         stack.callback(importer.stop)
         sample = inbound.root / todays_sample_name(today)
         if not arguments.no_sample and not sample.exists():
@@ -170,8 +181,12 @@ def serve_web(core: Core, arguments: argparse.Namespace, env_file: Path, var: Pa
                     "",
                     " Open            {}".format(url),
                     " Database        {}".format(os.environ["WAREHOUSE_DATABASE_URL"]),
-                    " Inbound FTP     {} (folder {})".format(os.environ["WAREHOUSE_INBOUND_FTP_URL"].split("@")[-1], var / "ftp" / "inbound"),
-                    " Outbound FTP    {} (folder {})".format(os.environ["WAREHOUSE_OUTBOUND_FTP_URL"].split("@")[-1], var / "ftp" / "outbound"),
+                    " Inbound FTP     {} (folder {})".format(
+                        os.environ["WAREHOUSE_INBOUND_FTP_URL"].split("@")[-1], var / "ftp" / "inbound"
+                    ),
+                    " Outbound FTP    {} (folder {})".format(
+                        os.environ["WAREHOUSE_OUTBOUND_FTP_URL"].split("@")[-1], var / "ftp" / "outbound"
+                    ),
                     " Mail            {} (kept in {})".format(os.environ["WAREHOUSE_SMTP_URL"], var / "mail"),
                     " Remote log      {}".format(var / "remote"),
                     " Configuration   {}".format(env_file),

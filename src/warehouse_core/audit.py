@@ -1,4 +1,5 @@
 """The day's timeline and the audit trail: what happened, when, by whom (SPEC §7, the event table)."""
+
 from __future__ import annotations
 
 import datetime as dt

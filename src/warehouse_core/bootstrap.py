@@ -1,4 +1,5 @@
 """The composition root: the one place that builds the real adapters and wires the use cases."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -90,12 +91,18 @@ def invoice_view_problem(store: Store, settings: Settings) -> Optional[str]:
     exported = [column for column in settings.export_columns if column in missing]
     reasons = []
     if exported:
-        reasons.append("WAREHOUSE_EXPORT_COLUMNS names columns that the invoice view {} does not have: {}".format(
-            settings.invoice_view, ", ".join(exported)))
+        reasons.append(
+            "WAREHOUSE_EXPORT_COLUMNS names columns that the invoice view {} does not have: {}".format(
+                settings.invoice_view, ", ".join(exported)
+            )
+        )
     others = [column for column in missing if column not in exported]
     if others:
-        reasons.append("WAREHOUSE_INVOICE_VIEW names {}, which lacks the columns the import needs: {}".format(
-            settings.invoice_view, ", ".join(others)))
+        reasons.append(
+            "WAREHOUSE_INVOICE_VIEW names {}, which lacks the columns the import needs: {}".format(
+                settings.invoice_view, ", ".join(others)
+            )
+        )
     return "; ".join(reasons)
 
 
@@ -133,9 +140,13 @@ def bootstrap(
         )
     tls = tls_context(settings)
     if inbound is None:
-        inbound = FtplibFiles.from_parts(ftp_parts(settings.inbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls)
+        inbound = FtplibFiles.from_parts(
+            ftp_parts(settings.inbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls
+        )
     if outbound is None:
-        outbound = FtplibFiles.from_parts(ftp_parts(settings.outbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls)
+        outbound = FtplibFiles.from_parts(
+            ftp_parts(settings.outbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls
+        )
     if remote_log is None:
         remote_log = FsRemoteLog(
             settings.remote_log_fs.get_secret_value(),
@@ -161,7 +172,9 @@ def bootstrap(
     if clock is None:
         clock = SystemClock(settings.zone, start=settings.clock_start)
         if settings.clock_start is not None:
-            log.warning("WAREHOUSE_CLOCK_START is set (a testing aid): the clock started at %s", clock.now().isoformat())
+            log.warning(
+                "WAREHOUSE_CLOCK_START is set (a testing aid): the clock started at %s", clock.now().isoformat()
+            )
     if migrate:
         store.migrate()
     if check_view:
@@ -207,7 +220,9 @@ def bootstrap(
             probes=dict(
                 probes_for(inbound_ftp=inbound, outbound_ftp=outbound, smtp=mailer, remote_log=remote_log),
                 database=database_probe(store.ping),
-            ) if probes is None else probes,
+            )
+            if probes is None
+            else probes,
         ),
         archive=archive,
         exports=exports,

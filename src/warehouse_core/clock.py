@@ -1,4 +1,5 @@
 """Time zones on every supported Python."""
+
 from __future__ import annotations
 
 import datetime as dt

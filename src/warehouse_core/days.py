@@ -1,4 +1,5 @@
 """A day in hindsight: its files, its session, its mails, and whether its counts reconcile (SPEC §7)."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Errors an operator or ops person can act on; the entry points turn them into 4xx or one line."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -49,7 +50,9 @@ class Conflict(Refusal):
 class InvalidFile(Refusal):
     """A file was refused (HTTP 400); carries the first problems."""
 
-    def __init__(self, message: str = "", problems: Sequence[Problem] = (), code: str = "invalid_file", **values: Any) -> None:
+    def __init__(
+        self, message: str = "", problems: Sequence[Problem] = (), code: str = "invalid_file", **values: Any
+    ) -> None:
         super().__init__(message, code, **values)
         self.problems = list(problems)
 

@@ -6,6 +6,7 @@ Fields are joined by ``|``; a NULL is nothing; inside a value a ``|`` becomes ``
 break a space, so that a line is always one record. Each value is written as PostgreSQL writes it
 as text: dates in ISO form, numbers with their scale (``1.50``), booleans as ``true``/``false``.
 """
+
 from __future__ import annotations
 
 import datetime as dt

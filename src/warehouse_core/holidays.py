@@ -1,5 +1,6 @@
 """Days on which no inbound file is expected (WAREHOUSE_HOLIDAYS): explicit dates and Italy's
 national holidays, computed for any year."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -6,6 +6,7 @@ custom collector plus ``generate_latest`` would do too, minus a process-wide reg
 dependency. The test suite parses the output with prometheus_client's own parser, so the two
 cannot disagree about the format.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -54,47 +55,59 @@ def families(snapshot: MetricsSnapshot, now: dt.datetime) -> List[MetricFamily]:
     oldest = snapshot.outbox_oldest_pending_at
     return [
         MetricFamily(
-            "warehouse_last_import_timestamp_seconds", "gauge",
+            "warehouse_last_import_timestamp_seconds",
+            "gauge",
             "When the last file was imported (Unix time; 0 if never).",
             [((), _timestamp(snapshot.last_import_at))],
         ),
         MetricFamily(
-            "warehouse_poll_last_success_timestamp_seconds", "gauge",
+            "warehouse_poll_last_success_timestamp_seconds",
+            "gauge",
             "When a poll last read the inbound server (Unix time; 0 if never).",
             [((), _timestamp(snapshot.poll_last_success_at))],
         ),
         MetricFamily(
-            "warehouse_poll_failures_total", "counter",
+            "warehouse_poll_failures_total",
+            "counter",
             "Polls that could not read the inbound server or ended in an unexpected error.",
             [((), float(snapshot.poll_failures))],
         ),
         MetricFamily(
-            "warehouse_lines_imported_total", "counter",
+            "warehouse_lines_imported_total",
+            "counter",
             "Invoice lines stored by imports, by invoice status at import time.",
-            [((("status", status.value),), float(snapshot.lines_imported.get(status.value, 0))) for status in InvoiceStatus],
+            [
+                ((("status", status.value),), float(snapshot.lines_imported.get(status.value, 0)))
+                for status in InvoiceStatus
+            ],
         ),
         MetricFamily(
-            "warehouse_session_state", "gauge",
+            "warehouse_session_state",
+            "gauge",
             "Today's session state: 1 for the current state, 0 for the others.",
             [((("state", state.value),), 1.0 if state is snapshot.today_state else 0.0) for state in SessionState],
         ),
         MetricFamily(
-            "warehouse_session_last_duration_seconds", "gauge",
+            "warehouse_session_last_duration_seconds",
+            "gauge",
             "From start to end of the last finished session (NaN if none).",
             [((), snapshot.last_session_duration if snapshot.last_session_duration is not None else math.nan)],
         ),
         MetricFamily(
-            "warehouse_outbox_pending", "gauge",
+            "warehouse_outbox_pending",
+            "gauge",
             "Mails waiting in the outbox.",
             [((), float(snapshot.outbox_pending))],
         ),
         MetricFamily(
-            "warehouse_outbox_oldest_pending_age_seconds", "gauge",
+            "warehouse_outbox_oldest_pending_age_seconds",
+            "gauge",
             "Age of the oldest mail waiting in the outbox (0 when none waits).",
             [((), max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)],
         ),
         MetricFamily(
-            "warehouse_dependency_up", "gauge",
+            "warehouse_dependency_up",
+            "gauge",
             "1 when the last scheduled check of the dependency succeeded, 0 when it failed (absent: never checked).",
             [
                 ((("dependency", name),), 1.0 if snapshot.dependencies[name] else 0.0)
@@ -109,7 +122,9 @@ def database_down_families() -> List[MetricFamily]:
     """What /metrics can still say when the database does not answer."""
     return [
         MetricFamily(
-            "warehouse_dependency_up", "gauge", "1 when the last scheduled check of the dependency succeeded.",
+            "warehouse_dependency_up",
+            "gauge",
+            "1 when the last scheduled check of the dependency succeeded.",
             [((("dependency", "database"),), 0.0)],
         )
     ]
@@ -145,7 +160,6 @@ def _value(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 2 ** 53:
+    if value == int(value) and abs(value) < 2**53:
         return str(int(value))
     return repr(value)
-

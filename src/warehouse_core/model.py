@@ -1,4 +1,5 @@
 """Values of the domain: file names, invoice lines, states, mails."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -218,9 +219,7 @@ class PollReport:
                 parts.append("{}: {}".format(label, ", ".join(names)))
         if self.no_file_alert:
             parts.append("no-file alert queued")
-        return "poll at {}: {}".format(
-            self.at.isoformat(timespec="minutes"), "; ".join(parts) or "nothing to do"
-        )
+        return "poll at {}: {}".format(self.at.isoformat(timespec="minutes"), "; ".join(parts) or "nothing to do")
 
 
 class SessionPhase(str, enum.Enum):

@@ -4,6 +4,7 @@ Everything here streams: memory stays flat however long the file is (``invoice_n
 one string per distinct invoice). A file is read three times: by ``inspect`` (size, sha256, line
 count, encoding), by ``invoice_numbers`` (for one set-based lookup) and by ``parse_lines``.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -117,12 +118,16 @@ def invoice_numbers(stream: BinaryIO, encoding: str, block_size: int = BLOCK_SIZ
     for block in _line_blocks(stream, encoding, block_size):
         for raw in block.split(b"\n"):
             invoice = raw.partition(b"|")[0].decode(codec, errors).strip()
-            if invoice.startswith("6") and "\x00" not in invoice and invoice not in found:  # a line with a NUL is never stored
+            if (
+                invoice.startswith("6") and "\x00" not in invoice and invoice not in found
+            ):  # a line with a NUL is never stored
                 found.add(invoice)
                 yield invoice
 
 
-def parse_lines(stream: BinaryIO, encoding: str, tally: ParseTally, block_size: int = BLOCK_SIZE) -> Iterator[InvoiceLine]:
+def parse_lines(
+    stream: BinaryIO, encoding: str, tally: ParseTally, block_size: int = BLOCK_SIZE
+) -> Iterator[InvoiceLine]:
     """Yield the file's valid invoice lines; count ignored lines and record problems in ``tally``."""
     codec, errors = _decoding(encoding)
     total = valid = ignored = 0
@@ -152,7 +157,7 @@ def _line_blocks(stream: BinaryIO, encoding: str, block_size: int) -> Iterator[b
     """The file in blocks of whole lines (the last may lack its line break), without the BOM."""
     rest = stream.read(max(block_size, len(codecs.BOM_UTF8)))
     if encoding == UTF8 and rest.startswith(codecs.BOM_UTF8):
-        rest = rest[len(codecs.BOM_UTF8):]
+        rest = rest[len(codecs.BOM_UTF8) :]
     while True:
         chunk = stream.read(block_size)
         if not chunk:
@@ -180,10 +185,16 @@ def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
     # The usual case, a good line, in one test; anything else is spelled out by _reasons.
     if len(fields) == 4 and len(invoice) == INVOICE_LENGTH and "\x00" not in text:
         quantity, value = fields[1].strip(), fields[3].strip()
-        if quantity.isdigit() and quantity.isascii() and len(quantity) <= MAX_QUANTITY_DIGITS and _VALUE.fullmatch(value):
+        if (
+            quantity.isdigit()
+            and quantity.isascii()
+            and len(quantity) <= MAX_QUANTITY_DIGITS
+            and _VALUE.fullmatch(value)
+        ):
             description = fields[2]
             return _new_tuple(
-                InvoiceLine, (number, invoice, int(quantity), description, Decimal(value), normalise_categories(description))
+                InvoiceLine,
+                (number, invoice, int(quantity), description, Decimal(value), normalise_categories(description)),
             )
     reasons = _reasons(text, fields, invoice)
     if reasons:
@@ -192,7 +203,9 @@ def parse_line(number: int, text: str) -> Union[InvoiceLine, Problem, None]:
 
 
 def _invoice_line(number: int, invoice: str, quantity: str, description: str, value: str) -> InvoiceLine:
-    return _new_tuple(InvoiceLine, (number, invoice, int(quantity), description, Decimal(value), normalise_categories(description)))
+    return _new_tuple(
+        InvoiceLine, (number, invoice, int(quantity), description, Decimal(value), normalise_categories(description))
+    )
 
 
 def _reasons(text: str, fields: List[str], invoice: str) -> List[str]:
@@ -205,9 +218,7 @@ def _reasons(text: str, fields: List[str], invoice: str) -> List[str]:
         return reasons
     if len(invoice) != INVOICE_LENGTH:
         reasons.append(
-            "invoice number {!r} has {} characters, expected {}".format(
-                invoice, len(invoice), INVOICE_LENGTH
-            )
+            "invoice number {!r} has {} characters, expected {}".format(invoice, len(invoice), INVOICE_LENGTH)
         )
     quantity_text = fields[1].strip()
     if not (quantity_text.isdigit() and quantity_text.isascii()):

@@ -3,6 +3,7 @@
 Secrets (URLs with passwords, the secret key, operator hashes) are ``SecretStr``: they never
 show in a repr, a log line or an error message.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -282,9 +283,7 @@ class Settings(BaseModel):
         fingerprints = []
         for item in value:
             if not _FINGERPRINT.fullmatch(item):
-                raise ValueError(
-                    "must be SHA256:… fingerprints as `ssh-keygen -lf` prints them, comma-separated"
-                )
+                raise ValueError("must be SHA256:… fingerprints as `ssh-keygen -lf` prints them, comma-separated")
             fingerprints.append(item.rstrip("="))
         return fingerprints
 
@@ -385,7 +384,7 @@ def read_dotenv(path: Path) -> Dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):]
+            line = line[len("export ") :]
         key, sep, value = line.partition("=")
         if not sep:
             continue
@@ -411,7 +410,8 @@ def warn_about_unknown_variables(names: Iterable[str]) -> None:
         closest = difflib.get_close_matches(name, sorted(known), n=1)
         log.warning(
             "%s is not a setting of the warehouse service and is ignored%s",
-            name, "; did you mean {}?".format(closest[0]) if closest else "",
+            name,
+            "; did you mean {}?".format(closest[0]) if closest else "",
         )
 
 
@@ -455,7 +455,7 @@ def describe_errors(error: ValidationError) -> str:
 def _plain(message: str) -> str:
     for prefix in ("Value error, ", "Input should be "):
         if message.startswith(prefix):
-            return ("must be " if prefix == "Input should be " else "") + message[len(prefix):]
+            return ("must be " if prefix == "Input should be " else "") + message[len(prefix) :]
     return message
 
 

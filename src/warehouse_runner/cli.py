@@ -1,4 +1,5 @@
 """``warehouse-runner``: the daemon, and ``poll``, ``import``, ``send-mail``, ``migrate``, ``check``, ``days``, ``session retry``."""
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def parser() -> argparse.ArgumentParser:
     send_mail = commands.add_parser("send-mail", help="deliver the outbox once")
     send_mail.add_argument("--at", type=_local_time, help="act as if at this local time (ISO): which mails are due")
     commands.add_parser("migrate", help="create or upgrade the database schema")
-    commands.add_parser("check", help="try every dependency now: one line each, ok or why not; exit 0 only if all are ok")
+    commands.add_parser(
+        "check", help="try every dependency now: one line each, ok or why not; exit 0 only if all are ok"
+    )
     days = commands.add_parser("days", help="the history of the days, newest first (as GET /days)")
     days.add_argument("--limit", type=int, default=PAGE_SIZE, help="how many days (default %(default)s)")
     days.add_argument("--before", type=dt.date.fromisoformat, help="only days before this one (YYYY-MM-DD)")
@@ -56,8 +59,11 @@ def parser() -> argparse.ArgumentParser:
     retry = session_commands.add_parser("retry", help="turn a failed day back to ready (audited, mailed)")
     retry.add_argument("--day", type=dt.date.fromisoformat, required=True, help="the failed day (YYYY-MM-DD)")
     retry.add_argument("--reason", required=True, help="why: goes into the day's events and the mail")
-    retry.add_argument("--redeliver", action="store_true",
-                       help="retry even though the failed run had put its file on the outbound server")
+    retry.add_argument(
+        "--redeliver",
+        action="store_true",
+        help="retry even though the failed run had put its file on the outbound server",
+    )
     retry.add_argument("--at", type=_local_time, help="act as if at this local time (ISO)")
     return top
 
@@ -109,8 +115,11 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
         report = core.ingest_daily_file(now, actor=command_actor(), any_time=arguments.at is None)
         delivery = core.deliver_outbox(now)
         if report.server_error:
-            return fail("poll: the inbound server could not be read: {}; mails sent: {}".format(
-                report.server_error, delivery.sent))
+            return fail(
+                "poll: the inbound server could not be read: {}; mails sent: {}".format(
+                    report.server_error, delivery.sent
+                )
+            )
         print("{}; mails sent: {}".format(report.describe(), delivery.sent))
         return 0
     if arguments.command == "send-mail":
@@ -147,8 +156,19 @@ def command_actor() -> str:
         return cli_actor(str(os.getuid()))
 
 
-DAY_COLUMNS = ("day", "state", "file", "arrived", "stored", "ignored", "not found", "export file", "confirmed",
-               "mails", "reconciled")
+DAY_COLUMNS = (
+    "day",
+    "state",
+    "file",
+    "arrived",
+    "stored",
+    "ignored",
+    "not found",
+    "export file",
+    "confirmed",
+    "mails",
+    "reconciled",
+)
 
 
 def print_days(core: Core, before: Optional[dt.date], limit: int) -> int:
@@ -156,12 +176,26 @@ def print_days(core: Core, before: Optional[dt.date], limit: int) -> int:
     rows = [DAY_COLUMNS]
     for day in page.days:
         row = day.as_dict()
-        rows.append(tuple(_cell(value) for value in (
-            row["day"], row["state"], row["file"], day.file.received_at.strftime("%H:%M") if day.file else None,
-            row["stored"], row["ignored"], row["not_found"], row["export_file"],
-            day.confirmed_at.strftime("%H:%M") if day.confirmed_at else None, row["mails"],
-            None if row["reconciled"] is None else ("yes" if row["reconciled"] else "NO " + ",".join(row["differences"])),
-        )))
+        rows.append(
+            tuple(
+                _cell(value)
+                for value in (
+                    row["day"],
+                    row["state"],
+                    row["file"],
+                    day.file.received_at.strftime("%H:%M") if day.file else None,
+                    row["stored"],
+                    row["ignored"],
+                    row["not_found"],
+                    row["export_file"],
+                    day.confirmed_at.strftime("%H:%M") if day.confirmed_at else None,
+                    row["mails"],
+                    None
+                    if row["reconciled"] is None
+                    else ("yes" if row["reconciled"] else "NO " + ",".join(row["differences"])),
+                )
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(DAY_COLUMNS))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -192,7 +226,9 @@ def import_file(core: Core, path: Path, now: dt.datetime) -> int:
     if summary.status is FileStatus.REJECTED:
         first = summary.problems[0]
         return fail(
-            "{} rejected: {} problems; line {}: {}".format(summary.file_name, summary.problem_count, first.line, first.reason)
+            "{} rejected: {} problems; line {}: {}".format(
+                summary.file_name, summary.problem_count, first.line, first.reason
+            )
         )
     print(
         "{} imported for {}: {} lines stored, {} ignored, {} invoices not found".format(

@@ -1,4 +1,5 @@
 """The scheduled jobs: plain functions of (core, now) that tests call directly."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,8 +38,12 @@ def upkeep_tick(core: Core, now: dt.datetime) -> None:
         except Exception as error:
             record_cleanup(core.store, now, False, str(error))
             raise
-        record_cleanup(core.store, now, True, "{} archived files and {} exports deleted".format(
-            report.archived_deleted, report.exports_deleted))
+        record_cleanup(
+            core.store,
+            now,
+            True,
+            "{} archived files and {} exports deleted".format(report.archived_deleted, report.exports_deleted),
+        )
 
 
 def guarded(name: str, job: Callable[[Core, dt.datetime], object], core: Core) -> Callable[[], None]:
@@ -139,6 +144,8 @@ def check_dependencies_now(core: Core) -> List[Tuple[str, str]]:
 def _database_and_view(core: Core) -> None:
     missing = core.store.missing_view_columns(core.settings.export_columns)
     if missing:
-        raise ValueError("the invoice view {} lacks the column{} {}".format(
-            core.settings.invoice_view, "s" if len(missing) > 1 else "", ", ".join(missing)
-        ))
+        raise ValueError(
+            "the invoice view {} lacks the column{} {}".format(
+                core.settings.invoice_view, "s" if len(missing) > 1 else "", ", ".join(missing)
+            )
+        )

@@ -1,4 +1,5 @@
 """The Flask app factory: configuration, error pages, security hooks; the routes are in views.py."""
+
 from __future__ import annotations
 
 import logging
@@ -50,7 +51,10 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     if settings.templates_dir is not None:
         # The customer's templates win over the built-in ones: they localise the page.
         app.jinja_loader = jinja2.ChoiceLoader(
-            [jinja2.FileSystemLoader(str(Path(settings.templates_dir))), jinja2.FileSystemLoader(str(Path(app.root_path) / "templates"))]
+            [
+                jinja2.FileSystemLoader(str(Path(settings.templates_dir))),
+                jinja2.FileSystemLoader(str(Path(app.root_path) / "templates")),
+            ]
         )
     operators: Dict[str, str] = {user: h.get_secret_value() for user, h in settings.operators.items()}
     if not operators:

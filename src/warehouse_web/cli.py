@@ -4,6 +4,7 @@ waitress is a pure-Python production WSGI server: it runs unchanged on Python 3.
 CPython, needs no compiler, and serves with threads in one process, so the in-process scheduler
 and session worker share the app's connection pool (a forking server would copy them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,7 +72,9 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROGRAM, description="The warehouse operators' web page and API.")
     top.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     top.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    top.add_argument("--no-scheduler", action="store_true", help="serve only; polls and sessions run in warehouse-runner")
+    top.add_argument(
+        "--no-scheduler", action="store_true", help="serve only; polls and sessions run in warehouse-runner"
+    )
     top.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
     return top
 
@@ -86,9 +89,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("{}: {}".format(PROGRAM, error), file=sys.stderr)
         return 1
     except Exception as error:
-        print("{}: cannot start: {}".format(PROGRAM, " ".join(str(error).split()) or type(error).__name__), file=sys.stderr)
+        print(
+            "{}: cannot start: {}".format(PROGRAM, " ".join(str(error).split()) or type(error).__name__),
+            file=sys.stderr,
+        )
         return 1
-    return serve(app, core, arguments.host, arguments.port, scheduler=not arguments.no_scheduler, threads=arguments.threads)
+    return serve(
+        app, core, arguments.host, arguments.port, scheduler=not arguments.no_scheduler, threads=arguments.threads
+    )
 
 
 def waitress_body_limit(app: Flask) -> int:
@@ -115,14 +123,26 @@ def proxy_options(trusted_proxy: Optional[str]) -> Dict[str, Any]:
     }
 
 
-def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = True, threads: int = 8,
-          on_ready: Optional[Callable[[int], None]] = None) -> int:
+def serve(
+    app: Flask,
+    core: Core,
+    host: str,
+    port: int,
+    *,
+    scheduler: bool = True,
+    threads: int = 8,
+    on_ready: Optional[Callable[[int], None]] = None,
+) -> int:
     """Serve until SIGTERM or Ctrl-C, with the scheduler and session worker unless told not to."""
     from waitress import create_server, trigger, wasyncore
 
     try:
         server = create_server(
-            app, host=host, port=port, threads=threads, max_request_body_size=waitress_body_limit(app),
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            max_request_body_size=waitress_body_limit(app),
             **proxy_options(core.settings.trusted_proxy),
         )
     except OSError as error:
@@ -139,7 +159,9 @@ def serve(app: Flask, core: Core, host: str, port: int, *, scheduler: bool = Tru
     stop_request.install()
     log.info(
         "warehouse-web serving on http://%s:%s/%s",
-        host, server.effective_port, "" if background else " (scheduler off: run warehouse-runner)",
+        host,
+        server.effective_port,
+        "" if background else " (scheduler off: run warehouse-runner)",
     )
     if on_ready is not None:
         on_ready(int(server.effective_port))

@@ -1,4 +1,5 @@
 """The history pages, their downloads and JSON, and /metrics (SPEC §7): parse, call, answer."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,12 +48,18 @@ def day_json(summary: DaySummary, with_events: bool = False) -> Dict[str, Any]:
         session = summary.session
         body["session"] = session.as_dict() if session is not None else None
         body["failed_since"] = (
-            session.finished_at.isoformat() if session is not None and session.state.value == "failed" and session.finished_at else None
+            session.finished_at.isoformat()
+            if session is not None and session.state.value == "failed" and session.finished_at
+            else None
         )
         body["files"] = [
             {
-                "name": f.name, "source": f.source.value, "status": f.status.value,
-                "received_at": f.received_at.isoformat(), "lines": f.lines, "problem_count": f.problem_count,
+                "name": f.name,
+                "source": f.source.value,
+                "status": f.status.value,
+                "received_at": f.received_at.isoformat(),
+                "lines": f.lines,
+                "problem_count": f.problem_count,
                 "reasons": [p.as_dict() for p in f.reasons],
             }
             for f in summary.files

@@ -1,4 +1,5 @@
 """CSRF tokens, operator login (session or HTTP Basic) with its throttling, and security headers."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """The routes: parse the request, call the use case, map domain errors to HTTP answers."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -68,7 +69,13 @@ def actor() -> str:
 # The actions the page offers and, for each state that refuses one, the refusal's message code
 # (the §5 table); the page shows the button disabled with that sentence beside it.
 REFUSED_IN = {
-    "start": {"none": "no_data", "running": "running", "completed": "completed", "failed": "failed", "closed": "closed"},
+    "start": {
+        "none": "no_data",
+        "running": "running",
+        "completed": "completed",
+        "failed": "failed",
+        "closed": "closed",
+    },
     "close": {"none": "no_data", "completed": "completed", "closed": "closed"},
     "upload": {state: "day_has_data" for state in ("ready", "running", "completed", "failed", "closed")},
 }
@@ -93,7 +100,9 @@ def index() -> Any:
     status = status_object(core().session_status())
     # For a 413 that is not the app's own: a body past what waitress reads, or a proxy's limit.
     too_large = message("too_large", limit_mb=core().settings.max_upload_mb)
-    return render_template("index.html", status=status, refusals=refusal_texts(), refused_in=REFUSED_IN, too_large=too_large)
+    return render_template(
+        "index.html", status=status, refusals=refusal_texts(), refused_in=REFUSED_IN, too_large=too_large
+    )
 
 
 @blueprint.get("/healthz")

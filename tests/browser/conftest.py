@@ -1,4 +1,5 @@
 """One Chromium per test module, a fresh context per test; a JavaScript error fails the test."""
+
 from __future__ import annotations
 
 import pytest

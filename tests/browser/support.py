@@ -1,5 +1,6 @@
 """What the browser tests share: Debian's Chromium, its launch flags, screenshots. Importing it
 skips the importing module when playwright or Chromium is missing (.ci/run installs both)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,13 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "screenshots"
 LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

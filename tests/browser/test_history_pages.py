@@ -1,5 +1,6 @@
 """A failed day in the history, in a real browser: the app served in this process over the fakes
 (a failed upload is one switch on the fake outbound server), the clock fixed on 2026-11-26."""
+
 from __future__ import annotations
 
 import threading

@@ -1,6 +1,7 @@
 """The operator page in a real browser (Playwright driving Debian's Chromium) against the demo
 stack of ``make run`` started as a subprocess on loopback. Screenshots of each state are saved
 under var/test-artifacts/screenshots/."""
+
 from __future__ import annotations
 
 import shutil
@@ -39,11 +40,16 @@ def start_stack(tmp_path, postgres_server, service_environment) -> Iterator:
     def start(name: str, **settings: str) -> Stack:
         var = tmp_path / name
         port = free_port()
-        env = service_environment(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10], **settings)
+        env = service_environment(
+            WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10], **settings
+        )
         env["PYTHONPATH"] = devstack_pythonpath(env)
         process = subprocess.Popen(
             [sys.executable, "-m", "warehouse_devstack", "--var", str(var), "--port", str(port), "--no-sample"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         started.append(process)
         wait_for_port(port, timeout=60)
@@ -102,7 +108,9 @@ def test_a_whole_day_in_the_browser(start_stack, page):
 
     for action in ("start", "close"):
         sync_api.expect(page.locator("#" + action)).to_be_disabled()
-        sync_api.expect(page.locator("#{}-refusal".format(action))).to_contain_text("is completed: nothing more happens today")
+        sync_api.expect(page.locator("#{}-refusal".format(action))).to_contain_text(
+            "is completed: nothing more happens today"
+        )
     shot(page, "06-start-and-close-refused")
 
     # The demo panel lists the day's mails, each readable.
@@ -189,7 +197,9 @@ def test_an_upload_over_the_limit_names_the_limit_on_the_page(start_stack, page)
     wait_for_status(page, "No data for")
     # Twice the limit: the app answers. Five times: past what the web server reads at all.
     for megabytes in (2, 5):
-        page.set_input_files("#file", files=[{"name": "big.txt", "mimeType": "text/plain", "buffer": b"6" * (megabytes * 1024 * 1024)}])
+        page.set_input_files(
+            "#file", files=[{"name": "big.txt", "mimeType": "text/plain", "buffer": b"6" * (megabytes * 1024 * 1024)}]
+        )
         page.click("#upload")
         sync_api.expect(page.locator("#message")).to_have_text("The file is larger than the 1 MB upload limit.")
         shot(page, "10-upload-over-the-limit-{}mb".format(megabytes))

@@ -1,4 +1,5 @@
 """The ExportFiles port: the fake and the local disk."""
+
 from __future__ import annotations
 
 import datetime as dt

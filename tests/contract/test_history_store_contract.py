@@ -1,4 +1,5 @@
 """The store's Events and History roles (SPEC §7, §10): the same tests against the fake and PostgreSQL."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,7 +60,10 @@ def test_the_event_table_is_append_only(real_store):
 def test_days_summaries_and_files_read_what_was_stored(store):
     with store.unit_of_work() as uow:
         rejected = uow.record_file(
-            replace(record("Letture20261126080000000_1.txt", FileStatus.IMPORTED, "cd" * 32), received_at=at("2026-11-26T08:00"))
+            replace(
+                record("Letture20261126080000000_1.txt", FileStatus.IMPORTED, "cd" * 32),
+                received_at=at("2026-11-26T08:00"),
+            )
         )
         uow.set_file_outcome(rejected, FileStatus.REJECTED, (Problem(2, "bad"), Problem(3, "worse")))
         uow.record_problem_count(rejected, 250)
@@ -143,7 +147,13 @@ def test_retry_turns_only_a_failed_session_back_to_ready(store):
         session = uow.session(DAY)
         assert not uow.retry_session(DAY)
     assert session.state is SessionState.READY
-    assert (session.total, session.processed, session.export_file, session.detail, session.started_at) == (0, 0, None, None, None)
+    assert (session.total, session.processed, session.export_file, session.detail, session.started_at) == (
+        0,
+        0,
+        None,
+        None,
+        None,
+    )
 
 
 def test_a_day_retried_after_the_retention_deleted_its_export_has_its_new_export_deleted_in_turn(store):

@@ -1,4 +1,5 @@
 """The InboundFiles port: the fake, and ftplib against pyftpdlib and vsftpd over plain FTP and explicit FTPS."""
+
 from __future__ import annotations
 
 import ftplib
@@ -217,8 +218,14 @@ def test_vsftpd_answers_reach_the_adapter_unchanged(vsftpd_server):
             connection.delete("b.txt")
     assert vsftpd_server.files() == []
     log = vsftpd_server.protocol_log()
-    for reply in ('"501 Option not understood."', '"213 {}"'.format(len(CONTENT)), '"350 Ready for RNTO."',
-                  '"250 Rename successful."', '"250 Delete operation successful."', '"550 Delete operation failed."'):
+    for reply in (
+        '"501 Option not understood."',
+        '"213 {}"'.format(len(CONTENT)),
+        '"350 Ready for RNTO."',
+        '"250 Rename successful."',
+        '"250 Delete operation successful."',
+        '"550 Delete operation failed."',
+    ):
         assert reply in log, reply
 
 

@@ -1,4 +1,5 @@
 """The Mailer port: the fake, and smtplib against aiosmtpd in clear, over SMTPS and with STARTTLS."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,12 +38,17 @@ class SmtpSide:
     def __init__(self, server, tls_context=None) -> None:
         self.server = server
         self.mailer = SmtpMailer(
-            server.url(), "warehouse@example.com", ["ops@example.com", "boss@example.com"], timeout=5,
+            server.url(),
+            "warehouse@example.com",
+            ["ops@example.com", "boss@example.com"],
+            timeout=5,
             ssl_context=tls_context,
         )
 
     def received(self):
-        return [(m[EVENT_HEADER], m["Subject"], body_text(m).replace("\r\n", "\n").strip()) for m in self.server.messages]
+        return [
+            (m[EVENT_HEADER], m["Subject"], body_text(m).replace("\r\n", "\n").strip()) for m in self.server.messages
+        ]
 
     def stop(self) -> None:
         self.server.stop()

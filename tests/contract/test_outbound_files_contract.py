@@ -1,4 +1,5 @@
 """The OutboundFiles port: the fake, and ftplib against pyftpdlib and vsftpd (plain FTP and explicit FTPS)."""
+
 from __future__ import annotations
 
 import io

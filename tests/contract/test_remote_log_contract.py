@@ -1,4 +1,5 @@
 """The RemoteLog port: the fake, pyfilesystem2's osfs://, and ssh:// through a real OpenSSH sshd."""
+
 from __future__ import annotations
 
 import shutil
@@ -139,7 +140,9 @@ def test_the_pinned_key_connects_whatever_known_hosts_says(ssh_server, impostor_
     (home / ".ssh" / "known_hosts").write_text(stale + "\n")
     folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
     (folder / "importer.log").write_text("a.txt: 3 records read\n")
-    remote = FsRemoteLog(ssh_server.url(), timeout=5, host_keys=["SHA256:" + "A" * 43, ssh_server.host_key_fingerprint()])
+    remote = FsRemoteLog(
+        ssh_server.url(), timeout=5, host_keys=["SHA256:" + "A" * 43, ssh_server.host_key_fingerprint()]
+    )
     assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
 
 

@@ -1,4 +1,5 @@
 """The Store port: the same tests against the in-memory fake and PostgreSQL."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -66,8 +67,14 @@ class PostgresInspector:
                 " GROUP BY l.file_id, l.line_number ORDER BY l.file_id, l.line_number"
             ).fetchall()
         return [
-            {"line_number": r[0], "invoice_number": r[1], "value": r[2], "status": r[3], "categories": list(r[4]),
-             "description": r[5]}
+            {
+                "line_number": r[0],
+                "invoice_number": r[1],
+                "value": r[2],
+                "status": r[3],
+                "categories": list(r[4]),
+                "description": r[5],
+            }
             for r in rows
         ]
 
@@ -97,15 +104,25 @@ def inspector(store_and_inspector):
 
 def record(name="Letture20261126083015123_9.txt", status=FileStatus.IMPORTED, sha="ab" * 32, day=DAY):
     return InboundFileRecord(
-        name=name, day=day, source=FileSource.FTP, sha256=sha, declared_count=9, actual_lines=10, status=status,
+        name=name,
+        day=day,
+        source=FileSource.FTP,
+        sha256=sha,
+        declared_count=9,
+        actual_lines=10,
+        status=status,
         archive_path="2026-11-26/" + name,
     )
 
 
 def line(number, invoice, categories=("frutta",), value="1.50"):
     return InvoiceLine(
-        line_number=number, invoice_number=invoice, quantity=number, description=", ".join(categories),
-        value=Decimal(value), categories=tuple(categories),
+        line_number=number,
+        invoice_number=invoice,
+        quantity=number,
+        description=", ".join(categories),
+        value=Decimal(value),
+        categories=tuple(categories),
     )
 
 
@@ -177,12 +194,14 @@ def test_lines_are_stored_with_normalised_categories_once_and_invoice_statuses(s
         stored = uow.insert_lines(
             file_id,
             DAY,
-            iter([
-                line(1, "600000001", ("frutta", "verdura")),
-                line(2, "600000004", ("frutta secca", "verdura"), "-3.20"),
-                line(3, "600000099", ()),
-                line(4, "600000004", ("frutta",), "12345678901234567890.123456789"),
-            ]),
+            iter(
+                [
+                    line(1, "600000001", ("frutta", "verdura")),
+                    line(2, "600000004", ("frutta secca", "verdura"), "-3.20"),
+                    line(3, "600000099", ()),
+                    line(4, "600000004", ("frutta",), "12345678901234567890.123456789"),
+                ]
+            ),
             {"600000001", "600000004", "600000099", "600000123"},  # one more than the lines carry: harmless
         )
     assert stored.stored == 4
@@ -203,8 +222,12 @@ def test_lines_are_stored_with_normalised_categories_once_and_invoice_statuses(s
 def test_any_text_survives_the_bulk_load(store, inspector):
     awkward = 'tab\there, back\\slash, "quoted", {braces}, \\N, caffè ☕'
     odd = InvoiceLine(
-        line_number=1, invoice_number="600000001", quantity=0, description=awkward, value=Decimal("-0.000001"),
-        categories=('tab\there', 'back\\slash', '"quoted"', "{braces}", "\\n", "caffè ☕"),
+        line_number=1,
+        invoice_number="600000001",
+        quantity=0,
+        description=awkward,
+        value=Decimal("-0.000001"),
+        categories=("tab\there", "back\\slash", '"quoted"', "{braces}", "\\n", "caffè ☕"),
     )
     with store.unit_of_work() as uow:
         insert(uow, uow.record_file(record()), DAY, [odd])
@@ -232,7 +255,11 @@ def many_lines(count=MANY_LINES, fail_at=None):
 def test_many_lines_go_in_whole_with_their_links_and_statuses(store, inspector):
     with store.unit_of_work() as uow:
         stored = uow.insert_lines(uow.record_file(record()), DAY, many_lines(), {"600000001", "600000099"})
-    assert stored.stored == MANY_LINES and stored.not_found == ("600000099",) and stored.not_found_lines == MANY_LINES // 10
+    assert (
+        stored.stored == MANY_LINES
+        and stored.not_found == ("600000099",)
+        and stored.not_found_lines == MANY_LINES // 10
+    )
     lines = inspector.lines()
     assert [line["line_number"] for line in lines] == list(range(1, MANY_LINES + 1))
     assert sum(1 for line in lines if line["status"] == "not_found") == MANY_LINES // 10
@@ -356,7 +383,10 @@ def _try_lock(store):
 
 def test_the_view_columns_the_import_and_export_need_are_checked(store):
     assert store.missing_view_columns(COLUMNS) == []
-    assert store.missing_view_columns(("invoice_number", "nope", "customer_code", "quantity", "gone")) == ["gone", "nope"]
+    assert store.missing_view_columns(("invoice_number", "nope", "customer_code", "quantity", "gone")) == [
+        "gone",
+        "nope",
+    ]
 
 
 def test_migrate_is_idempotent_and_ping_answers(store):
@@ -395,7 +425,11 @@ def test_session_transitions(store):
         assert uow.update_session(DAY, processed=2, phase=SessionPhase.UPLOADING)
         session = uow.session(DAY)
         assert (session.state, session.phase, session.total, session.processed, session.export_file) == (
-            SessionState.RUNNING, SessionPhase.UPLOADING, 3, 2, "S.txt",
+            SessionState.RUNNING,
+            SessionPhase.UPLOADING,
+            3,
+            2,
+            "S.txt",
         )
         assert session.started_at == NOW
         assert uow.running_days() == [DAY]
@@ -480,7 +514,9 @@ def test_export_lines_keep_one_record_per_line_whatever_the_text(store):
             connection.execute("UPDATE invoice_line SET description = %s WHERE line_number = 1", (awkward,))
     columns = ("invoice_number", "description", "value", "customer_code", "delivery_address")
     with store.export_lines(DAY, columns, skip=0) as blocks:
-        assert b"".join(blocks) == '600000001|a/b\\c\td e "q" caffè \b\f\v\\n|1.50|C001|Via Roma 1, Milano\n'.encode("utf-8")
+        assert b"".join(blocks) == '600000001|a/b\\c\td e "q" caffè \b\f\v\\n|1.50|C001|Via Roma 1, Milano\n'.encode(
+            "utf-8"
+        )
 
 
 AWKWARD_VIEW_COLUMNS = ("invoice_number", "invoice_date", "amount", "note", "flag", "pieces", "remark")
@@ -530,7 +566,8 @@ def test_export_lines_are_export_line_of_the_values_byte_for_byte(store, request
             else:
                 with awkward.connection() as connection:
                     connection.execute(
-                        "UPDATE invoice_line SET description = %s WHERE line_number = %s", (description, each.line_number)
+                        "UPDATE invoice_line SET description = %s WHERE line_number = %s",
+                        (description, each.line_number),
                     )
         with awkward.unit_of_work() as uow:
             assert uow.refresh_invoice_statuses(DAY) == len(AWKWARD_LINES)
@@ -544,7 +581,13 @@ def test_export_lines_are_export_line_of_the_values_byte_for_byte(store, request
     expected = "".join(
         export_line(
             view[each.invoice_number]
-            + (each.line_number, each.quantity, "{} |\n{}\r".format(each.description, each.line_number), each.value, DAY)
+            + (
+                each.line_number,
+                each.quantity,
+                "{} |\n{}\r".format(each.description, each.line_number),
+                each.value,
+                DAY,
+            )
         )
         + "\n"
         for each in AWKWARD_LINES

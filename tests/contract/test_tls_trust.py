@@ -1,6 +1,7 @@
 """WAREHOUSE_CA_FILE: FTPS (pyftpdlib and vsftpd) and SMTPS/STARTTLS trust the configured CA and
 nothing else. The servers' certificates are signed by a CA made for the run; a server whose
 certificate another CA signed is what a man in the middle would present."""
+
 from __future__ import annotations
 
 import shutil
@@ -29,7 +30,9 @@ def start_server(request, tmp_path):
         elif kind == "vsftpd-ftps":
             directory = Path(tempfile.mkdtemp(prefix="warehouse-vsftpd-"))
             request.addfinalizer(lambda: shutil.rmtree(str(directory), ignore_errors=True))
-            server = VsftpdServer(directory, request.getfixturevalue("vsftpd_account"), tls=True, certfile=certificate).start()
+            server = VsftpdServer(
+                directory, request.getfixturevalue("vsftpd_account"), tls=True, certfile=certificate
+            ).start()
         else:
             server = SmtpServer(tls=kind, certfile=certificate, user=SMTP_USER, password=SMTP_PASSWORD).start()
         started.append(server)

@@ -6,6 +6,7 @@ when the monotonic clock is left real, and that call is how Python 3.11 and late
 monotonic clock too is worse (every timed lock wait then hangs). So here time.sleep waits on
 select(), which libfaketime leaves alone: the same pause, measured on the real monotonic clock.
 """
+
 import select
 import sys
 import time

@@ -3,6 +3,7 @@
 Each test carries ``@pytest.mark.fault(scenario, injected)`` and may add what it saw with
 ``outcome(...)``; the run ends with a table of scenario, injected fault and outcome.
 """
+
 from __future__ import annotations
 
 import signal
@@ -31,19 +32,33 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
         return
     seen = dict(item.user_properties).get("outcome", "")
     result = "passed" if report.passed else ("FAILED" if report.failed else report.outcome)
-    _ROWS.append({"scenario": marker.args[0], "injected": marker.args[1], "outcome": "{}: {}".format(result, seen) if seen else result})
+    _ROWS.append(
+        {
+            "scenario": marker.args[0],
+            "injected": marker.args[1],
+            "outcome": "{}: {}".format(result, seen) if seen else result,
+        }
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _ROWS:
         return
-    width = [max(len(row[key]) for row in _ROWS + [{"scenario": "scenario", "injected": "injected fault", "outcome": "outcome"}]) for key in ("scenario", "injected", "outcome")]
+    width = [
+        max(
+            len(row[key])
+            for row in _ROWS + [{"scenario": "scenario", "injected": "injected fault", "outcome": "outcome"}]
+        )
+        for key in ("scenario", "injected", "outcome")
+    ]
     line = "| {:<{}} | {:<{}} | {:<{}} |"
     terminalreporter.section("fault suite summary")
     terminalreporter.write_line(line.format("scenario", width[0], "injected fault", width[1], "outcome", width[2]))
     terminalreporter.write_line("|" + "|".join("-" * (w + 2) for w in width) + "|")
     for row in _ROWS:
-        terminalreporter.write_line(line.format(row["scenario"], width[0], row["injected"], width[1], row["outcome"], width[2]))
+        terminalreporter.write_line(
+            line.format(row["scenario"], width[0], row["injected"], width[1], row["outcome"], width[2])
+        )
 
 
 @pytest.fixture
@@ -73,18 +88,27 @@ class Service:
         module = {"warehouse-runner": "warehouse_runner", "warehouse-web": "warehouse_web"}[program]
         return [sys.executable, "-m", module]
 
-    def run(self, *arguments: str, program: str = "warehouse-runner", timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    def run(
+        self, *arguments: str, program: str = "warehouse-runner", timeout: float = 120, **env: str
+    ) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            self.command(program) + list(arguments), env=dict(self.env, **env),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+            self.command(program) + list(arguments),
+            env=dict(self.env, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
         )
         self.outputs.append(result.stdout + result.stderr)
         return result
 
     def start(self, *arguments: str, program: str = "warehouse-runner", **env: str) -> "subprocess.Popen[str]":
         return subprocess.Popen(
-            self.command(program) + list(arguments), env=dict(self.env, **env),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            self.command(program) + list(arguments),
+            env=dict(self.env, **env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def finish(self, process: "subprocess.Popen[str]", kill: bool = False, timeout: float = 60) -> str:
@@ -105,7 +129,9 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path, postgres_server, db_schema, real_store, ftp_server, outbound_server, smtp_server, service_environment) -> Service:
+def service(
+    tmp_path, postgres_server, db_schema, real_store, ftp_server, outbound_server, smtp_server, service_environment
+) -> Service:
     data_dir = tmp_path / "var"
     (tmp_path / "remote").mkdir()
     env = service_environment(

@@ -1,4 +1,5 @@
 """Bad input on purpose: a fuzzed parser, hostile uploads against the real web server, odd names."""
+
 from __future__ import annotations
 
 import io
@@ -21,12 +22,19 @@ line = st.one_of(
     st.text(max_size=80),
     st.builds(
         lambda parts: "|".join(parts),
-        st.lists(st.one_of(st.text(max_size=12), st.sampled_from(["6", "600000001", "12", "1.50", "70,7", " Frutta , frutta "])), max_size=6),
+        st.lists(
+            st.one_of(
+                st.text(max_size=12), st.sampled_from(["6", "600000001", "12", "1.50", "70,7", " Frutta , frutta "])
+            ),
+            max_size=6,
+        ),
     ),
 )
 files = st.one_of(
     st.binary(max_size=3000),
-    st.builds(lambda rows, end: end.join(rows).encode("utf-8"), st.lists(line, max_size=40), st.sampled_from(["\n", "\r\n"])),
+    st.builds(
+        lambda rows, end: end.join(rows).encode("utf-8"), st.lists(line, max_size=40), st.sampled_from(["\n", "\r\n"])
+    ),
     st.builds(lambda rows: "\n".join(rows).encode("cp1252", "replace"), st.lists(line, max_size=40)),
 )
 
@@ -39,7 +47,11 @@ def test_ten_thousand_generated_files_never_raise(data):
     tally = ParseTally()
     lines = list(parse_lines(io.BytesIO(data), facts.encoding, tally))
     assert tally.total_lines == facts.line_count
-    assert tally.valid_lines + tally.ignored_lines + tally.problem_count == tally.total_lines == len(lines) + tally.ignored_lines + tally.problem_count
+    assert (
+        tally.valid_lines + tally.ignored_lines + tally.problem_count
+        == tally.total_lines
+        == len(lines) + tally.ignored_lines + tally.problem_count
+    )
     for parsed in lines:
         assert len(parsed.invoice_number) == 9 and parsed.invoice_number.startswith("6") and parsed.quantity >= 0
 
@@ -78,11 +90,20 @@ def upload(port, name, content):
     cookie, token = csrf_session(port)
     boundary = "warehouse-boundary"
     body = (
-        "--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{n}\"\r\nContent-Type: text/plain\r\n\r\n".format(b=boundary, n=name).encode("utf-8", "surrogateescape")
-        + content + "\r\n--{}--\r\n".format(boundary).encode()
+        '--{b}\r\nContent-Disposition: form-data; name="file"; filename="{n}"\r\nContent-Type: text/plain\r\n\r\n'.format(
+            b=boundary, n=name
+        ).encode("utf-8", "surrogateescape")
+        + content
+        + "\r\n--{}--\r\n".format(boundary).encode()
     )
-    return http(port, "POST", "/api/session/upload", body,
-                {"Content-Type": "multipart/form-data; boundary=" + boundary, "X-CSRF-Token": token}, cookie)
+    return http(
+        port,
+        "POST",
+        "/api/session/upload",
+        body,
+        {"Content-Type": "multipart/form-data; boundary=" + boundary, "X-CSRF-Token": token},
+        cookie,
+    )
 
 
 def rss_mb(pid):
@@ -131,7 +152,7 @@ def test_a_one_gigabyte_upload_is_refused_before_it_is_read(web, outcome):
     with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
         raw.sendall(
             "POST /api/session/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            "Content-Length: {}\r\nX-CSRF-Token: {}\r\nCookie: {}\r\n\r\n".format(1024 ** 3, token, cookie).encode()
+            "Content-Length: {}\r\nX-CSRF-Token: {}\r\nCookie: {}\r\n\r\n".format(1024**3, token, cookie).encode()
         )
         began = time.monotonic()
         sent = 0

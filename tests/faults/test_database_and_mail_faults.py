@@ -1,4 +1,5 @@
 """Scenarios 5 and 6: PostgreSQL restarted during an import; SMTP down for several polls."""
+
 from __future__ import annotations
 
 import shutil
@@ -40,7 +41,9 @@ def test_database_restart_mid_import(service, own_cluster, ftp_server, smtp_serv
     process = service.start("poll", "--at", "2026-11-26T10:00")
     with psycopg.connect(url, autocommit=True) as watcher:
         wait_until(
-            lambda: watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0],
+            lambda: watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[
+                0
+            ],
             what="the import to wait on invoice_line",
         )
     cluster.restart()

@@ -1,4 +1,5 @@
 """Scenarios 1-4: the inbound FTP server misbehaves, the poll process dies at each step."""
+
 from __future__ import annotations
 
 import shutil

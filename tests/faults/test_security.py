@@ -1,4 +1,5 @@
 """Security: secrets never printed, cookies, headers, no debugger, parameterised SQL only."""
+
 from __future__ import annotations
 
 import ast
@@ -28,7 +29,8 @@ def test_configured_passwords_never_appear_in_any_output(service, ftp_server, ou
     )
     # With STARTTLS, as the start-up check demands of an smtp:// URL with a password.
     service.env["WAREHOUSE_SMTP_URL"] = (
-        service.env["WAREHOUSE_SMTP_URL"].replace("smtp://", "smtp://mailer:{}@".format(secrets["smtp"])) + "?starttls=true"
+        service.env["WAREHOUSE_SMTP_URL"].replace("smtp://", "smtp://mailer:{}@".format(secrets["smtp"]))
+        + "?starttls=true"
     )
     service.env["WAREHOUSE_OPERATORS"] = "anna:" + generate_password_hash(secrets["operator"])
     service.env["WAREHOUSE_SECRET_KEY"] = secrets["key"]
@@ -37,7 +39,10 @@ def test_configured_passwords_never_appear_in_any_output(service, ftp_server, ou
     service.run("import", str(MALFORMED_SAMPLE))
     service.run("send-mail")  # fails: the test SMTP server offers no STARTTLS
     service.run("poll", "--at", "2026-11-26T10:30", WAREHOUSE_FTP_TIMEOUT="nonsense")
-    service.run("migrate", WAREHOUSE_DATABASE_URL="postgresql://postgres:{}@127.0.0.1:{}/x".format(secrets["database"], free_port()))
+    service.run(
+        "migrate",
+        WAREHOUSE_DATABASE_URL="postgresql://postgres:{}@127.0.0.1:{}/x".format(secrets["database"], free_port()),
+    )
     port = free_port()
     web = service.start("--port", str(port), "--no-scheduler", program="warehouse-web")
     wait_for_port(port, timeout=60)
@@ -111,11 +116,17 @@ def test_every_sql_statement_is_parameterised(outcome):
     for path in (SRC / "warehouse_core").rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("execute", "copy", "_one", "_changed"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("execute", "copy", "_one", "_changed")
+            ):
                 if not node.args:
                     continue
                 checked += 1
-                if not _sql_argument_is_safe(node.args[0]) and not (isinstance(node.args[0], ast.Name) and node.args[0].id in ("query", "statements")):
+                if not _sql_argument_is_safe(node.args[0]) and not (
+                    isinstance(node.args[0], ast.Name) and node.args[0].id in ("query", "statements")
+                ):
                     unsafe.append("{}:{}".format(path.name, node.lineno))
     assert checked > 30 and unsafe == []
     outcome("{} statements: constants, sql.SQL and sql.Identifier only".format(checked))
@@ -139,8 +150,12 @@ def _get(port, path, source="127.0.0.1", headers=None):
 def test_only_the_trusted_proxy_makes_the_cookie_secure(service, outcome):
     port = free_port()
     web = service.start(
-        "--port", str(port), "--no-scheduler", program="warehouse-web",
-        WAREHOUSE_TRUSTED_PROXY="127.0.0.1", WAREHOUSE_OPERATORS="anna:" + generate_password_hash("pw"),
+        "--port",
+        str(port),
+        "--no-scheduler",
+        program="warehouse-web",
+        WAREHOUSE_TRUSTED_PROXY="127.0.0.1",
+        WAREHOUSE_OPERATORS="anna:" + generate_password_hash("pw"),
     )
     try:
         wait_for_port(port, timeout=60)
@@ -155,13 +170,20 @@ def test_only_the_trusted_proxy_makes_the_cookie_secure(service, outcome):
     outcome("Secure from the proxy at 127.0.0.1; the same header from 127.0.0.2 ignored")
 
 
-@pytest.mark.fault("login throttling through waitress", "wrong passwords behind the proxy, and X-Forwarded-For forged to dodge the lock")
+@pytest.mark.fault(
+    "login throttling through waitress",
+    "wrong passwords behind the proxy, and X-Forwarded-For forged to dodge the lock",
+)
 def test_throttling_counts_the_real_client_behind_the_proxy_and_ignores_forged_addresses(service, outcome):
     import base64
 
     port = free_port()
     web = service.start(
-        "--port", str(port), "--no-scheduler", program="warehouse-web", WAREHOUSE_TRUSTED_PROXY="127.0.0.1",
+        "--port",
+        str(port),
+        "--no-scheduler",
+        program="warehouse-web",
+        WAREHOUSE_TRUSTED_PROXY="127.0.0.1",
         WAREHOUSE_OPERATORS="anna:" + generate_password_hash("pw", method="pbkdf2:sha256:1000"),
     )
 

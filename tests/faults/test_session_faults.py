@@ -1,5 +1,6 @@
 """Scenarios 7-10a: the session worker killed mid-export, the outbound server and the remote log
 failing, and concurrent starts against the real web server."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,22 +40,31 @@ def import_and_start(service, tmp_path, lines):
     assert service.run("poll", "--at", "2026-11-26T10:00").returncode == 0  # migrates; nothing to poll
     core = core_of(service)
     with write_file(tmp_path, lines).open("rb") as stream:
-        assert core.import_upload("Letture20261126090000000_{}.txt".format(lines - 1), stream, core.clock.now()).stored_lines == lines
+        assert (
+            core.import_upload(
+                "Letture20261126090000000_{}.txt".format(lines - 1), stream, core.clock.now()
+            ).stored_lines
+            == lines
+        )
     core.start_session(core.clock.now())
     return core
 
 
 def importer(service, outbound_server, mode="ok"):
-    remote = Path(service.env["WAREHOUSE_REMOTE_LOG_FS"][len("osfs://"):])
+    remote = Path(service.env["WAREHOUSE_REMOTE_LOG_FS"][len("osfs://") :])
     return RemoteImporter(outbound_server.root, remote / "importer-20261126.log", mode=mode, interval=0.05).start()
 
 
 def session_row(real_store):
-    return query(real_store, "SELECT state, processed, total, detail, export_file FROM work_session WHERE day = %s", (DAY,))[0]
+    return query(
+        real_store, "SELECT state, processed, total, detail, export_file FROM work_session WHERE day = %s", (DAY,)
+    )[0]
 
 
 @pytest.mark.fault("7. session worker SIGKILLed mid-export", "SIGKILL as the export streams; file torn at line 3000")
-def test_worker_killed_mid_export_resumes_without_duplicates(service, real_store, outbound_server, smtp_server, tmp_path, outcome):
+def test_worker_killed_mid_export_resumes_without_duplicates(
+    service, real_store, outbound_server, smtp_server, tmp_path, outcome
+):
     lines = 150_000
     core = import_and_start(service, tmp_path, lines)
     stand_in = importer(service, outbound_server)
@@ -89,9 +99,15 @@ def test_worker_killed_mid_export_resumes_without_duplicates(service, real_store
 
 
 @pytest.mark.parametrize("fault", ["refuse", "drop"])
-def test_outbound_upload_fails_after_retries(fault, service, real_store, outbound_server, smtp_server, tmp_path, outcome, request):
-    request.node.add_marker(pytest.mark.fault("8. outbound upload " + ("refused" if fault == "refuse" else "dropped"),
-                                              "550 to STOR" if fault == "refuse" else "connection closed at STOR"))
+def test_outbound_upload_fails_after_retries(
+    fault, service, real_store, outbound_server, smtp_server, tmp_path, outcome, request
+):
+    request.node.add_marker(
+        pytest.mark.fault(
+            "8. outbound upload " + ("refused" if fault == "refuse" else "dropped"),
+            "550 to STOR" if fault == "refuse" else "connection closed at STOR",
+        )
+    )
     if fault == "refuse":
         outbound_server.faults.refuse.add("STOR")
     else:
@@ -119,8 +135,15 @@ def test_outbound_upload_fails_after_retries(fault, service, real_store, outboun
         ("silent", "no confirmation of"),
     ],
 )
-def test_remote_log_failures(mode, reason, service, real_store, outbound_server, smtp_server, tmp_path, outcome, request):
-    request.node.add_marker(pytest.mark.fault("9. remote log: " + mode, {"error": "an ERROR line", "wrong-count": "a count one short", "silent": "nothing within 2 s"}[mode]))
+def test_remote_log_failures(
+    mode, reason, service, real_store, outbound_server, smtp_server, tmp_path, outcome, request
+):
+    request.node.add_marker(
+        pytest.mark.fault(
+            "9. remote log: " + mode,
+            {"error": "an ERROR line", "wrong-count": "a count one short", "silent": "nothing within 2 s"}[mode],
+        )
+    )
     service.env["WAREHOUSE_REMOTE_LOG_TIMEOUT"] = "2"
     core = import_and_start(service, tmp_path, 6)
     stand_in = importer(service, outbound_server, mode=mode)
@@ -154,7 +177,10 @@ def test_concurrent_starts_against_the_real_web_server(service, real_store, tmp_
                 connection.execute("UPDATE work_session SET state = 'ready' WHERE day = %s", (today,))
             barrier = threading.Barrier(2)
             codes = []
-            threads = [threading.Thread(target=lambda o=o, codes=codes, barrier=barrier: codes.append(o.start(barrier))) for o in operators]
+            threads = [
+                threading.Thread(target=lambda o=o, codes=codes, barrier=barrier: codes.append(o.start(barrier)))
+                for o in operators
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -176,8 +202,9 @@ class Operator:
         self.token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
 
     def start(self, barrier: threading.Barrier) -> int:
-        request = urllib.request.Request(self.base + "/api/session/start", method="POST", data=b"",
-                                         headers={"X-CSRF-Token": self.token})
+        request = urllib.request.Request(
+            self.base + "/api/session/start", method="POST", data=b"", headers={"X-CSRF-Token": self.token}
+        )
         barrier.wait(10)
         try:
             with self.opener.open(request, timeout=10) as response:

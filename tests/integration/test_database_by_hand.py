@@ -1,4 +1,5 @@
 """What the README tells a DBA to do by hand works against a real PostgreSQL (SPEC §10)."""
+
 from __future__ import annotations
 
 import re
@@ -66,7 +67,7 @@ def test_migrate_records_each_migration_once(real_store):
 
 def readme_dba_queries() -> List[str]:
     text = README.read_text(encoding="utf-8")
-    section = text[text.index("Useful queries for the DBA"):]
+    section = text[text.index("Useful queries for the DBA") :]
     block = re.search(r"```sql\n(.*?)```", section, re.S)
     assert block is not None
     statements = [part.strip() for part in block.group(1).split(";")]
@@ -81,12 +82,21 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
     with real_store.unit_of_work() as uow:
         file_id = uow.record_file(
             InboundFileRecord(
-                name="Letture.txt", day=today, source=FileSource.UPLOAD, sha256="ab" * 32, declared_count=1,
-                actual_lines=2, status=FileStatus.IMPORTED,
+                name="Letture.txt",
+                day=today,
+                source=FileSource.UPLOAD,
+                sha256="ab" * 32,
+                declared_count=1,
+                actual_lines=2,
+                status=FileStatus.IMPORTED,
             )
         )
         line = InvoiceLine(
-            line_number=2, invoice_number="600000001", quantity=1, description="noci", value=Decimal("1.50"),
+            line_number=2,
+            invoice_number="600000001",
+            quantity=1,
+            description="noci",
+            value=Decimal("1.50"),
             categories=("frutta secca",),
         )
         uow.insert_lines(file_id, today, [line], ["600000001"])
@@ -99,11 +109,20 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
 
 
 OLD_DAY = "2026-10-05"
-TABLES = ("inbound_file", "invoice_line", "category", "invoice_line_category", "work_session", "exported_invoice",
-          "mail_outbox")
+TABLES = (
+    "inbound_file",
+    "invoice_line",
+    "category",
+    "invoice_line_category",
+    "work_session",
+    "exported_invoice",
+    "mail_outbox",
+)
 
 
-def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_read_back(postgres_server, empty_schema):
+def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_read_back(
+    postgres_server, empty_schema
+):
     """A customer's 001 database with a completed day in it: 002 changes none of its rows, and the
     history shows that day (its counts unknown, not 'does not reconcile'), /metrics reads it."""
     from warehouse_core.usecases.history import day_detail, list_days
@@ -134,13 +153,19 @@ def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_
             (OLD_DAY,),
         )
         columns = {
-            table: ", ".join(row[0] for row in connection.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
-                " ORDER BY ordinal_position", (empty_schema, table),
-            ))
+            table: ", ".join(
+                row[0]
+                for row in connection.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+                    " ORDER BY ordinal_position",
+                    (empty_schema, table),
+                )
+            )
             for table in TABLES
         }
-        before = {t: connection.execute("SELECT {} FROM {} ORDER BY 1, 2".format(columns[t], t)).fetchall() for t in TABLES}
+        before = {
+            t: connection.execute("SELECT {} FROM {} ORDER BY 1, 2".format(columns[t], t)).fetchall() for t in TABLES
+        }
     store = PsycopgStore(postgres_server, schema=empty_schema)
     try:
         assert store.migrate() == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))][1:]
@@ -151,7 +176,11 @@ def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_
         page = list_days(store)
         [row] = [day.as_dict() for day in page.days]
         assert (row["day"], row["state"], row["export_file"], row["mails"]) == (
-            OLD_DAY, "completed", "Spedizioni20261005_2.txt", 1)
+            OLD_DAY,
+            "completed",
+            "Spedizioni20261005_2.txt",
+            1,
+        )
         assert row["stored"] is None and row["reconciled"] is None, "counts from before 002 are unknown, not wrong"
         detail = day_detail(store, page.days[0].day)
         assert detail.events == () and detail.file is not None and detail.file.lines == 3

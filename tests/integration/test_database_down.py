@@ -5,6 +5,7 @@ The service is wired as warehouse-web wires it (bootstrap with the real store, t
 timeouts), with fakes for FTP and mail; the database is a cluster of the test's own, stopped and
 started under it. The bounds on elapsed time are generous: the old behaviour was a 30 s hang.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -43,8 +44,13 @@ def service(cluster, make_settings) -> Iterator[Tuple[PostgresCluster, Any, Any]
     own, url = cluster
     core = bootstrap(
         make_settings(database_url=url, db_schema="down_test"),
-        inbound=FakeInbound(), archive=FakeArchive(), mailer=FakeMailer(), outbound=FakeOutbound(),
-        remote_log=FakeRemoteLog(), exports=FakeExportFiles(), clock=FakeClock(at("2026-11-26T10:00")),
+        inbound=FakeInbound(),
+        archive=FakeArchive(),
+        mailer=FakeMailer(),
+        outbound=FakeOutbound(),
+        remote_log=FakeRemoteLog(),
+        exports=FakeExportFiles(),
+        clock=FakeClock(at("2026-11-26T10:00")),
     )
     app = create_app({"TESTING": True}, core=core)
     try:

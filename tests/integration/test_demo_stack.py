@@ -1,5 +1,6 @@
 """``make run`` twice the same day: ``--fresh`` gives the demo an empty day, so that the README's
 way to try a manual upload works after a normal run."""
+
 from __future__ import annotations
 
 import http.client
@@ -25,11 +26,16 @@ class Demo:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "warehouse_devstack", "--var", str(var), "--port", str(self.port)] + list(arguments),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         wait_for_port(self.port, timeout=90)
 
-    def request(self, method: str, path: str, body: bytes = b"", headers: Dict[str, str] = None) -> Tuple[int, bytes, Dict[str, str]]:
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: Dict[str, str] = None
+    ) -> Tuple[int, bytes, Dict[str, str]]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -52,12 +58,22 @@ class Demo:
         token = re.search(r'name="csrf-token" content="([^"]+)"', page.decode()).group(1)
         boundary = "demo-boundary"
         body = (
-            "--{}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: text/plain\r\n\r\n".format(boundary, path.name).encode()
-            + path.read_bytes() + "\r\n--{}--\r\n".format(boundary).encode()
+            '--{}\r\nContent-Disposition: form-data; name="file"; filename="{}"\r\nContent-Type: text/plain\r\n\r\n'.format(
+                boundary, path.name
+            ).encode()
+            + path.read_bytes()
+            + "\r\n--{}--\r\n".format(boundary).encode()
         )
-        status, data, _ = self.request("POST", "/api/session/upload", body, {
-            "Content-Type": "multipart/form-data; boundary=" + boundary, "X-CSRF-Token": token, "Cookie": cookie,
-        })
+        status, data, _ = self.request(
+            "POST",
+            "/api/session/upload",
+            body,
+            {
+                "Content-Type": "multipart/form-data; boundary=" + boundary,
+                "X-CSRF-Token": token,
+                "Cookie": cookie,
+            },
+        )
         return status, json.loads(data)
 
     def stop(self) -> str:
@@ -69,7 +85,9 @@ class Demo:
 
 @pytest.fixture
 def run_demo(tmp_path, postgres_server, service_environment) -> Iterator:
-    env = service_environment(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="demo_" + uuid.uuid4().hex[:10])
+    env = service_environment(
+        WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="demo_" + uuid.uuid4().hex[:10]
+    )
     env["PYTHONPATH"] = devstack_pythonpath(env)
     started: List[Demo] = []
 

@@ -1,4 +1,5 @@
 """The service's processes read the wall clock ``make test-faketime`` asks for; pytest keeps the real one."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,7 +14,11 @@ def test_service_processes_read_the_wall_clock_of_the_run(service_environment):
     started = time.time()
     result = subprocess.run(
         [sys.executable, "-c", "import time; print(time.time(), time.monotonic())"],
-        env=service_environment(), stdout=subprocess.PIPE, text=True, timeout=60, check=True,
+        env=service_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=True,
     )
     seen, monotonic = (float(value) for value in result.stdout.split())
     expected = started if wall is None else wall.moment.timestamp() + (started - wall.started)

@@ -1,4 +1,5 @@
 """/healthz asks PostgreSQL through the connection pool (SPEC §7), not with a connection per request."""
+
 from __future__ import annotations
 
 from warehouse_core.adapters.postgres import PsycopgStore

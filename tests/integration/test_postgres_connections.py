@@ -1,4 +1,5 @@
 """How the PostgreSQL store connects: one pool however many threads ask first."""
+
 from __future__ import annotations
 
 import threading

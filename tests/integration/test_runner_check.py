@@ -1,6 +1,7 @@
 """``warehouse-runner check`` (SPEC §9) against real servers: PostgreSQL, FTPS and FTP
 (pyftpdlib), SMTPS with AUTH (aiosmtpd) and the remote log over SSH (OpenSSH), with each one in
 turn down or misconfigured. One line per dependency, ``ok`` or why; exit 0 only if all are ok."""
+
 from __future__ import annotations
 
 import tempfile
@@ -15,8 +16,17 @@ DEPENDENCIES = ["database", "inbound_ftp", "outbound_ftp", "smtp", "remote_log"]
 
 
 @pytest.fixture
-def environment(monkeypatch, tmp_path, postgres_server, db_schema, ftps_server, ftp_server, smtps_server, ssh_server,
-                certificate_authority):
+def environment(
+    monkeypatch,
+    tmp_path,
+    postgres_server,
+    db_schema,
+    ftps_server,
+    ftp_server,
+    smtps_server,
+    ssh_server,
+    certificate_authority,
+):
     folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
     values = {
         "WAREHOUSE_DATABASE_URL": postgres_server,
@@ -76,13 +86,17 @@ def test_a_view_without_an_export_column(environment, capsys, monkeypatch, postg
     import psycopg
 
     with psycopg.connect(postgres_server, autocommit=True) as connection:
-        connection.execute('CREATE SCHEMA "{0}"; CREATE VIEW "{0}".short_view AS SELECT invoice_number, invoice_date,'
-                           ' customer_code, delivery_address FROM public.invoice_view'.format(db_schema))
+        connection.execute(
+            'CREATE SCHEMA "{0}"; CREATE VIEW "{0}".short_view AS SELECT invoice_number, invoice_date,'
+            " customer_code, delivery_address FROM public.invoice_view".format(db_schema)
+        )
     try:
         monkeypatch.setenv("WAREHOUSE_INVOICE_VIEW", db_schema + ".short_view")
         status, lines, _ = check(capsys)
         assert status == 1
-        assert only_failing(lines, "database") == "the invoice view {}.short_view lacks the column customer_name".format(db_schema)
+        assert only_failing(
+            lines, "database"
+        ) == "the invoice view {}.short_view lacks the column customer_name".format(db_schema)
         monkeypatch.setenv("WAREHOUSE_INVOICE_VIEW", db_schema + ".no_such_view")
         status, lines, _ = check(capsys)
         assert status == 1 and "does not exist" in only_failing(lines, "database")
@@ -136,7 +150,9 @@ def test_wrong_ssh_host_key(environment, capsys, monkeypatch, ssh_server, impost
 
 
 def test_remote_log_down(environment, capsys, monkeypatch, ssh_server):
-    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_FS", ssh_server.url().replace(":{}/".format(ssh_server.port), ":{}/".format(free_port())))
+    monkeypatch.setenv(
+        "WAREHOUSE_REMOTE_LOG_FS", ssh_server.url().replace(":{}/".format(ssh_server.port), ":{}/".format(free_port()))
+    )
     status, lines, _ = check(capsys)
     assert status == 1 and only_failing(lines, "remote_log") != "ok"
 

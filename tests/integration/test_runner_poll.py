@@ -1,4 +1,5 @@
 """``warehouse-runner`` as a subprocess against real PostgreSQL, FTP and SMTP servers on loopback."""
+
 from __future__ import annotations
 
 import shutil
@@ -33,7 +34,11 @@ def runner(tmp_path, postgres_server, db_schema, real_store, ftp_server, smtp_se
     def run(*arguments: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "warehouse_runner"] + list(arguments),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
         )
 
     run.env = env  # type: ignore[attr-defined]
@@ -56,7 +61,17 @@ def test_poll_imports_the_valid_sample_end_to_end(runner, ftp_server, smtp_serve
     assert query(real_store, "SELECT count(*) FROM invoice_line") == [(8,)]
     assert query(real_store, "SELECT status, actual_lines, declared_count FROM inbound_file") == [("imported", 10, 9)]
     categories = [row[0] for row in query(real_store, "SELECT name FROM category ORDER BY name")]
-    assert categories == ["bevande", "carne", "frutta", "frutta secca", "latticini", "pane", "pesce", "surgelati", "verdura"]
+    assert categories == [
+        "bevande",
+        "carne",
+        "frutta",
+        "frutta secca",
+        "latticini",
+        "pane",
+        "pesce",
+        "surgelati",
+        "verdura",
+    ]
     not_found = query(
         real_store, "SELECT DISTINCT invoice_number FROM invoice_line WHERE invoice_status = 'not_found' ORDER BY 1"
     )
@@ -86,7 +101,10 @@ def test_poll_with_a_wrong_inbound_password_exits_1_with_one_line(runner, ftp_se
     result = subprocess.run(
         [sys.executable, "-m", "warehouse_runner", "poll", "--at", "2026-11-26T10:00"],
         env=dict(runner.env, WAREHOUSE_INBOUND_FTP_URL=wrong),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
@@ -141,8 +159,12 @@ def test_an_import_over_the_limit_is_worded_from_messages_txt(runner, tmp_path):
     too_large.write_bytes(b"6" * (2 * 1024 * 1024))
     env = dict(runner.env, WAREHOUSE_MAX_UPLOAD_MB="1")
     result = subprocess.run(
-        [sys.executable, "-m", "warehouse_runner", "import", str(too_large)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+        [sys.executable, "-m", "warehouse_runner", "import", str(too_large)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "warehouse-runner: The file is larger than the 1 MB upload limit."
@@ -169,8 +191,12 @@ def test_bad_configuration_is_one_line_naming_every_bad_key(runner):
     env = dict(runner.env, WAREHOUSE_FTP_TIMEOUT="never", WAREHOUSE_POLL_DAYS="someday")
     del env["WAREHOUSE_SMTP_URL"]
     result = subprocess.run(
-        [sys.executable, "-m", "warehouse_runner", "poll"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+        [sys.executable, "-m", "warehouse_runner", "poll"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
@@ -183,8 +209,12 @@ def test_export_columns_missing_from_the_view_stop_every_command_at_start(runner
     env = dict(runner.env, WAREHOUSE_EXPORT_COLUMNS="invoice_number,nope,customer_code,gone_too")
     for command in ("migrate", "poll"):
         result = subprocess.run(
-            [sys.executable, "-m", "warehouse_runner", command], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+            [sys.executable, "-m", "warehouse_runner", command],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 1
         last = result.stderr.strip().splitlines()[-1]
@@ -196,8 +226,12 @@ def test_database_down_is_a_one_line_error(runner):
 
     env = dict(runner.env, WAREHOUSE_DATABASE_URL="postgresql://postgres:pw-hidden@127.0.0.1:{}/x".format(free_port()))
     result = subprocess.run(
-        [sys.executable, "-m", "warehouse_runner", "migrate"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+        [sys.executable, "-m", "warehouse_runner", "migrate"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith("warehouse-runner: cannot start")
@@ -210,8 +244,11 @@ def test_the_daemon_stops_cleanly_on_sigterm(runner, real_store):
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "warehouse_runner"], env=runner.env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "warehouse_runner"],
+        env=runner.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines: list = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stderr.readline, "")), daemon=True)
@@ -244,9 +281,18 @@ def test_warehouse_web_serves_the_page_and_stops_on_sigterm(runner, real_store):
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from warehouse_web.cli import main; sys.exit(main())",
-         "--port", str(port), "--no-scheduler"],
-        env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from warehouse_web.cli import main; sys.exit(main())",
+            "--port",
+            str(port),
+            "--no-scheduler",
+        ],
+        env=runner.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for_port(port, timeout=30)

@@ -5,6 +5,7 @@ inside waitress's loop, a dispatcher swallows it ("uncaptured python exception, 
 and the server goes on serving. Under load the main thread is nearly always inside a dispatcher,
 so requests in flight make the old failure show in most rounds.
 """
+
 from __future__ import annotations
 
 import os
@@ -89,7 +90,10 @@ class Load:
 def start_web(env: Dict[str, str], port: int) -> "subprocess.Popen[str]":
     return subprocess.Popen(
         [sys.executable, "-m", "warehouse_web", "--port", str(port), "--no-scheduler"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -100,7 +104,9 @@ def stop_within(process: "subprocess.Popen[str]", seconds: float) -> str:
     except subprocess.TimeoutExpired:
         process.kill()
         _, stderr = process.communicate()
-        pytest.fail("warehouse-web still running {} s after the signal; stderr ends:\n{}".format(seconds, stderr[-2000:]))
+        pytest.fail(
+            "warehouse-web still running {} s after the signal; stderr ends:\n{}".format(seconds, stderr[-2000:])
+        )
     return stderr
 
 
@@ -165,8 +171,21 @@ def test_make_run_stops_on_ctrl_c_pressed_twice(tmp_path, own_database, service_
     port = free_port()
     # A session of its own, as a terminal's foreground job: Ctrl-C goes to every process of it.
     process = subprocess.Popen(
-        [sys.executable, "-m", "warehouse_devstack", "--var", str(tmp_path / "var"), "--port", str(port), "--no-sample"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "warehouse_devstack",
+            "--var",
+            str(tmp_path / "var"),
+            "--port",
+            str(port),
+            "--no-sample",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         wait_for_port(port, timeout=90)

@@ -1,5 +1,6 @@
 """A whole day against real servers: PostgreSQL, inbound and outbound FTP, SMTP, and the remote
 log read over SSH from a real sshd, with a stand-in for the customer's importer."""
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,17 @@ def outbound_server(tmp_path):
 
 
 @pytest.fixture
-def day(tmp_path, postgres_server, db_schema, real_store, ftp_server, outbound_server, smtp_server, ssh_server, make_settings):
+def day(
+    tmp_path,
+    postgres_server,
+    db_schema,
+    real_store,
+    ftp_server,
+    outbound_server,
+    smtp_server,
+    ssh_server,
+    make_settings,
+):
     """The core wired to real servers; the remote log lives in a folder sshd serves."""
     log_folder = Path(tempfile.mkdtemp(prefix="warehouse-importer-"))
 
@@ -52,7 +63,9 @@ def day(tmp_path, postgres_server, db_schema, real_store, ftp_server, outbound_s
                 ftp_timeout=5,
             )
             self.core = bootstrap(settings, clock=self.clock)
-            self.importer = RemoteImporter(outbound_server.root, log_folder / "importer-20261126.log", mode=mode).start()
+            self.importer = RemoteImporter(
+                outbound_server.root, log_folder / "importer-20261126.log", mode=mode
+            ).start()
             self.client = create_app({"TESTING": True}, core=self.core).test_client()
             return self
 

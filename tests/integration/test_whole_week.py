@@ -5,6 +5,7 @@ Mon 7 Dec 2026 completed; Tue 8 Immacolata (a holiday: no file, no alert, not a 
 rejected file, then the no-file alert; Thu 10 the outbound server refuses the upload, ops retry the
 failed day from the command line, the second Start completes; Fri 11 completed; Sat and Sun nothing.
 """
+
 from __future__ import annotations
 
 import re
@@ -143,9 +144,11 @@ def test_a_whole_week(week):
     week.outbound.faults.refuse.discard("STOR")
     refused = week.runner("session", "retry", "--day", "2026-12-10", "--reason", " ", "--at", "2026-12-10T11:30")
     assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1].endswith(
-        "A retry needs a reason (--reason TEXT): it goes into the day's events and the mail.")
-    retried = week.runner("session", "retry", "--day", "2026-12-10", "--reason", "outbound FTP was down",
-                          "--at", "2026-12-10T11:30")
+        "A retry needs a reason (--reason TEXT): it goes into the day's events and the mail."
+    )
+    retried = week.runner(
+        "session", "retry", "--day", "2026-12-10", "--reason", "outbound FTP was down", "--at", "2026-12-10T11:30"
+    )
     assert retried.returncode == 0, retried.stderr
     assert "session for 2026-12-10 is ready again" in retried.stdout
     again = week.runner("session", "retry", "--day", "2026-12-10", "--reason", "twice", "--at", "2026-12-10T11:31")
@@ -165,10 +168,18 @@ def test_a_whole_week(week):
     # /days: exactly the four days that had anything, newest first.
     rows = week.client.get("/api/days").get_json()["days"]
     assert [(r["day"], r["state"]) for r in rows] == [
-        ("2026-12-11", "completed"), ("2026-12-10", "completed"), ("2026-12-09", "rejected"), ("2026-12-07", "completed"),
+        ("2026-12-11", "completed"),
+        ("2026-12-10", "completed"),
+        ("2026-12-09", "rejected"),
+        ("2026-12-07", "completed"),
     ]
     for row in (rows[0], rows[1], rows[3]):
-        assert (row["stored"], row["ignored"], row["not_found"], row["mails"]) == (6, 1, 1, 2 if row is not rows[1] else 4)
+        assert (row["stored"], row["ignored"], row["not_found"], row["mails"]) == (
+            6,
+            1,
+            1,
+            2 if row is not rows[1] else 4,
+        )
         assert row["reconciled"] is True, row
         assert row["counts"] == {"file_lines": 7, "stored": 6, "ignored": 1, "valid": 5, "exported": 5, "confirmed": 5}
         assert row["export_file"] == "Spedizioni{}_5.txt".format(row["day"].replace("-", ""))
@@ -179,36 +190,70 @@ def test_a_whole_week(week):
     # The timelines.
     operator = "anonymous@127.0.0.1"
     assert timeline(week, "2026-12-07") == [
-        ("file-seen", cli), ("file-downloaded", cli), ("file-archived", cli), ("file-imported", cli),
-        ("mail-queued", cli), ("file-deleted", cli), ("mail-sent", "system"), ("session-started", operator),
-        ("session-progress", "system"), ("session-uploaded", "system"), ("session-confirmed", "system"),
-        ("mail-queued", "system"), ("mail-sent", "system"),
+        ("file-seen", cli),
+        ("file-downloaded", cli),
+        ("file-archived", cli),
+        ("file-imported", cli),
+        ("mail-queued", cli),
+        ("file-deleted", cli),
+        ("mail-sent", "system"),
+        ("session-started", operator),
+        ("session-progress", "system"),
+        ("session-uploaded", "system"),
+        ("session-confirmed", "system"),
+        ("mail-queued", "system"),
+        ("mail-sent", "system"),
     ]
     wednesday = week.client.get("/api/days/2026-12-09").get_json()
     assert [k for k, _ in timeline(week, "2026-12-09")] == [
-        "file-seen", "file-downloaded", "file-archived", "file-rejected", "mail-queued", "file-deleted", "mail-sent",
-        "mail-queued", "mail-sent",
+        "file-seen",
+        "file-downloaded",
+        "file-archived",
+        "file-rejected",
+        "mail-queued",
+        "file-deleted",
+        "mail-sent",
+        "mail-queued",
+        "mail-sent",
     ]
     assert wednesday["files"][0]["reasons"] == [{"line": 2, "reason": "quantity 'two' is not a whole number"}]
     thursday = timeline(week, "2026-12-10")
     kinds = [k for k, _ in thursday]
-    assert kinds[kinds.index("session-started"):] == [
-        "session-started", "session-progress", "session-failed", "mail-queued", "mail-sent",
-        "session-retried", "mail-queued", "mail-sent",
-        "session-started", "session-progress", "session-uploaded", "session-confirmed", "mail-queued", "mail-sent",
+    assert kinds[kinds.index("session-started") :] == [
+        "session-started",
+        "session-progress",
+        "session-failed",
+        "mail-queued",
+        "mail-sent",
+        "session-retried",
+        "mail-queued",
+        "mail-sent",
+        "session-started",
+        "session-progress",
+        "session-uploaded",
+        "session-confirmed",
+        "mail-queued",
+        "mail-sent",
     ]
     assert ("session-retried", cli) in thursday
-    retried_event = [e for e in week.client.get("/api/days/2026-12-10").get_json()["events"]
-                     if e["kind"] == "session-retried"][0]
+    retried_event = [
+        e for e in week.client.get("/api/days/2026-12-10").get_json()["events"] if e["kind"] == "session-retried"
+    ][0]
     assert retried_event["detail"]["reason"] == "outbound FTP was down"
     assert week.client.get("/api/days/2026-12-08").status_code == 404, "a holiday with nothing is no day"
 
     # The mails, in the order they went out.
     assert week.smtp.events() == [
-        "import-summary", "session-completed",
-        "import-failed", "no-file",
-        "import-summary", "session-failed", "session-retry", "session-completed",
-        "import-summary", "session-completed",
+        "import-summary",
+        "session-completed",
+        "import-failed",
+        "no-file",
+        "import-summary",
+        "session-failed",
+        "session-retry",
+        "session-completed",
+        "import-summary",
+        "session-completed",
     ]
 
     # The metrics, on Sunday evening, after the scheduler's dependency checks.
@@ -225,8 +270,10 @@ def test_a_whole_week(week):
         "warehouse_last_import_timestamp_seconds {}".format(int(at("2026-12-11T10:00").timestamp())),
         "warehouse_poll_last_success_timestamp_seconds {}".format(int(at("2026-12-11T19:30").timestamp())),
     ]
-    expected += ['warehouse_dependency_up{{dependency="{}"}} 1'.format(name) for name in
-                 ("database", "inbound_ftp", "outbound_ftp", "smtp", "remote_log")]
+    expected += [
+        'warehouse_dependency_up{{dependency="{}"}} 1'.format(name)
+        for name in ("database", "inbound_ftp", "outbound_ftp", "smtp", "remote_log")
+    ]
     lines = text.splitlines()
     for sample in expected:
         assert sample in lines, sample

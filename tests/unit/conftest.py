@@ -45,7 +45,9 @@ class World:
 
         def confirm(name: str, data: bytes) -> None:
             count = data.count(b"\n") if records is None else records
-            self.remote_log.append("importer-20261126.log", "2026-11-26 10:02:11 INFO {}: {} records read".format(name, count))
+            self.remote_log.append(
+                "importer-20261126.log", "2026-11-26 10:02:11 INFO {}: {} records read".format(name, count)
+            )
 
         self.outbound.on_upload = confirm
 
@@ -66,12 +68,26 @@ def build_world(make_settings: Callable[..., Any], *, probes: Any = None, **over
     overrides.setdefault("remote_log_path", "importer-{date}.log")
     core = bootstrap(
         make_settings(**overrides),
-        store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
-        outbound=outbound, remote_log=remote_log, exports=exports, probes=probes,
+        store=store,
+        inbound=inbound,
+        archive=archive,
+        mailer=mailer,
+        clock=clock,
+        outbound=outbound,
+        remote_log=remote_log,
+        exports=exports,
+        probes=probes,
     )
     return World(
-        core=core, store=store, inbound=inbound, archive=archive, mailer=mailer, clock=clock,
-        outbound=outbound, remote_log=remote_log, exports=exports,
+        core=core,
+        store=store,
+        inbound=inbound,
+        archive=archive,
+        mailer=mailer,
+        clock=clock,
+        outbound=outbound,
+        remote_log=remote_log,
+        exports=exports,
     )
 
 

@@ -1,4 +1,5 @@
 """The composition root checks at start what only the database can tell (SPEC §8)."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,9 @@ def test_export_columns_missing_from_the_view_stop_the_start_in_one_message(make
 def test_a_view_without_the_imports_columns_stops_the_start(make_settings):
     store = FakeStore(invoice_view=SAMPLE_VIEW)
     store.view_lacks = {"invoice_date"}
-    with pytest.raises(ConfigurationError, match="WAREHOUSE_INVOICE_VIEW .* lacks the columns the import needs: invoice_date"):
+    with pytest.raises(
+        ConfigurationError, match="WAREHOUSE_INVOICE_VIEW .* lacks the columns the import needs: invoice_date"
+    ):
         bootstrap(make_settings(export_columns="invoice_number,customer_code"), store=store)
 
 

@@ -1,5 +1,6 @@
 """Deadlines and intervals across daylight-saving changes (SPEC §5): measured on the monotonic
 clock, so that the October night neither stalls them for an hour nor the March night shortens them."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """WAREHOUSE_CLOCK_START, the testing aid: the service's clock starts at a given local time and runs on."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """The day in hindsight (SPEC §7): the row's state, and whether the day reconciles."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,14 +17,22 @@ SAMPLE_COUNTS = FileCounts(stored=8, ignored=2, not_found=2, valid=6)
 
 def sample_file(status=FileStatus.IMPORTED, counts=SAMPLE_COUNTS, lines=10):
     return DayFile(
-        id=1, name="Letture20261126083015123_9.txt", source=FileSource.FTP, status=status,
-        received_at=at("2026-11-26T10:00"), lines=lines, counts=counts if status is FileStatus.IMPORTED else None,
+        id=1,
+        name="Letture20261126083015123_9.txt",
+        source=FileSource.FTP,
+        status=status,
+        received_at=at("2026-11-26T10:00"),
+        lines=lines,
+        counts=counts if status is FileStatus.IMPORTED else None,
     )
 
 
 def session(state, total=6, processed=6, started=True):
     return WorkSession(
-        day=DAY, state=state, total=total, processed=processed,
+        day=DAY,
+        state=state,
+        total=total,
+        processed=processed,
         started_at=at("2026-11-26T10:05") if started else None,
         finished_at=at("2026-11-26T10:07") if state in (SessionState.COMPLETED, SessionState.FAILED) else None,
         export_file="Spedizioni20261126_6.txt" if started else None,
@@ -63,7 +72,9 @@ def test_a_day_closed_before_its_start_exported_nothing_of_its_valid_lines():
 
 
 def test_a_day_in_progress_reconciles_its_file_only_and_one_without_data_has_nothing_to_check():
-    assert DaySummary(DAY, files=(sample_file(),), session=session(SessionState.RUNNING, 6, 3)).reconciliation().reconciled
+    assert (
+        DaySummary(DAY, files=(sample_file(),), session=session(SessionState.RUNNING, 6, 3)).reconciliation().reconciled
+    )
     rejected = DaySummary(DAY, files=(sample_file(FileStatus.REJECTED),))
     assert rejected.state == "rejected" and rejected.reconciliation().reconciled is None
     assert DaySummary(DAY, no_file_alert=True).state == "no-file"
@@ -76,9 +87,14 @@ def test_the_session_retry_mail_names_who_and_why():
     subject, text, html = JinjaMailRenderer().render(
         MailEvent.SESSION_RETRY,
         {
-            "day": DAY, "event": "session-retry", "actor": "cli:ops", "reason": "outbound FTP was down 10 minutes",
-            "previous_detail": "the upload failed after 3 tries", "failed_at": at("2026-11-26T10:07"),
-            "redeliver": True, "export_file": "Spedizioni20261126_6.txt",
+            "day": DAY,
+            "event": "session-retry",
+            "actor": "cli:ops",
+            "reason": "outbound FTP was down 10 minutes",
+            "previous_detail": "the upload failed after 3 tries",
+            "failed_at": at("2026-11-26T10:07"),
+            "redeliver": True,
+            "export_file": "Spedizioni20261126_6.txt",
         },
     )
     assert "2026-11-26" in subject and "cli:ops" in subject

@@ -46,7 +46,10 @@ def test_customer_templates_win_over_the_built_in_ones(make_settings, tmp_path):
     store = FakeStore()
     core = bootstrap(
         make_settings(templates_dir=str(tmp_path / "templates")),
-        store=store, inbound=FakeInbound(), archive=FakeArchive(), mailer=FakeMailer(),
+        store=store,
+        inbound=FakeInbound(),
+        archive=FakeArchive(),
+        mailer=FakeMailer(),
         clock=FakeClock(at("2026-11-26T19:00")),
     )
     core.ingest_daily_file(at("2026-11-26T19:00"))
@@ -60,7 +63,15 @@ def _queue(world, count):
 
     with world.store.unit_of_work() as uow:
         for number in range(1, count + 1):
-            uow.enqueue_mail(Mail(event=MailEvent.NO_FILE, day=dt.date(2026, 11, 26), subject="mail {}".format(number), text="t", html="h"))
+            uow.enqueue_mail(
+                Mail(
+                    event=MailEvent.NO_FILE,
+                    day=dt.date(2026, 11, 26),
+                    subject="mail {}".format(number),
+                    text="t",
+                    html="h",
+                )
+            )
 
 
 def test_a_mail_failing_with_any_error_counts_an_attempt_and_backs_off(world):

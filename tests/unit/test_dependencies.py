@@ -1,5 +1,6 @@
 """Every third-party package the product imports is declared in pyproject.toml, not borrowed from
 another package's dependencies (Flask brings Jinja2 and Werkzeug today; nothing promises it will)."""
+
 from __future__ import annotations
 
 import ast
@@ -14,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ROOT / "src"
 
 pytestmark = pytest.mark.skipif(
-    sys.version_info < (3, 10), reason="needs sys.stdlib_module_names and packages_distributions (3.10+); the declarations do not depend on the Python"
+    sys.version_info < (3, 10),
+    reason="needs sys.stdlib_module_names and packages_distributions (3.10+); the declarations do not depend on the Python",
 )
 
 
@@ -47,12 +49,14 @@ def test_every_imported_third_party_package_is_a_declared_dependency():
     installed_by = metadata.packages_distributions()
     declared = declared_distributions()
     third_party = {
-        name for name in imported_top_level_names()
+        name
+        for name in imported_top_level_names()
         if name not in sys.stdlib_module_names and not name.startswith("warehouse_")
     }
     # A module no installed distribution provides here (backports.zoneinfo below 3.9) cannot be borrowed.
     undeclared = sorted(
-        name for name in third_party
+        name
+        for name in third_party
         if name in installed_by and not {normalised(dist) for dist in installed_by[name]} & declared
     )
     assert undeclared == []

@@ -1,5 +1,6 @@
 """The README's deployment steps create what the systemd units of deploy/ run with: the user, the
 data folder, the configuration file only that user reads; and systemd accepts the units."""
+
 from __future__ import annotations
 
 import os
@@ -88,12 +89,13 @@ def test_the_configuration_is_installed_readable_by_that_user_only(commands, uni
     service = unit_service_section(unit)
     config = re.match(r"WAREHOUSE_CONFIG=(\S+)$", service["Environment"]).group(1)
     [installed] = [
-        run_as(words) for words in commands
-        if words[0] == "install" and "-d" not in words and words[-1] == config
+        run_as(words) for words in commands if words[0] == "install" and "-d" not in words and words[-1] == config
     ]
     assert installed["paths"] == "deploy/warehouse.env.example " + config
     assert (installed["-o"], installed["-m"]) == (service["User"], "0600")
-    [folder] = [run_as(words) for words in commands if words[:2] == ["install", "-d"] and words[-1] == str(Path(config).parent)]
+    [folder] = [
+        run_as(words) for words in commands if words[:2] == ["install", "-d"] and words[-1] == str(Path(config).parent)
+    ]
     assert folder["-g"] == service["Group"] and folder["-o"] == "root"
 
 
@@ -125,7 +127,10 @@ def test_systemd_accepts_the_units(tmp_path):
         target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", "--root", str(tmp_path)] + [str(installed / unit) for unit in UNITS],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
         env=dict(os.environ, SYSTEMD_LOG_LEVEL="notice"),
     )
     assert (result.returncode, result.stdout) == (0, "")

@@ -1,4 +1,5 @@
 """Dev-only code (the servers and demo stack of ``make run``) stays out of the installed product."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Reading a LIST answer: the Unix ``ls -l`` form is parsed, any other form is left to NLST."""
+
 from __future__ import annotations
 
 from warehouse_core.adapters.ftplib_files import _unix_listing

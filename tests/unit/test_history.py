@@ -1,5 +1,6 @@
 """History and audit (SPEC §7), retry of a failed day (§5) and retention (§8) over the fakes: each
 step writes its event with its actor, the days read back, and the refusals are one line each."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,10 +38,18 @@ def test_a_completed_day_has_its_whole_timeline_in_order(world):
     world.work()
     world.deliver()
     assert kinds(world) == [
-        ("file-seen", "system"), ("file-downloaded", "system"), ("file-archived", "system"),
-        ("file-imported", "system"), ("mail-queued", "system"), ("file-deleted", "system"),
-        ("mail-sent", "system"), ("session-started", "anna"), ("session-progress", "system"),
-        ("session-uploaded", "system"), ("session-confirmed", "system"), ("mail-queued", "system"),
+        ("file-seen", "system"),
+        ("file-downloaded", "system"),
+        ("file-archived", "system"),
+        ("file-imported", "system"),
+        ("mail-queued", "system"),
+        ("file-deleted", "system"),
+        ("mail-sent", "system"),
+        ("session-started", "anna"),
+        ("session-progress", "system"),
+        ("session-uploaded", "system"),
+        ("session-confirmed", "system"),
+        ("mail-queued", "system"),
         ("mail-sent", "system"),
     ]
     day = day_detail(world.store, DAY)
@@ -192,8 +201,11 @@ def test_retention_deletes_old_final_days_only_with_one_event_each(make_world):
     world.clock.set(at("2026-11-27T03:00"))
     report = world.core.clean_up(world.clock.now(), "system")
     assert (report.archived_deleted, report.exports_deleted) == (1, 1)
-    assert sorted(world.archive.files) == ["2026-11-24/" + names["2026-11-24"], "2026-11-25/" + names["2026-11-25"],
-                                          "2026-11-26/" + names["2026-11-26"]]
+    assert sorted(world.archive.files) == [
+        "2026-11-24/" + names["2026-11-24"],
+        "2026-11-25/" + names["2026-11-25"],
+        "2026-11-26/" + names["2026-11-26"],
+    ]
     assert [day for day, _ in world.exports.files] == [dt.date(2026, 11, 25)]
     deleted = [e.kind.value for e in day_detail(world.store, dt.date(2026, 11, 23)).events if "deleted" in e.kind.value]
     assert deleted == ["file-deleted", "archive-deleted", "export-deleted"]
@@ -229,8 +241,10 @@ def test_two_processes_cleaning_up_at_once_write_one_event_per_deletion(make_wor
     world.clock.set(at("2026-11-29T03:00"))
     other = CleanUp(store=world.store, archive=world.archive, exports=world.exports, keep_days=2)
     this = CleanUp(
-        store=world.store, archive=_RacingArchive(world.archive, lambda: other(world.clock.now(), "system")),
-        exports=world.exports, keep_days=2,
+        store=world.store,
+        archive=_RacingArchive(world.archive, lambda: other(world.clock.now(), "system")),
+        exports=world.exports,
+        keep_days=2,
     )
     this(world.clock.now(), "system")
     deleted = [e.kind.value for e in day_detail(world.store, DAY).events if e.kind.value.endswith("-deleted")]

@@ -1,5 +1,6 @@
 """WAREHOUSE_HOLIDAYS (SPEC §4, §8): Italy's national holidays computed for any year, explicit
 dates added to them, and the no-file alert rule that skips them."""
+
 from __future__ import annotations
 
 import datetime as dt

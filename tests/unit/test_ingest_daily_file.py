@@ -1,4 +1,5 @@
 """Every rule of IngestDailyFile (SPEC §4), through bootstrap() with in-memory fakes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,7 +35,15 @@ def test_valid_file_is_archived_recorded_imported_then_deleted(world):
         "600000099",
     }
     assert sorted(world.store.data.categories) == [
-        "bevande", "carne", "frutta", "frutta secca", "latticini", "pane", "pesce", "surgelati", "verdura",
+        "bevande",
+        "carne",
+        "frutta",
+        "frutta secca",
+        "latticini",
+        "pane",
+        "pesce",
+        "surgelati",
+        "verdura",
     ]
     [mail] = world.store.mails()
     assert mail.event.value == "import-summary"
@@ -310,8 +319,12 @@ def test_the_download_is_hashed_and_counted_as_it_arrives_in_flat_memory(make_se
     name = "Letture20261126083015123_{}.txt".format(lines)
     inbound = StreamingInbound(name, lines)
     core = bootstrap(
-        make_settings(), store=FakeStore(invoice_view=SAMPLE_VIEW), inbound=inbound, archive=LocalArchive(tmp_path),
-        mailer=FakeMailer(), clock=FakeClock(at("2026-11-26T10:00")),
+        make_settings(),
+        store=FakeStore(invoice_view=SAMPLE_VIEW),
+        inbound=inbound,
+        archive=LocalArchive(tmp_path),
+        mailer=FakeMailer(),
+        clock=FakeClock(at("2026-11-26T10:00")),
     )
     tracemalloc.start()
     try:

@@ -1,5 +1,6 @@
 """§7: after 5 failed logins (form or HTTP Basic) from one address within 5 minutes, that address
 gets 429 for 5 minutes, and a right password does not end the lock early. Time is the fake clock's."""
+
 from __future__ import annotations
 
 import base64
@@ -18,9 +19,15 @@ RIGHT, WRONG = "correct horse", "battery staple"
 @pytest.fixture
 def app(world, make_settings):
     core = bootstrap(
-        make_settings(operators="anna:" + generate_password_hash(RIGHT, method="pbkdf2:sha256:1000")), store=world.store, inbound=world.inbound,
-        archive=world.archive, mailer=world.mailer, clock=world.clock, outbound=world.outbound,
-        remote_log=world.remote_log, exports=world.exports,
+        make_settings(operators="anna:" + generate_password_hash(RIGHT, method="pbkdf2:sha256:1000")),
+        store=world.store,
+        inbound=world.inbound,
+        archive=world.archive,
+        mailer=world.mailer,
+        clock=world.clock,
+        outbound=world.outbound,
+        remote_log=world.remote_log,
+        exports=world.exports,
     )
     return create_app({"TESTING": True}, core=core)
 

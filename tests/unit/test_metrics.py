@@ -1,4 +1,5 @@
 """/metrics exposition (SPEC §7): parsed back with prometheus_client's own parser."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Values of the domain: what is one of our file names."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -42,9 +43,15 @@ def test_a_safe_file_name_is_the_base_name_in_safe_characters_without_a_leading_
 
 def test_an_import_summary_as_the_api_shows_it():
     summary = ImportSummary(
-        file_name="Letture20261126083015123_9.txt", day=dt.date(2026, 11, 26), status=FileStatus.REJECTED,
-        total_lines=10, stored_lines=0, ignored_lines=2, not_found=("600000004",),
-        problems=(Problem(line=3, reason="quantity 'x' is not a whole number"),), problem_count=1,
+        file_name="Letture20261126083015123_9.txt",
+        day=dt.date(2026, 11, 26),
+        status=FileStatus.REJECTED,
+        total_lines=10,
+        stored_lines=0,
+        ignored_lines=2,
+        not_found=("600000004",),
+        problems=(Problem(line=3, reason="quantity 'x' is not a whole number"),),
+        problem_count=1,
     )
     assert summary.as_dict() == {
         "file": "Letture20261126083015123_9.txt",

@@ -1,4 +1,5 @@
 """Never shipped twice (SPEC §5): Close during the upload, and a worker resumed after the rename."""
+
 from __future__ import annotations
 
 import datetime as dt

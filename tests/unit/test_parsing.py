@@ -134,14 +134,16 @@ class LazyFile(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         count = min(len(buffer), self.size - self.delivered)
-        pattern = (self.LINE * (count // len(self.LINE) + 2))[self.delivered % len(self.LINE):][:count]
+        pattern = (self.LINE * (count // len(self.LINE) + 2))[self.delivered % len(self.LINE) :][:count]
         buffer[:count] = pattern
         self.delivered += count
         return count
 
 
 def test_invoice_numbers_are_read_the_way_the_parser_reads_them():
-    data = "\ufeff 600000001 |1|a|1\r\n\t600000002\u00a0|1|b|2\n500000003|1|c|3\n\n6000000004|1|d|4\n600000005".encode("utf-8")
+    data = "\ufeff 600000001 |1|a|1\r\n\t600000002\u00a0|1|b|2\n500000003|1|c|3\n\n6000000004|1|d|4\n600000005".encode(
+        "utf-8"
+    )
     assert set(invoice_numbers(io.BytesIO(data), UTF8)) == {"600000001", "600000002", "6000000004", "600000005"}
     cp1252 = b"\xa0600000001\xa0|1|caff\xe8|1\n600000002|1|x|1"
     assert list(invoice_numbers(io.BytesIO(cp1252), CP1252)) == ["600000001", "600000002"]
@@ -153,7 +155,7 @@ def trimmed_first_fields(data: bytes, encoding: str) -> List[str]:
     decoded and trimmed as the parser does, when it starts with 6 and holds no NUL; once each."""
     codec, errors = ("utf-8", "strict") if encoding == UTF8 else (encoding, "replace")
     if encoding == UTF8 and data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     fields = (raw.partition(b"|")[0].decode(codec, errors).strip() for raw in data.split(b"\n"))
     return list(dict.fromkeys(field for field in fields if field.startswith("6") and "\x00" not in field))
 
@@ -163,7 +165,9 @@ def test_invoice_numbers_gives_a_number_once_however_it_is_spelled():
     assert list(invoice_numbers(io.BytesIO(data), CP1252, block_size=20)) == ["600000001", "6\ufffd000000", "600000002"]
 
 
-blank_or_digit = st.sampled_from([b"6", b"0", b"1", b" ", b"\t", b"\r", b"\x0b", b"\x1f", b"\xa0", b"\x81", b"\x8d", b"\x00", b"x", b"|", b"\n"])
+blank_or_digit = st.sampled_from(
+    [b"6", b"0", b"1", b" ", b"\t", b"\r", b"\x0b", b"\x1f", b"\xa0", b"\x81", b"\x8d", b"\x00", b"x", b"|", b"\n"]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -174,13 +178,24 @@ def test_invoice_numbers_finds_each_trimmed_first_field_once_in_cp1252(pieces, b
     assert sorted(numbers) == sorted(trimmed_first_fields(data, CP1252))
 
 
-spelling = st.sampled_from(["600000001", " 600000001", "600000001\t", "\u00a0600000001", "\u3000600000001\u2003", "600000002", "6", "5", ""])
+spelling = st.sampled_from(
+    ["600000001", " 600000001", "600000001\t", "\u00a0600000001", "\u3000600000001\u2003", "600000002", "6", "5", ""]
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(spelling, st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)), max_size=30), st.sampled_from(["\n", "\r\n"]), st.integers(1, 64), st.booleans())
+@given(
+    st.lists(
+        st.tuples(spelling, st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)), max_size=30
+    ),
+    st.sampled_from(["\n", "\r\n"]),
+    st.integers(1, 64),
+    st.booleans(),
+)
 def test_invoice_numbers_finds_each_trimmed_first_field_once_in_utf8(rows, newline, block_size, bom):
-    data = ("\ufeff" if bom else "").encode("utf-8") + newline.join(first + "|" + rest for first, rest in rows).encode("utf-8")
+    data = ("\ufeff" if bom else "").encode("utf-8") + newline.join(first + "|" + rest for first, rest in rows).encode(
+        "utf-8"
+    )
     numbers = list(invoice_numbers(io.BytesIO(data), UTF8, block_size=block_size))
     assert sorted(numbers) == sorted(trimmed_first_fields(data, UTF8))
 

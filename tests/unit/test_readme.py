@@ -1,4 +1,5 @@
 """The README's configuration table cannot drift from the settings model."""
+
 from __future__ import annotations
 
 import re

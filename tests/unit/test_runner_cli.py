@@ -1,4 +1,5 @@
 """``warehouse-runner`` commands on the fakes, with the time the test sets (SPEC §9)."""
+
 from __future__ import annotations
 
 from tests.conftest import VALID_SAMPLE, at

@@ -9,7 +9,11 @@ from warehouse_runner.jobs import guarded, poll_tick, run_scheduler
 
 
 def test_polls_happen_on_the_half_hour_inside_the_window_on_poll_days(world):
-    polled = [t for t in ("07:30", "08:00", "08:15", "08:30", "12:00", "19:59", "20:00", "20:30") if poll_tick(world.core, at("2026-11-26T" + t))]
+    polled = [
+        t
+        for t in ("07:30", "08:00", "08:15", "08:30", "12:00", "19:59", "20:00", "20:30")
+        if poll_tick(world.core, at("2026-11-26T" + t))
+    ]
     assert polled == ["08:00", "08:30", "12:00", "20:00"]
     assert not poll_tick(world.core, at("2026-11-29T10:00"))  # Sunday
 

@@ -1,4 +1,5 @@
 """When polls happen (SPEC §1): counted from the window's start, whatever minute it starts on."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """The security settings of §8: pinned SSH host keys, the CA bundle, the trusted proxy."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,7 +49,9 @@ def test_the_service_does_not_start_without_the_host_key(monkeypatch, capsys):
     monkeypatch.delenv("WAREHOUSE_CONFIG", raising=False)
     assert cli.main(["migrate"]) != 0
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "WAREHOUSE_REMOTE_LOG_HOST_KEY" in last_line and "ssh-keyscan logs.example.org | ssh-keygen -lf -" in last_line
+    assert (
+        "WAREHOUSE_REMOTE_LOG_HOST_KEY" in last_line and "ssh-keyscan logs.example.org | ssh-keygen -lf -" in last_line
+    )
 
 
 def test_the_ca_file_must_be_a_readable_bundle_of_certificates(tmp_path):
@@ -56,7 +59,9 @@ def test_the_ca_file_must_be_a_readable_bundle_of_certificates(tmp_path):
     not_pem = tmp_path / "ca.pem"
     not_pem.write_text("not a certificate")
     for wrong in (tmp_path / "absent.pem", not_pem, tmp_path):
-        with pytest.raises(ConfigurationError, match="WAREHOUSE_CA_FILE must name a readable PEM file of CA certificates"):
+        with pytest.raises(
+            ConfigurationError, match="WAREHOUSE_CA_FILE must name a readable PEM file of CA certificates"
+        ):
             load_settings(environment(ca_file=wrong))
 
 

@@ -1,4 +1,5 @@
 """One definition of what an operator reads: templates/messages.txt, for the page and the runner alike."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,16 +26,19 @@ def test_a_code_without_a_sentence_gets_the_fallback_that_names_it():
 
 def test_the_customers_messages_win(tmp_path):
     (tmp_path / "messages.txt").write_text(
-        '{%- macro text(code) -%}{{ code }}: il giorno {{ kwargs.day }} ha già dei dati{%- endmacro -%}', encoding="utf-8"
+        "{%- macro text(code) -%}{{ code }}: il giorno {{ kwargs.day }} ha già dei dati{%- endmacro -%}",
+        encoding="utf-8",
     )
-    assert JinjaSentences(tmp_path).text("day_has_data", day="2026-11-26") == "day_has_data: il giorno 2026-11-26 ha già dei dati"
+    assert (
+        JinjaSentences(tmp_path).text("day_has_data", day="2026-11-26")
+        == "day_has_data: il giorno 2026-11-26 ha già dei dati"
+    )
 
 
 def test_a_refusal_carries_its_code_and_values_not_a_sentence():
     error = Conflict(code="day_has_data", day="2026-11-26")
     assert (error.code, error.values) == ("day_has_data", {"day": "2026-11-26"})
     assert str(error) == "refused: day_has_data (day=2026-11-26)"
-
 
 
 def test_an_upload_over_the_limit_carries_its_code_and_the_limit_not_a_sentence():

@@ -1,4 +1,5 @@
 """Sessions (SPEC §5): every transition of the state table, the export, upload and remote log."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -52,7 +53,12 @@ def test_a_whole_day_ready_running_completed(ready):
     lines = ready.outbound.files[EXPORT].decode("utf-8").splitlines()
     assert lines[0] == "600000001|2026-11-20|C001|Rossi Alimentari|Via Roma 1, Milano|12|120.50"
     assert [line.split("|")[0] for line in lines] == [
-        "600000001", "600000002", "600000005", "600000006", "600000007", "600000008",
+        "600000001",
+        "600000002",
+        "600000005",
+        "600000006",
+        "600000007",
+        "600000008",
     ]
     [mail] = ready.store.mails("session-completed")
     assert "600000004" in mail.text and "600000099" in mail.text and EXPORT in mail.text
@@ -106,8 +112,12 @@ def test_failed_can_only_be_closed(ready):
 @pytest.mark.parametrize(
     "arrange, reason",
     [
-        (lambda w: setattr(w.outbound, "on_upload", lambda n, d: w.remote_log.append(LOG, n + ": ERROR bad customer")),
-         "the remote log reports an error for " + EXPORT),
+        (
+            lambda w: setattr(
+                w.outbound, "on_upload", lambda n, d: w.remote_log.append(LOG, n + ": ERROR bad customer")
+            ),
+            "the remote log reports an error for " + EXPORT,
+        ),
         (lambda w: w.importer_confirms(records=5), "reports 5 records read from " + EXPORT + ", but 6 were written"),
         (lambda w: None, "no confirmation of " + EXPORT + " in the remote log within 900 s"),
         (lambda w: setattr(w.outbound, "fail_next", 3), "the upload to the outbound FTP server failed after 3 tries"),
@@ -199,7 +209,12 @@ def test_a_running_session_whose_worker_died_resumes_without_writing_a_line_twic
     lines = ready.outbound.files[EXPORT].decode().splitlines()
     assert len(lines) == 6 and len(set(lines)) == 6
     assert [line.split("|")[0] for line in lines] == [
-        "600000001", "600000002", "600000005", "600000006", "600000007", "600000008",
+        "600000001",
+        "600000002",
+        "600000005",
+        "600000006",
+        "600000007",
+        "600000008",
     ]
 
 
@@ -222,7 +237,9 @@ def test_a_claimed_session_is_not_worked_twice(ready):
 def test_manual_upload_makes_the_day_ready_and_is_refused_after(world):
     import io
 
-    summary = world.core.import_upload("Letture20261126083015123_9.txt", io.BytesIO(VALID_SAMPLE.read_bytes()), world.clock.now())
+    summary = world.core.import_upload(
+        "Letture20261126083015123_9.txt", io.BytesIO(VALID_SAMPLE.read_bytes()), world.clock.now()
+    )
     assert summary.stored_lines == 8 and state(world) is SessionState.READY
     refused(
         lambda: world.core.import_upload("x.txt", io.BytesIO(VALID_SAMPLE.read_bytes()), world.clock.now()),

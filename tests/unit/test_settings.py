@@ -42,7 +42,9 @@ def test_one_error_names_every_bad_and_missing_key_without_values():
 
 def test_secrets_never_show_in_repr():
     settings = load_settings(
-        environment(inbound_ftp_url="ftp://u:topsecret@h:21/in", secret_key="k3y-k3y", operators="ann:pbkdf2:sha256:xyz")
+        environment(
+            inbound_ftp_url="ftp://u:topsecret@h:21/in", secret_key="k3y-k3y", operators="ann:pbkdf2:sha256:xyz"
+        )
     )
     text = repr(settings) + str(settings)
     assert "topsecret" not in text and "k3y-k3y" not in text and "pbkdf2" not in text

@@ -1,5 +1,6 @@
 """Unexpected errors (SPEC §4, §5): a bug, a broken view, a full disk never leave a session
 `running` with nobody able to finish it, and never skip the poll's no-file alert check."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,8 +30,14 @@ def with_export_columns(world, make_settings, columns):
     world.store.view_columns.update(columns.split(","))
     world.core = bootstrap(
         make_settings(remote_log_path="importer-{date}.log", export_columns=columns),
-        store=world.store, inbound=world.inbound, archive=world.archive, mailer=world.mailer, clock=world.clock,
-        outbound=world.outbound, remote_log=world.remote_log, exports=world.exports,
+        store=world.store,
+        inbound=world.inbound,
+        archive=world.archive,
+        mailer=world.mailer,
+        clock=world.clock,
+        outbound=world.outbound,
+        remote_log=world.remote_log,
+        exports=world.exports,
     )
     world.store.view_columns.intersection_update(original)
     return world

@@ -1,4 +1,5 @@
 """The Flask adapter through its test client, with the core on fakes."""
+
 from __future__ import annotations
 
 import io
@@ -51,8 +52,13 @@ def test_page_has_the_four_actions_the_status_line_and_a_csrf_token(client):
 def test_status_object_has_the_spec_keys(client):
     body = client.get("/api/session").get_json()
     assert body == {
-        "day": "2026-11-26", "state": "none", "processed": 0, "total": 0,
-        "message": "No data for 2026-11-26 yet - waiting for today's file", "export_file": None, "detail": None,
+        "day": "2026-11-26",
+        "state": "none",
+        "processed": 0,
+        "total": 0,
+        "message": "No data for 2026-11-26 yet - waiting for today's file",
+        "export_file": None,
+        "detail": None,
     }
 
 
@@ -146,8 +152,14 @@ def test_upload_without_file_is_400(client):
 
 def test_upload_over_the_limit_is_413(world, make_settings):
     core = bootstrap(
-        make_settings(max_upload_mb=1), store=world.store, inbound=world.inbound, archive=world.archive,
-        mailer=world.mailer, clock=world.clock, outbound=world.outbound, remote_log=world.remote_log,
+        make_settings(max_upload_mb=1),
+        store=world.store,
+        inbound=world.inbound,
+        archive=world.archive,
+        mailer=world.mailer,
+        clock=world.clock,
+        outbound=world.outbound,
+        remote_log=world.remote_log,
         exports=world.exports,
     )
     client = create_app({"TESTING": True}, core=core).test_client()
@@ -197,8 +209,14 @@ def test_an_unexpected_error_shows_no_stack_trace(client, world):
 def guarded_client(world, make_settings):
     hashed = generate_password_hash("correct horse")
     core = bootstrap(
-        make_settings(operators="anna:" + hashed), store=world.store, inbound=world.inbound, archive=world.archive,
-        mailer=world.mailer, clock=world.clock, outbound=world.outbound, remote_log=world.remote_log,
+        make_settings(operators="anna:" + hashed),
+        store=world.store,
+        inbound=world.inbound,
+        archive=world.archive,
+        mailer=world.mailer,
+        clock=world.clock,
+        outbound=world.outbound,
+        remote_log=world.remote_log,
         exports=world.exports,
     )
     return create_app({"TESTING": True}, core=core).test_client()
@@ -236,9 +254,15 @@ def test_customer_templates_localise_the_page(world, make_settings, tmp_path):
     (tmp_path / "tpl").mkdir()
     (tmp_path / "tpl" / "status_message.txt").write_text("Nessun dato per il {{ session.day.isoformat() }}")
     core = bootstrap(
-        make_settings(templates_dir=str(tmp_path / "tpl")), store=world.store, inbound=world.inbound,
-        archive=world.archive, mailer=world.mailer, clock=world.clock, outbound=world.outbound,
-        remote_log=world.remote_log, exports=world.exports,
+        make_settings(templates_dir=str(tmp_path / "tpl")),
+        store=world.store,
+        inbound=world.inbound,
+        archive=world.archive,
+        mailer=world.mailer,
+        clock=world.clock,
+        outbound=world.outbound,
+        remote_log=world.remote_log,
+        exports=world.exports,
     )
     client = create_app({"TESTING": True}, core=core).test_client()
     assert client.get("/api/session").get_json()["message"] == "Nessun dato per il 2026-11-26"

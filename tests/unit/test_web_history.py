@@ -1,5 +1,6 @@
 """The history pages, downloads, JSON and /metrics, and the operator page following the state
 (SPEC §7), through the Flask test client with the core on fakes."""
+
 from __future__ import annotations
 
 import base64
@@ -27,9 +28,15 @@ def client(world):
 def guarded_client(world, make_settings):
     """The same fakes behind a page that needs a login (anna / correct horse)."""
     core = bootstrap(
-        make_settings(operators="anna:" + generate_password_hash("correct horse")), store=world.store,
-        inbound=world.inbound, archive=world.archive, mailer=world.mailer, clock=world.clock,
-        outbound=world.outbound, remote_log=world.remote_log, exports=world.exports,
+        make_settings(operators="anna:" + generate_password_hash("correct horse")),
+        store=world.store,
+        inbound=world.inbound,
+        archive=world.archive,
+        mailer=world.mailer,
+        clock=world.clock,
+        outbound=world.outbound,
+        remote_log=world.remote_log,
+        exports=world.exports,
     )
     return create_app({"TESTING": True}, core=core).test_client()
 
@@ -49,8 +56,14 @@ def test_a_completed_day_in_the_list_the_page_the_json_and_the_downloads(world, 
     [row] = listing["days"]
     assert listing["next"] is None
     assert {k: row[k] for k in ("day", "state", "file", "stored", "ignored", "not_found", "export_file", "mails")} == {
-        "day": "2026-11-26", "state": "completed", "file": VALID_SAMPLE.name, "stored": 8, "ignored": 2,
-        "not_found": 2, "export_file": EXPORT, "mails": 2,
+        "day": "2026-11-26",
+        "state": "completed",
+        "file": VALID_SAMPLE.name,
+        "stored": 8,
+        "ignored": 2,
+        "not_found": 2,
+        "export_file": EXPORT,
+        "mails": 2,
     }
     assert row["received_at"] == at("2026-11-26T10:00").isoformat() and row["confirmed_at"] is not None
     assert row["reconciled"] is True
@@ -89,7 +102,9 @@ def test_a_failed_day_says_why_and_since_when(world, client):
     post(client, "/api/session/start")
     world.work()
     page = client.get("/days/2026-11-26").get_data(as_text=True)
-    assert re.search(r"Failed since 2026-11-26 \d\d:\d\d: the upload to the outbound FTP server failed after 3 tries", page)
+    assert re.search(
+        r"Failed since 2026-11-26 \d\d:\d\d: the upload to the outbound FTP server failed after 3 tries", page
+    )
     body = client.get("/api/days/2026-11-26").get_json()
     assert body["state"] == "failed" and body["failed_since"] and "failed after 3 tries" in body["session"]["detail"]
     assert body["reconciled"] is False and "confirmed" in body["differences"]
@@ -100,8 +115,15 @@ def test_the_timeline_escapes_what_comes_from_outside(world, client):
     timeline they are text, never markup (the sentences' macros live in a template of their own)."""
     completed_day(world, client)
     with world.store.unit_of_work() as uow:
-        uow.record_event(Event(dt.date(2026, 11, 26), EventKind.SESSION_RETRIED, at("2026-11-26T12:00"),
-                               "cli:<b>ops</b>", {"reason": "<script>alert(1)</script>", "redeliver": False}))
+        uow.record_event(
+            Event(
+                dt.date(2026, 11, 26),
+                EventKind.SESSION_RETRIED,
+                at("2026-11-26T12:00"),
+                "cli:<b>ops</b>",
+                {"reason": "<script>alert(1)</script>", "redeliver": False},
+            )
+        )
     page = client.get("/days/2026-11-26").get_data(as_text=True)
     assert "<script>alert(1)" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "cli:&lt;b&gt;ops&lt;/b&gt;" in page

@@ -5,6 +5,7 @@ any host key (paramiko's AutoAddPolicy), trusts ``~/.ssh/known_hosts`` and ``~/.
 whoever runs the service, and connects to ``gethostbyname(host)``. Here the server's key must be
 one of the configured SHA256 fingerprints, checked before any password or key is offered.
 """
+
 from __future__ import annotations
 
 import base64
@@ -52,7 +53,9 @@ def _mismatch(where: str, offered: Sequence[Tuple[str, str]], expected: Sequence
         "{} offered the host key{} {}, expected {} (WAREHOUSE_REMOTE_LOG_HOST_KEY): "
         "refused without logging in; if the server's key really changed, ask its "
         "administrator for the new fingerprint".format(
-            where, "s" if len(offered) > 1 else "", ", ".join("{} ({})".format(*item) for item in offered),
+            where,
+            "s" if len(offered) > 1 else "",
+            ", ".join("{} ({})".format(*item) for item in offered),
             ", ".join(expected),
         ),
         offered,
@@ -119,10 +122,17 @@ def open_pinned_sshfs(
                 client.set_missing_host_key_policy(policy)
                 try:
                     client.connect(
-                        host, port, username=user, password=password or None, key_filename=key_file,
-                        timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                        host,
+                        port,
+                        username=user,
+                        password=password or None,
+                        key_filename=key_file,
+                        timeout=timeout,
+                        banner_timeout=timeout,
+                        auth_timeout=timeout,
                         # Only the credentials the URL names; the key files of ~/.ssh only when it names none.
-                        look_for_keys=not (password or key_file), allow_agent=False,
+                        look_for_keys=not (password or key_file),
+                        allow_agent=False,
                         disabled_algorithms={"keys": disabled},
                     )
                     break
@@ -180,7 +190,12 @@ class FsLogFollower:
         with self._errors():
             size = self._size()
             if size < self.offset:
-                log.info("remote log %s shrank (%d < %d): rotated or truncated, reading it from the start", self.path, size, self.offset)
+                log.info(
+                    "remote log %s shrank (%d < %d): rotated or truncated, reading it from the start",
+                    self.path,
+                    size,
+                    self.offset,
+                )
                 self.offset = 0
             if size == self.offset:
                 return []
@@ -201,7 +216,9 @@ class FsLogFollower:
             raise
         except Exception as error:  # fs errors, paramiko and socket errors alike
             self.close()
-            raise TransferError("reading {} on {}: {}".format(self.path, self.remote.describe(), _reason(error))) from None
+            raise TransferError(
+                "reading {} on {}: {}".format(self.path, self.remote.describe(), _reason(error))
+            ) from None
 
     def close(self) -> None:
         if self._fs is not None:

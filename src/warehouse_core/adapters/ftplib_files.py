@@ -1,4 +1,5 @@
 """The inbound (and outbound) FTP servers through ftplib: ftp:// or ftps:// with explicit TLS and PROT P."""
+
 from __future__ import annotations
 
 import ftplib
@@ -30,7 +31,9 @@ class SessionReusingFTP_TLS(ftplib.FTP_TLS):
         connection, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:  # type: ignore[attr-defined]
             connection = self.context.wrap_socket(
-                connection, server_hostname=self.host, session=self.sock.session  # type: ignore[union-attr]
+                connection,
+                server_hostname=self.host,
+                session=self.sock.session,  # type: ignore[union-attr]
             )
         return connection, size
 
@@ -204,7 +207,9 @@ class FtplibFiles:
         self.ssl_context = ssl_context
 
     @classmethod
-    def from_parts(cls, parts: Dict[str, Any], timeout: float, ssl_context: Optional[ssl.SSLContext] = None) -> "FtplibFiles":
+    def from_parts(
+        cls, parts: Dict[str, Any], timeout: float, ssl_context: Optional[ssl.SSLContext] = None
+    ) -> "FtplibFiles":
         return cls(timeout=timeout, ssl_context=ssl_context, **parts)
 
     def describe(self) -> str:
@@ -225,7 +230,9 @@ class FtplibFiles:
                 stored = connection.size(temporary)
                 if stored != size:
                     raise TransferError(
-                        "STOR {} on {}: the server holds {} bytes of {}".format(temporary, connection.where, stored, size)
+                        "STOR {} on {}: the server holds {} bytes of {}".format(
+                            temporary, connection.where, stored, size
+                        )
                     )
                 if before_rename is not None:
                     try:
@@ -258,7 +265,9 @@ class FtplibFiles:
         client: ftplib.FTP
         try:
             if self.tls:
-                client = SessionReusingFTP_TLS(context=self.ssl_context or ssl.create_default_context(), timeout=self.timeout)
+                client = SessionReusingFTP_TLS(
+                    context=self.ssl_context or ssl.create_default_context(), timeout=self.timeout
+                )
             else:
                 client = ftplib.FTP(timeout=self.timeout)
             # Our names are ASCII; latin-1 maps every byte, so a listing with names in any other
@@ -272,7 +281,9 @@ class FtplibFiles:
             if self.directory not in ("", "/"):
                 client.cwd(self.directory)
         except ftplib.all_errors as error:
-            raise TransferError("cannot log on to {}: {}".format(where, str(error).strip() or type(error).__name__)) from None
+            raise TransferError(
+                "cannot log on to {}: {}".format(where, str(error).strip() or type(error).__name__)
+            ) from None
         try:
             yield FtpConnection(client, where)
         finally:

@@ -1,4 +1,5 @@
 """Mail bodies from Jinja2 templates; the customer's folder wins over the built-in one."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Operator sentences from ``templates/messages.txt``: the one definition of every refusal's wording,
 used by the web page and the command line; a ``messages.txt`` in the customer's folder wins."""
+
 from __future__ import annotations
 
 from pathlib import Path

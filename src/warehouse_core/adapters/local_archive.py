@@ -1,4 +1,5 @@
 """Received files on the local disk: ``<data>/archive/YYYY-MM-DD/<name>``, written durably."""
+
 from __future__ import annotations
 
 import datetime as dt

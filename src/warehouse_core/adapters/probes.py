@@ -2,6 +2,7 @@
 
 Each probe returns nothing or raises with a one-line reason; it logs in, looks, and leaves.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict

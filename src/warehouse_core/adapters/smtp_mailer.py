@@ -1,4 +1,5 @@
 """Mail through smtplib: smtp://, smtps:// and smtp://…?starttls=true, with a timeout."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,7 +38,9 @@ def message_id(mail: Mail, sender: str) -> str:
     digest = hashlib.sha256(
         "\n".join((mail.event.value, mail.day.isoformat(), mail.subject, mail.text)).encode("utf-8")
     ).hexdigest()[:16]
-    return "<warehouse-outbox-{}-{}-{}@{}>".format(mail.id, mail.day.isoformat(), digest, sender.rpartition("@")[2] or "localhost")
+    return "<warehouse-outbox-{}-{}-{}@{}>".format(
+        mail.id, mail.day.isoformat(), digest, sender.rpartition("@")[2] or "localhost"
+    )
 
 
 class SmtpMailer:

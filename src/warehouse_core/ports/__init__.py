@@ -1,4 +1,5 @@
 """The roles the core talks to, one typing.Protocol each; adapters need not inherit from them."""
+
 from warehouse_core.ports.archive import Archive, PendingFile
 from warehouse_core.ports.clock import Clock
 from warehouse_core.ports.export_files import ExportFiles, ExportWriter

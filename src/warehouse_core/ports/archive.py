@@ -8,8 +8,7 @@ class PendingFile(Protocol):
     """A file being received; thrown away unless kept. It is written once and never read back: the
     receiver hashes and counts the bytes as they arrive."""
 
-    def write(self, data: bytes) -> None:
-        ...
+    def write(self, data: bytes) -> None: ...
 
     def keep(self, day: dt.date, name: str) -> str:
         """Make it durable (fsync) and move it into the archive; its archive path."""
@@ -18,11 +17,9 @@ class PendingFile(Protocol):
 class Archive(Protocol):
     """The local, durable store of every received file."""
 
-    def receive(self) -> ContextManager[PendingFile]:
-        ...
+    def receive(self) -> ContextManager[PendingFile]: ...
 
-    def open(self, path: str) -> BinaryIO:
-        ...
+    def open(self, path: str) -> BinaryIO: ...
 
     def delete(self, path: str) -> bool:
         """Remove an archived file (the retention); whether it was there."""

@@ -21,8 +21,7 @@ class ExportFiles(Protocol):
     def writer(self, day: dt.date, name: str, keep_lines: int) -> ContextManager[ExportWriter]:
         """Append after the first ``keep_lines`` lines, dropping anything after them."""
 
-    def open(self, day: dt.date, name: str) -> BinaryIO:
-        ...
+    def open(self, day: dt.date, name: str) -> BinaryIO: ...
 
     def discard(self, day: dt.date, name: str) -> bool:
         """Remove the day's export file (a retried day's, the retention's); whether it was there."""

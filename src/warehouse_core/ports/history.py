@@ -1,4 +1,5 @@
 """The store's roles for the day in hindsight: the event table and the cheap reads of the history."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,8 +13,7 @@ from warehouse_core.metrics import MetricsSnapshot
 class Events(Protocol):
     """The append-only event table: written in the same transaction as the change it reports."""
 
-    def record_event(self, event: Event) -> None:
-        ...
+    def record_event(self, event: Event) -> None: ...
 
     def events_of_day(self, day: dt.date) -> List[Event]:
         """The day's events in the order they were written."""
@@ -37,8 +37,7 @@ class History(Protocol):
     def day_files(self, day: dt.date) -> List[DayFile]:
         """The day's files in the order received, with every reason a rejected one had."""
 
-    def metrics_snapshot(self, today: dt.date) -> MetricsSnapshot:
-        ...
+    def metrics_snapshot(self, today: dt.date) -> MetricsSnapshot: ...
 
     def record_poll(self, now: dt.datetime, ok: bool) -> None:
         """A poll's outcome: its time when it read the inbound server, else one failure more."""

@@ -17,5 +17,4 @@ class OutboundFiles(Protocol):
     def discard(self, name: str) -> None:
         """Remove the temporary file an unfinished upload of ``name`` left, if any."""
 
-    def describe(self) -> str:
-        ...
+    def describe(self) -> str: ...

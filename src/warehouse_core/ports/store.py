@@ -4,6 +4,7 @@ A unit of work is one database transaction seen through its roles (``FilesAndLin
 ``Sessions``, ``Outbox``); ``Transactions[R]`` opens one for a use case that needs role ``R``.
 The locks, the export and the schema are roles of the store itself, outside any transaction.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -120,11 +121,9 @@ class Outbox(Protocol):
     def claim_due_mail(self, now: dt.datetime) -> Optional[Mail]:
         """The oldest unsent mail whose retry time has come, locked against other senders."""
 
-    def mark_mail_sent(self, mail_id: int, now: dt.datetime) -> None:
-        ...
+    def mark_mail_sent(self, mail_id: int, now: dt.datetime) -> None: ...
 
-    def mark_mail_failed(self, mail_id: int, error: str, retry_at: dt.datetime) -> None:
-        ...
+    def mark_mail_failed(self, mail_id: int, error: str, retry_at: dt.datetime) -> None: ...
 
 
 class UnitOfWork(FilesAndLines, Sessions, Outbox, Events, History, Protocol):

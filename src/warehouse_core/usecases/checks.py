@@ -1,5 +1,6 @@
 """CheckDependencies: the scheduler tries each dependency at most every 5 minutes, across every
 process (the last check's time is in the database), and records the outcome for /metrics."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,6 +1,7 @@
 """The daily clean-up (WAREHOUSE_ARCHIVE_KEEP_DAYS): archived inbound files and exports older than
 the setting are deleted, never today's and never a day whose session is not final; each deletion
 is an event of its day, written with the mark that it is gone."""
+
 from __future__ import annotations
 
 import datetime as dt

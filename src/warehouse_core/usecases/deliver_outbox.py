@@ -3,6 +3,7 @@
 Delivery is at least once (SPEC §6): a mail that fails, for any reason, counts an attempt and
 backs off, so that it never stands in front of the mails queued after it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -49,21 +50,41 @@ class DeliverOutbox:
                 except Exception as error:  # any failure: a refused mail, a bug, a header SMTP rejects
                     retry_at = _later(now, retry_delay(mail.attempts))
                     uow.mark_mail_failed(mail.id, one_line(error), retry_at)
-                    uow.record_event(Event(mail.day, EventKind.MAIL_FAILED, now, detail={
-                        "event": mail.event.value, "error": one_line(error), "retry_at": retry_at.isoformat(),
-                    }))
+                    uow.record_event(
+                        Event(
+                            mail.day,
+                            EventKind.MAIL_FAILED,
+                            now,
+                            detail={
+                                "event": mail.event.value,
+                                "error": one_line(error),
+                                "retry_at": retry_at.isoformat(),
+                            },
+                        )
+                    )
                     log.warning(
                         "mail %s (%s) not delivered: %s; next try at %s",
-                        mail.id, mail.event.value, one_line(error), retry_at.isoformat(timespec="minutes"),
+                        mail.id,
+                        mail.event.value,
+                        one_line(error),
+                        retry_at.isoformat(timespec="minutes"),
                         exc_info=not isinstance(error, WarehouseError),
                     )
                     failed += 1
                     failures_in_a_row += 1
                     continue
                 uow.mark_mail_sent(mail.id, now)
-                uow.record_event(Event(mail.day, EventKind.MAIL_SENT, now, detail={
-                    "event": mail.event.value, "subject": mail.subject,
-                }))
+                uow.record_event(
+                    Event(
+                        mail.day,
+                        EventKind.MAIL_SENT,
+                        now,
+                        detail={
+                            "event": mail.event.value,
+                            "subject": mail.subject,
+                        },
+                    )
+                )
                 log.info("mail %s (%s) delivered: %s", mail.id, mail.event.value, mail.subject)
                 sent += 1
                 failures_in_a_row = 0
@@ -76,4 +97,3 @@ def _later(now: dt.datetime, delay: dt.timedelta) -> dt.datetime:
     if now.tzinfo is None:
         return now + delay
     return (now.astimezone(dt.timezone.utc) + delay).astimezone(now.tzinfo)
-

@@ -3,6 +3,7 @@
 Every read goes through the store's History and Events roles, which read one row per file, per
 session, per mail or per event: never the lines table (its counts are stored at import time).
 """
+
 from __future__ import annotations
 
 import csv
@@ -62,7 +63,9 @@ def inbound_download(
     summary = day_detail(store, day)
     chosen = summary.file if name is None else next((f for f in summary.files if f.name == name), None)
     if chosen is None or not chosen.archive_path:
-        raise NotFound("{} has no archived file{}".format(day.isoformat(), " " + name if name else ""), code="no_inbound")
+        raise NotFound(
+            "{} has no archived file{}".format(day.isoformat(), " " + name if name else ""), code="no_inbound"
+        )
     try:
         return chosen.name, archive.open(chosen.archive_path)
     except (OSError, ValueError):

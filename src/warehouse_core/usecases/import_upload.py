@@ -1,4 +1,5 @@
 """ImportUpload: an operator's file, imported for today exactly as the FTP path would."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,7 +23,9 @@ def display_name(name: Optional[str], now: dt.datetime) -> str:
 
 
 class ImportUpload:
-    def __init__(self, *, store: Transactions[UnitOfWork], archive: Archive, renderer: MailRenderer, max_bytes: int) -> None:
+    def __init__(
+        self, *, store: Transactions[UnitOfWork], archive: Archive, renderer: MailRenderer, max_bytes: int
+    ) -> None:
         self.store = store
         self.archive = archive
         self.renderer = renderer

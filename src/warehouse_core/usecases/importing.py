@@ -1,4 +1,5 @@
 """Importing one received, archived file: shared by the FTP poll and the manual upload."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -53,8 +54,16 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
     if uow.day_has_data(received.day):
         return _set_aside(uow, renderer, received)
     file_id = uow.record_file(_record(received, FileStatus.IMPORTED))
-    _event(uow, received, EventKind.FILE_ARCHIVED, path=received.archive_path, size=received.facts.size,
-           lines=received.facts.line_count, sha256=received.facts.sha256, source=received.source.value)
+    _event(
+        uow,
+        received,
+        EventKind.FILE_ARCHIVED,
+        path=received.archive_path,
+        size=received.facts.size,
+        lines=received.facts.line_count,
+        sha256=received.facts.sha256,
+        source=received.source.value,
+    )
     tally = ParseTally()
     count_problem = _count_problem(received)
     if count_problem is not None:
@@ -80,8 +89,16 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
         valid=stored.stored - stored.not_found_lines - stored.already_exported_lines,
     )
     uow.record_file_counts(file_id, counts)
-    _event(uow, received, EventKind.FILE_IMPORTED, stored=counts.stored, ignored=counts.ignored,
-           not_found=counts.not_found, valid=counts.valid, not_found_invoices=list(stored.not_found[:100]))
+    _event(
+        uow,
+        received,
+        EventKind.FILE_IMPORTED,
+        stored=counts.stored,
+        ignored=counts.ignored,
+        not_found=counts.not_found,
+        valid=counts.valid,
+        not_found_invoices=list(stored.not_found[:100]),
+    )
     summary = ImportSummary(
         file_name=received.name,
         day=received.day,
@@ -106,7 +123,10 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
     )
     log.info(
         "imported %s: %d lines stored, %d ignored, %d invoices not found",
-        received.name, summary.stored_lines, summary.ignored_lines, len(summary.not_found),
+        received.name,
+        summary.stored_lines,
+        summary.ignored_lines,
+        len(summary.not_found),
     )
     return summary
 
@@ -146,8 +166,13 @@ def _reject(
 ) -> ImportSummary:
     uow.set_file_outcome(file_id, FileStatus.REJECTED, tuple(tally.problems))
     uow.record_problem_count(file_id, tally.problem_count)
-    _event(uow, received, EventKind.FILE_REJECTED, problem_count=tally.problem_count,
-           reasons=[problem.as_dict() for problem in tally.problems])
+    _event(
+        uow,
+        received,
+        EventKind.FILE_REJECTED,
+        problem_count=tally.problem_count,
+        reasons=[problem.as_dict() for problem in tally.problems],
+    )
     summary = ImportSummary(
         file_name=received.name,
         day=received.day,
@@ -166,15 +191,25 @@ def _reject(
     )
     log.warning(
         "rejected %s: %d problems, first: line %d: %s",
-        received.name, tally.problem_count, tally.problems[0].line, tally.problems[0].reason,
+        received.name,
+        tally.problem_count,
+        tally.problems[0].line,
+        tally.problems[0].reason,
     )
     return summary
 
 
 def _set_aside(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) -> ImportSummary:
     uow.record_file(_record(received, FileStatus.EXTRA))
-    _event(uow, received, EventKind.FILE_SET_ASIDE, path=received.archive_path, size=received.facts.size,
-           lines=received.facts.line_count, source=received.source.value)
+    _event(
+        uow,
+        received,
+        EventKind.FILE_SET_ASIDE,
+        path=received.archive_path,
+        size=received.facts.size,
+        lines=received.facts.line_count,
+        source=received.source.value,
+    )
     summary = ImportSummary(
         file_name=received.name,
         day=received.day,
@@ -196,5 +231,7 @@ def _set_aside(uow: UnitOfWork, renderer: MailRenderer, received: ReceivedFile) 
         received.received_at,
         actor=received.actor,
     )
-    log.warning("set aside %s: %s already has imported data; kept at %s", received.name, received.day, received.archive_path)
+    log.warning(
+        "set aside %s: %s already has imported data; kept at %s", received.name, received.day, received.archive_path
+    )
     return summary

@@ -5,6 +5,7 @@ and the N + 1 line count, fsync and move into the archive, record it in the data
 then delete it from the server. A crash between any two steps leaves the file on the server or
 recorded, and the next poll finishes the work without importing twice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -82,7 +83,9 @@ class IngestDailyFile:
             report.failed.append(problem)
         return None
 
-    def _take_guarded(self, connection: InboundConnection, remote: RemoteFile, today: dt.date, report: PollReport) -> None:
+    def _take_guarded(
+        self, connection: InboundConnection, remote: RemoteFile, today: dt.date, report: PollReport
+    ) -> None:
         """An unexpected error (a bug, a broken view, a full disk) ends the work on this file only:
         it stays on the server for the next poll, and the no-file alert names the error."""
         try:
@@ -122,27 +125,46 @@ class IngestDailyFile:
             facts = counter.facts()
             disagreement = _size_disagreement(connection, remote, facts)
             if disagreement is not None:
-                log.warning("%s: %s: still changing or cut short; retried next poll", remote.name,
-                            ", ".join("{} {}".format(key.replace("_", " "), value) for key, value in disagreement.items()))
+                log.warning(
+                    "%s: %s: still changing or cut short; retried next poll",
+                    remote.name,
+                    ", ".join("{} {}".format(key.replace("_", " "), value) for key, value in disagreement.items()),
+                )
                 report.incomplete.append(remote.name)
                 self._seen(today, remote, EventKind.FILE_INCOMPLETE, **disagreement)
                 return
-            log.info("downloaded %s: %d bytes, %d lines, sha256 %s", remote.name, facts.size, facts.line_count, facts.sha256)
+            log.info(
+                "downloaded %s: %d bytes, %d lines, sha256 %s", remote.name, facts.size, facts.line_count, facts.sha256
+            )
             if facts.line_count != name.expected_lines:
                 log.warning(
                     "%s: declares %d records (%d lines) but has %d lines: incomplete, left on the server",
-                    remote.name, name.declared_count, name.expected_lines, facts.line_count,
+                    remote.name,
+                    name.declared_count,
+                    name.expected_lines,
+                    facts.line_count,
                 )
                 report.incomplete.append(remote.name)
-                self._seen(today, remote, EventKind.FILE_INCOMPLETE, lines=facts.line_count,
-                           expected_lines=name.expected_lines)
+                self._seen(
+                    today, remote, EventKind.FILE_INCOMPLETE, lines=facts.line_count, expected_lines=name.expected_lines
+                )
                 return
             with self.store.unit_of_work() as uow:
                 known = uow.find_file(remote.name, facts.sha256)
-                self._record_seen(uow, today, remote, EventKind.FILE_DOWNLOADED, size=facts.size,
-                                  lines=facts.line_count, sha256=facts.sha256, already_recorded=known is not None)
+                self._record_seen(
+                    uow,
+                    today,
+                    remote,
+                    EventKind.FILE_DOWNLOADED,
+                    size=facts.size,
+                    lines=facts.line_count,
+                    sha256=facts.sha256,
+                    already_recorded=known is not None,
+                )
             if known is not None:
-                log.info("%s was already recorded (%s): deleting it without a second import", remote.name, known.status.value)
+                log.info(
+                    "%s was already recorded (%s): deleting it without a second import", remote.name, known.status.value
+                )
                 self._delete(connection, remote.name, report)
                 return
             archive_path = pending.keep(today, remote.name)
@@ -181,9 +203,13 @@ class IngestDailyFile:
         with self.store.unit_of_work() as uow:
             self._record_seen(uow, today, remote, kind, **detail)
 
-    def _record_seen(self, uow: UnitOfWork, today: dt.date, remote: RemoteFile, kind: EventKind, **detail: object) -> None:
+    def _record_seen(
+        self, uow: UnitOfWork, today: dt.date, remote: RemoteFile, kind: EventKind, **detail: object
+    ) -> None:
         """The file as the server listed it, then what the download found."""
-        uow.record_event(Event(today, EventKind.FILE_SEEN, self.now, self.actor, {"file": remote.name, "size": remote.size}))
+        uow.record_event(
+            Event(today, EventKind.FILE_SEEN, self.now, self.actor, {"file": remote.name, "size": remote.size})
+        )
         uow.record_event(Event(today, kind, self.now, self.actor, dict(detail, file=remote.name)))
 
     def _alert_if_no_file(self, today: dt.date, report: PollReport, server_error: Optional[str]) -> None:
@@ -207,7 +233,9 @@ class IngestDailyFile:
             log.warning("no file imported for %s by the alert time: no-file alert queued", today)
 
 
-def _size_disagreement(connection: InboundConnection, remote: RemoteFile, facts: FileFacts) -> Optional[Dict[str, object]]:
+def _size_disagreement(
+    connection: InboundConnection, remote: RemoteFile, facts: FileFacts
+) -> Optional[Dict[str, object]]:
     """None when the bytes received are the whole file; else the sizes that disagree.
 
     Every size the server gives (the listing's, SIZE after the download) must agree with the bytes

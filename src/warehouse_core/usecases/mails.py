@@ -1,4 +1,5 @@
 """Rendering a mail for the outbox, and queuing it with the event that says so."""
+
 from __future__ import annotations
 
 import datetime as dt

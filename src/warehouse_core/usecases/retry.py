@@ -4,6 +4,7 @@ Not a button: operators get one Start a day. A retry records who and why in the 
 mails ``session-retry``. When the failed run had already renamed its export into place on the
 outbound server, the consumer may have read it: the retry is refused unless ``redeliver``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,14 +64,28 @@ class RetrySession:
             if not uow.retry_session(day):
                 raise _not_failed(day, uow.session(day))
             uow.record_event(
-                Event(day, EventKind.SESSION_RETRIED, now, actor, {
-                    "reason": reason, "previous_detail": failed.detail, "redeliver": delivered,
-                    "previous_export_file": failed.export_file,
-                })
+                Event(
+                    day,
+                    EventKind.SESSION_RETRIED,
+                    now,
+                    actor,
+                    {
+                        "reason": reason,
+                        "previous_detail": failed.detail,
+                        "redeliver": delivered,
+                        "previous_export_file": failed.export_file,
+                    },
+                )
             )
             mail = compose(
-                self.renderer, MailEvent.SESSION_RETRY, day, actor=actor, reason=reason,
-                previous_detail=failed.detail, failed_at=failed.finished_at, redeliver=delivered,
+                self.renderer,
+                MailEvent.SESSION_RETRY,
+                day,
+                actor=actor,
+                reason=reason,
+                previous_detail=failed.detail,
+                failed_at=failed.finished_at,
+                redeliver=delivered,
                 export_file=failed.export_file,
             )
             queue_mail(uow, mail, now, actor=actor)

@@ -5,6 +5,7 @@ export file itself says how many lines were written (every line is fsynced befor
 recorded), so a worker that picks up a session whose process died continues exactly where the
 file ends: no line is written twice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -105,8 +106,12 @@ class RunSession:
             if tries is None or session is None:
                 return
             if tries > SESSION_TRIES:
-                self._fail(day, "the session's worker stopped {} times without finishing{}".format(
-                    SESSION_TRIES, "; last error: " + session.detail if session.detail else " (killed or crashed)"))
+                self._fail(
+                    day,
+                    "the session's worker stopped {} times without finishing{}".format(
+                        SESSION_TRIES, "; last error: " + session.detail if session.detail else " (killed or crashed)"
+                    ),
+                )
                 return
             try:
                 self._run_once(day, wait)
@@ -129,7 +134,9 @@ class RunSession:
                     self._fail(day, description)
                     return
                 backoff = self.config.error_backoff * 3 ** (tries - 1)
-                self._note(day, "try {} of {} failed, retried in {:g} s: {}".format(tries, SESSION_TRIES, backoff, description))
+                self._note(
+                    day, "try {} of {} failed, retried in {:g} s: {}".format(tries, SESSION_TRIES, backoff, description)
+                )
                 if wait(backoff):
                     return
 
@@ -155,7 +162,9 @@ class RunSession:
             raise SessionClosed("no longer running")
         return session
 
-    def _update(self, day: dt.date, event: Optional[Tuple[EventKind, Dict[str, Any]]] = None, **fields: Any) -> WorkSession:
+    def _update(
+        self, day: dt.date, event: Optional[Tuple[EventKind, Dict[str, Any]]] = None, **fields: Any
+    ) -> WorkSession:
         """Record progress; with ``event``, that step goes into the day's timeline in the same transaction."""
         with self.store.unit_of_work() as uow:
             if not uow.update_session(day, **fields):
@@ -183,7 +192,10 @@ class RunSession:
         written = self.exports.complete_lines(day, export_file)
         if written:
             log.info("session for %s: resuming the export after line %d of %d", day, written, session.total)
-            resumed = (EventKind.SESSION_PROGRESS, {"file": export_file, "resumed_after": written, "total": session.total})
+            resumed = (
+                EventKind.SESSION_PROGRESS,
+                {"file": export_file, "resumed_after": written, "total": session.total},
+            )
             session = self._update(day, resumed)
         next_progress = self.clock.monotonic() + PROGRESS_INTERVAL
         with self.exports.writer(day, export_file, keep_lines=written) as writer:
@@ -213,7 +225,11 @@ class RunSession:
             if resumed and self._already_delivered(session):
                 # Renamed into place before the worker stopped: the consumer may have read it and
                 # logged its confirmation already, so the log is read from the start.
-                log.info("session for %s: %s is already on the outbound server; not uploaded again", session.day, session.export_file)
+                log.info(
+                    "session for %s: %s is already on the outbound server; not uploaded again",
+                    session.day,
+                    session.export_file,
+                )
             else:
                 try:
                     follower.skip_existing()
@@ -246,12 +262,16 @@ class RunSession:
             for attempt in range(1, UPLOAD_TRIES + 1):
                 self._current(day)
                 try:
-                    self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=lambda: self._still_running(day))
+                    self.outbound.upload(
+                        name, lambda: self.exports.open(day, name), before_rename=lambda: self._still_running(day)
+                    )
                 except TransferError as error:
                     log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
                     if attempt == UPLOAD_TRIES:
                         raise SessionFailed(
-                            "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
+                            "the upload to the outbound FTP server failed after {} tries: {}".format(
+                                UPLOAD_TRIES, error
+                            )
                         ) from None
                     if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
                         raise WorkerShutdown("worker shutting down during the upload retries") from None
@@ -320,9 +340,17 @@ class RunSession:
             uow.record_exported(session.day)
             finished = uow.session(session.day)
             assert finished is not None
-            uow.record_event(Event(session.day, EventKind.SESSION_CONFIRMED, now, detail={
-                "file": session.export_file, "records": session.processed,
-            }))
+            uow.record_event(
+                Event(
+                    session.day,
+                    EventKind.SESSION_CONFIRMED,
+                    now,
+                    detail={
+                        "file": session.export_file,
+                        "records": session.processed,
+                    },
+                )
+            )
             queue_mail(
                 uow,
                 compose(
@@ -334,7 +362,9 @@ class RunSession:
                 ),
                 now,
             )
-        log.info("session for %s completed: %d lines in %s confirmed", session.day, session.processed, session.export_file)
+        log.info(
+            "session for %s completed: %d lines in %s confirmed", session.day, session.processed, session.export_file
+        )
 
     def _delivered_before_close(self, session: WorkSession) -> None:
         with self.store.unit_of_work() as uow:

@@ -1,4 +1,5 @@
 """When polls happen and when the no-file alert is due, in the configured local time."""
+
 from __future__ import annotations
 
 import datetime as dt

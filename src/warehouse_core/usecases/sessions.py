@@ -3,6 +3,7 @@
 Every transition is one conditional UPDATE in the database, so two operators pressing Start at
 once get exactly one start, whichever process serves them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -67,7 +68,9 @@ def _transition(
 
 
 class StartSession:
-    def __init__(self, *, store: Transactions[SessionsWithEvents], wake_worker: Optional[Callable[[], None]] = None) -> None:
+    def __init__(
+        self, *, store: Transactions[SessionsWithEvents], wake_worker: Optional[Callable[[], None]] = None
+    ) -> None:
         self.store = store
         self.wake_worker = wake_worker or (lambda: None)
 

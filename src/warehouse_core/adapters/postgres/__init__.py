@@ -5,6 +5,7 @@
 ``export``: the tuned COPY export; ``locks``: advisory locks; ``migrations``: the runner of
 ``sql/*.sql``.
 """
+
 from warehouse_core.adapters.postgres.store import PsycopgStore
 from warehouse_core.adapters.postgres.unit_of_work import PsycopgUnitOfWork
 

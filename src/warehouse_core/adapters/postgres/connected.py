@@ -1,4 +1,5 @@
 """What each role of the unit of work shares: the transaction's connection and two short helpers."""
+
 from __future__ import annotations
 
 from typing import Any, Optional, Tuple

@@ -8,6 +8,7 @@ directly, once: when it does not answer, the caller gets DatabaseUnavailable at 
 callers too, each after one quick try); when it does answer, the pool is replaced by a fresh one,
 free of stale connections and of backoff.
 """
+
 from __future__ import annotations
 
 import logging
@@ -48,7 +49,12 @@ class Connections:
     def _open(self) -> ConnectionPool:
         # No check= here: psycopg_pool's check retries on a backoff; _checkout checks instead.
         return ConnectionPool(
-            self.url, min_size=1, max_size=self.size, kwargs=self.options, timeout=self.wait, open=True,
+            self.url,
+            min_size=1,
+            max_size=self.size,
+            kwargs=self.options,
+            timeout=self.wait,
+            open=True,
             name="warehouse",
         )
 

@@ -4,6 +4,7 @@ The line rule is ``warehouse_core.export_format``; ``export_field`` builds its S
 constants (the separator, the NULL text, the replaced characters), and the store contract suite
 proves the two agree byte for byte.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -55,7 +56,9 @@ def export_blocks(
     with connection.transaction():
         # The file's id as a literal: with a subquery in its place the planner misjudged the
         # day's size and chose nested loops over a million lines.
-        row = connection.execute("SELECT id FROM inbound_file WHERE day = %s AND status = 'imported'", (day,)).fetchone()
+        row = connection.execute(
+            "SELECT id FROM inbound_file WHERE day = %s AND status = 'imported'", (day,)
+        ).fetchone()
         valid = sql.SQL("l.file_id = {} AND l.invoice_status = 'valid'").format(sql.Literal(row[0] if row else -1))
         view_rows = _view_rows_for(connection, view, valid)
         after = _line_number_after(connection, valid, skip)

@@ -1,4 +1,5 @@
 """The files-and-lines role on PostgreSQL: received files, COPY for lines, set-based invoice lookups."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -184,7 +185,9 @@ class PsycopgFilesAndLines(Connected):
         return StoredLines(
             stored=stored,
             not_found=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.NOT_FOUND.value)),
-            already_exported=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.ALREADY_EXPORTED.value)),
+            already_exported=tuple(
+                sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.ALREADY_EXPORTED.value)
+            ),
             not_found_lines=unusual_lines[InvoiceStatus.NOT_FOUND.value],
             already_exported_lines=unusual_lines[InvoiceStatus.ALREADY_EXPORTED.value],
         )
@@ -214,7 +217,9 @@ class PsycopgFilesAndLines(Connected):
             {"day": day},
         )
         row = self._one(
-            sql.SQL("SELECT count(*) FROM invoice_line WHERE file_id = {} AND invoice_status = 'valid'").format(DAY_FILE),
+            sql.SQL("SELECT count(*) FROM invoice_line WHERE file_id = {} AND invoice_status = 'valid'").format(
+                DAY_FILE
+            ),
             {"day": day},
         )
         return int(row[0]) if row else 0

@@ -3,6 +3,7 @@
 Every read here touches one row per file, session, mail, event or check of the days asked for,
 through an index on the day; none reads invoice_line (its counts are stored at import time).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -90,8 +91,12 @@ class PsycopgHistory(Connected):
             queued, sent, no_file = mails.get(day, (0, 0, False))
             summaries.append(
                 DaySummary(
-                    day=day, files=tuple(files[day]), session=sessions.get(day),
-                    mails_queued=int(queued), mails_sent=int(sent), no_file_alert=bool(no_file),
+                    day=day,
+                    files=tuple(files[day]),
+                    session=sessions.get(day),
+                    mails_queued=int(queued),
+                    mails_sent=int(sent),
+                    no_file_alert=bool(no_file),
                 )
             )
         return summaries
@@ -117,9 +122,10 @@ class PsycopgHistory(Connected):
         )
         outbox = self._one("SELECT count(*), min(created_at) FROM mail_outbox WHERE sent_at IS NULL")
         assert outbox is not None
-        checks = {row[0]: row[1:] for row in self.connection.execute(
-            "SELECT name, ok, last_success_at, failures FROM service_check"
-        )}
+        checks = {
+            row[0]: row[1:]
+            for row in self.connection.execute("SELECT name, ok, last_success_at, failures FROM service_check")
+        }
         poll = checks.pop(POLL, (None, None, 0))
         return MetricsSnapshot(
             last_import_at=imports[0],
@@ -175,7 +181,8 @@ class PsycopgHistory(Connected):
 
     def mark_archive_deleted(self, file_id: int, now: dt.datetime) -> bool:
         return self._changed(
-            "UPDATE inbound_file SET archive_deleted_at = %s WHERE id = %s AND archive_deleted_at IS NULL", (now, file_id)
+            "UPDATE inbound_file SET archive_deleted_at = %s WHERE id = %s AND archive_deleted_at IS NULL",
+            (now, file_id),
         )
 
     def mark_export_deleted(self, day: dt.date, now: dt.datetime) -> bool:
@@ -189,15 +196,28 @@ def _day_file(row: Any, reasons: Tuple[Problem, ...] = ()) -> DayFile:
     if row[7] is not None:
         counts = FileCounts(stored=row[7], ignored=row[8], not_found=row[9], valid=row[10])
     return DayFile(
-        id=row[0], name=row[2], source=FileSource(row[3]), status=FileStatus(row[4]), received_at=row[5],
-        lines=row[6], counts=counts, problem_count=int(row[11] or 0), reasons=reasons, archive_path=row[12],
+        id=row[0],
+        name=row[2],
+        source=FileSource(row[3]),
+        status=FileStatus(row[4]),
+        received_at=row[5],
+        lines=row[6],
+        counts=counts,
+        problem_count=int(row[11] or 0),
+        reasons=reasons,
+        archive_path=row[12],
     )
 
 
 def _session(row: Any) -> WorkSession:
     return WorkSession(
-        day=row[0], state=SessionState(row[1]), total=row[2], processed=row[3],
-        phase=SessionPhase(row[4]) if row[4] else None, started_at=row[5], finished_at=row[6],
-        export_file=row[7], detail=row[8],
+        day=row[0],
+        state=SessionState(row[1]),
+        total=row[2],
+        processed=row[3],
+        phase=SessionPhase(row[4]) if row[4] else None,
+        started_at=row[5],
+        finished_at=row[6],
+        export_file=row[7],
+        detail=row[8],
     )
-

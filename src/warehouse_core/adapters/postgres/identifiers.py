@@ -1,4 +1,5 @@
 """Names that come from configuration, as quoted SQL identifiers (never pasted into SQL text)."""
+
 from __future__ import annotations
 
 from psycopg import sql

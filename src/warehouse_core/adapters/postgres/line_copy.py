@@ -8,6 +8,7 @@ against 6.1-6.8 s for 1.9M links, on a loaded machine), more than the overlap wo
 stream while Python parses (the server works on what the socket holds meanwhile), and the links
 follow sorted by (category, line). On disk, not in memory, so memory does not grow with the file.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -60,11 +61,13 @@ def copy_links(connection: psycopg.Connection, file_id: int, spill: LinkSpill) -
     names = spill.names()
     cursor = connection.cursor()
     cursor.execute("INSERT INTO category (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING", (names,))
-    ids: Dict[str, int] = dict(cursor.execute("SELECT name, id FROM category WHERE name = ANY(%s)", (names,)).fetchall())
+    ids: Dict[str, int] = dict(
+        cursor.execute("SELECT name, id FROM category WHERE name = ANY(%s)", (names,)).fetchall()
+    )
     with cursor.copy(COPY_LINKS) as copy:
         for name in sorted(names, key=ids.__getitem__):
             prefix = "{}\t{}\t".format(ids[name], file_id)
             for numbers in spill.numbers(name):
                 for start in range(0, len(numbers), LINKS_PER_WRITE):
-                    part = numbers[start:start + LINKS_PER_WRITE]
+                    part = numbers[start : start + LINKS_PER_WRITE]
                     copy.write(prefix + ("\n" + prefix).join(map(str, part)) + "\n")

@@ -1,4 +1,5 @@
 """Advisory locks on PostgreSQL: held by a session on its own connection, so they die with the process."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -4,6 +4,7 @@ Each file records itself in ``schema_migration`` as its last statement (SPEC §1
 applies the files by hand with psql leaves a schema this runner finds up to date. The runner
 checks that a file it applied did record itself.
 """
+
 from __future__ import annotations
 
 import logging

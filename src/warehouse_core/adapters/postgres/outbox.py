@@ -1,4 +1,5 @@
 """The outbox role on PostgreSQL: mails written with the change they report, claimed one at a time."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """The sessions role on PostgreSQL: each transition is one conditional UPDATE, so racing callers get one winner."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -71,11 +72,16 @@ class PsycopgSessions(Connected):
         detail: Optional[str] = None,
     ) -> bool:
         fields = {
-            "phase": phase.value if phase else None, "total": total, "processed": processed,
-            "export_file": export_file, "detail": detail,
+            "phase": phase.value if phase else None,
+            "total": total,
+            "processed": processed,
+            "export_file": export_file,
+            "detail": detail,
         }
         given = {name: value for name, value in fields.items() if value is not None}
-        changes: List[sql.Composable] = [sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in given]
+        changes: List[sql.Composable] = [
+            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in given
+        ]
         changes.append(sql.SQL("updated_at = now()"))
         return self._changed(
             sql.SQL("UPDATE work_session SET {} WHERE day = {} AND state = 'running'").format(

@@ -3,11 +3,12 @@
 Every identifier that comes from configuration (the schema, the invoice view) is quoted with
 ``psycopg.sql``; every value is a parameter.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 from contextlib import contextmanager
-from typing import Any, ContextManager, Dict, FrozenSet, Iterator, List, Optional, Sequence
+from typing import Any, ContextManager, Dict, Iterator, List, Sequence
 
 import psycopg
 from psycopg import sql
@@ -105,7 +106,9 @@ class PsycopgStore:
                 cursor = connection.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(qualified(self.invoice_view)))
             except psycopg.errors.UndefinedTable:
                 raise ConfigurationError(
-                    "invalid configuration: WAREHOUSE_INVOICE_VIEW names {}, which does not exist".format(self.invoice_view)
+                    "invalid configuration: WAREHOUSE_INVOICE_VIEW names {}, which does not exist".format(
+                        self.invoice_view
+                    )
                 ) from None
             present = {column.name for column in cursor.description or ()}
         return sorted(set(view_columns_needed(export_columns)) - present)

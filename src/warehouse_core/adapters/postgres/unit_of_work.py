@@ -1,4 +1,5 @@
 """The unit of work on PostgreSQL: one transaction's connection, seen through each role the core uses."""
+
 from __future__ import annotations
 
 from warehouse_core.adapters.postgres.files_and_lines import PsycopgFilesAndLines
