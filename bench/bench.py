@@ -654,7 +654,9 @@ class Run:
         ftp_root = self.work / "ftp"
         name = file_name(POLL_DAY, data["lines"])
         logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # not a line per command
-        server = FtpServer(ftp_root).start()  # in this process, which waits while the children work
+        # In this process, which waits while the children work. The control connection idles while
+        # the file is imported: a customer's server allows minutes (vsftpd 300 s), not the test's 30 s.
+        server = FtpServer(ftp_root, idle_timeout=300).start()
         logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
         try:
             shutil.copyfile(data["path"], str(ftp_root / name))

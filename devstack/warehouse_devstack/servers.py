@@ -332,8 +332,10 @@ class FtpServer:
         tls: bool = False,
         certfile: Optional[Path] = None,
         port: int = 0,
+        idle_timeout: int = 30,
     ) -> None:
         self.root = Path(root)
+        self.idle_timeout = idle_timeout
         self.user = user
         self.password = password
         self.tls = tls
@@ -355,7 +357,7 @@ class FtpServer:
         handler = _handler_class(self.tls, self.faults)
         handler.authorizer = authorizer
         handler.passive_ports = None
-        handler.timeout = 30
+        handler.timeout = self.idle_timeout
         handler.auth_failed_timeout = 0.1
         handler.banner = "warehouse test FTP server"
         if self.tls:

@@ -236,12 +236,12 @@ def test_any_text_survives_the_bulk_load(store, inspector):
     assert stored["categories"] == sorted(odd.categories)
 
 
-MANY_LINES = 60_000  # more than two of the COPY chunks PostgreSQL's lines go in
+MANY_LINES = 60_000  # more than two of the chunks whose category links PostgreSQL's store spills to disk
 
 
 def many_lines(count=MANY_LINES, fail_at=None):
     """Lines 1..count, three categories in turn, every tenth invoice not in the view, one awkward
-    description far from the first chunk; ``fail_at`` raises there, as a broken file read would."""
+    description far into the file; ``fail_at`` raises there, as a broken file read would."""
     names = ("frutta", "verdura", "pane")
     for number in range(1, count + 1):
         if number == fail_at:
@@ -278,7 +278,7 @@ def test_a_failure_while_the_lines_stream_ends_the_import_and_leaves_nothing(sto
     assert len(inspector.lines()) == 1
 
 
-def test_a_database_error_in_a_later_chunk_reaches_the_caller(real_store):
+def test_a_database_error_far_into_the_lines_reaches_the_caller(real_store):
     import psycopg
 
     def twice_line_5():

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import DAY_FILE, Connected
-from warehouse_core.adapters.postgres.line_copy import CHUNK_LINES, ITEM, LinkSpill, copy_links
+from warehouse_core.adapters.postgres.link_copy import CHUNK_LINES, ITEM, LinkSpill, copy_links
 from warehouse_core.errors import Conflict
 from warehouse_core.model import (
     FileSource,
@@ -148,7 +148,7 @@ class PsycopgFilesAndLines(Connected):
         self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
     ) -> StoredLines:
         """The day's invoices are looked up first, in one query, so the lines go by COPY straight
-        into their table while Python parses; the category links follow (see line_copy)."""
+        into their table while Python parses; the category links follow (see link_copy)."""
         unusual = self._unusual_statuses(day, invoices)
         seen_unusual: Set[str] = set()
         unusual_lines = {InvoiceStatus.NOT_FOUND.value: 0, InvoiceStatus.ALREADY_EXPORTED.value: 0}

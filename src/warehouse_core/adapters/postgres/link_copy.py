@@ -39,6 +39,7 @@ class LinkSpill:
         self._file.close()
 
     def add(self, links: Mapping[str, "array[int]"]) -> None:
+        self._file.seek(0, 2)  # after the last part, wherever a read left the file
         for name, numbers in links.items():
             self._parts[name].append((self._file.tell(), len(numbers)))
             numbers.tofile(self._file)
