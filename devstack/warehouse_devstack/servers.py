@@ -619,6 +619,9 @@ class _KeepMail:
         self.server.keep(raw, list(envelope.rcpt_tos))
         return "250 OK"
 
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        return self.server.quit_reply
+
 
 class SmtpServer:
     """aiosmtpd on 127.0.0.1; every message is kept in ``messages`` and, with a folder, as a .eml file.
@@ -626,6 +629,9 @@ class SmtpServer:
     ``tls``: None (plain), ``"smtps"`` (TLS from the first byte) or ``"starttls"`` (required before
     MAIL), with ``certfile`` as key and certificate. With ``user`` and ``password``, AUTH is
     offered and a wrong password is answered 535 as a real server does.
+
+    ``quit_reply`` is the answer to QUIT: set it to an error to play a server that fails after it
+    has taken the mail.
     """
 
     def __init__(
@@ -648,6 +654,7 @@ class SmtpServer:
         self.password = password
         self.messages: List[EmailMessage] = []
         self.recipients: List[List[str]] = []
+        self.quit_reply = "221 Bye"
         self._lock = threading.Lock()
         self._controller: Any = None
 

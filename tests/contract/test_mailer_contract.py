@@ -104,3 +104,14 @@ def test_a_mail_sent_again_carries_the_same_message_id_and_another_mail_another(
     ids = [message["Message-ID"] for message in smtp_server.messages]
     assert ids[0] == ids[1] and ids[2] != ids[0]
     assert all(i.startswith("<") and i.endswith("@example.com>") for i in ids)
+
+
+@pytest.mark.parametrize("quit_reply", ["421 4.3.0 shutting down", "500 what?"])
+def test_an_error_at_quit_after_the_server_took_the_mail_is_not_a_failure(smtp_server, quit_reply):
+    """The server said 250 after DATA: it has the mail. A QUIT that then fails cannot undo that,
+    and taking it for a failure would count an attempt and send the mail again (SPEC §6)."""
+    smtp_server.quit_reply = quit_reply
+    mailer = SmtpMailer(smtp_server.url(), "warehouse@example.com", ["ops@example.com"], timeout=5)
+    mailer.send(MAIL)
+    assert len(smtp_server.messages) == 1
+    mailer.check()  # the same for the check's NOOP: the server answered it

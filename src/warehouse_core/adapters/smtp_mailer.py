@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 from urllib.parse import unquote, urlsplit
 
 from warehouse_core.errors import MailDeliveryError
@@ -15,6 +16,7 @@ from warehouse_core.model import Mail
 from warehouse_core.settings import smtp_starttls
 
 EVENT_HEADER = "X-Warehouse-Event"
+log = logging.getLogger(__name__)
 
 
 def build_message(mail: Mail, sender: str, recipients: Sequence[str]) -> EmailMessage:
@@ -66,27 +68,42 @@ class SmtpMailer:
 
     def send(self, mail: Mail) -> None:
         message = build_message(mail, self.sender, self.recipients)
-        try:
-            with self._connect() as client:
-                if self.starttls:
-                    client.starttls(context=self.ssl_context)
-                if self.user:
-                    client.login(self.user, self.password)
-                client.send_message(message, from_addr=self.sender, to_addrs=self.recipients)
-        except (smtplib.SMTPException, OSError) as error:
-            raise MailDeliveryError("SMTP {}:{}: {}".format(self.host, self.port, _reason(error))) from None
+        self._session(lambda client: client.send_message(message, from_addr=self.sender, to_addrs=self.recipients))
 
     def check(self) -> None:
         """Connect, secure and log in as ``send`` does, then NOOP: no mail is sent."""
+        self._session(lambda client: client.noop())
+
+    def _session(self, work: Callable[[smtplib.SMTP], object]) -> None:
+        """Connect, secure, log in and do ``work``; any failure up to there is a MailDeliveryError.
+
+        QUIT comes after: once the server has answered 250 to DATA it has the mail, and an error at
+        QUIT cannot undo that. Taking it for a failure would count an attempt and send the mail
+        again (SPEC §6), so it is only logged.
+        """
         try:
-            with self._connect() as client:
+            client = self._connect()
+            try:
                 if self.starttls:
                     client.starttls(context=self.ssl_context)
                 if self.user:
                     client.login(self.user, self.password)
-                client.noop()
+                work(client)
+            except BaseException:
+                client.close()
+                raise
         except (smtplib.SMTPException, OSError) as error:
             raise MailDeliveryError("SMTP {}:{}: {}".format(self.host, self.port, _reason(error))) from None
+        try:
+            code, _ = client.quit()
+        except (smtplib.SMTPException, OSError) as error:
+            log.warning(
+                "SMTP %s:%s: QUIT failed after the server had answered: %s", self.host, self.port, _reason(error)
+            )
+            client.close()
+            return
+        if code != 221:
+            log.warning("SMTP %s:%s answered QUIT with %s after the server had answered", self.host, self.port, code)
 
     def _connect(self) -> smtplib.SMTP:
         if self.implicit_tls:
