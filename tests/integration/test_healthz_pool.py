@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_devstack.servers import free_port
 
@@ -22,3 +25,23 @@ def test_ping_of_a_database_that_is_down_is_false_not_an_error():
         assert store.ping() is False
     finally:
         store.close()
+
+
+def test_a_database_host_that_never_answers_is_given_up_within_the_connect_timeout():
+    """A host that takes the TCP connection and then says nothing (a hung server, a firewall that
+    blackholes): libpq's connect_timeout must end the wait, not the kernel's minutes-long retries."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # never accepted: connections complete in the kernel and then hear nothing
+    # libpq counts whole seconds and takes anything below 2 as 2.
+    url = "postgresql://postgres@127.0.0.1:{}/warehouse".format(silent.getsockname()[1])
+    store = PsycopgStore(url, connect_timeout=2)
+    try:
+        started = time.monotonic()
+        assert store.ping() is False
+        assert store.ping() is False  # known down now: one connect attempt, not the pool's wait too
+        # The pool's checkout wait and one direct try for the first ping, one try for the second.
+        assert time.monotonic() - started < 3 * store.connect_timeout + 2
+    finally:
+        store.close()
+        silent.close()

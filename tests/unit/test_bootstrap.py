@@ -32,3 +32,16 @@ def test_a_view_without_the_imports_columns_stops_the_start(make_settings):
 
 def test_every_default_export_column_is_found(make_settings):
     assert bootstrap(make_settings(), store=FakeStore(invoice_view=SAMPLE_VIEW)).settings.export_columns
+
+
+def test_the_database_connect_timeout_is_short_and_not_the_ftp_timeout(make_settings):
+    """SPEC §10: with the database host silent, pages answer 503 within the connect timeout. The FTP
+    timeout (30 s by default, for slow transfers) would hold /healthz and every page that long."""
+    from warehouse_core.bootstrap import DATABASE_CONNECT_TIMEOUT_SECONDS
+
+    core = bootstrap(make_settings(ftp_timeout=30), migrate=False, check_view=False)
+    try:
+        assert core.store.connect_timeout == DATABASE_CONNECT_TIMEOUT_SECONDS <= 5
+        assert core.store.connection_options()["connect_timeout"] == DATABASE_CONNECT_TIMEOUT_SECONDS
+    finally:
+        core.close()

@@ -41,9 +41,9 @@ class PsycopgStore:
         self.invoice_view = invoice_view
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
-        self._connections = Connections(url, self._connection_options(), size=pool_size, wait=connect_timeout)
+        self._connections = Connections(url, self.connection_options(), size=pool_size, wait=connect_timeout)
 
-    def _connection_options(self) -> Dict[str, Any]:
+    def connection_options(self) -> Dict[str, Any]:
         # The export turns dates, times and intervals into text on the server: these settings fix
         # that text whatever the customer's server or database defaults are (SPEC §8).
         pinned = {
@@ -101,7 +101,7 @@ class PsycopgStore:
         """The columns the invoice view needs (the key, the date, the export's own) that it lacks."""
         # A connection of its own, not the pool's: a wrong password or a missing view is said at
         # once, in PostgreSQL's words, rather than after the pool's timeout.
-        with psycopg.connect(self.url, **self._connection_options()) as connection:
+        with psycopg.connect(self.url, **self.connection_options()) as connection:
             try:
                 cursor = connection.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(qualified(self.invoice_view)))
             except psycopg.errors.UndefinedTable:
@@ -115,5 +115,5 @@ class PsycopgStore:
 
     def migrate(self) -> List[str]:
         """Apply the migrations not yet applied, in order, under a lock; the versions applied."""
-        with psycopg.connect(self.url, **self._connection_options()) as connection:
+        with psycopg.connect(self.url, **self.connection_options()) as connection:
             return migrations.migrate(connection, self.schema)
