@@ -11,6 +11,7 @@ import schedule
 
 from warehouse_core.audit import SYSTEM
 from warehouse_core.bootstrap import Core
+from warehouse_core.errors import DatabaseUnavailable
 from warehouse_core.usecases.checks import cleanup_due, record_cleanup
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ def guarded(name: str, job: Callable[[Core, dt.datetime], object], core: Core) -
     def run() -> None:
         try:
             job(core, core.clock.now())
+        except DatabaseUnavailable as error:
+            # Expected while PostgreSQL is down or restarting: one line a tick, not a traceback.
+            log.error("%s failed: %s; it runs again at its next tick", name, error)
         except Exception:
             log.exception("%s failed; it runs again at its next tick", name)
 
@@ -103,6 +107,8 @@ def run_session_worker(core: Core, stop: threading.Event, idle_seconds: float = 
         try:
             if core.run_session.run_pending(stop.wait):
                 core.deliver_outbox(core.clock.now())
+        except DatabaseUnavailable as error:
+            log.error("session worker round failed: %s; retried in %s s", error, idle_seconds)
         except Exception:
             log.exception("session worker round failed; retried in %s s", idle_seconds)
         core.session_wakeup.wait(timeout=idle_seconds)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from warehouse_core.adapters.postgres import PsycopgStore
+from warehouse_core.errors import DatabaseUnavailable
 from warehouse_devstack.servers import free_port
 
 
@@ -45,3 +48,14 @@ def test_a_database_host_that_never_answers_is_given_up_within_the_connect_timeo
     finally:
         store.close()
         silent.close()
+
+
+def test_database_unavailable_carries_postgresqls_reason_for_the_log_line():
+    """The runner logs one line a tick while the database is down: it names why (refused here)."""
+    store = PsycopgStore("postgresql://postgres@127.0.0.1:{}/warehouse".format(free_port()), connect_timeout=2)
+    try:
+        with pytest.raises(DatabaseUnavailable, match=r"^the database does not answer: .*refused"):
+            with store.connection():
+                pass
+    finally:
+        store.close()

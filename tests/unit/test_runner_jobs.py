@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import logging
 import threading
 
 import schedule
 
 from tests.conftest import VALID_SAMPLE, at
-from warehouse_runner.jobs import guarded, poll_tick, run_scheduler
+from warehouse_runner.jobs import guarded, mail_tick, poll_tick, run_scheduler, run_session_worker, upkeep_tick
 
 
 def test_polls_happen_on_the_half_hour_inside_the_window_on_poll_days(world):
@@ -85,3 +86,43 @@ def test_the_upkeep_runs_beside_the_poll_one_round_at_a_time():
     start()
     join_rounds()
     assert rounds == ["upkeep", "upkeep"]
+
+
+def test_while_the_database_is_down_each_tick_logs_one_error_line_naming_it_without_a_traceback(world, caplog):
+    """A database that is down for an hour is expected, not a bug: one ERROR line per tick that
+    says what is wrong, not a traceback a minute (SPEC §10)."""
+    world.store.available = False
+    for name, job in (("poll", poll_tick), ("mail delivery", mail_tick), ("upkeep", upkeep_tick)):
+        caplog.clear()
+        guarded(name, job, world.core)()
+        [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert record.levelno == logging.ERROR and record.exc_info is None, name
+        assert name in record.getMessage() and "the fake database is switched off" in record.getMessage()
+
+
+def test_while_the_database_is_down_a_session_worker_round_logs_one_line_without_a_traceback(world, caplog):
+    world.store.available = False
+    stop = threading.Event()
+    worker = threading.Thread(target=run_session_worker, args=(world.core, stop, 60.0))
+    worker.start()
+    try:
+        for _ in range(500):  # until the first round has failed, then the worker waits its 60 s
+            if any(r.levelno >= logging.WARNING for r in caplog.records):
+                break
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        world.core.session_wakeup.set()
+        worker.join(5)
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.levelno == logging.ERROR and record.exc_info is None
+    assert "the fake database is switched off" in record.getMessage()
+
+
+def test_an_unexpected_error_in_a_job_keeps_its_traceback(world, caplog):
+    def broken(core, now):
+        raise KeyError("a bug")
+
+    guarded("poll", broken, world.core)()
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.levelno == logging.ERROR and record.exc_info is not None

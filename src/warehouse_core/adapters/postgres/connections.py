@@ -74,7 +74,7 @@ class Connections:
         except psycopg.OperationalError as error:
             if connection.broken:  # the server went away in the middle of the block
                 log.warning("the database connection was lost: %s", _one_line(error))
-                raise DatabaseUnavailable("the database connection was lost") from None
+                raise DatabaseUnavailable("the database connection was lost: {}".format(_one_line(error))) from None
             raise
         finally:
             pool.putconn(connection)
@@ -110,7 +110,8 @@ class Connections:
             if not self._down:
                 log.warning("the database does not answer: %s", _one_line(error))
             self._down = True
-            raise DatabaseUnavailable("the database does not answer") from None
+            # PostgreSQL's reason (refused, timed out, password refused) names no password.
+            raise DatabaseUnavailable("the database does not answer: {}".format(_one_line(error))) from None
 
     def _replace(self, stale: ConnectionPool) -> ConnectionPool:
         with self._lock:
