@@ -26,6 +26,7 @@ from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.model import SessionState
 from warehouse_core.settings import Settings, load_settings
 from warehouse_devstack.servers import FtpServer, PostgresCluster, RemoteImporter, SmtpServer, load_invoice_view
+from warehouse_runner.signals import Interrupted, interruptible, stopped_line
 
 # What --fresh empties under var/: the day's mail, FTP folders, archive and exports, remote log.
 DEMO_STATE_FOLDERS = ("mail", "ftp/inbound", "ftp/outbound", "data", "remote")
@@ -124,6 +125,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     var.mkdir(parents=True, exist_ok=True)
     if arguments.fresh:
         clear_demo_files(var)
+    # Until warehouse-web serves, Ctrl-C (or SIGTERM) stops the parts started so far, with one line.
+    with interruptible():
+        try:
+            return start_and_serve(arguments, var, began)
+        except Interrupted as interrupted:
+            print(stopped_line("make run", interrupted), file=sys.stderr)
+            return 0
+
+
+def start_and_serve(arguments: argparse.Namespace, var: Path, began: float) -> int:
     with ExitStack() as stack:
         database_url = os.environ.get("WAREHOUSE_DATABASE_URL")
         if database_url:

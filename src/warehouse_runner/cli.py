@@ -21,6 +21,7 @@ from warehouse_core.model import FileStatus
 from warehouse_core.settings import load_settings
 from warehouse_core.usecases.history import PAGE_SIZE, list_days
 from warehouse_runner.jobs import check_dependencies_now, run_scheduler, run_session_worker
+from warehouse_runner.signals import Interrupted, interruptible, stopped_line
 
 log = logging.getLogger("warehouse_runner")
 PROGRAM = "warehouse-runner"
@@ -78,29 +79,45 @@ def _local_time(text: str) -> dt.datetime:
 def main(argv: Optional[List[str]] = None) -> int:
     arguments = parser().parse_args(argv)
     configure_logging()
-    try:
-        settings = load_settings()
-        fixed = getattr(arguments, "at", None)
-        # Without --at, the composition root builds the clock (WAREHOUSE_CLOCK_START included).
-        clock = SystemClock(settings.zone, fixed=fixed) if fixed is not None else None
-        # check changes nothing, and must report a database that is down rather than stop on it.
-        starting = arguments.command != "check"  # check reports the view's columns as one of its lines
-        core = bootstrap(settings, clock=clock, migrate=starting, check_view=starting)
-    except WarehouseError as error:
-        return fail(str(error))
-    except Exception as error:  # a server that does not answer at start
-        return fail("cannot start: {}".format(_one_line(error)))
-    try:
-        return run_command(core, arguments)
-    except Refusal as error:  # worded from messages.txt, as the page words it
-        return fail(core.sentences.text(error.code, **error.values))
-    except WarehouseError as error:
-        return fail(str(error))
-    except Exception as error:
-        log.exception("%s failed", arguments.command or "daemon")
-        return fail("{} failed: {}".format(arguments.command or "daemon", _one_line(error)))
-    finally:
-        core.close()
+    # Until the daemon installs its own stop handlers, SIGTERM and Ctrl-C end the start-up or the
+    # command at once, with one line.
+    with interruptible():
+        try:
+            core = start(arguments)
+        except Interrupted as interrupted:
+            print(stopped_line(PROGRAM, interrupted), file=sys.stderr)
+            return 0
+        except WarehouseError as error:
+            return fail(str(error))
+        except Exception as error:  # a server that does not answer at start
+            return fail("cannot start: {}".format(_one_line(error)))
+        try:
+            return run_command(core, arguments)
+        except Interrupted as interrupted:
+            if arguments.command is None:  # the daemon, before its handlers: nothing to stop yet
+                print(stopped_line(PROGRAM, interrupted), file=sys.stderr)
+                return 0
+            fail("{} interrupted by {}".format(arguments.command, interrupted.name))
+            return 128 + interrupted.signum
+        except Refusal as error:  # worded from messages.txt, as the page words it
+            return fail(core.sentences.text(error.code, **error.values))
+        except WarehouseError as error:
+            return fail(str(error))
+        except Exception as error:
+            log.exception("%s failed", arguments.command or "daemon")
+            return fail("{} failed: {}".format(arguments.command or "daemon", _one_line(error)))
+        finally:
+            core.close()
+
+
+def start(arguments: argparse.Namespace) -> Core:
+    settings = load_settings()
+    fixed = getattr(arguments, "at", None)
+    # Without --at, the composition root builds the clock (WAREHOUSE_CLOCK_START included).
+    clock = SystemClock(settings.zone, fixed=fixed) if fixed is not None else None
+    # check changes nothing, and must report a database that is down rather than stop on it.
+    starting = arguments.command != "check"  # check reports the view's columns as one of its lines
+    return bootstrap(settings, clock=clock, migrate=starting, check_view=starting)
 
 
 def run_command(core: Core, arguments: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from warehouse_core.errors import WarehouseError
 from warehouse_core.settings import load_settings
 from warehouse_runner.cli import configure_logging
 from warehouse_runner.jobs import start_background
+from warehouse_runner.signals import Interrupted, interruptible, stopped_line
 from warehouse_web.app import create_app
 
 log = logging.getLogger("warehouse_web")
@@ -82,21 +83,41 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     arguments = parser().parse_args(argv)
     configure_logging()
-    try:
-        core = bootstrap(load_settings())
-        app = create_app(core=core)
-    except WarehouseError as error:
-        print("{}: {}".format(PROGRAM, error), file=sys.stderr)
-        return 1
-    except Exception as error:
-        print(
-            "{}: cannot start: {}".format(PROGRAM, " ".join(str(error).split()) or type(error).__name__),
-            file=sys.stderr,
-        )
-        return 1
-    return serve(
-        app, core, arguments.host, arguments.port, scheduler=not arguments.no_scheduler, threads=arguments.threads
-    )
+    # Until serve() installs StopRequest, SIGTERM and Ctrl-C end the start-up at once, with one line.
+    with interruptible():
+        core: Optional[Core] = None
+        try:
+            core = bootstrap(load_settings())
+            app = create_app(core=core)
+        except Interrupted as interrupted:
+            return stopped_while_starting(core, interrupted)
+        except WarehouseError as error:
+            print("{}: {}".format(PROGRAM, error), file=sys.stderr)
+            return 1
+        except Exception as error:
+            print(
+                "{}: cannot start: {}".format(PROGRAM, " ".join(str(error).split()) or type(error).__name__),
+                file=sys.stderr,
+            )
+            return 1
+        try:
+            return serve(
+                app,
+                core,
+                arguments.host,
+                arguments.port,
+                scheduler=not arguments.no_scheduler,
+                threads=arguments.threads,
+            )
+        except Interrupted as interrupted:  # before serve() had put StopRequest in place
+            return stopped_while_starting(core, interrupted)
+
+
+def stopped_while_starting(core: Optional[Core], interrupted: Interrupted) -> int:
+    if core is not None:
+        core.close()
+    print(stopped_line(PROGRAM, interrupted), file=sys.stderr)
+    return 0
 
 
 def waitress_body_limit(app: Flask) -> int:
@@ -149,14 +170,14 @@ def serve(
         print("{}: cannot listen on {}:{}: {}".format(PROGRAM, host, port, error.strerror), file=sys.stderr)
         core.close()
         return 1
+    socket_map = getattr(server, "_map", None) or server.map
+    wake = trigger.trigger(socket_map)  # a pipe in the loop's map: a write to it ends the loop's wait
+    stop_request = StopRequest(wake.pull_trigger)
+    stop_request.install()  # before the background threads start: from here a signal only sets the flag
     stop = threading.Event()
     # A running export is CPU-bound Python in this process: hand the GIL to request threads sooner.
     sys.setswitchinterval(0.001)
     background = start_background(core, stop) if scheduler else []
-    socket_map = getattr(server, "_map", None) or server.map
-    wake = trigger.trigger(socket_map)  # a pipe in the loop's map: a write to it ends the loop's wait
-    stop_request = StopRequest(wake.pull_trigger)
-    stop_request.install()
     log.info(
         "warehouse-web serving on http://%s:%s/%s",
         host,
