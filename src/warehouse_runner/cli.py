@@ -85,8 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             core = start(arguments)
         except Interrupted as interrupted:
-            print(stopped_line(PROGRAM, interrupted), file=sys.stderr)
-            return 0
+            return stopped(arguments, interrupted)
         except WarehouseError as error:
             return fail(str(error))
         except Exception as error:  # a server that does not answer at start
@@ -94,11 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             return run_command(core, arguments)
         except Interrupted as interrupted:
-            if arguments.command is None:  # the daemon, before its handlers: nothing to stop yet
-                print(stopped_line(PROGRAM, interrupted), file=sys.stderr)
-                return 0
-            fail("{} interrupted by {}".format(arguments.command, interrupted.name))
-            return 128 + interrupted.signum
+            return stopped(arguments, interrupted)
         except Refusal as error:  # worded from messages.txt, as the page words it
             return fail(core.sentences.text(error.code, **error.values))
         except WarehouseError as error:
@@ -108,6 +103,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             return fail("{} failed: {}".format(arguments.command or "daemon", _one_line(error)))
         finally:
             core.close()
+
+
+def stopped(arguments: argparse.Namespace, interrupted: Interrupted) -> int:
+    """The daemon asked to stop before its own handlers were in place has done what was asked: 0.
+    A command stopped before its end has not done its work: 128 + the signal, as a shell says."""
+    if arguments.command is None:
+        print(stopped_line(PROGRAM, interrupted), file=sys.stderr)
+        return 0
+    fail("{} interrupted by {}: not done".format(arguments.command, interrupted.name))
+    return 128 + interrupted.signum
 
 
 def start(arguments: argparse.Namespace) -> Core:

@@ -54,9 +54,12 @@ def environment(tmp_path, silent_database, service_environment) -> Dict[str, str
     return env
 
 
-def signalled_while_connecting(program: str, signum: int, env: Dict[str, str], listener: socket.socket, tmp_path):
+def signalled_while_connecting(
+    program: str, signum: int, env: Dict[str, str], listener: socket.socket, tmp_path, *arguments: str
+):
     """``program`` started, signalled once it waits on the silent database; (exit status, stderr)."""
-    arguments = ["--var", str(tmp_path / "demo"), "--port", str(free_port())] if program == "make run" else []
+    if program == "make run":
+        arguments = ("--var", str(tmp_path / "demo"), "--port", str(free_port()))
     # A session of its own, as a terminal's foreground job: Ctrl-C goes to every process of it.
     process = subprocess.Popen(
         [sys.executable, "-m", PROGRAMS[program], *arguments],
@@ -91,3 +94,15 @@ def test_a_signal_during_start_up_stops_with_one_line_and_no_traceback(
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-2000:]
     last = stderr.strip().splitlines()[-1]
     assert "stopped by {} during start-up".format(signal.Signals(signum).name) in last, stderr[-2000:]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_command_stopped_before_its_end_says_so_and_does_not_exit_0(signum, environment, silent_database, tmp_path):
+    """cron and monitoring must not take an interrupted `poll` for one that ran (SPEC §9)."""
+    status, stderr = signalled_while_connecting(
+        "warehouse-runner", signum, environment, silent_database, tmp_path, "poll"
+    )
+    assert status == 128 + signum, stderr[-2000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-2000:]
+    name = signal.Signals(signum).name
+    assert stderr.strip().splitlines()[-1] == "warehouse-runner: poll interrupted by {}: not done".format(name)
