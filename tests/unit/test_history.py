@@ -3,7 +3,9 @@ step writes its event with its actor, the days read back, and the refusals are o
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
 import pytest
 
@@ -19,6 +21,7 @@ from warehouse_core.usecases.history import (
     inbound_download,
     list_days,
     problems_csv,
+    spreadsheet_safe,
 )
 
 DAY = dt.date(2026, 11, 26)
@@ -74,6 +77,32 @@ def test_a_rejected_file_keeps_every_reason_and_the_problems_download_has_them(w
     assert "forty" in rows[2].split(",", 3)[3]
     name, stream = inbound_download(world.store, world.archive, DAY)
     assert name == MALFORMED_SAMPLE.name and stream.read() == MALFORMED_SAMPLE.read_bytes()
+
+
+def test_problem_cells_a_spreadsheet_would_take_for_a_formula_start_with_a_quote(world):
+    """problems.csv is opened in a spreadsheet, and its cells hold what the sender wrote: a cell
+    that starts with = + - @, a tab or a carriage return may run as a formula there (OWASP, CSV
+    injection), so it gets a leading single quote. The parser takes only lines whose first field
+    starts with 6, after blanks: a rejected line can start with a tab or a CR; an upload's name
+    (made safe) with a '-'."""
+    lines = MALFORMED_SAMPLE.read_bytes().split(b"\n")
+    lines[2] = b"\t600000004|forty|Latticini|1040.00"
+    lines[3] = b"\r600000005|7|Surgelati|70,7"
+    world.clock.set(at("2026-11-26T10:00"))
+    world.core.import_upload("-2+3.txt", io.BytesIO(b"\n".join(lines)), world.clock.now(), actor="anna")
+    rows = list(csv.reader(io.StringIO("".join(problems_csv(world.store, world.archive, DAY)), newline="")))
+    assert rows[0] == ["file", "line", "reason", "text"] and len(rows) == 5
+    assert {row[0] for row in rows[1:]} == {"'-2_3.txt"}
+    texts = {int(row[1]): row[3] for row in rows[1:]}
+    assert texts[3] == "'\t600000004|forty|Latticini|1040.00"
+    assert texts[4] == "'\r600000005|7|Surgelati|70,7"
+    assert texts[2] == lines[1].decode(), "an ordinary cell is left as it is"
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1+1", "-1+1", "@SUM(A1)", "\t=1+1", "\r=1+1"])
+def test_every_cell_that_starts_like_a_formula_is_quoted(cell):
+    assert spreadsheet_safe(cell) == "'" + cell
+    assert spreadsheet_safe("6" + cell) == "6" + cell
 
 
 def test_days_are_listed_newest_first_in_pages_and_weekends_are_not_rows(world):

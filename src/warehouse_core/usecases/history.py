@@ -96,8 +96,20 @@ def problems_csv(store: Transactions[UnitOfWork], archive: Archive, day: dt.date
     for day_file in rejected:
         texts = _line_texts(archive, day_file)
         for problem in day_file.reasons:
-            writer.writerow([day_file.name, problem.line, problem.reason, texts.get(problem.line, "")])
+            cells = (day_file.name, problem.reason, texts.get(problem.line, ""))
+            name, reason, text = (spreadsheet_safe(cell) for cell in cells)
+            writer.writerow([name, problem.line, reason, text])
         yield _take(buffer)
+
+
+# What a spreadsheet may take for the start of a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell with a leading single quote when it starts like a formula: problems.csv holds text
+    the sender wrote, and it is opened in a spreadsheet."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _take(buffer: io.StringIO) -> str:
