@@ -434,6 +434,10 @@ class FakeHistory(_FakeTransaction):
         check = self.data.checks.get(dependency)
         return check[1] if check else None
 
+    def last_success(self, dependency: str) -> Optional[dt.datetime]:
+        check = self.data.checks.get(dependency)
+        return check[2] if check else None
+
     def _final_or_none(self, day: dt.date) -> bool:
         session = self.data.sessions.get(day)
         return session is None or session.state in FINAL
@@ -709,9 +713,12 @@ class FakePendingFile:
 
 
 class FakeArchive:
+    """``fail_delete``: every deletion raises it (a file the service may not delete)."""
+
     def __init__(self) -> None:
         self.files: Dict[str, bytes] = {}
         self.pending = 0
+        self.fail_delete: Optional[BaseException] = None
 
     @contextmanager
     def receive(self) -> Iterator[FakePendingFile]:
@@ -727,6 +734,8 @@ class FakeArchive:
         return io.BytesIO(self.files[path])
 
     def delete(self, path: str) -> bool:
+        if self.fail_delete is not None:
+            raise self.fail_delete
         return self.files.pop(path, None) is not None
 
 

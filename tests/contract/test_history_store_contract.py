@@ -112,6 +112,16 @@ def test_metrics_snapshot_and_checks(store):
     assert snapshot.dependencies == {"smtp": False, "database": True}
 
 
+def test_the_last_success_of_a_check_outlives_the_failures_after_it(store):
+    with store.unit_of_work() as uow:
+        uow.record_check("cleanup", at("2026-11-26T00:01"), True, "1 archived files and 0 exports deleted")
+        uow.record_check("cleanup", at("2026-11-27T00:01"), False, "Permission denied")
+    with store.unit_of_work() as uow:
+        assert uow.last_check("cleanup") == at("2026-11-27T00:01")
+        assert uow.last_success("cleanup") == at("2026-11-26T00:01")
+        assert uow.last_success("smtp") is None
+
+
 def test_retention_candidates_are_final_days_before_the_cutoff_not_yet_deleted(store):
     days = [DAY - dt.timedelta(days=n) for n in (3, 2, 1)]
     with store.unit_of_work() as uow:

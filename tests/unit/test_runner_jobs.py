@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import threading
 
+import pytest
 import schedule
 
 from tests.conftest import VALID_SAMPLE, at
@@ -126,3 +127,29 @@ def test_an_unexpected_error_in_a_job_keeps_its_traceback(world, caplog):
     guarded("poll", broken, world.core)()
     [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert record.levelno == logging.ERROR and record.exc_info is not None
+
+
+def test_a_failed_clean_up_is_not_the_days_run_it_is_tried_again_an_hour_later(make_world):
+    """A clean-up that failed (a file it may not delete, the database gone mid-way) was recorded
+    as the day's run: nothing was tried again before the next day."""
+    from warehouse_runner.jobs import upkeep_tick
+
+    world = make_world(archive_keep_days=30, probes={})
+    old = "Letture20261015083015123_9.txt"
+    world.inbound.files[old] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-10-15T10:00")
+    world.core.close_session(world.clock.now())  # a final day: its file may go
+    assert list(world.archive.files) == ["2026-10-15/" + old]
+    world.archive.fail_delete = PermissionError("Permission denied")
+    with pytest.raises(PermissionError):
+        upkeep_tick(world.core, at("2026-11-26T00:01"))
+    world.archive.fail_delete = None
+    upkeep_tick(world.core, at("2026-11-26T00:30"))  # not at every tick: the upkeep runs each minute
+    assert list(world.archive.files) == ["2026-10-15/" + old]
+    upkeep_tick(world.core, at("2026-11-26T01:01"))
+    assert list(world.archive.files) == []
+    with world.store.unit_of_work() as uow:
+        assert uow.last_success("cleanup") == at("2026-11-26T01:01")
+    upkeep_tick(world.core, at("2026-11-26T23:59"))  # done for the day
+    with world.store.unit_of_work() as uow:
+        assert uow.last_check("cleanup") == at("2026-11-26T01:01")

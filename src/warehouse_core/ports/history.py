@@ -48,6 +48,9 @@ class History(Protocol):
     def last_check(self, dependency: str) -> Optional[dt.datetime]:
         """When that dependency was last checked, by any process."""
 
+    def last_success(self, dependency: str) -> Optional[dt.datetime]:
+        """When that check last succeeded, by any process (failures after it do not move it)."""
+
     def archived_files_before(self, day: dt.date) -> List[Tuple[int, dt.date, str]]:
         """(file id, day, archive path) of archived files not yet deleted, of days before ``day`` whose
         session is final or that never had one."""

@@ -12,6 +12,9 @@ from warehouse_core.ports import History, Transactions
 log = logging.getLogger(__name__)
 CHECK_EVERY = dt.timedelta(minutes=5)
 DAILY_CLEANUP = "cleanup"
+# After a failed clean-up: not at every upkeep tick (each minute), a failure that stays would fill
+# the log with its traceback; an hour later, so that a passing one is not left for the next day.
+CLEANUP_RETRY_AFTER = dt.timedelta(hours=1)
 
 
 class CheckDependencies:
@@ -44,10 +47,20 @@ class CheckDependencies:
 
 
 def cleanup_due(store: Transactions[History], now: dt.datetime) -> bool:
-    """The retention runs once a day, whichever process gets there first after midnight."""
+    """The retention runs once a day, whichever process gets there first after midnight. A run
+    that failed is recorded but is not the day's run: it is tried again an hour later."""
     with store.unit_of_work() as uow:
-        last = uow.last_check(DAILY_CLEANUP)
-    return last is None or last.date() < now.date()
+        succeeded = uow.last_success(DAILY_CLEANUP)
+        tried = uow.last_check(DAILY_CLEANUP)
+    if succeeded is not None and succeeded.date() >= now.date():
+        return False
+    # In UTC: aware datetimes of one time zone subtract as wall-clock times (wrong by an hour
+    # across a daylight-saving change).
+    return tried is None or tried.date() < now.date() or _utc(now) - _utc(tried) >= CLEANUP_RETRY_AFTER
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.timezone.utc)
 
 
 def record_cleanup(store: Transactions[History], now: dt.datetime, ok: bool, detail: str) -> None:

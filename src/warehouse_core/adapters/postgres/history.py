@@ -161,6 +161,10 @@ class PsycopgHistory(Connected):
         row = self._one("SELECT checked_at FROM service_check WHERE name = %s", (dependency,))
         return row[0] if row else None
 
+    def last_success(self, dependency: str) -> Optional[dt.datetime]:
+        row = self._one("SELECT last_success_at FROM service_check WHERE name = %s", (dependency,))
+        return row[0] if row else None
+
     def archived_files_before(self, day: dt.date) -> List[Tuple[int, dt.date, str]]:
         rows = self.connection.execute(
             "SELECT f.id, f.day, f.archive_path FROM inbound_file AS f"
