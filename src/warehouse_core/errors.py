@@ -61,6 +61,10 @@ class DatabaseUnavailable(WarehouseError):
     """The database does not answer, or lost the connection (HTTP 503); worth trying again soon."""
 
 
+class MigrationBlocked(WarehouseError):
+    """A migration gave up waiting for a lock another transaction holds; nothing was changed."""
+
+
 class TransferError(WarehouseError):
     """A network transfer failed or was cut short; worth trying again later."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, List
@@ -30,14 +31,31 @@ def empty_schema(postgres_server: str, db_schema: str) -> Iterator[str]:
 
 
 def apply_by_hand(url: str, schema: str, migration: Path) -> None:
-    """What the README says, typed into psql: create the schema, set the path, include the file."""
-    script = 'CREATE SCHEMA IF NOT EXISTS "{0}"; SET search_path TO "{0}"; \\i {1}\n'.format(schema, migration)
+    """What the README says, typed into psql: the file as one transaction that stops at its first
+    error, after setting the path (and creating the schema)."""
     if PSQL:
         subprocess.run(
-            [PSQL, url, "-v", "ON_ERROR_STOP=1", "-q", "-X"], input=script, text=True, check=True, capture_output=True
+            [
+                PSQL,
+                url,
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-c",
+                'CREATE SCHEMA IF NOT EXISTS "{}"'.format(schema),
+                "-c",
+                'SET search_path TO "{}"'.format(schema),
+                "-f",
+                str(migration),
+            ],
+            text=True,
+            check=True,
+            capture_output=True,
         )
         return
-    with psycopg.connect(url, autocommit=True) as connection:  # no psql here: the same statements by psycopg
+    with psycopg.connect(url) as connection:  # no psql here: the same statements by psycopg, one transaction
         connection.execute('CREATE SCHEMA IF NOT EXISTS "{0}"'.format(schema))
         connection.execute('SET search_path TO "{0}"'.format(schema))
         connection.execute(migration.read_bytes())
@@ -187,5 +205,48 @@ def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_
         with store.unit_of_work() as uow:
             snapshot = uow.metrics_snapshot(page.days[0].day)
         assert snapshot.last_import_at is not None and snapshot.last_session_duration == 300.0
+    finally:
+        store.close()
+
+
+def test_a_migration_behind_a_long_transaction_gives_up_soon_and_changes_nothing(postgres_server, empty_schema):
+    """003 alters work_session: it waits for every transaction that read that table, and every
+    query after it would queue behind it. With its lock_timeout the start fails in seconds with
+    a line that says why, and starts cleanly once that transaction has ended."""
+    from warehouse_core.errors import MigrationBlocked
+
+    for migration in sorted(MIGRATIONS.glob("*.sql"))[:2]:
+        apply_by_hand(postgres_server, empty_schema, migration)
+    store = PsycopgStore(postgres_server, schema=empty_schema)
+    outcome: List[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            store.migrate()
+        except BaseException as error:
+            outcome.append(error)
+
+    blocker = psycopg.connect(postgres_server)
+    try:
+        blocker.execute('SELECT count(*) FROM "{}".work_session'.format(empty_schema))  # and stays in its transaction
+        thread = threading.Thread(target=migrate, daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+        gave_up = not thread.is_alive()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    thread.join(timeout=30)
+    try:
+        assert gave_up, "migrate still waited 30 s behind the open transaction"
+        [error] = outcome
+        assert isinstance(error, MigrationBlocked) and "003_session_tries" in str(error), error
+        assert "\n" not in str(error)
+        with psycopg.connect(postgres_server) as connection:
+            versions = [
+                row[0] for row in connection.execute('SELECT version FROM "{}".schema_migration'.format(empty_schema))
+            ]
+        assert sorted(versions) == ["001_initial", "002_history"], "nothing of 003 is half applied"
+        assert store.migrate() == ["003_session_tries"]
     finally:
         store.close()

@@ -2,7 +2,8 @@
 
 Each file records itself in ``schema_migration`` as its last statement (SPEC §10), so a DBA who
 applies the files by hand with psql leaves a schema this runner finds up to date. The runner
-checks that a file it applied did record itself.
+checks that a file it applied did record itself. Each file sets its own lock_timeout: one that
+gives up on a lock raises MigrationBlocked, and the whole run is rolled back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.locks import MIGRATION_LOCK, lock_for_transaction
-from warehouse_core.errors import ConfigurationError
+from warehouse_core.errors import ConfigurationError, MigrationBlocked
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "sql"
@@ -38,7 +39,14 @@ def migrate(connection: psycopg.Connection, schema: str) -> List[str]:
             if version in done:
                 continue
             statements = path.read_text(encoding="utf-8").encode("utf-8")  # the package's own .sql file
-            connection.execute(statements)
+            try:
+                connection.execute(statements)
+            except psycopg.errors.LockNotAvailable:  # the file's own lock_timeout
+                raise MigrationBlocked(
+                    "migration {} gave up waiting for a lock that another transaction holds on the"
+                    " service's tables (a long query or an idle transaction): nothing was changed;"
+                    " it is applied at the next start once that transaction has ended".format(version)
+                ) from None
             if not _recorded(connection, version):
                 raise ConfigurationError("migration {} does not record itself in schema_migration".format(path.name))
             applied.append(version)

@@ -1,9 +1,16 @@
 -- The warehouse invoice service's own tables.
 -- Applied by `warehouse-runner migrate` with search_path set to WAREHOUSE_DB_SCHEMA (default
--- "warehouse"); a DBA may apply it by hand the same way:
---   CREATE SCHEMA IF NOT EXISTS warehouse; SET search_path TO warehouse; \i 001_initial.sql
+-- "warehouse"), every pending file in one transaction. A DBA may apply it by hand as the README
+-- says, as one transaction that stops at its first error:
+--   psql -c 'CREATE SCHEMA warehouse'
+--   psql -v ON_ERROR_STOP=1 --single-transaction -c 'SET search_path TO warehouse' -f 001_initial.sql
 -- Each migration records itself (last statement), so a schema built by hand is one that
--- `migrate` and the services accept as up to date; apply each file once, in order.
+-- `migrate` and the services accept as up to date; apply each file once, in order (a second time
+-- fails). Each first sets lock_timeout for its own transaction: a statement that would wait for a
+-- lock behind a long transaction (and hold up every query queued after it) fails after 5 s
+-- instead, with nothing changed.
+
+SET LOCAL lock_timeout = '5s';
 
 CREATE TABLE IF NOT EXISTS schema_migration (
     version     text        PRIMARY KEY,

@@ -1,6 +1,9 @@
 -- 002: the day in hindsight (history, timeline, audit, metrics, retention).
 -- Adds tables, nullable columns and indexes; no existing row is changed. Apply it by hand like
--- 001 (SET search_path TO warehouse; \i 002_history.sql): the last statement records it.
+-- 001, as one transaction (psql -v ON_ERROR_STOP=1 --single-transaction -c 'SET search_path TO
+-- warehouse' -f 002_history.sql): the last statement records it.
+
+SET LOCAL lock_timeout = '5s';
 
 -- The day's timeline and the audit trail, written in the same transaction as the change each row
 -- reports. Append-only: rows are never updated or deleted.
@@ -49,4 +52,4 @@ CREATE TABLE service_check (
     failures         bigint      NOT NULL DEFAULT 0
 );
 
-INSERT INTO schema_migration (version) VALUES ('002_history') ON CONFLICT (version) DO NOTHING;
+INSERT INTO schema_migration (version) VALUES ('002_history');
