@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The dev-only servers and demo stack live in devstack/, outside the package: never in the wheel.
 DEVSTACK_PATH := PYTHONPATH="$(CURDIR)/devstack$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: venv packages packages-run run test test-unit test-contract test-faketime mutation bench lint clean
+.PHONY: venv packages packages-run run test test-unit test-contract test-faketime soak mutation bench lint clean
 
 # The awkward moments (local time in Europe/Rome) of make test-faketime: a Saturday, the night the
 # clocks go forward, the night they go back, the last minute of the year.
@@ -58,6 +58,10 @@ faketime-at-%: $(STAMP)
 	$(BIN)/python -m tests.faketime $(subst .,:,$*) $(BIN)/python -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS) || status=1; \
 	WAREHOUSE_TEST_FAKETIME=$(subst .,:,$*) $(BIN)/python -m pytest -q -p no:cacheprovider -m service_process $(PYTEST_ARGS) || status=1; \
 	echo "test-faketime: $(subst .,:,$*) $$( [ $$status = 0 ] && echo passed || echo FAILED )"; exit $$status
+
+# The model test of a day's life (tests/unit/test_day_in_the_life.py) with thousands of examples.
+soak: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_day_in_the_life.py --hypothesis-profile=soak $(PYTEST_ARGS)
 
 # Mutation testing of the rules (pyproject.toml [tool.mutmut]) against the unit tests, niced: the
 # machine is shared. `$(BIN)/mutmut results` lists the survivors, `$(BIN)/mutmut show NAME` one.

@@ -25,8 +25,9 @@ from warehouse_devstack.servers import (
     load_invoice_view,
 )
 
-# `make test` runs hypothesis's default profile; `make mutation` loads this one by name: the same
-# examples for every mutant, and none kept between runs.
+# `make test` runs hypothesis's default profile; `make soak` and `make mutation` load these by name
+# (mutation: the same examples for every mutant, and none kept between runs).
+settings.register_profile("soak", max_examples=5000, deadline=None)
 settings.register_profile("mutation", deadline=None, derandomize=True, database=None)
 
 # The dev-only servers and samples: importable here through pytest's pythonpath (pyproject.toml);

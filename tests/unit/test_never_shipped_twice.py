@@ -165,3 +165,19 @@ def test_a_resumed_worker_replaces_a_final_file_of_another_size(running):
     running.work()
     assert running.core.session_status().state is SessionState.COMPLETED
     assert running.outbound.files[EXPORT].count(b"\n") == 6 and running.outbound.attempts == 2
+
+
+def test_close_while_the_worker_lies_dead_after_the_rename_records_the_invoices_as_exported(running):
+    """Found by test_day_in_the_life: the worker died between the rename and phase=watching, and
+    the operator closed before any worker came back. The consumer has the file: its invoices must
+    not be valid again the next day."""
+
+    def the_worker_dies_after_the_rename(name, data):
+        raise WorkerKilled("killed after the rename, before phase=watching was committed")
+
+    running.outbound.on_upload = the_worker_dies_after_the_rename
+    with pytest.raises(WorkerKilled):
+        running.work()
+    close(running)
+    assert "delivered" in (running.core.session_status().detail or "")
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
