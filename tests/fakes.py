@@ -770,14 +770,18 @@ class FakeMailer:
 class FakeOutbound:
     """The outbound server's folder, the upload's temporary file included (named as FtplibFiles
     names it). Fault switches: ``fail_next`` uploads are refused at STOR; ``refuse_rename_next``
-    renames are refused (the temporary file stays); ``on_stored(name)`` runs once the temporary
-    file is stored, before the rename; ``on_upload(name, data)`` plays the customer's importer once
-    the file is in place."""
+    renames are refused (the temporary file stays); ``lose_rename_reply_next`` renames go through
+    but their reply is lost (a TransferError after the file is in place); ``size_fails`` makes
+    SIZE fail (the server cannot be asked); ``on_stored(name)`` runs once the temporary file is
+    stored, before the rename; ``on_upload(name, data)`` plays the customer's importer once the
+    file is in place."""
 
     def __init__(self) -> None:
         self.files: Dict[str, bytes] = {}
         self.fail_next = 0
         self.refuse_rename_next = 0
+        self.lose_rename_reply_next = 0
+        self.size_fails = False
         self.attempts = 0
         self.on_stored: Optional[Callable[[str], None]] = None
         self.on_upload: Optional[Callable[[str, bytes], None]] = None
@@ -810,8 +814,13 @@ class FakeOutbound:
         self.files[name] = self.files.pop(temporary)
         if self.on_upload is not None:
             self.on_upload(name, self.files[name])
+        if self.lose_rename_reply_next:
+            self.lose_rename_reply_next -= 1
+            raise TransferError("RNTO {}: the connection was reset before the reply".format(name))
 
     def size(self, name: str) -> Optional[int]:
+        if self.size_fails:
+            raise TransferError("SIZE {}: the fake server cannot be reached".format(name))
         data = self.files.get(name)
         return None if data is None else len(data)
 

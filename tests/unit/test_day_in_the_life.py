@@ -13,6 +13,7 @@ The model's words:
 Time comes only from the fake clock. ``make test`` runs MODEL_EXAMPLES examples; ``make soak``
 loads the hypothesis profile ``soak`` (tests/conftest.py) for thousands.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -209,8 +210,15 @@ class DayInTheLife(RuleBasedStateMachine):
             )
         )
         self.core = bootstrap(
-            config, store=self.store, inbound=self.inbound, archive=FakeArchive(), mailer=self.mailer,
-            clock=self.clock, outbound=self.outbound, remote_log=self.remote_log, exports=self.exports,
+            config,
+            store=self.store,
+            inbound=self.inbound,
+            archive=FakeArchive(),
+            mailer=self.mailer,
+            clock=self.clock,
+            outbound=self.outbound,
+            remote_log=self.remote_log,
+            exports=self.exports,
         )
         self.outbound.on_stored = self._before_rename
         self.outbound.on_upload = self._consumer
@@ -332,7 +340,7 @@ class DayInTheLife(RuleBasedStateMachine):
         assert started.state is SessionState.RUNNING
         self.states[day] = SessionState.RUNNING
         plan.refusals_left = {"none": 0, "some": 2, "always": 1000}[plan.refusals]
-        plan.unreadable_reads_left = {"readable": 0, "flaky": 2, "down": 10 ** 6}[plan.log]
+        plan.unreadable_reads_left = {"readable": 0, "flaky": 2, "down": 10**6}[plan.log]
         self.plans[day] = plan
 
     def _close(self) -> None:
@@ -357,7 +365,6 @@ class DayInTheLife(RuleBasedStateMachine):
             self.closed_before_delivery.add(day)
 
     # --- the session worker ---------------------------------------------------------------
-
 
     def _running(self) -> List[dt.date]:
         with self.store.unit_of_work() as uow:
@@ -461,7 +468,7 @@ class DayInTheLife(RuleBasedStateMachine):
 
     def _consumer(self, name: str, data: bytes) -> None:
         """The customer's importer: reads each file renamed into place and writes its verdict."""
-        day = dt.datetime.strptime(name[len("Spedizioni"):len("Spedizioni") + 8], "%Y%m%d").date()
+        day = dt.datetime.strptime(name[len("Spedizioni") : len("Spedizioni") + 8], "%Y%m%d").date()
         lines = data.decode("utf-8").splitlines()
         self.deliveries.append(Delivery(day=day, name=name, lines=lines))
         plan = self.plans[day]
@@ -541,7 +548,9 @@ class DayInTheLife(RuleBasedStateMachine):
         elif action == "tick":
             self._deliver()
         else:
-            waiting = [e.mail.id for e in self.store.data.outbox if e.sent_at is None and e.mail.id not in self.poisoned]
+            waiting = [
+                e.mail.id for e in self.store.data.outbox if e.sent_at is None and e.mail.id not in self.poisoned
+            ]
             if waiting:
                 mail_id = waiting[pick % len(waiting)]
                 self.poisoned.add(mail_id)
@@ -560,7 +569,8 @@ class DayInTheLife(RuleBasedStateMachine):
 
     def shipped_days(self) -> List[dt.date]:
         return sorted(
-            day for day, state in self.states.items()
+            day
+            for day, state in self.states.items()
             if state is SessionState.COMPLETED or day in self.closed_after_delivery
         )
 

@@ -181,3 +181,56 @@ def test_close_while_the_worker_lies_dead_after_the_rename_records_the_invoices_
     close(running)
     assert "delivered" in (running.core.session_status().detail or "")
     assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_close_while_the_worker_lies_dead_before_the_rename_records_nothing_and_removes_the_temporary_file(running):
+    def the_worker_dies_with_the_file_stored(name):
+        raise WorkerKilled("killed after the STOR, before the rename")
+
+    running.outbound.on_stored = the_worker_dies_with_the_file_stored
+    with pytest.raises(WorkerKilled):
+        running.work()
+    close(running)
+    assert running.core.session_status().detail is None
+    assert running.outbound.files == {}
+    assert exported(running) == set() and next_days_statuses(running) == SHIPPED
+
+
+def test_close_after_the_rename_when_the_outbound_server_cannot_be_asked_counts_the_file_as_delivered(running):
+    """The worker died after the rename may have gone through and the server does not answer:
+    shipping the invoices twice is the worse mistake, so they count as exported, and the detail
+    says the delivery could not be checked (ops may redeliver by hand)."""
+    running.outbound.on_upload = lambda name, data: (_ for _ in ()).throw(WorkerKilled("killed after the rename"))
+    with pytest.raises(WorkerKilled):
+        running.work()
+    running.outbound.size_fails = True
+    close(running)
+    detail = running.core.session_status().detail or ""
+    assert "delivered" in detail and "could not be checked" in detail
+    assert exported(running) == SHIPPED
+
+
+# --- A rename whose reply was lost -------------------------------------------------------------
+
+
+def test_a_lost_rename_reply_is_not_followed_by_a_second_upload(running):
+    running.importer_confirms()
+    running.outbound.lose_rename_reply_next = 1
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert running.outbound.attempts == 1 and list(running.outbound.files) == [EXPORT]
+    assert exported(running) == SHIPPED
+
+
+def test_close_after_a_lost_rename_reply_records_the_invoices_as_exported(running):
+    running.outbound.lose_rename_reply_next = 1
+
+    def operator_closes_during_the_backoff(seconds):
+        close(running)
+        return running.clock.wait(seconds)
+
+    running.core.run_session.run_pending(operator_closes_during_the_backoff)
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
+    assert list(running.outbound.files) == [EXPORT] and running.outbound.attempts == 1
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
