@@ -227,6 +227,9 @@ class SessionPhase(str, enum.Enum):
 
     EXPORTING = "exporting"
     UPLOADING = "uploading"
+    # Committed with the check before the rename: from here on the file may be in place on the
+    # outbound server, so whoever finds the session here asks the server (SPEC §5).
+    RENAMING = "renaming"
     WATCHING = "watching"
 
 

@@ -440,6 +440,17 @@ def test_session_transitions(store):
         assert uow.session(DAY).state is SessionState.CLOSED and uow.running_days() == []
 
 
+@pytest.mark.parametrize("phase", list(SessionPhase))
+def test_a_running_session_keeps_every_phase_a_worker_goes_through(store, phase):
+    imported_day(store)
+    with store.unit_of_work() as uow:
+        assert uow.start_session(DAY, NOW)
+        assert uow.update_session(DAY, phase=phase, export_file="S.txt")
+        assert uow.session(DAY).phase is phase
+        assert uow.close_session(DAY, NOW)
+        assert uow.session(DAY).phase is phase  # Close settles by the phase it found
+
+
 def test_a_running_session_counts_its_tries_and_a_clean_stop_gives_one_back(store):
     with store.unit_of_work() as uow:
         uow.open_session(DAY)

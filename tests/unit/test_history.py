@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
 from tests.fakes import WorkerKilled
 from warehouse_core.errors import Conflict, TransferError
-from warehouse_core.model import SessionState
+from warehouse_core.model import SessionPhase, SessionState
 from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.history import (
     NotFound,
@@ -203,6 +203,23 @@ def test_a_failed_upload_whose_rename_went_through_needs_redeliver(world):
     assert caught.value.code == "retry_delivered"
     assert world.core.session_status().state is SessionState.FAILED
     assert retry(world, redeliver=True).state is SessionState.READY
+
+
+def test_a_run_failed_in_the_renaming_phase_needs_redeliver_when_the_server_has_the_file(world):
+    """Every rename's reply was lost and the server could not say whether the file was in place:
+    the run failed in phase renaming. Once the server answers, it has the file: --redeliver."""
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.outbound.lose_rename_reply_next = 3
+    world.outbound.size_fails = True
+    world.core.start_session(world.clock.now())
+    world.work()
+    assert world.core.session_status().state is SessionState.FAILED
+    assert world.core.session_status().phase is SessionPhase.RENAMING
+    world.outbound.size_fails = False
+    with pytest.raises(Conflict) as caught:
+        retry(world)
+    assert caught.value.code == "retry_delivered"
 
 
 def test_a_failed_upload_that_never_reached_the_final_name_is_retried_without_redeliver(failed):

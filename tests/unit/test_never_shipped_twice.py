@@ -124,7 +124,7 @@ def test_a_worker_resumed_after_the_rename_does_not_upload_again_and_sees_the_fi
     running.outbound.on_upload = importer_confirms_then_the_worker_dies
     with pytest.raises(WorkerKilled):
         running.work()
-    assert running.core.session_status().phase is SessionPhase.UPLOADING
+    assert running.core.session_status().phase is SessionPhase.RENAMING  # committed before the rename
     running.work()
     status = running.core.session_status()
     assert status.state is SessionState.COMPLETED

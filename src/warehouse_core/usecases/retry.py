@@ -50,7 +50,12 @@ class RetrySession:
         with self.store.unit_of_work() as uow:
             failed = self._failed_session(uow, day)
             delivered = delivered_by_failed_run(failed, uow.events_of_day(day))
-        if not delivered and not redeliver and failed.phase is SessionPhase.UPLOADING and failed.export_file:
+        if (
+            not delivered
+            and not redeliver
+            and failed.phase in (SessionPhase.UPLOADING, SessionPhase.RENAMING)
+            and failed.export_file
+        ):
             # The rename may have gone through although the run saw an error (a reply lost, a
             # connection cut after RNTO): the outbound server says. Unreachable: TransferError, so
             # ops try again later or say --redeliver; never a guess that ships the day twice.

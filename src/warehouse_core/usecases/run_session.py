@@ -18,6 +18,7 @@ from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import TransferError, one_line
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
+from warehouse_core.usecases.delivery import in_place
 from warehouse_core.usecases.mails import compose, queue_mail
 from warehouse_core.usecases.sessions import record_delivered_before_close
 
@@ -28,6 +29,9 @@ PROGRESS_INTERVAL = 0.5  # seconds, on the monotonic clock
 UPLOAD_TRIES = 3
 # An unexpected error (a bug, a broken view, a full disk) is retried at most 3 times (SPEC §5).
 SESSION_TRIES = 4
+
+# A worker resumed in these phases looks for the final file first (SPEC §5).
+UPLOAD_PHASES = (SessionPhase.UPLOADING, SessionPhase.RENAMING)
 
 # Waits the given seconds; True when the worker should stop (shutdown).
 Wait = Callable[[float], bool]
@@ -142,10 +146,10 @@ class RunSession:
 
     def _run_once(self, day: dt.date, wait: Wait) -> None:
         session = self._current(day)
-        resumed_in_upload = session.phase is SessionPhase.UPLOADING
+        resumed_in_upload = session.phase in UPLOAD_PHASES
         if session.phase in (None, SessionPhase.EXPORTING):
             session = self._export(session, wait)
-        if session.phase is SessionPhase.UPLOADING:
+        if session.phase in UPLOAD_PHASES:
             self._upload_and_watch(session, wait, resumed_in_upload)
         else:
             with self.remote_log.follow(self._log_path(day)) as follower:
@@ -246,25 +250,30 @@ class RunSession:
 
     def _already_delivered(self, session: WorkSession) -> bool:
         """Whether the final file is on the outbound server with the export's size."""
-        name = session.export_file
-        assert name is not None
-        with self.exports.open(session.day, name) as local:
-            expected = local.seek(0, 2)
-        return self.outbound.size(name) == expected
+        return in_place(self.outbound, self.exports, session)
 
     def _upload(self, session: WorkSession, wait: Wait) -> None:
-        """Upload with retries; the state is checked before every try and before the rename, and
-        a close stops the upload there, leaving nothing on the outbound server."""
+        """Upload with retries; the state is checked before every try and, in the same transaction
+        that sets phase ``renaming``, before the rename: a close stops the upload there, leaving
+        nothing on the outbound server. A try that failed after the rename was asked for (the reply
+        lost, the connection cut) may have put the file in place: the next try asks the server first."""
         name = session.export_file
         assert name is not None
         day = session.day
+        renaming = [session.phase is SessionPhase.RENAMING]
+
+        def begin_rename() -> None:
+            self._update(day, phase=SessionPhase.RENAMING)
+            renaming[0] = True
+
         try:
             for attempt in range(1, UPLOAD_TRIES + 1):
                 self._current(day)
                 try:
-                    self.outbound.upload(
-                        name, lambda: self.exports.open(day, name), before_rename=lambda: self._still_running(day)
-                    )
+                    if renaming[0] and self._already_delivered(session):
+                        log.info("upload of %s: the earlier rename went through; not uploaded again", name)
+                        return
+                    self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=begin_rename)
                 except TransferError as error:
                     log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
                     if attempt == UPLOAD_TRIES:
@@ -281,9 +290,6 @@ class RunSession:
         except SessionClosed:
             self._discard(name)
             raise
-
-    def _still_running(self, day: dt.date) -> None:
-        self._current(day)
 
     def _discard(self, name: str) -> None:
         try:

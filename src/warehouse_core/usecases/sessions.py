@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, Optional, Protocol, TypeVar
+from typing import Callable, List, Optional, Protocol, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
-from warehouse_core.errors import Conflict
+from warehouse_core.errors import Conflict, TransferError, one_line
 from warehouse_core.model import SessionPhase, SessionState, WorkSession
-from warehouse_core.ports import Events, FilesAndLines, Sessions, Transactions
+from warehouse_core.ports import Events, ExportFiles, FilesAndLines, OutboundFiles, Sessions, Transactions
+from warehouse_core.usecases.delivery import in_place
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +87,22 @@ class StartSession:
 DELIVERED_BEFORE_CLOSE = (
     "closed by an operator after {file} was delivered to the outbound server; its invoices are recorded as exported"
 )
+MAYBE_DELIVERED_BEFORE_CLOSE = (
+    "closed by an operator while {file} was being renamed into place; whether it was delivered could not be"
+    " checked ({error}), so its invoices are recorded as exported: redeliver by hand if the consumer lacks it"
+)
 
 
 class ClosingSessions(SessionsWithEvents, FilesAndLines, Protocol):
     """Closing after the file was delivered also records the day's invoices as exported."""
 
 
-def record_delivered_before_close(uow: ClosingSessions, day: dt.date, export_file: Optional[str]) -> bool:
+def record_delivered_before_close(
+    uow: ClosingSessions, day: dt.date, export_file: Optional[str], detail: Optional[str] = None
+) -> bool:
     """A session closed once its file was in place on the outbound server: the consumer may read
     it, so the day's invoices count as exported (never ``valid`` again on a later day)."""
-    if not uow.set_closed_detail(day, DELIVERED_BEFORE_CLOSE.format(file=export_file)):
+    if not uow.set_closed_detail(day, detail or DELIVERED_BEFORE_CLOSE.format(file=export_file)):
         return False
     uow.record_exported(day)
     log.warning("session for %s closed after %s was delivered: its invoices are recorded as exported", day, export_file)
@@ -103,23 +110,80 @@ def record_delivered_before_close(uow: ClosingSessions, day: dt.date, export_fil
 
 
 class CloseSession:
-    """Closes the day. A session watching the remote log has delivered its file: Close records its
-    invoices as exported in the same transaction, whether or not a worker is alive to do it. (A
-    worker that renames the file while Close commits does it itself: see RunSession.)"""
+    """Closes the day, and settles what a running session's worker had done, whether or not a
+    worker is alive to do it, in the same transaction:
 
-    def __init__(self, *, store: Transactions[ClosingSessions]) -> None:
+    - ``watching``: the file was delivered; its invoices are recorded as exported.
+    - ``renaming`` (the worker passed its last check and asked for the rename): the outbound server
+      says whether the file is in place; when it cannot be asked, the file counts as delivered
+      (shipping the invoices twice is the worse mistake) and the detail says so.
+    - ``uploading``, or ``renaming`` with no file in place: nothing was delivered. Once the close
+      has committed, a temporary file a dead worker left is removed (best effort: the consumer
+      ignores it; a live worker removes it too).
+
+    The server is asked with the session's row locked by the close, so a live worker's next step
+    waits for it and then sees it: it cannot enter ``renaming`` after it, and one that renamed
+    meanwhile records the delivery itself (see RunSession)."""
+
+    def __init__(
+        self,
+        *,
+        store: Transactions[ClosingSessions],
+        outbound: Optional[OutboundFiles] = None,
+        exports: Optional[ExportFiles] = None,
+    ) -> None:
         self.store = store
+        self.outbound = outbound
+        self.exports = exports
 
     def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> WorkSession:
-        session = _transition(self.store, now, actor, EventKind.SESSION_CLOSED, self._close)
+        undelivered: List[str] = []  # the export file of an upload the close stopped before its end
+        session = _transition(
+            self.store,
+            now,
+            actor,
+            EventKind.SESSION_CLOSED,
+            lambda uow, day, at: self._close(uow, day, at, undelivered),
+        )
         log.info("session for %s closed by %s", session.day, actor)
+        for name in undelivered:
+            self._discard_temporary(session.day, name)
         return session
 
-    @staticmethod
-    def _close(uow: ClosingSessions, day: dt.date, now: dt.datetime) -> bool:
+    def _discard_temporary(self, day: dt.date, name: str) -> None:
+        if self.outbound is None:
+            return
+        try:
+            self.outbound.discard(name)
+        except TransferError as error:
+            log.warning("session for %s: the temporary file of %s stays (%s)", day, name, error)
+
+    def _close(self, uow: ClosingSessions, day: dt.date, now: dt.datetime, undelivered: List[str]) -> bool:
         before = uow.session(day)
         if not uow.close_session(day, now):
             return False
-        if before is not None and before.state is SessionState.RUNNING and before.phase is SessionPhase.WATCHING:
-            record_delivered_before_close(uow, day, before.export_file)
+        closed = uow.session(day)  # the phase as the close found it, whatever a worker did before
+        if before is None or before.state is not SessionState.RUNNING or closed is None or not closed.export_file:
+            return True
+        if closed.phase is SessionPhase.WATCHING:
+            record_delivered_before_close(uow, day, closed.export_file)
+            return True
+        if closed.phase is SessionPhase.RENAMING and self._renamed(uow, closed):
+            return True
+        if closed.phase in (SessionPhase.UPLOADING, SessionPhase.RENAMING):
+            undelivered.append(closed.export_file)
+        return True
+
+    def _renamed(self, uow: ClosingSessions, closed: WorkSession) -> bool:
+        """Whether the file is in place, asked of the server; when it cannot be asked (or there is
+        nobody to ask), it counts as delivered. A delivery is recorded."""
+        detail = None
+        try:
+            if self.outbound is not None and self.exports is not None:
+                if not in_place(self.outbound, self.exports, closed):
+                    return False
+        except TransferError as error:
+            log.warning("session for %s: the outbound server could not be asked at Close: %s", closed.day, error)
+            detail = MAYBE_DELIVERED_BEFORE_CLOSE.format(file=closed.export_file, error=one_line(error))
+        record_delivered_before_close(uow, closed.day, closed.export_file, detail)
         return True

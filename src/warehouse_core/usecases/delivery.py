@@ -1,0 +1,20 @@
+"""Whether a session's export is in place on the outbound server (SPEC §5).
+
+Asked wherever the rename may have gone through unseen: by a worker resumed after it, by a worker
+whose rename reply was lost, and by Close when the worker may have died around it.
+"""
+
+from __future__ import annotations
+
+from warehouse_core.model import WorkSession
+from warehouse_core.ports import ExportFiles, OutboundFiles
+
+
+def in_place(outbound: OutboundFiles, exports: ExportFiles, session: WorkSession) -> bool:
+    """True when the final file is on the outbound server with the local export's size; raises
+    TransferError when the server cannot be asked."""
+    name = session.export_file
+    assert name is not None
+    with exports.open(session.day, name) as local:
+        expected = local.seek(0, 2)
+    return outbound.size(name) == expected
