@@ -11,9 +11,11 @@ from markupsafe import escape
 from tests.conftest import VALID_SAMPLE
 from tests.fakes import WorkerKilled
 from warehouse_core.bootstrap import bootstrap
+from warehouse_core.errors import DatabaseUnavailable
 from warehouse_core.model import SessionState
 
 DAY = dt.date(2026, 11, 26)
+LOG = "importer-20261126.log"
 
 
 @pytest.fixture
@@ -134,3 +136,32 @@ def test_the_poll_logs_the_traceback_of_an_unexpected_error(world, caplog):
     world.poll("2026-11-26T10:00")
     [record] = [r for r in caplog.records if "division by zero" in r.getMessage()]
     assert record.exc_info is not None and record.levelname == "ERROR"
+
+
+def test_a_database_outage_while_the_session_runs_is_waited_out_not_counted_as_a_try(ready):
+    """An outage is not a bug (SPEC §5 counts tries for unexpected errors): the worker waits for a
+    flapping database, however often it comes and goes, and finishes the session once it is back."""
+    ready.core.start_session(ready.clock.now())
+    ready.outbound.on_upload = lambda name, data: None  # the importer confirms later, see below
+    waits = []
+
+    def the_database_is_down_for_a_while(seconds):
+        waits.append(seconds)
+        # From the second wait to the 40th the database is down, but for a moment every fourth wait.
+        ready.store.available = not (2 <= len(waits) <= 40 and len(waits) % 4)
+        if len(waits) == 42:
+            ready.remote_log.append(LOG, "Spedizioni20261126_6.txt: 6 records read")
+        return ready.clock.wait(seconds)
+
+    for _ in range(60):  # the runner's worker loop: an escaped error is logged, then it goes round
+        try:
+            ready.core.run_session.run_pending(the_database_is_down_for_a_while)
+        except DatabaseUnavailable:
+            the_database_is_down_for_a_while(2)
+            continue
+        if ready.store.data.sessions[DAY].state is not SessionState.RUNNING:
+            break
+    ready.store.available = True
+    status = ready.core.session_status()
+    assert status.state is SessionState.COMPLETED, status.detail
+    assert status.tries == 1

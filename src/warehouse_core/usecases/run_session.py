@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from warehouse_core.audit import Event, EventKind
-from warehouse_core.errors import TransferError, one_line
+from warehouse_core.errors import DatabaseUnavailable, TransferError, one_line
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
 from warehouse_core.usecases.delivery import in_place
@@ -102,11 +102,22 @@ class RunSession:
     def run(self, day: dt.date, wait: Wait) -> None:
         """Work the session until it ends or the worker stops. An unexpected error is retried with
         backoff; the tries are counted in the database, so that a worker dying at the same place
-        after every restart also ends, with the session ``failed``, never ``running`` for good."""
+        after every restart also ends, with the session ``failed``, never ``running`` for good.
+        A database outage is not such an error: the try it interrupted is given back, and the
+        worker waits for the database as long as it takes."""
+        owed = 0  # tries an outage interrupted, given back once the database answers
         while True:
-            with self.store.unit_of_work() as uow:
-                tries = uow.begin_session_try(day)
-                session = uow.session(day)
+            try:
+                with self.store.unit_of_work() as uow:
+                    for _ in range(owed):
+                        uow.end_session_try(day)
+                    tries = uow.begin_session_try(day)
+                    session = uow.session(day)
+            except DatabaseUnavailable as outage:
+                if self._wait_for_the_database(day, outage, wait):
+                    return
+                continue
+            owed = 0
             if tries is None or session is None:
                 return
             if tries > SESSION_TRIES:
@@ -131,6 +142,11 @@ class RunSession:
             except SessionFailed as failure:
                 self._fail(day, str(failure))
                 return
+            except DatabaseUnavailable as outage:
+                owed = 1
+                if self._wait_for_the_database(day, outage, wait):
+                    return
+                continue
             except Exception as error:  # a bug, a broken view, a full disk: retried, then failed
                 description = one_line(error)
                 log.exception("session for %s: try %d of %d failed", day, tries, SESSION_TRIES)
@@ -154,6 +170,13 @@ class RunSession:
         else:
             with self.remote_log.follow(self._log_path(day)) as follower:
                 self._watch(session, follower, wait)
+
+    def _wait_for_the_database(self, day: dt.date, outage: DatabaseUnavailable, wait: Wait) -> bool:
+        """One line per look while the database is away; True when the worker should stop."""
+        log.warning(
+            "session for %s: %s; looking again in %g s (not counted as a try)", day, outage, self.config.error_backoff
+        )
+        return wait(self.config.error_backoff)
 
     def _note(self, day: dt.date, detail: str) -> None:
         with self.store.unit_of_work() as uow:
