@@ -508,6 +508,7 @@ class FakeStore:
         self.on_export_line: Optional[Callable[[int], None]] = None
         self.migrations = 0
         self.available = True
+        self.claims_lost = False  # still_claimed says no, as after a database restart
         # Fault switches: the next record_file raises this (its transaction rolls back), once;
         # every unit of work raises this on entry, as a database failing in an unplanned way.
         self.crash_on_record_file: Optional[BaseException] = None
@@ -553,6 +554,10 @@ class FakeStore:
         finally:
             if acquired:
                 self.poll_lock.release()
+
+    def still_claimed(self, day: dt.date) -> bool:
+        lock = self.session_locks.get(day)
+        return lock is not None and lock.locked() and not self.claims_lost
 
     @contextmanager
     def claim_session(self, day: dt.date) -> Iterator[bool]:

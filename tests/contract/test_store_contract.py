@@ -651,6 +651,20 @@ def test_claim_session_is_exclusive(store):
         assert result == [False]
 
 
+def test_a_claim_is_lost_with_its_connection(real_store):
+    """A database restart ends the connection that held the lock: the worker must know."""
+    with real_store.claim_session(DAY) as claimed:
+        assert claimed and real_store.still_claimed(DAY)
+        with real_store.connection() as other:
+            other.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+            )
+        assert not real_store.still_claimed(DAY)
+    assert not real_store.still_claimed(DAY)
+    with real_store.claim_session(DAY) as again:  # free again, and the pool still works
+        assert again and real_store.still_claimed(DAY)
+
+
 def _try_claim(store):
     with store.claim_session(DAY) as claimed:
         return claimed

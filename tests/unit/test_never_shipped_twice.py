@@ -234,3 +234,25 @@ def test_close_after_a_lost_rename_reply_records_the_invoices_as_exported(runnin
     assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
     assert list(running.outbound.files) == [EXPORT] and running.outbound.attempts == 1
     assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+# --- A worker that lost its claim (the database restarted) -------------------------------------
+
+
+def test_a_worker_that_lost_its_claim_does_not_rename_and_the_next_round_delivers_once(running):
+    """After a database restart another worker may hold the session: the rename, which cannot be
+    undone, waits for a worker that holds it."""
+    running.importer_confirms()
+
+    def the_database_restarts(name):
+        running.store.claims_lost = True
+
+    running.outbound.on_stored = the_database_restarts
+    running.work()
+    assert running.core.session_status().state is SessionState.RUNNING
+    assert running.outbound.files == {}  # neither the final file nor the temporary one
+    running.outbound.on_stored = None
+    running.store.claims_lost = False
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert list(running.outbound.files) == [EXPORT] and running.outbound.attempts == 2

@@ -144,6 +144,10 @@ class Locks(Protocol):
         """Hold the day's worker lock across processes; yields False when another worker has it.
         The lock dies with its process, so a session whose worker died can be claimed again."""
 
+    def still_claimed(self, day: dt.date) -> bool:
+        """Whether this worker still holds the day's lock: a database restart drops it, and then
+        another worker may claim the session. Asked before the step that cannot be undone."""
+
 
 class ExportSource(Protocol):
     def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> ContextManager[Iterator[bytes]]:

@@ -286,6 +286,8 @@ class RunSession:
         renaming = [session.phase is SessionPhase.RENAMING]
 
         def begin_rename() -> None:
+            if not self.store.still_claimed(day):
+                raise WorkerShutdown("the worker lost its claim on the session (the database restarted); not renamed")
             self._update(day, phase=SessionPhase.RENAMING)
             renaming[0] = True
 

@@ -32,7 +32,7 @@ def advisory_lock(connections: ContextManager[psycopg.Connection], key: str) -> 
         try:
             yield acquired
         finally:
-            if acquired:
+            if acquired and not connection.broken:  # a broken connection took its lock with it
                 connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
                 connection.commit()
 

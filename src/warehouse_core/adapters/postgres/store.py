@@ -7,7 +7,7 @@ Every identifier that comes from configuration (the schema, the invoice view) is
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, ContextManager, Dict, Iterator, List, Sequence
 
 import psycopg
@@ -42,6 +42,7 @@ class PsycopgStore:
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
         self._connections = Connections(url, self.connection_options(), size=pool_size, wait=connect_timeout)
+        self._claims: Dict[dt.date, psycopg.Connection] = {}  # the connection holding each claimed day's lock
 
     def connection_options(self) -> Dict[str, Any]:
         # The export turns dates, times and intervals into text on the server: these settings fix
@@ -79,8 +80,28 @@ class PsycopgStore:
     def exclusive_poll(self) -> ContextManager[bool]:
         return locks.advisory_lock(self.connection(), locks.poll_lock_key(self.schema))
 
-    def claim_session(self, day: dt.date) -> ContextManager[bool]:
-        return locks.advisory_lock(self.connection(), locks.session_lock_key(self.schema, day))
+    @contextmanager
+    def claim_session(self, day: dt.date) -> Iterator[bool]:
+        with self.connection() as connection:
+            with locks.advisory_lock(nullcontext(connection), locks.session_lock_key(self.schema, day)) as claimed:
+                if claimed:
+                    self._claims[day] = connection
+                try:
+                    yield claimed
+                finally:
+                    self._claims.pop(day, None)
+
+    def still_claimed(self, day: dt.date) -> bool:
+        """The lock lives as long as the connection that took it: held while that connection answers."""
+        connection = self._claims.get(day)
+        if connection is None:
+            return False
+        try:
+            connection.execute("SELECT 1")
+            connection.commit()
+        except psycopg.Error:
+            return False
+        return True
 
     @contextmanager
     def export_lines(self, day: dt.date, columns: Sequence[str], skip: int) -> Iterator[Iterator[bytes]]:
