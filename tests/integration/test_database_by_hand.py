@@ -247,6 +247,6 @@ def test_a_migration_behind_a_long_transaction_gives_up_soon_and_changes_nothing
                 row[0] for row in connection.execute('SELECT version FROM "{}".schema_migration'.format(empty_schema))
             ]
         assert sorted(versions) == ["001_initial", "002_history"], "nothing of 003 is half applied"
-        assert store.migrate() == ["003_session_tries"]
+        assert store.migrate() == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))[2:]]  # 003 and later
     finally:
         store.close()

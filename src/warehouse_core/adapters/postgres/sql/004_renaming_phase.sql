@@ -1,10 +1,16 @@
 -- 004: the session phase 'renaming', committed together with the worker's last check before it
 -- renames the export into place on the outbound server. A session found in it (a worker killed
--- there, a Close) is settled by asking the server whether the file is in place (SPEC §5).
--- Widens a CHECK constraint; no row changes. Apply it by hand like 001
--- (SET search_path TO warehouse; \i 004_renaming_phase.sql): the last statement records it.
+-- there, a Close) is settled by asking the server whether the rename went through (SPEC §5).
+-- Widens a CHECK constraint; no row changes. The ALTER TABLE needs an ACCESS EXCLUSIVE lock on
+-- work_session and reads the table once to check the constraint (a row a day: an instant), but
+-- it waits for every open transaction that read the table, and every query on it waits behind
+-- the ALTER. The lock_timeout ends that wait after 5 s with an error and nothing changed; apply
+-- it again once that transaction has ended. Apply it by hand like 001, as one transaction
+-- (psql -v ON_ERROR_STOP=1 --single-transaction -c 'SET search_path TO warehouse' -f
+-- 004_renaming_phase.sql): the last statement records it. Deploy the runner and the web together:
+-- an older version cannot read a session whose phase is 'renaming'.
 
-SET LOCAL lock_timeout = '10s';
+SET LOCAL lock_timeout = '5s';
 
 ALTER TABLE work_session DROP CONSTRAINT work_session_phase_check,
     ADD CONSTRAINT work_session_phase_check CHECK (phase IN ('exporting', 'uploading', 'renaming', 'watching'));
