@@ -251,6 +251,9 @@ class FakeSessions(_FakeTransaction):
             tries=0,
         )
 
+    def lock_session(self, day: dt.date) -> None:
+        """Units of work run one at a time here: the row is held already."""
+
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
         allowed = (SessionState.READY, SessionState.RUNNING, SessionState.FAILED)
         return self._transition(day, allowed, state=SessionState.CLOSED, finished_at=now)
@@ -778,7 +781,8 @@ class FakeOutbound:
     renames are refused (the temporary file stays); ``lose_rename_reply_next`` renames go through
     but their reply is lost (a TransferError after the file is in place); ``size_fails`` makes
     SIZE fail (the server cannot be asked); ``on_stored(name)`` runs once the temporary file is
-    stored, before the rename; ``on_upload(name, data)`` plays the customer's importer once the
+    stored, before the check before the rename; ``on_renaming(name)`` after that check, before the
+    rename; ``on_upload(name, data)`` plays the customer's importer once the
     file is in place."""
 
     def __init__(self) -> None:
@@ -789,6 +793,7 @@ class FakeOutbound:
         self.size_fails = False
         self.attempts = 0
         self.on_stored: Optional[Callable[[str], None]] = None
+        self.on_renaming: Optional[Callable[[str], None]] = None
         self.on_upload: Optional[Callable[[str, bytes], None]] = None
 
     @staticmethod
@@ -813,9 +818,13 @@ class FakeOutbound:
             except Exception:
                 del self.files[temporary]
                 raise
+        if self.on_renaming is not None:
+            self.on_renaming(name)
         if self.refuse_rename_next:
             self.refuse_rename_next -= 1
             raise TransferError("RNFR/RNTO {} {} failed: 550 refused by the fake server".format(temporary, name))
+        if temporary not in self.files:
+            raise TransferError("RNFR {} failed: 550 no such file".format(temporary))
         self.files[name] = self.files.pop(temporary)
         if self.on_upload is not None:
             self.on_upload(name, self.files[name])
@@ -828,6 +837,11 @@ class FakeOutbound:
             raise TransferError("SIZE {}: the fake server cannot be reached".format(name))
         data = self.files.get(name)
         return None if data is None else len(data)
+
+    def temporary_present(self, name: str) -> bool:
+        if self.size_fails:
+            raise TransferError("SIZE {}: the fake server cannot be reached".format(self.temporary(name)))
+        return self.temporary(name) in self.files
 
     def discard(self, name: str) -> None:
         self.files.pop(self.temporary(name), None)

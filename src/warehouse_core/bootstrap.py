@@ -217,7 +217,7 @@ def bootstrap(
         ),
         deliver_outbox=DeliverOutbox(store=store, mailer=mailer),
         start_session=StartSession(store=store, wake_worker=wakeup.set),
-        close_session=CloseSession(store=store, outbound=outbound, exports=exports),
+        close_session=CloseSession(store=store, outbound=outbound),
         retry_session=RetrySession(store=store, exports=exports, renderer=renderer, outbound=outbound),
         clean_up=CleanUp(store=store, archive=archive, exports=exports, keep_days=settings.archive_keep_days),
         check_dependencies=CheckDependencies(

@@ -137,3 +137,13 @@ def test_discard_removes_what_an_unfinished_upload_left_and_only_that(side):
     side.leave(TEMPORARY, b"partial")
     side.outbound.discard(EXPORT)
     assert side.names() == [EXPORT] and side.content(EXPORT) == CONTENT
+
+
+def test_temporary_present_sees_the_hidden_temporary_file_until_the_rename(side):
+    """After the rename was asked for, the temporary file's absence is what says it went through
+    (vsftpd hides dot files from LIST: SIZE must see it)."""
+    assert not side.outbound.temporary_present(EXPORT)
+    side.leave(TEMPORARY, b"partial")
+    assert side.outbound.temporary_present(EXPORT)
+    side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert not side.outbound.temporary_present(EXPORT)

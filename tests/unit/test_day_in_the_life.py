@@ -136,7 +136,10 @@ class Plan:
     refusals: str = "none"  # none | some (2 refused tries) | always
     log: str = "readable"  # readable | flaky (2 unreadable reads) | down
     unexpected: str = "none"  # none | once | always (the view breaks)
+    rename_reply: str = "ok"  # ok | lost (the first rename goes through, its reply does not come)
+    takes_the_file: bool = False  # the importer moves each file it read out of the folder
     refusals_left: int = 0
+    lost_replies_left: int = 0
     unreadable_reads_left: int = 0
     confirmation: Optional[str] = None  # a late importer's line, not yet in the log
     waits_until_confirmation: int = 2
@@ -155,13 +158,17 @@ plans = st.builds(
     refusals=st.sampled_from(("none", "none", "some", "always")),
     log=st.sampled_from(("readable", "readable", "flaky", "down")),
     unexpected=st.sampled_from(("none", "none", "none", "once", "always")),
+    rename_reply=st.sampled_from(("ok", "ok", "ok", "lost")),
+    takes_the_file=st.booleans(),
 )
 # Where the worker is interrupted: (what, where, at which line or wait); None runs it undisturbed.
 interrupts = st.one_of(
     st.none(),
     st.tuples(st.sampled_from(("kill", "close")), st.just("export"), st.integers(0, 4)),
     st.tuples(st.sampled_from(("kill", "close", "shutdown")), st.just("upload-wait"), st.integers(1, 2)),
-    st.tuples(st.sampled_from(("kill", "close")), st.sampled_from(("before-rename", "after-rename")), st.just(0)),
+    st.tuples(
+        st.sampled_from(("kill", "close")), st.sampled_from(("before-rename", "renaming", "after-rename")), st.just(0)
+    ),
     st.tuples(st.sampled_from(("kill", "close", "shutdown")), st.just("watch-wait"), st.integers(1, 3)),
 )
 
@@ -221,6 +228,7 @@ class DayInTheLife(RuleBasedStateMachine):
             exports=self.exports,
         )
         self.outbound.on_stored = self._before_rename
+        self.outbound.on_renaming = self._renaming
         self.outbound.on_upload = self._consumer
         self.store.on_export_line = self._exporting
         # The model.
@@ -233,6 +241,9 @@ class DayInTheLife(RuleBasedStateMachine):
         self.deliveries: List[Delivery] = []
         self.closed_after_delivery: Set[dt.date] = set()
         self.closed_before_delivery: Set[dt.date] = set()
+        # Closed once the worker had passed its last check and asked for the rename: delivered or
+        # not, as the rename went; when it was, the worker records it (SPEC §5, closed after the rename).
+        self.closed_during_rename: Set[dt.date] = set()
         self.kills: Counter = Counter()  # day -> how often its worker died
         self.mixed: Set[dt.date] = set()  # worked in a round with another day: faults were shared
         self.poisoned: Set[int] = set()
@@ -341,11 +352,13 @@ class DayInTheLife(RuleBasedStateMachine):
         self.states[day] = SessionState.RUNNING
         plan.refusals_left = {"none": 0, "some": 2, "always": 1000}[plan.refusals]
         plan.unreadable_reads_left = {"readable": 0, "flaky": 2, "down": 10**6}[plan.log]
+        plan.lost_replies_left = 1 if plan.rename_reply == "lost" else 0
         self.plans[day] = plan
 
     def _close(self) -> None:
         day = self.today
         before = self.states.get(day, SessionState.NONE)
+        phase = self.store.data.sessions[day].phase if day in self.store.data.sessions else None
         try:
             closed = self.core.close_session(self.clock.now())
         except Conflict as refused:
@@ -361,6 +374,8 @@ class DayInTheLife(RuleBasedStateMachine):
         self.states[day] = SessionState.CLOSED
         if before is SessionState.RUNNING and self._delivered(day):
             self.closed_after_delivery.add(day)
+        elif before is SessionState.RUNNING and phase is SessionPhase.RENAMING:
+            self.closed_during_rename.add(day)
         elif before is not SessionState.FAILED:
             self.closed_before_delivery.add(day)
 
@@ -402,11 +417,14 @@ class DayInTheLife(RuleBasedStateMachine):
 
     def _set_switches(self, plan: Plan) -> None:
         self.outbound.fail_next = plan.refusals_left
+        self.outbound.lose_rename_reply_next = plan.lost_replies_left
         self.remote_log.unreadable = plan.unreadable_reads_left > 0
         self.store.broken_view = None if plan.unexpected == "none" else UNEXPECTED
 
     def _keep_switches(self, plan: Plan) -> None:
         plan.refusals_left = self.outbound.fail_next
+        plan.lost_replies_left = self.outbound.lose_rename_reply_next
+        self.outbound.lose_rename_reply_next = 0
         self.store.broken_view = None
 
     def _working_on(self) -> Optional[dt.date]:
@@ -462,6 +480,10 @@ class DayInTheLife(RuleBasedStateMachine):
         if self.interrupt is not None and self.interrupt[1] == "before-rename":
             self._interrupt_now()
 
+    def _renaming(self, name: str) -> None:
+        if self.interrupt is not None and self.interrupt[1] == "renaming":
+            self._interrupt_now()
+
     @staticmethod
     def _log(day: dt.date) -> str:
         return "importer-{}.log".format(day.strftime("%Y%m%d"))
@@ -483,6 +505,8 @@ class DayInTheLife(RuleBasedStateMachine):
             self.remote_log.append(self._log(day), verdict)
         if plan.consumer == "late":
             plan.confirmation = "{}: {} records read".format(name, len(lines))
+        if plan.takes_the_file:
+            del self.outbound.files[name]
         if self.interrupt is not None and self.interrupt[1] == "after-rename":
             self._interrupt_now()
 
@@ -571,7 +595,9 @@ class DayInTheLife(RuleBasedStateMachine):
         return sorted(
             day
             for day, state in self.states.items()
-            if state is SessionState.COMPLETED or day in self.closed_after_delivery
+            if state is SessionState.COMPLETED
+            or day in self.closed_after_delivery
+            or (day in self.closed_during_rename and self._delivered(day))
         )
 
     def shipped_before(self, day: dt.date) -> Set[str]:
@@ -623,9 +649,16 @@ class DayInTheLife(RuleBasedStateMachine):
     @invariant()
     @step
     def a_day_closed_after_its_delivery_says_so(self) -> None:
-        for day in self.closed_after_delivery:
+        for day in self.closed_after_delivery | {d for d in self.closed_during_rename if self._delivered(d)}:
             detail = self.store.data.sessions[day].detail or ""
             assert "delivered" in detail, "{} closed after its file was delivered: {!r}".format(day, detail)
+
+    @invariant()
+    @step
+    def a_day_closed_before_its_delivery_records_nothing_as_exported(self) -> None:
+        for day in self.closed_before_delivery | {d for d in self.closed_during_rename if not self._delivered(d)}:
+            recorded = {number for number, exported_on in self.store.data.exported if exported_on == day}
+            assert not recorded, "{} was closed before its delivery, yet {} count as exported".format(day, recorded)
 
     @invariant()
     @step
@@ -635,7 +668,7 @@ class DayInTheLife(RuleBasedStateMachine):
                 continue
             expected = self.expected_export(day)
             assert session.total == len(expected), (day, session.total, expected)
-            if session.phase in (SessionPhase.UPLOADING, SessionPhase.WATCHING):
+            if session.phase in (SessionPhase.UPLOADING, SessionPhase.RENAMING, SessionPhase.WATCHING):
                 assert self.exports.lines(day, session.export_file) == expected
 
     @invariant()

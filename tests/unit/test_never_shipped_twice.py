@@ -256,3 +256,70 @@ def test_a_worker_that_lost_its_claim_does_not_rename_and_the_next_round_deliver
     running.work()
     assert running.core.session_status().state is SessionState.COMPLETED
     assert list(running.outbound.files) == [EXPORT] and running.outbound.attempts == 2
+
+
+# --- A consumer that takes the file away; a Close during the rename -----------------------------
+
+
+def the_consumer_takes_the_file_then_the_worker_dies(world):
+    def take_and_die(name, data):
+        del world.outbound.files[name]  # a drop folder: the importer moves what it read
+        raise WorkerKilled("killed after the rename, before phase=watching was committed")
+
+    world.outbound.on_upload = take_and_die
+
+
+def test_close_after_the_consumer_took_the_file_and_the_worker_died_records_the_invoices(running):
+    the_consumer_takes_the_file_then_the_worker_dies(running)
+    with pytest.raises(WorkerKilled):
+        running.work()
+    running.exports.files.clear()  # Close needs nothing of the worker's disk (the web may run elsewhere)
+    close(running)
+    assert "delivered" in (running.core.session_status().detail or "")
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_a_worker_resumed_after_the_consumer_took_the_file_does_not_upload_again(running):
+    the_consumer_takes_the_file_then_the_worker_dies(running)
+    with pytest.raises(WorkerKilled):
+        running.work()
+    running.outbound.on_upload = None
+    running.remote_log.append(LOG, "{}: 6 records read".format(EXPORT))
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert running.outbound.attempts == 1
+
+
+def test_close_between_the_check_and_the_rename_lets_the_worker_record_the_delivery(running):
+    """Close asks the server before the rename is done: nothing to record yet. The rename then goes
+    through, and the worker, finding the session closed, records the delivery itself."""
+    running.outbound.on_renaming = lambda name: close(running)
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
+    assert list(running.outbound.files) == [EXPORT]
+    assert exported(running) == SHIPPED
+
+
+def test_close_between_the_check_and_a_rename_whose_reply_is_lost_records_the_delivery(running):
+    running.outbound.on_renaming = lambda name: close(running)
+    running.outbound.lose_rename_reply_next = 1
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
+    assert exported(running) == SHIPPED and running.outbound.attempts == 1
+
+
+def test_a_refused_rename_over_an_older_file_of_the_same_size_is_tried_again(running):
+    """Some servers refuse RNTO over an existing file: the temporary file stays, so the rename did
+    not go through, whatever the final name holds."""
+    running.importer_confirms()
+    running.outbound.refuse_rename_next = 1
+
+    def an_older_file_of_the_same_size_is_there(name):
+        running.outbound.files[name] = b"x" * len(running.outbound.files[running.outbound.temporary(name)])
+
+    running.outbound.on_stored = an_older_file_of_the_same_size_is_there
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert running.outbound.attempts == 2

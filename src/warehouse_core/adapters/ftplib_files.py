@@ -253,6 +253,15 @@ class FtplibFiles:
                     return remote.size
         return None
 
+    def temporary_present(self, name: str) -> bool:
+        """SIZE of the temporary file, else whether the listing shows it (a server may hide dot
+        files from LIST: SIZE is asked first, and vsftpd, ProFTPD and pure-ftpd answer it)."""
+        temporary = _temporary(name)
+        with self.connect() as connection:
+            if connection.size(temporary) is not None:
+                return True
+            return any(remote.name == temporary for remote in connection.list_files())
+
     def discard(self, name: str) -> None:
         """Remove the temporary file an unfinished upload of ``name`` left, if there is one."""
         with self.connect() as connection:

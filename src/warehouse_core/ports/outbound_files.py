@@ -14,6 +14,11 @@ class OutboundFiles(Protocol):
     def size(self, name: str) -> Optional[int]:
         """The size of the file under its final ``name``; None when there is none."""
 
+    def temporary_present(self, name: str) -> bool:
+        """Whether the temporary file of an upload of ``name`` is on the server. Once it was stored
+        and checked, only the rename (or a discard) removes it: after the rename was asked for, its
+        absence says the rename went through, even if the consumer has since taken the final file."""
+
     def discard(self, name: str) -> None:
         """Remove the temporary file an unfinished upload of ``name`` left, if any."""
 

@@ -78,6 +78,9 @@ class Sessions(Protocol):
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
         """ready, running or failed -> closed; whether this call closed it."""
 
+    def lock_session(self, day: dt.date) -> None:
+        """Hold the day's session row until the unit of work ends: what is read next stays true."""
+
     def update_session(
         self,
         day: dt.date,

@@ -1,4 +1,4 @@
-"""Whether a session's export is in place on the outbound server (SPEC §5).
+"""Whether a session's export reached the outbound server (SPEC §5).
 
 Asked wherever the rename may have gone through unseen: by a worker resumed after it, by a worker
 whose rename reply was lost, and by Close when the worker may have died around it.
@@ -18,3 +18,14 @@ def in_place(outbound: OutboundFiles, exports: ExportFiles, session: WorkSession
     with exports.open(session.day, name) as local:
         expected = local.seek(0, 2)
     return outbound.size(name) == expected
+
+
+def renamed(outbound: OutboundFiles, session: WorkSession) -> bool:
+    """For a session in phase ``renaming``: whether the rename went through. The temporary file was
+    stored and checked before that phase was committed, and only the rename removes it while the
+    session runs, so its absence says so, even once the consumer has taken the final file away (a
+    refused rename over an older file of the same name and size leaves it there). Raises
+    TransferError when the server cannot be asked."""
+    name = session.export_file
+    assert name is not None
+    return not outbound.temporary_present(name)

@@ -18,7 +18,7 @@ from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import DatabaseUnavailable, TransferError, one_line
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
-from warehouse_core.usecases.delivery import in_place
+from warehouse_core.usecases.delivery import in_place, renamed
 from warehouse_core.usecases.mails import compose, queue_mail
 from warehouse_core.usecases.sessions import record_delivered_before_close
 
@@ -272,7 +272,10 @@ class RunSession:
             self._watch(watching, follower, wait)
 
     def _already_delivered(self, session: WorkSession) -> bool:
-        """Whether the final file is on the outbound server with the export's size."""
+        """Resumed in phase ``renaming``: whether the rename went through. In ``uploading`` (a
+        worker from before phase ``renaming`` existed): whether the final file has the export's size."""
+        if session.phase is SessionPhase.RENAMING:
+            return renamed(self.outbound, session)
         return in_place(self.outbound, self.exports, session)
 
     def _upload(self, session: WorkSession, wait: Wait) -> None:
@@ -283,7 +286,7 @@ class RunSession:
         name = session.export_file
         assert name is not None
         day = session.day
-        renaming = [session.phase is SessionPhase.RENAMING]
+        renaming = [False]  # whether a try of this run asked for the rename
 
         def begin_rename() -> None:
             if not self.store.still_claimed(day):
@@ -295,7 +298,7 @@ class RunSession:
             for attempt in range(1, UPLOAD_TRIES + 1):
                 self._current(day)
                 try:
-                    if renaming[0] and self._already_delivered(session):
+                    if renaming[0] and renamed(self.outbound, session):
                         log.info("upload of %s: the earlier rename went through; not uploaded again", name)
                         return
                     self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=begin_rename)
@@ -313,8 +316,21 @@ class RunSession:
                 log.info("uploaded %s to %s", name, self.outbound.describe())
                 return
         except SessionClosed:
-            self._discard(name)
+            if renaming[0] and self._renamed_before_close(session):
+                self._delivered_before_close(session)
+            else:
+                self._discard(name)
             raise
+
+    def _renamed_before_close(self, session: WorkSession) -> bool:
+        """Closed after a try that asked for the rename failed (its reply lost): Close may have
+        asked the server before the rename was done, so the worker asks again; when it cannot ask,
+        the file counts as delivered, as at Close."""
+        try:
+            return renamed(self.outbound, session)
+        except TransferError as error:
+            log.warning("session for %s: could not ask whether the rename went through (%s)", session.day, error)
+            return True
 
     def _discard(self, name: str) -> None:
         try:

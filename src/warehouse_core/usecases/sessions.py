@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, List, Optional, Protocol, TypeVar
+from typing import Callable, List, Optional, Protocol, Tuple, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import Conflict, TransferError, one_line
 from warehouse_core.model import SessionPhase, SessionState, WorkSession
-from warehouse_core.ports import Events, ExportFiles, FilesAndLines, OutboundFiles, Sessions, Transactions
-from warehouse_core.usecases.delivery import in_place
+from warehouse_core.ports import Events, FilesAndLines, OutboundFiles, Sessions, Transactions
+from warehouse_core.usecases.delivery import renamed
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def _transition(
     """Apply one conditional state change to today's session; the refusal when it did not apply."""
     day = now.date()
     with store.unit_of_work() as uow:
+        uow.lock_session(day)  # a worker's commit cannot slip between what is read and the change
         before = uow.session(day)
         changed = change(uow, day, now)
         session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
@@ -115,40 +116,54 @@ class CloseSession:
 
     - ``watching``: the file was delivered; its invoices are recorded as exported.
     - ``renaming`` (the worker passed its last check and asked for the rename): the outbound server
-      says whether the file is in place; when it cannot be asked, the file counts as delivered
-      (shipping the invoices twice is the worse mistake) and the detail says so.
-    - ``uploading``, or ``renaming`` with no file in place: nothing was delivered. Once the close
+      is asked first, outside the transaction, whether the rename went through; yes records the
+      invoices as exported. When it cannot be asked, the file counts as delivered (shipping the
+      invoices twice is the worse mistake) and the detail says so.
+    - ``uploading``: nothing was delivered, and no worker renames after the close. Once the close
       has committed, a temporary file a dead worker left is removed (best effort: the consumer
       ignores it; a live worker removes it too).
 
-    The server is asked with the session's row locked by the close, so a live worker's next step
-    waits for it and then sees it: it cannot enter ``renaming`` after it, and one that renamed
-    meanwhile records the delivery itself (see RunSession)."""
+    A worker that renames after the server was asked finds the session closed at its next step and
+    records the delivery itself (see RunSession)."""
 
     def __init__(
         self,
         *,
         store: Transactions[ClosingSessions],
         outbound: Optional[OutboundFiles] = None,
-        exports: Optional[ExportFiles] = None,
     ) -> None:
         self.store = store
         self.outbound = outbound
-        self.exports = exports
 
     def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> WorkSession:
-        undelivered: List[str] = []  # the export file of an upload the close stopped before its end
+        rename = self._ask_about_the_rename(now.date())
+        undelivered: List[str] = []  # the export file of an upload the close stopped before the rename
         session = _transition(
             self.store,
             now,
             actor,
             EventKind.SESSION_CLOSED,
-            lambda uow, day, at: self._close(uow, day, at, undelivered),
+            lambda uow, day, at: self._close(uow, day, at, rename, undelivered),
         )
         log.info("session for %s closed by %s", session.day, actor)
         for name in undelivered:
             self._discard_temporary(session.day, name)
         return session
+
+    def _ask_about_the_rename(self, day: dt.date) -> Optional[Tuple[bool, Optional[str]]]:
+        """For a running session in phase ``renaming``: (whether the rename went through, why the
+        server could not be asked); None in any other case."""
+        with self.store.unit_of_work() as uow:
+            session = uow.session(day)
+        if session is None or session.state is not SessionState.RUNNING or session.phase is not SessionPhase.RENAMING:
+            return None
+        if self.outbound is None:
+            return True, "no outbound server is configured here"
+        try:
+            return renamed(self.outbound, session), None
+        except TransferError as error:
+            log.warning("session for %s: the outbound server could not be asked at Close: %s", day, error)
+            return True, one_line(error)
 
     def _discard_temporary(self, day: dt.date, name: str) -> None:
         if self.outbound is None:
@@ -158,7 +173,14 @@ class CloseSession:
         except TransferError as error:
             log.warning("session for %s: the temporary file of %s stays (%s)", day, name, error)
 
-    def _close(self, uow: ClosingSessions, day: dt.date, now: dt.datetime, undelivered: List[str]) -> bool:
+    @staticmethod
+    def _close(
+        uow: ClosingSessions,
+        day: dt.date,
+        now: dt.datetime,
+        rename: Optional[Tuple[bool, Optional[str]]],
+        undelivered: List[str],
+    ) -> bool:
         before = uow.session(day)
         if not uow.close_session(day, now):
             return False
@@ -167,23 +189,15 @@ class CloseSession:
             return True
         if closed.phase is SessionPhase.WATCHING:
             record_delivered_before_close(uow, day, closed.export_file)
-            return True
-        if closed.phase is SessionPhase.RENAMING and self._renamed(uow, closed):
-            return True
-        if closed.phase in (SessionPhase.UPLOADING, SessionPhase.RENAMING):
+        elif closed.phase is SessionPhase.RENAMING and rename is not None:
+            went_through, unknown = rename
+            if went_through:
+                detail = None
+                if unknown is not None:
+                    detail = MAYBE_DELIVERED_BEFORE_CLOSE.format(file=closed.export_file, error=unknown)
+                record_delivered_before_close(uow, day, closed.export_file, detail)
+        elif closed.phase is SessionPhase.UPLOADING:
             undelivered.append(closed.export_file)
-        return True
-
-    def _renamed(self, uow: ClosingSessions, closed: WorkSession) -> bool:
-        """Whether the file is in place, asked of the server; when it cannot be asked (or there is
-        nobody to ask), it counts as delivered. A delivery is recorded."""
-        detail = None
-        try:
-            if self.outbound is not None and self.exports is not None:
-                if not in_place(self.outbound, self.exports, closed):
-                    return False
-        except TransferError as error:
-            log.warning("session for %s: the outbound server could not be asked at Close: %s", closed.day, error)
-            detail = MAYBE_DELIVERED_BEFORE_CLOSE.format(file=closed.export_file, error=one_line(error))
-        record_delivered_before_close(uow, closed.day, closed.export_file, detail)
+        # In phase renaming without an answer from before the close, the worker entered it a moment
+        # ago: it is alive, and records the delivery itself if its rename goes through.
         return True

@@ -53,6 +53,9 @@ class PsycopgSessions(Connected):
             (now, day),
         )
 
+    def lock_session(self, day: dt.date) -> None:
+        self.connection.execute("SELECT 1 FROM work_session WHERE day = %s FOR UPDATE", (day,))
+
     def retry_session(self, day: dt.date) -> bool:
         return self._changed(
             "UPDATE work_session SET state = 'ready', phase = NULL, total = 0, processed = 0, started_at = NULL,"
