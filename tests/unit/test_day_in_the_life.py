@@ -700,16 +700,22 @@ class DayInTheLife(RuleBasedStateMachine):
             super().teardown()
 
 
+def _default_profile() -> bool:
+    return settings.default.max_examples == settings.get_profile("default").max_examples
+
+
 def _examples() -> int:
     """MODEL_EXAMPLES under hypothesis's own default profile, else what the loaded profile says."""
-    loaded = settings.default.max_examples
-    return MODEL_EXAMPLES if loaded == settings.get_profile("default").max_examples else loaded
+    return MODEL_EXAMPLES if _default_profile() else settings.default.max_examples
 
 
 TestDayInTheLife = DayInTheLife.TestCase
 TestDayInTheLife.settings = settings(
     max_examples=_examples(),
     stateful_step_count=STEPS,
+    # make test runs the same examples every time, so that CI says the same of the same code; make
+    # soak explores anew at each run (a failure there prints the steps that reproduce it).
+    derandomize=_default_profile(),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
