@@ -45,3 +45,20 @@ def test_the_database_connect_timeout_is_short_and_not_the_ftp_timeout(make_sett
         assert core.store.connection_options()["connect_timeout"] == DATABASE_CONNECT_TIMEOUT_SECONDS
     finally:
         core.close()
+
+
+def test_an_open_connection_gives_up_on_a_silent_database_host_after_about_the_connect_timeout(make_settings):
+    """An unacknowledged send ends after tcp_user_timeout; a reply that never comes, after the
+    keepalive probes of a quiet connection go unanswered. The proxy of
+    tests/integration/test_silent_database_host.py shows only the first: its kernel answers probes."""
+    from warehouse_core.bootstrap import DATABASE_CONNECT_TIMEOUT_SECONDS as TIMEOUT
+
+    core = bootstrap(make_settings(), migrate=False, check_view=False)
+    try:
+        options = core.store.connection_options()
+        assert options["tcp_user_timeout"] == TIMEOUT * 1000  # milliseconds
+        assert options["keepalives"] == 1
+        # Without tcp_user_timeout (other systems): quiet that long, then that many probes.
+        assert options["keepalives_idle"] + options["keepalives_interval"] * options["keepalives_count"] <= 2 * TIMEOUT
+    finally:
+        core.close()

@@ -58,6 +58,29 @@ class PsycopgStore:
             "options": " ".join("-c {}={}".format(name, value) for name, value in pinned.items()),
             "connect_timeout": max(1, int(self.connect_timeout)),
             "application_name": "warehouse-invoice-service",
+            **self._silence_limits(),
+        }
+
+    def _silence_limits(self) -> Dict[str, int]:
+        """How long an open connection waits on a host that stopped answering: the connect timeout.
+
+        A host that goes silent without a reset (a firewall that drops, a dead VM) would otherwise
+        hold a query for the kernel's retransmissions (about 15 minutes) or, waiting for a reply,
+        for the system's keepalive (about two hours). tcp_user_timeout (Linux) ends the connection when what it sent stays unacknowledged
+        that long, and, with keepalives on, when the probes sent after ``keepalives_idle`` quiet
+        seconds go unanswered that long. Neither cuts a long query or export: the server's kernel
+        acknowledges data and probes whatever its backend is doing, and an export streams to us.
+        What it does cut is a send stalled that long on a window the server keeps closed, such as
+        a COPY FROM whose backend stops reading (recent Linux kernels count that as unanswered).
+        Elsewhere only the keepalives apply: idle, then ``keepalives_count`` probes a second apart.
+        """
+        seconds = max(1, int(self.connect_timeout))
+        return {
+            "tcp_user_timeout": int(self.connect_timeout * 1000),
+            "keepalives": 1,
+            "keepalives_idle": seconds,
+            "keepalives_interval": 1,
+            "keepalives_count": seconds,
         }
 
     @property
