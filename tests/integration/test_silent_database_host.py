@@ -16,9 +16,13 @@ import threading
 import time
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
+import psycopg
 import pytest
 
+from tests.conftest import at
+from tests.fakes import FakeArchive, FakeClock, FakeExportFiles, FakeInbound, FakeMailer, FakeOutbound, FakeRemoteLog
 from warehouse_core.adapters.postgres import PsycopgStore
+from warehouse_core.bootstrap import bootstrap
 from warehouse_core.errors import DatabaseUnavailable
 
 # libpq takes any connect timeout below 2 s as 2 s.
@@ -107,13 +111,15 @@ def proxy(postgres_server: str) -> Iterator[SilenceableProxy]:
 
 
 @pytest.fixture
-def store(proxy: SilenceableProxy, postgres_server: str) -> Iterator[PsycopgStore]:
+def store(proxy: SilenceableProxy, postgres_server: str, db_schema: str) -> Iterator[PsycopgStore]:
     head, tail = postgres_server.split("@", 1)
     url = "{}@127.0.0.1:{}/{}".format(head, proxy.port, tail.split("/", 1)[1])
-    store = PsycopgStore(url, connect_timeout=CONNECT_TIMEOUT)
+    store = PsycopgStore(url, schema=db_schema, connect_timeout=CONNECT_TIMEOUT)
     yield store
     proxy.speak()  # lets any operation still waiting finish before the pool closes
     store.close()
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(db_schema))
 
 
 def outcome_within(seconds: float, operation: Callable[[], Any]) -> Tuple[Optional[BaseException], float]:
@@ -183,3 +189,32 @@ def test_a_query_under_way_when_the_host_goes_silent_fails_within_about_the_conn
     error, elapsed = outcome_within(3 * WITHIN, send_a_large_query_as_the_host_goes_silent)
     assert isinstance(error, DatabaseUnavailable), error
     assert elapsed < WITHIN, elapsed
+
+
+def test_the_pages_and_the_api_answer_503_within_the_connect_timeout_and_recover_at_once(proxy, store, make_settings):
+    from warehouse_web import create_app
+
+    core = bootstrap(
+        make_settings(db_schema=store.schema),
+        store=store,
+        inbound=FakeInbound(),
+        archive=FakeArchive(),
+        mailer=FakeMailer(),
+        outbound=FakeOutbound(),
+        remote_log=FakeRemoteLog(),
+        exports=FakeExportFiles(),
+        clock=FakeClock(at("2026-11-26T10:00")),
+    )
+    client = create_app({"TESTING": True}, core=core).test_client()
+    assert client.get("/api/session").status_code == 200
+    proxy.silence()
+    time.sleep(0.3)  # past the status cache's quarter second
+    statuses: List[int] = []
+    for path in ("/api/session", "/", "/healthz"):
+        error, elapsed = outcome_within(3 * WITHIN, lambda path=path: statuses.append(client.get(path).status_code))
+        assert error is None and statuses[-1] == 503 and elapsed < WITHIN, (path, error, statuses, elapsed)
+    proxy.speak()
+    time.sleep(0.3)
+    began = time.monotonic()
+    assert client.get("/api/session").status_code == 200
+    assert time.monotonic() - began < 1.0
