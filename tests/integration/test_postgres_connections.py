@@ -99,3 +99,28 @@ def test_a_view_that_is_not_there_is_a_configuration_error_naming_the_setting(re
             store.missing_view_columns(("invoice_number",))
     finally:
         store.close()
+
+
+def test_a_pool_whose_connections_are_all_lent_out_is_said_busy_not_down(real_store):
+    """The checkout waits for one to come free, then asks the server directly: it answers, so busy."""
+    import time
+
+    from warehouse_core.adapters.postgres import PsycopgStore
+    from warehouse_core.errors import DatabaseUnavailable
+
+    store = PsycopgStore(real_store.url, schema=real_store.schema, pool_size=2, connect_timeout=2)
+    try:
+        with store.connection(), store.connection():
+            pool = store.pool
+            began = time.monotonic()
+            with pytest.raises(
+                DatabaseUnavailable, match="no database connection came free within 2 s: the database is busy"
+            ):
+                with store.connection():
+                    pass
+            assert time.monotonic() - began < 1.5 * store.connect_timeout
+        with store.connection() as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+        assert store.pool is pool  # not taken for down: the pool was not replaced
+    finally:
+        store.close()
