@@ -7,16 +7,29 @@ was back. Here a connection that fails its check, or a checkout that times out, 
 directly, once: when it does not answer, the caller gets DatabaseUnavailable at once (and the next
 callers too, each after one quick try); when it does answer, the pool is replaced by a fresh one,
 free of stale connections and of backoff.
+
+A checkout has one deadline, the connect timeout, shared by its steps, so that a host gone silent
+(no refusal, no reset) is given up within it too: a pooled connection's check waits for the answer
+no longer than the deadline, and silence there means down, with no direct try after it; a pool with
+no connection to give and none lent out is asked about directly before it is waited on, since
+waiting on it would spend the whole deadline before the direct try began; a pool whose connections
+are all lent out is waited on for all but the direct try's time (at most half the deadline), and the
+direct try then tells busy from down.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import math
+import selectors
 import threading
+import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, NoReturn, Optional, Tuple
 
 import psycopg
+from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from warehouse_core.errors import DatabaseUnavailable
@@ -25,6 +38,8 @@ log = logging.getLogger(__name__)
 # The longest a request waits for a pooled connection: the pool holds a few connections that
 # requests hold for milliseconds, so a longer wait means trouble, not a queue.
 CHECKOUT_WAIT_CAP = 5.0
+# libpq's shortest connect timeout: the time a direct try may take, kept free of a busy pool's wait.
+DIRECT_TRY_SECONDS = 2.0
 
 
 class Connections:
@@ -38,6 +53,7 @@ class Connections:
         self._pool: Optional[ConnectionPool] = None
         self._lock = threading.Lock()  # threads asking at once would each open a pool and leak all but one
         self._down = False
+        self._lent = 0  # connections given out by connection() and not yet back
 
     @property
     def pool(self) -> ConnectionPool:
@@ -68,6 +84,7 @@ class Connections:
     def connection(self) -> Iterator[psycopg.Connection]:
         """A working connection, committed at the end of the block (rolled back on an error)."""
         pool, connection = self._checkout()
+        self._count_lent(1)
         try:
             with connection:
                 yield connection
@@ -78,40 +95,68 @@ class Connections:
             raise
         finally:
             pool.putconn(connection)
+            self._count_lent(-1)
+
+    def _count_lent(self, change: int) -> None:
+        with self._lock:
+            self._lent += change
 
     def _checkout(self) -> Tuple[ConnectionPool, psycopg.Connection]:
+        deadline = time.monotonic() + self.wait
         if self._down:
-            self._require_an_answer()
-            self._replace(self.pool)  # back: the old pool may still be waiting out its backoff
+            self._require_an_answer(deadline)
+            pool = self._replace(self.pool)  # back: the old pool may still be waiting out its backoff
+            return pool, self._getconn_answered(pool, deadline)
         pool = self.pool
-        connection = self._getconn(pool)
-        if _works(connection):
+        connection = self._getconn(pool, deadline)
+        hearing = _hear_back(connection, deadline)
+        if hearing is Hearing.ANSWERED:
             return pool, connection
-        pool.putconn(connection)  # broken: the pool drops it
-        self._require_an_answer()
+        connection.close()  # a late answer must not reach the connection's next user
+        pool.putconn(connection)  # closed: the pool drops it
+        if hearing is Hearing.SILENCE:
+            self._give_up("no answer within {:g} s".format(self.wait))
+        self._require_an_answer(deadline)
         # The server answers, so it restarted: every idle connection is as stale as that one.
         pool = self._replace(pool)
-        return pool, self._getconn(pool)
+        return pool, self._getconn_answered(pool, deadline)
 
-    def _getconn(self, pool: ConnectionPool) -> psycopg.Connection:
+    def _getconn(self, pool: ConnectionPool, deadline: float) -> psycopg.Connection:
+        if self._lent == 0 and pool.get_stats().get("pool_available", 0) == 0:
+            # Starting, or failing to connect (then waiting would spend the deadline before a direct
+            # try): ask first. A pool that only starts costs one quick extra connection.
+            self._require_an_answer(deadline)
+            return self._getconn_answered(pool, deadline)
         try:
-            return pool.getconn(timeout=self.wait)
+            return pool.getconn(timeout=_left(deadline, keep=min(DIRECT_TRY_SECONDS, self.wait / 2)))
         except PoolTimeout:
-            self._require_an_answer()
+            self._require_an_answer(deadline)
             raise DatabaseUnavailable(
                 "no database connection came free within {:g} s: the database is busy".format(self.wait)
             ) from None
 
-    def _require_an_answer(self) -> None:
-        """Return when the server accepts a connection now; else remember it is down and raise."""
+    def _getconn_answered(self, pool: ConnectionPool, deadline: float) -> psycopg.Connection:
+        """A connection once the server has answered a direct try: the pool's is moments away,
+        unless the pool is waiting out a backoff (then the next checkout replaces it)."""
         try:
-            psycopg.connect(self.url, **self.options).close()
+            return pool.getconn(timeout=_left(deadline))
+        except PoolTimeout:
+            self._give_up("no connection within {:g} s".format(self.wait))
+
+    def _require_an_answer(self, deadline: float) -> None:
+        """Return when the server accepts a connection before ``deadline``; else remember it is down and raise."""
+        seconds = max(1, math.ceil(_left(deadline)))  # libpq counts whole seconds, and at least 2
+        try:
+            psycopg.connect(self.url, **dict(self.options, connect_timeout=seconds)).close()
         except psycopg.Error as error:
-            if not self._down:
-                log.warning("the database does not answer: %s", _one_line(error))
-            self._down = True
             # PostgreSQL's reason (refused, timed out, password refused) names no password.
-            raise DatabaseUnavailable("the database does not answer: {}".format(_one_line(error))) from None
+            self._give_up(_one_line(error))
+
+    def _give_up(self, reason: str) -> NoReturn:
+        if not self._down:
+            log.warning("the database does not answer: %s", reason)
+        self._down = True
+        raise DatabaseUnavailable("the database does not answer: {}".format(reason)) from None
 
     def _replace(self, stale: ConnectionPool) -> ConnectionPool:
         with self._lock:
@@ -126,12 +171,48 @@ class Connections:
             return self._pool
 
 
-def _works(connection: psycopg.Connection) -> bool:
+class Hearing(enum.Enum):
+    ANSWERED = "answered"
+    FAILED = "failed"  # an error at once: a connection the server closed, as after its restart
+    SILENCE = "silence"  # nothing by the deadline: a host that stopped answering
+
+
+def _hear_back(connection: psycopg.Connection, deadline: float) -> Hearing:
+    """Send an empty query and wait for its answer until ``deadline``.
+
+    psycopg_pool's check waits as long as the kernel: for ever when the server's kernel took the
+    query and nothing answers, 15 minutes of retransmissions when nothing acknowledges it.
+    """
+    pgconn = connection.pgconn
     try:
-        ConnectionPool.check_connection(connection)
+        pgconn.send_query(b"")
+        while pgconn.flush():  # 1 while part of the query is still to send
+            if not _ready(pgconn.socket, selectors.EVENT_WRITE, deadline):
+                return Hearing.SILENCE
+        pgconn.consume_input()
+        while pgconn.is_busy():
+            if not _ready(pgconn.socket, selectors.EVENT_READ, deadline):
+                return Hearing.SILENCE
+            pgconn.consume_input()
+        answered = True
+        result = pgconn.get_result()
+        while result is not None:
+            answered = answered and result.status != pq.ExecStatus.FATAL_ERROR
+            result = pgconn.get_result()
     except psycopg.Error:
-        return False
-    return True
+        return Hearing.FAILED
+    return Hearing.ANSWERED if answered else Hearing.FAILED
+
+
+def _ready(socket: int, event: int, deadline: float) -> bool:
+    with selectors.DefaultSelector() as selector:
+        selector.register(socket, event)
+        return bool(selector.select(_left(deadline)))
+
+
+def _left(deadline: float, keep: float = 0.0) -> float:
+    """Seconds until ``deadline``, less ``keep`` (never below zero)."""
+    return max(0.0, deadline - time.monotonic() - keep)
 
 
 def _one_line(error: BaseException) -> str:
