@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import selectors
 import threading
 import time
@@ -145,7 +144,7 @@ class Connections:
 
     def _require_an_answer(self, deadline: float) -> None:
         """Return when the server accepts a connection before ``deadline``; else remember it is down and raise."""
-        seconds = max(1, math.ceil(_left(deadline)))  # libpq counts whole seconds, and at least 2
+        seconds = max(1, round(_left(deadline)))  # libpq counts whole seconds, and at least 2
         try:
             psycopg.connect(self.url, **dict(self.options, connect_timeout=seconds)).close()
         except psycopg.Error as error:
@@ -180,8 +179,9 @@ class Hearing(enum.Enum):
 def _hear_back(connection: psycopg.Connection, deadline: float) -> Hearing:
     """Send an empty query and wait for its answer until ``deadline``.
 
-    psycopg_pool's check waits as long as the kernel: for ever when the server's kernel took the
-    query and nothing answers, 15 minutes of retransmissions when nothing acknowledges it.
+    psycopg_pool's check waits as long as the socket stays open: tcp_user_timeout after the checkout
+    began when nothing acknowledges the query, for ever when a hung server's or proxy's kernel
+    takes it and nothing answers it.
     """
     pgconn = connection.pgconn
     try:
