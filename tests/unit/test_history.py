@@ -63,6 +63,16 @@ def test_a_completed_day_has_its_whole_timeline_in_order(world):
     assert day.as_dict()["mails"] == 2
 
 
+def test_a_close_is_in_the_timeline_with_who_closed_it_and_from_which_state(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now(), actor="anna")
+    world.clock.advance(60)
+    world.core.close_session(world.clock.now(), actor="bruno")
+    [closed] = [e for e in day_detail(world.store, DAY).events if e.kind.value == "session-closed"]
+    assert (closed.actor, closed.detail, closed.at) == ("bruno", {"from": "running"}, world.clock.now())
+
+
 def test_a_rejected_file_keeps_every_reason_and_the_problems_download_has_them(world):
     world.inbound.files[MALFORMED_SAMPLE.name] = MALFORMED_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from contextlib import contextmanager
 
 import pytest
 
 from tests.conftest import VALID_SAMPLE
 from tests.fakes import WorkerKilled
 from warehouse_core.model import InvoiceStatus, SessionPhase, SessionState
+from warehouse_core.usecases.sessions import CloseSession
 
 DAY = dt.date(2026, 11, 26)
 EXPORT = "Spedizioni20261126_6.txt"
@@ -79,7 +82,7 @@ def test_close_right_after_the_rename_records_the_invoices_as_exported(running):
     assert next_days_statuses(running) == set()  # never valid again
 
 
-def test_close_while_the_worker_watches_the_log_records_the_invoices_as_exported(running):
+def test_close_while_the_worker_watches_the_log_records_the_invoices_as_exported(running, caplog):
     closes = []
 
     def close_at_the_first_wait(seconds):
@@ -91,13 +94,14 @@ def test_close_while_the_worker_watches_the_log_records_the_invoices_as_exported
     status = running.core.session_status()
     assert status.state is SessionState.CLOSED and "delivered" in status.detail
     assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []  # a close is no crash
 
 
 def test_close_while_watching_with_no_worker_alive_records_the_invoices_as_exported(running):
     running.core.run_session.run_pending(lambda seconds: True)  # the worker stops while watching
     assert running.core.session_status().phase is SessionPhase.WATCHING
     closed = running.core.close_session(running.clock.now())
-    assert closed.state is SessionState.CLOSED and "delivered" in closed.detail
+    assert closed.state is SessionState.CLOSED and "delivered" in closed.detail and EXPORT in closed.detail
     assert exported(running) == SHIPPED
     assert running.work() == 0
 
@@ -179,7 +183,8 @@ def test_close_while_the_worker_lies_dead_after_the_rename_records_the_invoices_
     with pytest.raises(WorkerKilled):
         running.work()
     close(running)
-    assert "delivered" in (running.core.session_status().detail or "")
+    detail = running.core.session_status().detail or ""
+    assert "delivered" in detail and EXPORT in detail
     assert exported(running) == SHIPPED and next_days_statuses(running) == set()
 
 
@@ -207,7 +212,52 @@ def test_close_after_the_rename_when_the_outbound_server_cannot_be_asked_counts_
     close(running)
     detail = running.core.session_status().detail or ""
     assert "delivered" in detail and "could not be checked" in detail
+    assert EXPORT in detail and "the fake server cannot be reached" in detail  # which file, and why
     assert exported(running) == SHIPPED
+
+
+def test_close_after_the_rename_with_no_outbound_server_to_ask_counts_the_file_as_delivered(running):
+    running.outbound.on_upload = lambda name, data: (_ for _ in ()).throw(WorkerKilled("killed after the rename"))
+    with pytest.raises(WorkerKilled):
+        running.work()
+    CloseSession(store=running.store)(running.clock.now())
+    detail = running.core.session_status().detail or ""
+    assert "delivered" in detail and "could not be checked" in detail and EXPORT in detail
+    assert exported(running) == SHIPPED
+
+
+class AWorkerCommitsBetweenCloseLooksAndCloses:
+    """The store as Close sees it when a live worker's commit lands between Close's first look at
+    the session and Close's transaction (the look takes no lock)."""
+
+    def __init__(self, store, commit):
+        self.store, self.commit, self.units = store, commit, 0
+
+    @contextmanager
+    def unit_of_work(self):
+        self.units += 1
+        if self.units == 2:
+            self.commit()
+        with self.store.unit_of_work() as uow:
+            yield uow
+
+
+def test_close_just_as_a_worker_enters_renaming_leaves_the_delivery_to_that_worker(running):
+    """Close saw phase uploading, so it did not ask the server; the worker then committed phase
+    renaming: it is alive, and records the delivery itself if its rename goes through."""
+    running.outbound.on_stored = lambda name: (_ for _ in ()).throw(WorkerKilled("stopped after the STOR"))
+    with pytest.raises(WorkerKilled):
+        running.work()
+
+    def the_worker_enters_renaming():
+        with running.store.unit_of_work() as uow:
+            uow.update_session(DAY, phase=SessionPhase.RENAMING)
+
+    store = AWorkerCommitsBetweenCloseLooksAndCloses(running.store, the_worker_enters_renaming)
+    closed = CloseSession(store=store, outbound=running.outbound)(running.clock.now())
+    assert closed.state is SessionState.CLOSED and closed.detail is None
+    assert exported(running) == set()
+    assert running.outbound.temporary(EXPORT) in running.outbound.files  # the worker's to rename
 
 
 # --- A rename whose reply was lost -------------------------------------------------------------
@@ -217,7 +267,9 @@ def test_a_lost_rename_reply_is_not_followed_by_a_second_upload(running):
     running.importer_confirms()
     running.outbound.lose_rename_reply_next = 1
     running.work()
-    assert running.core.session_status().state is SessionState.COMPLETED
+    status = running.core.session_status()
+    assert status.state is SessionState.COMPLETED
+    assert status.tries == 1  # settled by the upload's own next try, not as an unexpected error
     assert running.outbound.attempts == 1 and list(running.outbound.files) == [EXPORT]
     assert exported(running) == SHIPPED
 
@@ -308,6 +360,20 @@ def test_close_between_the_check_and_a_rename_whose_reply_is_lost_records_the_de
     status = running.core.session_status()
     assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
     assert exported(running) == SHIPPED and running.outbound.attempts == 1
+
+
+def test_close_before_a_rename_whose_reply_is_lost_counts_the_file_as_delivered_when_the_server_cannot_be_asked(
+    running,
+):
+    """Close asked before the rename (not yet); the rename then went through, its reply was lost,
+    and the server stops answering: the worker cannot ask either, so the file counts as delivered."""
+    running.outbound.on_renaming = lambda name: close(running)
+    running.outbound.on_upload = lambda name, data: setattr(running.outbound, "size_fails", True)
+    running.outbound.lose_rename_reply_next = 1
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
 
 
 def test_a_refused_rename_over_an_older_file_of_the_same_size_is_tried_again(running):
