@@ -104,9 +104,19 @@ def test_failed_can_only_be_closed(ready):
     ready.outbound.on_upload = lambda name, data: ready.remote_log.append(LOG, "{}: ERROR line 2".format(name))
     ready.core.start_session(ready.clock.now())
     ready.work()
-    assert state(ready) is SessionState.FAILED
+    failed = ready.core.session_status()
+    assert failed.state is SessionState.FAILED and "ERROR line 2" in failed.detail
     refused(lambda: ready.core.start_session(ready.clock.now()), "failed")
-    assert ready.core.close_session(ready.clock.now()).state is SessionState.CLOSED
+    closed = ready.core.close_session(ready.clock.now())
+    assert closed.state is SessionState.CLOSED
+    assert closed.detail == failed.detail  # Close settles a running session's work only: why it failed stays
+
+
+def test_a_refusal_says_the_state_and_its_sentence_names_the_day(ready):
+    ready.core.close_session(ready.clock.now())
+    refusal = refused(lambda: ready.core.start_session(ready.clock.now()), "closed")
+    assert refusal.state == "closed"
+    assert "2026-11-26" in ready.core.sentences.text(refusal.code, **refusal.values)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +152,43 @@ def test_transient_upload_errors_are_retried(ready):
     assert state(ready) is SessionState.COMPLETED and ready.outbound.attempts == 3
 
 
+def test_upload_retries_back_off_and_the_failure_names_the_servers_error(ready):
+    ready.outbound.fail_next = 3
+    ready.core.start_session(ready.clock.now())
+    waits = []
+
+    def wait(seconds):
+        waits.append(seconds)
+        return ready.clock.wait(seconds)
+
+    ready.core.run_session.run_pending(wait)
+    status = ready.core.session_status()
+    assert status.state is SessionState.FAILED and ready.outbound.attempts == 3
+    assert len(waits) == 2 and waits[0] == ready.core.run_session.config.upload_backoff < waits[1]  # backing off
+    assert "451 refused by the fake server" in status.detail
+
+
+def test_a_remote_log_unreadable_until_the_timeout_fails_saying_so(ready):
+    ready.importer_confirms()
+    ready.remote_log.unreadable = True
+    ready.core.start_session(ready.clock.now())
+    ready.work()
+    status = ready.core.session_status()
+    assert status.state is SessionState.FAILED
+    assert "no confirmation of " + EXPORT + " in the remote log within 900 s" in status.detail
+    assert "reading the fake log: connection refused" in status.detail  # why nothing was seen
+
+
+@pytest.mark.parametrize(
+    "logged", ["/srv/import/done/" + EXPORT, "C:\\import\\done\\" + EXPORT], ids=["posix-path", "windows-path"]
+)
+def test_the_log_may_name_the_file_with_its_path_on_the_consumers_side(ready, logged):
+    ready.outbound.on_upload = lambda name, data: ready.remote_log.append(LOG, logged + ": 6 records read")
+    ready.core.start_session(ready.clock.now())
+    ready.work()
+    assert state(ready) is SessionState.COMPLETED
+
+
 def test_other_files_lines_in_the_log_are_not_ours(ready):
     def importer(name, data):
         ready.remote_log.append(LOG, "Spedizioni20261125_6.txt: 6 records read")
@@ -167,7 +214,8 @@ def test_a_day_without_valid_lines_fails_no_line_generated(world):
     world.poll("2026-11-26T10:00")
     world.core.start_session(world.clock.now())
     world.work()
-    assert "no records to generate" in world.core.session_status().detail
+    status = world.core.session_status()
+    assert "no records to generate" in status.detail and (status.processed, status.total) == (0, 0)
 
 
 def test_statuses_are_recomputed_at_start(ready):
@@ -194,6 +242,55 @@ def test_invoices_exported_by_an_earlier_day_are_already_exported(ready):
     assert status.state is SessionState.FAILED and "no records to generate" in status.detail
     summary = ready.store.mails("import-summary")[-1]
     assert "already exported" in summary.text
+
+
+def test_progress_is_stored_as_lines_are_written_at_most_every_half_second(ready):
+    """SPEC §5: processed counts up as lines are written; PROGRESS_INTERVAL: at most this often.
+    Lines 0 and 3 take a minute each to read, the others no time."""
+    ready.importer_confirms()
+    seen = []
+
+    def slow_lines(index):
+        seen.append(ready.core.session_status().processed)
+        if index in (0, 3):
+            ready.clock.advance(60)
+
+    waits_before_the_upload = []
+
+    def wait(seconds):
+        if ready.outbound.attempts == 0:
+            waits_before_the_upload.append(seconds)
+        return ready.clock.wait(seconds)
+
+    ready.store.on_export_line = slow_lines
+    ready.core.start_session(ready.clock.now())
+    ready.core.run_session.run_pending(wait)
+    assert state(ready) is SessionState.COMPLETED
+    assert seen == [0, 1, 1, 1, 4, 4]  # stored after lines 1 and 4, not after every line
+    assert waits_before_the_upload and set(waits_before_the_upload) == {0}  # asks about shutdown, never pauses
+
+
+def test_an_export_file_that_does_not_match_the_count_fails_and_is_not_uploaded(ready):
+    """A local file of the export's name with more lines than the day's valid count (left by an
+    earlier run): the export cannot be trusted, and the reason gives both counts."""
+    ready.exports.files[(DAY, EXPORT)] = bytearray(b"600000001|stale\n" * 7)
+    ready.core.start_session(ready.clock.now())
+    ready.work()
+    status = ready.core.session_status()
+    assert status.state is SessionState.FAILED and ready.outbound.files == {}
+    assert "7" in status.detail and "6" in status.detail
+
+
+def test_a_worker_works_every_running_session_a_left_over_one_too(ready):
+    """Yesterday's session is still running (its worker died) when today's starts: one round of
+    the worker takes both, and says so."""
+    ready.core.start_session(ready.clock.now())
+    ready.inbound.files["Letture20261127080000000_9.txt"] = VALID_SAMPLE.read_bytes()
+    ready.poll("2026-11-27T08:00")
+    ready.core.start_session(ready.clock.now())
+    assert ready.core.run_session.run_pending(lambda seconds: seconds > 0) == 2  # each stops at its first wait
+    for day in (DAY, dt.date(2026, 11, 27)):
+        assert ready.store.data.sessions[day].phase is SessionPhase.WATCHING
 
 
 def test_a_running_session_whose_worker_died_resumes_without_writing_a_line_twice(ready):

@@ -61,7 +61,8 @@ def test_an_export_column_missing_from_the_view_fails_the_session_after_3_retrie
     assert status.state is SessionState.FAILED
     assert status.detail == "FakeQueryError: column v.nope does not exist"
     assert ready.store.export_queries == 4  # the first try and 3 retries
-    assert len(waits) == 3 and waits == sorted(waits) and waits[0] > 0  # backing off
+    first = ready.core.run_session.config.error_backoff  # before the first retry; three times longer each retry
+    assert waits == [first, 3 * first, 9 * first]
     [mail] = ready.store.mails("session-failed")
     assert "column v.nope does not exist" in mail.text
     assert ready.core.close_session(ready.clock.now()).state is SessionState.CLOSED  # failed: only Close is left
@@ -94,6 +95,54 @@ def test_tries_are_counted_durably_so_a_worker_that_dies_every_time_does_not_loo
     status = ready.core.session_status()
     assert status.state is SessionState.FAILED and "stopped 4 times" in status.detail
     assert len(ready.store.mails("session-failed")) == 1
+
+
+def test_a_worker_that_dies_after_errors_fails_the_session_naming_the_last_error(ready):
+    """The process dies in the backoff after each of three errors, then once more mid-export (each
+    time restarted): the session fails after 4 tries, and its reason still names the error seen."""
+    ready.core.start_session(ready.clock.now())
+    ready.store.broken_view = "could not extend file: No space left on device"
+
+    def killed_in_the_backoff(seconds):
+        raise WorkerKilled("killed while waiting to retry")
+
+    for _ in range(3):
+        with pytest.raises(WorkerKilled):
+            ready.core.run_session.run_pending(killed_in_the_backoff)
+    ready.store.broken_view = None
+    ready.store.die_during_export_after = 0
+    with pytest.raises(WorkerKilled):
+        ready.work()
+    ready.work()
+    status = ready.core.session_status()
+    assert status.state is SessionState.FAILED and "stopped 4 times" in status.detail
+    assert "No space left on device" in status.detail
+    [mail] = ready.store.mails("session-failed")
+    assert "No space left on device" in mail.text
+
+
+def test_an_outage_gives_back_only_the_try_it_interrupted(ready):
+    """Try 1 ends in an unexpected error; try 2 is cut by a database outage: that try is given
+    back, the error's is not, so the outage cannot buy an error a fourth retry."""
+    ready.importer_confirms()
+    lines_read = []
+
+    def disk_full_then_database_down(index):
+        lines_read.append(index)
+        if len(lines_read) == 1:
+            raise OSError(28, "No space left on device")
+        if len(lines_read) == 2:
+            ready.store.available = False
+
+    def wait(seconds):
+        ready.store.available = True
+        return ready.clock.wait(seconds)
+
+    ready.store.on_export_line = disk_full_then_database_down
+    ready.core.start_session(ready.clock.now())
+    ready.core.run_session.run_pending(wait)
+    status = ready.core.session_status()
+    assert status.state is SessionState.COMPLETED and status.tries == 2
 
 
 def test_a_worker_shut_down_cleanly_does_not_use_up_a_try(ready):

@@ -77,6 +77,8 @@ def test_a_completed_day_in_the_list_the_page_the_json_and_the_downloads(world, 
     day_page = client.get("/days/2026-11-26").get_data(as_text=True)
     assert "Reconciles: 10 lines in the file = 8 stored + 2 ignored; 6 valid = 6 exported = 6 confirmed" in day_page
     assert "Session started" in day_page and "anonymous@127.0.0.1" in day_page and 'href="/days"' in day_page
+    assert EXPORT + " uploaded to the outbound server" in day_page
+    assert "The consumer's log confirmed 6 records read from " + EXPORT in day_page
     export = client.get("/days/2026-11-26/export")
     assert export.status_code == 200 and export.data == world.outbound.files[EXPORT]
     assert EXPORT in export.headers["Content-Disposition"]
@@ -105,6 +107,7 @@ def test_a_failed_day_says_why_and_since_when(world, client):
     assert re.search(
         r"Failed since 2026-11-26 \d\d:\d\d: the upload to the outbound FTP server failed after 3 tries", page
     )
+    assert "Session failed: the upload to the outbound FTP server failed after 3 tries" in page  # the timeline
     body = client.get("/api/days/2026-11-26").get_json()
     assert body["state"] == "failed" and body["failed_since"] and "failed after 3 tries" in body["session"]["detail"]
     assert body["reconciled"] is False and "confirmed" in body["differences"]
