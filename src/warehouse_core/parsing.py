@@ -2,7 +2,12 @@
 
 Everything here streams: memory stays flat however long the file is (``invoice_numbers`` holds
 one string per distinct invoice). A file is read three times: by ``inspect`` (size, sha256, line
-count, encoding), by ``invoice_numbers`` (for one set-based lookup) and by ``parse_lines``.
+count, encoding), by ``invoice_numbers`` (for one set-based lookup) and by ``parse_blocks``.
+
+A million lines a day go through here while PostgreSQL takes them in, so the common line costs
+no Python statement of its own: one regular expression over a block of lines finds the runs of
+*plain* lines (valid, nothing to trim, numbers spelled as ``int`` and ``Decimal`` print them) and
+of lines that are plainly not ours; everything else goes through ``parse_line``, the rule itself.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
+from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import BinaryIO, Dict, Iterator, List, Set, Tuple, Union
+from itertools import compress, filterfalse, repeat
+from operator import itemgetter
+from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Set, Tuple, Union
 
 from warehouse_core.model import InvoiceLine, Problem
 
@@ -34,6 +42,33 @@ _CATEGORIES: Dict[str, Tuple[str, ...]] = {}
 # InvoiceLine(...) through its generated __new__ costs a Python call per line; this is what it does.
 _new_tuple = tuple.__new__
 _VALUE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
+
+# A plain line is valid and is stored exactly as the file spells it: the invoice has no blank to
+# trim, the quantity is spelled as str(int(quantity)) spells it (at most 18 digits, no leading
+# zero), the value as str(Decimal(value)) does (no '+', no leading zero, and not six zeros after
+# "0.", which Decimal prints with an exponent), and no field holds a tab, CR, NUL or backslash
+# (those that COPY would escape). ``{description}`` is filled in below.
+_PLAIN_LINE = (
+    r"6[0-9A-Za-z]{{8}}\|(?:0|[1-9][0-9]{{0,17}})\|{description}\|"
+    r"-?(?:[1-9][0-9]*(?:\.[0-9]+)?|0(?:\.(?!000000)[0-9]+)?)"
+)
+# A line that plainly is not ours: its first character is no blank and no 6, so its trimmed invoice
+# does not start with 6 (``\s`` is exactly what str.strip() removes); or it is empty.
+_NOT_OURS = r"(?:[^6\s][^\n]*)?"
+# Consecutive lines, each ending in "\n", that are plain or not ours; it stops before any other line.
+_RUN = r"(?:(?:{}|{})\n)*"
+_PLAIN_RUN = re.compile(_RUN.format(_PLAIN_LINE.format(description=r"[^|\n\t\r\\\x00]*"), _NOT_OURS))
+# The same for a block that holds none of those characters anywhere (nearly every block): a
+# simpler description for the regular expression engine to check, character by character.
+_PLAIN_RUN_IN_CLEAN_TEXT = re.compile(_RUN.format(_PLAIN_LINE.format(description=r"[^|\n]*"), _NOT_OURS))
+_ESCAPED_IN_COPY = ("\t", "\r", "\\", "\x00")
+_INVOICE_OF_PLAIN = itemgetter(slice(0, INVOICE_LENGTH))
+# The first field of each line (after a "\n"), when its first character after blanks is a 6: a
+# superset of the invoices the lines carry, still to be trimmed and checked. (Starting at "\n"
+# rather than at ^ lets the engine jump from line to line.)
+_FIRST_FIELD_WITH_6 = re.compile(r"\n[^\S\n]*(6[^|\n]*)")
+# Line numbers as stored in the links' arrays (4-byte integers).
+LINE_NUMBER_TYPE = "i"
 
 
 @dataclass(frozen=True)
@@ -96,7 +131,7 @@ def inspect(stream: BinaryIO) -> FileFacts:
 
 @dataclass
 class ParseTally:
-    """Counts kept while ``parse_lines`` streams; read it once the lines are consumed."""
+    """Counts kept while ``parse_blocks`` streams; read it once the lines are consumed."""
 
     total_lines: int = 0
     valid_lines: int = 0
@@ -116,41 +151,130 @@ def invoice_numbers(stream: BinaryIO, encoding: str, block_size: int = BLOCK_SIZ
     found: Set[str] = set()
     codec, errors = _decoding(encoding)
     for block in _line_blocks(stream, encoding, block_size):
-        for raw in block.split(b"\n"):
-            invoice = raw.partition(b"|")[0].decode(codec, errors).strip()
-            if (
-                invoice.startswith("6") and "\x00" not in invoice and invoice not in found
-            ):  # a line with a NUL is never stored
+        # Each spelling once per block, and only the ones not seen yet reach Python code.
+        spellings = dict.fromkeys(_FIRST_FIELD_WITH_6.findall("\n" + block.decode(codec, errors)))
+        new = list(filterfalse(found.__contains__, spellings))
+        joined = "|".join(new)
+        if "\x00" not in joined and joined.split() == [joined]:  # no blank to trim, no NUL: as they are
+            found.update(new)
+            yield from new
+            continue
+        for spelling in new:
+            invoice = spelling.strip()
+            if "\x00" not in invoice and invoice not in found:  # a line with a NUL is never stored
                 found.add(invoice)
                 yield invoice
+
+
+class LineBlock:
+    """The valid lines of a stretch of the file, in line order within each kind: ``plain`` lines
+    as the file spells them (``invoice|quantity|description|value``, see ``_PLAIN_LINE``), with
+    their ``numbers`` and ``invoices``; and ``others``, every other valid line, parsed."""
+
+    __slots__ = ("numbers", "plain", "invoices", "others")
+
+    def __init__(self, numbers: List[int], plain: List[str], invoices: List[str], others: List[InvoiceLine]) -> None:
+        self.numbers = numbers
+        self.plain = plain
+        self.invoices = invoices
+        self.others = others
+
+    def __len__(self) -> int:
+        return len(self.plain) + len(self.others)
+
+    def lines(self) -> List[InvoiceLine]:
+        """Every valid line of the block as an InvoiceLine, in line order."""
+        plain = [_plain_invoice_line(number, text) for number, text in zip(self.numbers, self.plain)]
+        return sorted(plain + self.others) if self.others and plain else plain or self.others
+
+    def descriptions(self) -> List[str]:
+        """The description of each plain line (the third of its four fields)."""
+        return [line.split(FIELD_SEPARATOR, 3)[2] for line in self.plain]
+
+
+def _plain_invoice_line(number: int, text: str) -> InvoiceLine:
+    invoice, quantity, description, value = text.split(FIELD_SEPARATOR)
+    return _new_tuple(
+        InvoiceLine, (number, invoice, int(quantity), description, Decimal(value), normalise_categories(description))
+    )
+
+
+def blocks_of(lines: Iterable[InvoiceLine], size: int = 10_000) -> Iterator[LineBlock]:
+    """Lines parsed elsewhere (or made by hand) as blocks of at most ``size``, lazily."""
+    batch: List[InvoiceLine] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == size:
+            yield LineBlock([], [], [], batch)
+            batch = []
+    if batch:
+        yield LineBlock([], [], [], batch)
+
+
+def parse_blocks(
+    stream: BinaryIO, encoding: str, tally: ParseTally, block_size: int = BLOCK_SIZE
+) -> Iterator[LineBlock]:
+    """The file's valid lines a block at a time; ignored lines and problems are counted in ``tally``
+    (a block's counts are in before it is handed over)."""
+    codec, errors = _decoding(encoding)
+    number = 1  # of the block's first line
+    for raw in _line_blocks(stream, encoding, block_size):
+        text = raw.decode(codec, errors)  # a block ends at a line's end: it decodes as its lines would
+        if "\r" in text:
+            # One CR less before each LF: parse_line gets each line with its trailing CRs stripped anyway.
+            text = text.replace("\r\n", "\n")
+        if not text.endswith("\n"):
+            text += "\n"  # the file's last line: "\n" ends every line here
+        lines, problems_before = text.count("\n"), tally.problem_count
+        block = _parse_block(text, number, tally)
+        number += lines
+        tally.total_lines += lines
+        tally.valid_lines += len(block)
+        tally.ignored_lines += lines - len(block) - (tally.problem_count - problems_before)
+        if len(block):
+            yield block
+
+
+def _parse_block(text: str, number: int, tally: ParseTally) -> LineBlock:
+    """The valid lines of ``text`` (whole lines, each ending in "\n", the first numbered ``number``):
+    runs of plain lines and lines not ours as they are, each other line through ``parse_line``."""
+    runs = _PLAIN_RUN if any(character in text for character in _ESCAPED_IN_COPY) else _PLAIN_RUN_IN_CLEAN_TEXT
+    block = LineBlock([], [], [], [])
+    start = 0
+    while start < len(text):
+        end = runs.match(text, start).end()  # type: ignore[union-attr]  # it matches "" at least
+        if end > start:
+            number = _add_plain_run(block, text[start:end], number)
+        if end == len(text):
+            break
+        start = text.index("\n", end) + 1
+        outcome = parse_line(number, text[end : start - 1].rstrip("\r"))
+        number += 1
+        if isinstance(outcome, InvoiceLine):
+            block.others.append(outcome)
+        elif outcome is not None:
+            tally.add_problem(outcome)
+    return block
+
+
+def _add_plain_run(block: LineBlock, run: str, number: int) -> int:
+    """The plain lines of ``run`` into ``block`` (the others in it are not ours); the next line's number."""
+    lines = run.split("\n")
+    lines.pop()  # after the run's last "\n"
+    ours = list(map(str.startswith, lines, repeat("6")))
+    plain = list(compress(lines, ours))
+    block.plain += plain
+    block.numbers += compress(range(number, number + len(lines)), ours)
+    block.invoices += map(_INVOICE_OF_PLAIN, plain)
+    return number + len(lines)
 
 
 def parse_lines(
     stream: BinaryIO, encoding: str, tally: ParseTally, block_size: int = BLOCK_SIZE
 ) -> Iterator[InvoiceLine]:
     """Yield the file's valid invoice lines; count ignored lines and record problems in ``tally``."""
-    codec, errors = _decoding(encoding)
-    total = valid = ignored = 0
-    try:
-        for block in _line_blocks(stream, encoding, block_size):
-            text = block.decode(codec, errors)  # a block ends at a line's end: it decodes as its lines would
-            lines = text.split("\n")
-            if text.endswith("\n"):
-                lines.pop()  # what follows the last line break is the next block's
-            for line in lines:
-                total += 1
-                outcome = parse_line(total, line.rstrip("\r"))
-                if isinstance(outcome, InvoiceLine):
-                    valid += 1
-                    yield outcome
-                elif outcome is None:
-                    ignored += 1
-                else:
-                    tally.add_problem(outcome)
-    finally:  # counted in locals (a hot loop), handed over even if the consumer stops early
-        tally.total_lines += total
-        tally.valid_lines += valid
-        tally.ignored_lines += ignored
+    for block in parse_blocks(stream, encoding, tally, block_size):
+        yield from block.lines()
 
 
 def _line_blocks(stream: BinaryIO, encoding: str, block_size: int) -> Iterator[bytes]:
@@ -243,7 +367,7 @@ def normalise_categories(description: str) -> Tuple[str, ...]:
     for item in description.split(","):
         name = _NORMALISED.get(item)
         if name is None:
-            name = " ".join(item.split()).lower()
+            name = normalise_category(item)
             if len(_NORMALISED) < NORMALISED_CACHE_SIZE:
                 _NORMALISED[item] = name
         if name and name not in names:
@@ -252,3 +376,66 @@ def normalise_categories(description: str) -> Tuple[str, ...]:
     if len(_CATEGORIES) < NORMALISED_CACHE_SIZE:
         _CATEGORIES[description] = categories
     return categories
+
+
+def normalise_category(item: str) -> str:
+    """One item of a description: trimmed, inner blanks folded, lower case ("" when empty)."""
+    return " ".join(item.split()).lower()
+
+
+class CategoryLinks:
+    """Which lines name each category, gathered a block at a time: per category, its line numbers
+    ascending, each once (a line that names a category twice links it once). A plain line's
+    categories come from its description; another line's are those its InvoiceLine names."""
+
+    def __init__(self) -> None:
+        self._numbers: Dict[str, "array[int]"] = {}
+        self._unnamed: "array[int]" = array(LINE_NUMBER_TYPE)  # empty items: dropped
+        self._by_spelling = _ArraysBySpelling(self._array)
+        self._in_line_order = True
+
+    def _array(self, name: str) -> "array[int]":
+        if not name:
+            return self._unnamed
+        numbers = self._numbers.get(name)
+        if numbers is None:
+            numbers = self._numbers[name] = array(LINE_NUMBER_TYPE)
+        return numbers
+
+    def add(self, block: LineBlock) -> None:
+        by_spelling = self._by_spelling
+        for number, description in zip(block.numbers, block.descriptions()):
+            for spelling in description.split(","):
+                by_spelling[spelling].append(number)
+        for line in block.others:
+            for name in line.categories:
+                self._array(name).append(line.line_number)
+        if block.plain and block.others:
+            self._in_line_order = False  # the plain lines' numbers went in first
+
+    def take(self) -> Dict[str, "array[int]"]:
+        """What was gathered since the last take, and forget it."""
+        taken = {}
+        for name, numbers in self._numbers.items():
+            if numbers:
+                # In line order, a line's repeats are next to each other and dict.fromkeys drops them.
+                unique = dict.fromkeys(numbers) if self._in_line_order else sorted(set(numbers))
+                taken[name] = array(LINE_NUMBER_TYPE, unique)
+                del numbers[:]
+        del self._unnamed[:]
+        self._in_line_order = True
+        return taken
+
+
+class _ArraysBySpelling(Dict[str, "array[int]"]):
+    """Each spelling of an item (" Frutta  Secca") to the array of its normalised category."""
+
+    def __init__(self, array_of: Callable[[str], "array[int]"]) -> None:
+        super().__init__()
+        self._array_of = array_of
+
+    def __missing__(self, spelling: str) -> "array[int]":
+        numbers = self._array_of(normalise_category(spelling))
+        if len(self) < NORMALISED_CACHE_SIZE:
+            self[spelling] = numbers
+        return numbers
