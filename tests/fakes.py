@@ -12,6 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 from warehouse_core.audit import Event
@@ -33,6 +34,7 @@ from warehouse_core.model import (
     StoredLines,
     WorkSession,
 )
+from warehouse_core.parsing import LineBlock
 
 
 class FakeClock:
@@ -176,11 +178,11 @@ class FakeFilesAndLines(_FakeTransaction):
         self.data.__dict__.update(saved.__dict__)
 
     def insert_lines(
-        self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
+        self, file_id: int, day: dt.date, blocks: Iterable[LineBlock], invoices: Iterable[str]
     ) -> StoredLines:
         looked_up = set(invoices)
         stored = 0
-        for line in lines:
+        for line in chain.from_iterable(block.lines() for block in blocks):
             if line.invoice_number not in looked_up:
                 raise ValueError(
                     "line {}: invoice {!r} was not looked up".format(line.line_number, line.invoice_number)

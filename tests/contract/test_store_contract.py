@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import io
 import threading
 from decimal import Decimal
 from typing import Any, Dict, List
@@ -16,6 +17,7 @@ from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
 from warehouse_core.errors import Conflict
 from warehouse_core.export_format import export_line
 from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
+from warehouse_core.parsing import UTF8, ParseTally, blocks_of, parse_blocks
 from warehouse_core.ports import (
     Events,
     ExportSource,
@@ -40,6 +42,7 @@ class FakeInspector:
             {
                 "line_number": s.line.line_number,
                 "invoice_number": s.line.invoice_number,
+                "quantity": s.line.quantity,
                 "value": s.line.value,
                 "status": s.invoice_status.value,
                 "categories": sorted(s.line.categories),
@@ -60,7 +63,8 @@ class PostgresInspector:
         with self.store.connection() as connection:
             rows = connection.execute(
                 "SELECT l.line_number, l.invoice_number, l.value, l.invoice_status,"
-                " coalesce(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.name IS NOT NULL), '{}'), l.description"
+                " coalesce(array_agg(c.name ORDER BY c.name) FILTER (WHERE c.name IS NOT NULL), '{}'), l.description,"
+                " l.quantity"
                 " FROM invoice_line l LEFT JOIN invoice_line_category lc"
                 "  ON lc.file_id = l.file_id AND lc.line_number = l.line_number"
                 " LEFT JOIN category c ON c.id = lc.category_id"
@@ -70,6 +74,7 @@ class PostgresInspector:
             {
                 "line_number": r[0],
                 "invoice_number": r[1],
+                "quantity": r[6],
                 "value": r[2],
                 "status": r[3],
                 "categories": list(r[4]),
@@ -127,7 +132,7 @@ def line(number, invoice, categories=("frutta",), value="1.50"):
 
 
 def insert(uow, file_id, day, lines):
-    return uow.insert_lines(file_id, day, lines, {each.invoice_number for each in lines})
+    return uow.insert_lines(file_id, day, blocks_of(lines), {each.invoice_number for each in lines})
 
 
 def mail(event=MailEvent.IMPORT_SUMMARY, subject="subject"):
@@ -194,7 +199,7 @@ def test_lines_are_stored_with_normalised_categories_once_and_invoice_statuses(s
         stored = uow.insert_lines(
             file_id,
             DAY,
-            iter(
+            blocks_of(
                 [
                     line(1, "600000001", ("frutta", "verdura")),
                     line(2, "600000004", ("frutta secca", "verdura"), "-3.20"),
@@ -236,6 +241,30 @@ def test_any_text_survives_the_bulk_load(store, inspector):
     assert stored["categories"] == sorted(odd.categories)
 
 
+def test_a_parsed_file_is_stored_as_its_lines_read_one_by_one(store, inspector):
+    # Plain lines reach the store as the file spells them; the others as parsed. Either way the
+    # database holds what the InvoiceLine says, the value's scale included.
+    text = (
+        "600000001|12|Frutta, Verdura|120.50\n"
+        "600000002|007|Pane|+3\n"
+        "600000004|1|tab\there, back\\slash|0.0000001\r\n"
+        "600000001|0|Caff\u00e8, caff\u00e8 |-3.20"
+    )
+    blocks = list(parse_blocks(io.BytesIO(text.encode("utf-8")), UTF8, ParseTally(), block_size=64))
+    assert sum(len(block.plain) for block in blocks) == 2 and sum(len(block.others) for block in blocks) == 2
+    expected = [line for block in blocks for line in block.lines()]
+    with store.unit_of_work() as uow:
+        uow.insert_lines(uow.record_file(record()), DAY, iter(blocks), {"600000001", "600000002", "600000004"})
+    assert [
+        (line["line_number"], line["quantity"], line["description"], str(line["value"]), line["categories"])
+        for line in inspector.lines()
+    ] == [
+        (line.line_number, line.quantity, line.description, str(line.value), sorted(line.categories))
+        for line in expected
+    ]
+    assert str(expected[0].value) == "120.50" and expected[1].quantity == 7
+
+
 MANY_LINES = 60_000  # more than two of the chunks whose category links PostgreSQL's store spills to disk
 
 
@@ -254,7 +283,7 @@ def many_lines(count=MANY_LINES, fail_at=None):
 
 def test_many_lines_go_in_whole_with_their_links_and_statuses(store, inspector):
     with store.unit_of_work() as uow:
-        stored = uow.insert_lines(uow.record_file(record()), DAY, many_lines(), {"600000001", "600000099"})
+        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks_of(many_lines()), {"600000001", "600000099"})
     assert (
         stored.stored == MANY_LINES
         and stored.not_found == ("600000099",)
@@ -271,7 +300,9 @@ def test_many_lines_go_in_whole_with_their_links_and_statuses(store, inspector):
 def test_a_failure_while_the_lines_stream_ends_the_import_and_leaves_nothing(store, inspector):
     with pytest.raises(OSError, match="could not be read"):
         with store.unit_of_work() as uow:
-            uow.insert_lines(uow.record_file(record()), DAY, many_lines(fail_at=40_000), {"600000001", "600000099"})
+            uow.insert_lines(
+                uow.record_file(record()), DAY, blocks_of(many_lines(fail_at=40_000)), {"600000001", "600000099"}
+            )
     assert inspector.lines() == []
     with store.unit_of_work() as uow:  # the store goes on working
         insert(uow, uow.record_file(record()), DAY, [line(1, "600000001")])
@@ -287,7 +318,7 @@ def test_a_database_error_far_into_the_lines_reaches_the_caller(real_store):
 
     with pytest.raises(psycopg.errors.UniqueViolation):
         with real_store.unit_of_work() as uow:
-            uow.insert_lines(uow.record_file(record()), DAY, twice_line_5(), {"600000001", "600000099"})
+            uow.insert_lines(uow.record_file(record()), DAY, blocks_of(twice_line_5()), {"600000001", "600000099"})
     assert PostgresInspector(real_store).lines() == []
 
 

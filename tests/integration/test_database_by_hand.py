@@ -16,6 +16,7 @@ import pytest
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.postgres.migrations import MIGRATIONS
 from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent
+from warehouse_core.parsing import blocks_of
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PSQL = shutil.which("psql")
@@ -117,7 +118,7 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
             value=Decimal("1.50"),
             categories=("frutta secca",),
         )
-        uow.insert_lines(file_id, today, [line], ["600000001"])
+        uow.insert_lines(file_id, today, blocks_of([line]), ["600000001"])
         uow.enqueue_mail(Mail(event=MailEvent.IMPORT_SUMMARY, day=today, subject="s", text="t", html="h"))
     queries = readme_dba_queries()
     assert len(queries) == 2

@@ -13,7 +13,6 @@ from typing import ContextManager, Iterable, Iterator, List, Optional, Protocol,
 from warehouse_core.model import (
     FileStatus,
     InboundFileRecord,
-    InvoiceLine,
     InvoiceStatus,
     Mail,
     Problem,
@@ -22,6 +21,7 @@ from warehouse_core.model import (
     StoredLines,
     WorkSession,
 )
+from warehouse_core.parsing import LineBlock
 from warehouse_core.ports.history import Events, History
 
 Role = TypeVar("Role", covariant=True)
@@ -46,9 +46,10 @@ class FilesAndLines(Protocol):
         """A nested block whose writes are undone if it raises."""
 
     def insert_lines(
-        self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
+        self, file_id: int, day: dt.date, blocks: Iterable[LineBlock], invoices: Iterable[str]
     ) -> StoredLines:
-        """Store the lines and their categories, each with its invoice status. ``invoices`` yields each
+        """Store the blocks' lines and their categories, each with its invoice status (``blocks_of``
+        makes blocks of InvoiceLines made elsewhere). ``invoices`` yields each
         invoice number the lines carry, once (more is harmless); it is read to the end, and its numbers
         looked up in one query, before the first line. (The fake refuses a line whose invoice was not
         among them; PostgreSQL would store it as valid.)"""

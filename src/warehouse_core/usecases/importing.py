@@ -18,7 +18,7 @@ from warehouse_core.model import (
     MailEvent,
     Problem,
 )
-from warehouse_core.parsing import FileFacts, ParseTally, invoice_numbers, parse_lines
+from warehouse_core.parsing import FileFacts, ParseTally, invoice_numbers, parse_blocks
 from warehouse_core.ports import MailRenderer, UnitOfWork
 from warehouse_core.usecases.mails import compose, queue_mail
 
@@ -74,7 +74,7 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
                 stored = uow.insert_lines(
                     file_id,
                     received.day,
-                    parse_lines(second_pass, received.facts.encoding, tally),
+                    parse_blocks(second_pass, received.facts.encoding, tally),
                     invoice_numbers(first_pass, received.facts.encoding),
                 )
             if tally.problem_count:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from array import array
-from collections import defaultdict
 from contextlib import contextmanager
-from functools import partial
-from typing import DefaultDict, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from itertools import chain
+from typing import Dict, Iterable, Iterator, Optional, Set, Tuple
 
 import psycopg
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import DAY_FILE, Connected
-from warehouse_core.adapters.postgres.link_copy import CHUNK_LINES, ITEM, LinkSpill, copy_links
+from warehouse_core.adapters.postgres.link_copy import CHUNK_LINES, LinkSpill, copy_links
 from warehouse_core.errors import Conflict
 from warehouse_core.model import (
     FileSource,
@@ -26,6 +24,7 @@ from warehouse_core.model import (
     Problem,
     StoredLines,
 )
+from warehouse_core.parsing import FIELD_SEPARATOR, CategoryLinks, LineBlock
 
 # How an invoice's status is decided, at the import and again at the session's start. Of the numbers
 # in the CTE ``invoices`` (one row each), those the view does not list are not_found, those it lists
@@ -43,14 +42,10 @@ VALID = InvoiceStatus.VALID.value
 # COPY text format: these characters are escaped inside a field.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
-COPY_BATCH = 2000
 COPY_LINES = (
     "COPY invoice_line (file_id, day, line_number, invoice_number, quantity, description, value, invoice_status)"
     " FROM STDIN"
 )
-# Tabs in one invoice_line row: between its 8 columns (file_id, day, line_number, invoice_number,
-# quantity, description, value, invoice_status).
-ROW_TABS = 7
 
 
 def copy_row(line: InvoiceLine, status: str) -> str:
@@ -65,21 +60,18 @@ def copy_text(value: str) -> str:
     return value.translate(_COPY_ESCAPES) if _NEEDS_COPY_ESCAPE.search(value) else value
 
 
-def copy_rows(prefix: str, lines: List[InvoiceLine], unusual: Dict[str, str]) -> str:
+def copy_rows(prefix: str, block: LineBlock, unusual: Dict[str, str]) -> str:
     """invoice_line rows in COPY text format, ``prefix`` holding (file_id, day), each line's status
-    from ``unusual`` (valid when absent). The fields are written as they are, then one scan of the
-    text tells whether any needed an escape (a tab, a line break or a backslash in an invoice number
-    or a description): rarely, and then the rows are written again field by field."""
+    from ``unusual`` (valid when absent). A plain line is its four columns already but for the '|'
+    between them (no other '|' is in a row: it separates a file's fields), so one replace over
+    the text makes them columns; the other lines are written field by field."""
     status = unusual.get
-    text = "".join([f"{prefix}{n}\t{i}\t{q}\t{d}\t{v!s}\t{status(i, VALID)}\n" for n, i, q, d, v, _ in lines])
-    if (
-        text.count("\t") == ROW_TABS * len(lines)
-        and text.count("\n") == len(lines)
-        and "\\" not in text
-        and "\r" not in text
-    ):
-        return text
-    return "".join([prefix + copy_row(line, status(line.invoice_number, VALID)) for line in lines])
+    text = "".join(
+        [f"{prefix}{n}\t{line}\t{status(i, VALID)}\n" for n, line, i in zip(block.numbers, block.plain, block.invoices)]
+    ).replace(FIELD_SEPARATOR, "\t")
+    if block.others:
+        text += "".join([prefix + copy_row(line, status(line.invoice_number, VALID)) for line in block.others])
+    return text
 
 
 class PsycopgFilesAndLines(Connected):
@@ -145,7 +137,7 @@ class PsycopgFilesAndLines(Connected):
             yield
 
     def insert_lines(
-        self, file_id: int, day: dt.date, lines: Iterable[InvoiceLine], invoices: Iterable[str]
+        self, file_id: int, day: dt.date, blocks: Iterable[LineBlock], invoices: Iterable[str]
     ) -> StoredLines:
         """The day's invoices are looked up first, in one query, so the lines go by COPY straight
         into their table while Python parses; the category links follow (see link_copy)."""
@@ -153,34 +145,27 @@ class PsycopgFilesAndLines(Connected):
         seen_unusual: Set[str] = set()
         unusual_lines = {InvoiceStatus.NOT_FOUND.value: 0, InvoiceStatus.ALREADY_EXPORTED.value: 0}
 
-        def count_unusual(batch: List[InvoiceLine]) -> None:
+        def count_unusual(block: LineBlock) -> None:
             # The filter runs in C; only the few lines whose invoice is not valid come back.
-            for invoice in filter(unusual.__contains__, [line.invoice_number for line in batch]):
+            others = [line.invoice_number for line in block.others]
+            for invoice in filter(unusual.__contains__, chain(block.invoices, others)):
                 seen_unusual.add(invoice)
                 unusual_lines[unusual[invoice]] += 1
 
         stored = spilled = 0
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
+        links = CategoryLinks()
         with LinkSpill() as spill:
             with self.connection.cursor().copy(COPY_LINES) as copy:
-                batch: List[InvoiceLine] = []
-                links: DefaultDict[str, "array[int]"] = defaultdict(partial(array, ITEM))  # line numbers per category
-                for line in lines:
-                    batch.append(line)
-                    for name in line.categories:
-                        links[name].append(line.line_number)
-                    if len(batch) == COPY_BATCH:
-                        stored += COPY_BATCH
-                        copy.write(copy_rows(prefix, batch, unusual))
-                        count_unusual(batch)
-                        batch = []
-                        if stored - spilled >= CHUNK_LINES:
-                            spill.add(links)
-                            links, spilled = defaultdict(partial(array, ITEM)), stored
-                stored += len(batch)
-                copy.write(copy_rows(prefix, batch, unusual))
-                count_unusual(batch)
-                spill.add(links)
+                for block in blocks:
+                    copy.write(copy_rows(prefix, block, unusual))
+                    count_unusual(block)
+                    links.add(block)
+                    stored += len(block)
+                    if stored - spilled >= CHUNK_LINES:
+                        spill.add(links.take())
+                        spilled = stored
+                spill.add(links.take())
             copy_links(self.connection, file_id, spill)
         return StoredLines(
             stored=stored,

@@ -18,10 +18,12 @@ from typing import DefaultDict, Dict, Iterator, List, Mapping, Tuple
 
 import psycopg
 
+from warehouse_core.parsing import LINE_NUMBER_TYPE
+
 # Lines whose links are kept in memory before they go to the spill file.
 CHUNK_LINES = 25_000
 COPY_LINKS = "COPY invoice_line_category (category_id, file_id, line_number) FROM STDIN"
-ITEM = "i"  # the line numbers as 4-byte integers
+ITEM = LINE_NUMBER_TYPE  # the line numbers as 4-byte integers, as CategoryLinks gathers them
 LINKS_PER_WRITE = 50_000
 
 
