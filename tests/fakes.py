@@ -633,21 +633,39 @@ class FakeStore:
 class FakeInboundConnection:
     def __init__(self, server: "FakeInbound") -> None:
         self.server = server
+        self.lost = False
+
+    def check(self, command: str) -> None:
+        """A command on a connection the server has dropped fails, as ftplib's would; DELE logs
+        on again first, as FtplibFiles does."""
+        if command in self.server.drop_before:
+            self.server.drop_before.discard(command)
+            self.lost = True
+        if self.lost and command == "DELE":
+            if "LOGIN" in self.server.failing:
+                raise TransferError(
+                    "cannot log on to {}: 530 refused by the fake server".format(self.server.describe())
+                )
+            self.server.connections += 1
+            self.lost = False
+        if self.lost:
+            raise TransferError("{} failed: 421 the server dropped the connection".format(command))
+        self.server.check(command)
 
     def list_files(self) -> List[RemoteFile]:
-        self.server.check("LIST")
+        self.check("LIST")
         return [
             RemoteFile(name=name, size=len(data) if self.server.listing_sizes else None)
             for name, data in sorted(self.server.files.items())
         ]
 
     def size(self, name: str) -> Optional[int]:
-        self.server.check("SIZE")
+        self.check("SIZE")
         data = self.server.files.get(name)
         return None if data is None or not self.server.size_command else len(data)
 
     def download(self, name: str, write: Callable[[bytes], None]) -> int:
-        self.server.check("RETR")
+        self.check("RETR")
         if name not in self.server.files:
             raise TransferError("RETR {} failed: 550 no such file".format(name))
         data = self.server.files[name]
@@ -660,7 +678,7 @@ class FakeInboundConnection:
         return len(data)
 
     def delete(self, name: str) -> None:
-        self.server.check("DELE")
+        self.check("DELE")
         if name not in self.server.files:
             raise TransferError("DELE {} failed: 550 no such file".format(name))
         if self.server.on_delete is not None:
@@ -670,11 +688,13 @@ class FakeInboundConnection:
 
 
 class FakeInbound:
-    """A folder of files; ``failing`` names the commands that answer an error."""
+    """A folder of files; ``failing`` names the commands that answer an error, ``drop_before``
+    those before which the server drops the connection (once each: an idle timeout)."""
 
     def __init__(self, files: Optional[Dict[str, bytes]] = None) -> None:
         self.files: Dict[str, bytes] = dict(files or {})
         self.failing: Set[str] = set()
+        self.drop_before: Set[str] = set()
         self.cut_download_after: Optional[int] = None
         self.grow_during_download: bytes = b""
         self.size_command = True  # False: a server without SIZE

@@ -269,6 +269,12 @@ class FtpFaults:
     hang_on: Set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
     hanging: threading.Event = field(default_factory=threading.Event)
+    # Commands before which the server ends the control connection, once each, as its idle
+    # timeout does: with "421" (pyftpdlib's and vsftpd's way), or without a word (a NAT's).
+    time_out_before: Set[str] = field(default_factory=set)
+    drop_before: Set[str] = field(default_factory=set)
+    # Commands carried out whose answer never comes: the connection ends instead (once each).
+    drop_answer_to: Set[str] = field(default_factory=set)
 
 
 def _handler_class(tls: bool, faults: FtpFaults) -> Any:
@@ -287,6 +293,18 @@ def _handler_class(tls: bool, faults: FtpFaults) -> Any:
             if cmd in faults.hang_on:
                 faults.hanging.set()
                 faults.release.wait(60)
+            if cmd in faults.time_out_before:
+                faults.time_out_before.discard(cmd)
+                self.respond("421 Control connection timed out.")
+                self.close_when_done()
+                return
+            if cmd in faults.drop_before:
+                faults.drop_before.discard(cmd)
+                self.close()
+                return
+            if cmd in faults.drop_answer_to:
+                faults.drop_answer_to.discard(cmd)
+                self._drop_answer = True
             super().pre_process_command(line, cmd, arg)
 
         def ftp_RETR(self, file: str) -> Any:
@@ -301,6 +319,10 @@ def _handler_class(tls: bool, faults: FtpFaults) -> Any:
             return super().ftp_RETR(str(truncated))
 
         def respond(self, resp: str, logfun: Any = None) -> None:
+            if getattr(self, "_drop_answer", False):
+                self._drop_answer = False
+                self.close()
+                return
             if getattr(self, "_drop_at_end", False) and resp.startswith("226"):
                 # The connection vanishes instead of confirming the transfer.
                 self._drop_at_end = False

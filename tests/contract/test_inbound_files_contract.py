@@ -29,7 +29,7 @@ class FakeSide:
         return sorted(self.inbound.files)
 
     def refuse(self, command: str) -> None:
-        self.inbound.failing.add(command)
+        self.inbound.failing.add("LOGIN" if command == "USER" else command)
 
     def cut_downloads_after(self, size: int) -> None:
         self.inbound.cut_download_after = size
@@ -37,6 +37,9 @@ class FakeSide:
     def without_size(self, listing_sizes: bool = True) -> None:
         self.inbound.size_command = False
         self.inbound.listing_sizes = listing_sizes
+
+    def drop_connection_before(self, command: str, saying_421: bool) -> None:
+        self.inbound.drop_before.add(command)
 
 
 class FtpSide:
@@ -67,6 +70,11 @@ class FtpSide:
         self.server.faults.unsupported.add("SIZE")
         if not listing_sizes:
             self.server.faults.unsupported.update({"MLSD", "LIST"})  # NLST names no size
+
+    def drop_connection_before(self, command: str, saying_421: bool) -> None:
+        if not hasattr(self.server, "faults"):
+            pytest.skip("vsftpd cannot be made to drop a connection on cue; pyftpdlib's side covers it")
+        (self.server.faults.time_out_before if saying_421 else self.server.faults.drop_before).add(command)
 
 
 @pytest.fixture(params=FTP_SIDES)
@@ -129,6 +137,50 @@ def test_refused_commands_raise_transfer_error(side):
         with pytest.raises(TransferError):
             download(connection, "a.txt")
         with pytest.raises(TransferError):
+            connection.delete("a.txt")
+    assert side.names() == ["a.txt"]
+
+
+@pytest.mark.parametrize("saying_421", [True, False], ids=["421", "without a word"])
+def test_a_delete_after_the_server_dropped_the_idle_connection_logs_on_again(side, saying_421):
+    # DELE comes after the import, minutes after the download: by then a server's idle timeout
+    # (vsftpd's idle_session_timeout, pyftpdlib's 300 s) or a NAT may have ended the connection.
+    side.put("a.txt", CONTENT)
+    side.put("b.txt", CONTENT)
+    with side.inbound.connect() as connection:
+        assert download(connection, "a.txt")[1] == CONTENT
+        side.drop_connection_before("DELE", saying_421)
+        connection.delete("a.txt")
+        assert download(connection, "b.txt")[1] == CONTENT  # the new connection serves on
+    assert side.names() == ["b.txt"]
+
+
+def test_a_delete_refused_after_logging_on_again_is_still_an_error(side):
+    side.put("a.txt", CONTENT)
+    with side.inbound.connect() as connection:
+        side.drop_connection_before("DELE", saying_421=True)
+        side.refuse("DELE")
+        with pytest.raises(TransferError):
+            connection.delete("a.txt")
+    assert side.names() == ["a.txt"]
+
+
+def test_a_delete_whose_answer_was_lost_is_done_when_the_file_is_gone(ftp_server):
+    ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
+    ftp_server.faults.drop_answer_to.add("DELE")
+    with FtplibFiles.from_parts(ftp_server.parts(), timeout=5).connect() as connection:
+        connection.delete("a.txt")  # carried out, then the connection went: logged on again, 550, done
+        with pytest.raises(TransferError, match="550"):
+            connection.delete("a.txt")  # on a live connection, no such file is still an error
+    assert ftp_server.files() == []
+
+
+def test_a_delete_that_cannot_log_on_again_is_an_error(side):
+    side.put("a.txt", CONTENT)
+    with side.inbound.connect() as connection:
+        side.drop_connection_before("DELE", saying_421=False)
+        side.refuse("USER")
+        with pytest.raises(TransferError, match="cannot log on"):
             connection.delete("a.txt")
     assert side.names() == ["a.txt"]
 

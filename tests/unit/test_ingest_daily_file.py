@@ -124,6 +124,15 @@ def test_failed_delete_is_retried_without_a_second_import(world):
     assert [m.event.value for m in world.store.mails()] == ["import-summary"]
 
 
+def test_a_connection_dropped_while_the_file_was_imported_is_logged_on_again_for_the_delete(world):
+    # The import takes minutes for a big file; the server's idle timeout may end the connection meanwhile.
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    world.inbound.drop_before.add("DELE")
+    report = world.poll("2026-11-26T10:00")
+    assert report.imported == [VALID] and report.deleted == [VALID] and VALID not in world.inbound.files
+    assert world.inbound.connections == 2
+
+
 def test_second_valid_file_for_a_day_with_data_is_archived_and_mailed(world):
     world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")

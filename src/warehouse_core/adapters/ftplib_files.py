@@ -39,11 +39,15 @@ class SessionReusingFTP_TLS(ftplib.FTP_TLS):
 
 
 class FtpConnection:
-    """A logged-in ftplib client in the configured folder; every failure becomes TransferError."""
+    """A logged-in ftplib client in the configured folder; every failure becomes TransferError.
 
-    def __init__(self, client: ftplib.FTP, where: str) -> None:
+    ``log_on`` gives a new client when the server has ended this one's connection, as its idle
+    timeout does while a big file is imported between the download and the DELE."""
+
+    def __init__(self, client: ftplib.FTP, where: str, log_on: Optional[Callable[[], ftplib.FTP]] = None) -> None:
         self.client = client
         self.where = where
+        self._log_on = log_on
 
     def list_files(self) -> List[RemoteFile]:
         """MLSD when the server has it; else LIST in the Unix ``ls -l`` form that vsftpd, ProFTPD
@@ -115,8 +119,22 @@ class FtpConnection:
             self.client.rename(source, target)
 
     def delete(self, name: str) -> None:
-        with self._errors("DELE " + name):
+        try:
             self.client.delete(name)
+            return
+        except ftplib.all_errors as error:
+            if self._log_on is None or not _connection_lost(error):
+                raise TransferError(self._explain("DELE " + name, error)) from None
+            log.info("%s; logging on again", self._explain("DELE " + name, error))
+        self._log_on_again()
+        # The first DELE may have been carried out before the connection went: no such file is then done.
+        if not self.delete_if_present(name):
+            log.info("%s was no longer on %s", name, self.where)
+
+    def _log_on_again(self) -> None:
+        assert self._log_on is not None
+        lost, self.client = self.client, self._log_on()  # when that fails, the lost one is closed at the end
+        lost.close()
 
     def delete_if_present(self, name: str) -> bool:
         """DELE, where 550 (no such file) is no error; whether a file was deleted."""
@@ -144,6 +162,11 @@ class FtpConnection:
 
 def _not_implemented(error: BaseException) -> bool:
     return str(error).startswith(("500", "501", "502", "504"))
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """The server ended the control connection (421, as an idle timeout answers), or it is gone."""
+    return isinstance(error, (EOFError, OSError)) or str(error).startswith("421")
 
 
 # ``-rw-r--r--    1 1001     1001         1234 Nov 27 13:08 name`` (or ``Jan 02  2025`` for an
@@ -270,7 +293,17 @@ class FtplibFiles:
 
     @contextmanager
     def connect(self) -> Iterator[FtpConnection]:
-        where = self.describe()
+        connection = FtpConnection(self._log_on(), self.describe(), self._log_on)
+        try:
+            yield connection
+        finally:
+            try:
+                connection.client.quit()
+            except ftplib.all_errors:
+                connection.client.close()
+
+    def _log_on(self) -> ftplib.FTP:
+        """A client logged in and in the folder; TransferError when that fails."""
         client: ftplib.FTP
         try:
             if self.tls:
@@ -291,12 +324,6 @@ class FtplibFiles:
                 client.cwd(self.directory)
         except ftplib.all_errors as error:
             raise TransferError(
-                "cannot log on to {}: {}".format(where, str(error).strip() or type(error).__name__)
+                "cannot log on to {}: {}".format(self.describe(), str(error).strip() or type(error).__name__)
             ) from None
-        try:
-            yield FtpConnection(client, where)
-        finally:
-            try:
-                client.quit()
-            except ftplib.all_errors:
-                client.close()
+        return client

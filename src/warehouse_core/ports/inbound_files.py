@@ -18,7 +18,9 @@ class InboundConnection(Protocol):
         """Stream the file into ``write``; the number of bytes received."""
 
     def delete(self, name: str) -> None:
-        """Remove the file from the server."""
+        """Remove the file from the server. It comes long after the download: when the server has
+        ended the idle connection meanwhile, the adapter logs on again for it (and a file found
+        gone then counts as removed: the first DELE may have been carried out)."""
 
 
 class InboundFiles(Protocol):
