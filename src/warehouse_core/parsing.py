@@ -55,8 +55,9 @@ _PLAIN_LINE = (
 # A line that plainly is not ours: its first character is no blank and no 6, so its trimmed invoice
 # does not start with 6 (``\s`` is exactly what str.strip() removes); or it is empty.
 _NOT_OURS = r"(?:[^6\s][^\n]*)?"
-# Consecutive lines, each ending in "\n", that are plain or not ours; it stops before any other line.
-_RUN = r"(?:(?:{}|{})\n)*"
+# Consecutive lines, each ending in "\n", that are plain or not ours; it stops before any other
+# line. At most 500 at a time: the engine keeps a little state for each repetition it may go back on.
+_RUN = r"(?:(?:{}|{})\n){{0,500}}"
 _PLAIN_RUN = re.compile(_RUN.format(_PLAIN_LINE.format(description=r"[^|\n\t\r\\\x00]*"), _NOT_OURS))
 # The same for a block that holds none of those characters anywhere (nearly every block): a
 # simpler description for the regular expression engine to check, character by character.
@@ -245,11 +246,11 @@ def _parse_block(text: str, number: int, tally: ParseTally) -> LineBlock:
         end = runs.match(text, start).end()  # type: ignore[union-attr]  # it matches "" at least
         if end > start:
             number = _add_plain_run(block, text[start:end], number)
-        if end == len(text):
-            break
-        start = text.index("\n", end) + 1
-        outcome = parse_line(number, text[end : start - 1].rstrip("\r"))
-        number += 1
+            start = end
+            continue
+        end = text.index("\n", start)
+        outcome = parse_line(number, text[start:end].rstrip("\r"))
+        number, start = number + 1, end + 1
         if isinstance(outcome, InvoiceLine):
             block.others.append(outcome)
         elif outcome is not None:

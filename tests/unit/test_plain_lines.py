@@ -300,6 +300,14 @@ def test_the_usual_lines_are_plain_and_the_others_go_through_the_rule():
     assert [line.line_number for line in block.others] == [3, 4, 5, 6, 7]
 
 
+def test_runs_longer_than_one_match_takes_are_taken_in_parts():
+    lines = ["60000{:04d}|{}|Frutta, Pane|{}.50".format(n, n, n) for n in range(1, 1301)]
+    lines[700] = " " + lines[700]  # a blank to trim: parse_line's
+    lines[1000] = "500000000|1|not ours|1"
+    [block] = assert_blocks_agree_with_the_rule("\n".join(lines).encode("utf-8"), 1 << 20)
+    assert len(block.plain) == 1298 and [line.line_number for line in block.others] == [701]
+
+
 def test_blank_in_a_regular_expression_is_what_str_strip_removes():
     # _NOT_OURS trusts \s to be exactly str.isspace(), the blanks strip() removes.
     blank = re.compile(r"\s")
