@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections import Counter
 from contextlib import contextmanager
 from itertools import chain
 from typing import Dict, Iterable, Iterator, Optional, Set, Tuple
@@ -143,14 +144,14 @@ class PsycopgFilesAndLines(Connected):
         into their table while Python parses; the category links follow (see link_copy)."""
         unusual = self._unusual_statuses(day, invoices)
         seen_unusual: Set[str] = set()
-        unusual_lines = {InvoiceStatus.NOT_FOUND.value: 0, InvoiceStatus.ALREADY_EXPORTED.value: 0}
+        unusual_lines: Counter[str] = Counter()
 
         def count_unusual(block: LineBlock) -> None:
-            # The filter runs in C; only the few lines whose invoice is not valid come back.
+            # All in C: the lines whose invoice is not valid, their invoices, their statuses counted.
             others = [line.invoice_number for line in block.others]
-            for invoice in filter(unusual.__contains__, chain(block.invoices, others)):
-                seen_unusual.add(invoice)
-                unusual_lines[unusual[invoice]] += 1
+            found = list(filter(unusual.__contains__, chain(block.invoices, others)))
+            seen_unusual.update(found)
+            unusual_lines.update(map(unusual.__getitem__, found))
 
         stored = spilled = 0
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
