@@ -389,3 +389,101 @@ def test_a_refused_rename_over_an_older_file_of_the_same_size_is_tried_again(run
     running.work()
     assert running.core.session_status().state is SessionState.COMPLETED
     assert running.outbound.attempts == 2
+
+
+# --- Found by the second review: a refused rename, a lost reply on the last try, Close as a fence ---
+
+
+def test_a_refused_rename_then_close_during_the_next_store_records_nothing(running):
+    running.outbound.refuse_rename_next = 1
+    stored = []
+
+    def the_operator_closes_during_the_second_store(name):
+        stored.append(name)
+        if len(stored) == 2:
+            close(running)
+
+    running.outbound.on_stored = the_operator_closes_during_the_second_store
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" not in (status.detail or "")
+    assert running.outbound.files == {}
+    assert exported(running) == set() and next_days_statuses(running) == SHIPPED
+
+
+def test_a_rename_reply_lost_on_the_last_try_is_a_delivery_not_a_failure(running):
+    running.importer_confirms()
+    running.outbound.fail_next = 2  # the first two tries are refused at STOR
+    running.outbound.lose_rename_reply_next = 1  # the third renames, and its reply is lost
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_a_claim_lost_after_a_refused_rename_neither_loses_nor_fakes_the_delivery(running):
+    running.importer_confirms()
+    running.outbound.refuse_rename_next = 1
+    stored = []
+
+    def the_database_restarts_during_the_second_store(name):
+        stored.append(name)
+        if len(stored) == 2:
+            running.store.claims_lost = True
+
+    running.outbound.on_stored = the_database_restarts_during_the_second_store
+    running.work()
+    assert running.core.session_status().state is SessionState.RUNNING
+    running.store.claims_lost = False
+    running.outbound.on_stored = None
+    running.work()  # the next round, with a fresh claim
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert list(running.outbound.files) == [EXPORT] and exported(running) == SHIPPED
+
+
+def test_a_database_outage_as_the_rename_is_recorded_after_a_refused_rename_still_delivers(running):
+    running.importer_confirms()
+    running.outbound.refuse_rename_next = 1
+    stored = []
+
+    def the_database_goes_down_during_the_second_store(name):
+        stored.append(name)
+        if len(stored) == 2:
+            running.store.available = False
+
+    def the_database_is_back_at_the_next_wait(seconds):
+        running.store.available = True
+        return running.clock.wait(seconds)
+
+    running.outbound.on_stored = the_database_goes_down_during_the_second_store
+    running.core.run_session.run_pending(the_database_is_back_at_the_next_wait)
+    assert running.core.session_status().state is SessionState.COMPLETED
+    assert list(running.outbound.files) == [EXPORT] and exported(running) == SHIPPED
+
+
+def test_close_while_the_worker_renames_then_dies_is_settled_by_close_itself(running):
+    """Close finds the session in phase renaming: it removes the temporary file itself, so either
+    the removal wins (no rename can follow) or the rename did (the removal finds nothing): Close
+    knows which, whatever becomes of the worker."""
+    running.outbound.on_renaming = lambda name: close(running)
+
+    def the_worker_dies(name, data):
+        raise WorkerKilled("killed after the rename, before phase=watching")
+
+    running.outbound.on_upload = the_worker_dies
+    running.work()  # Close's removal wins: the worker's RNFR finds nothing, and it stops
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" not in (status.detail or "")
+    assert running.outbound.files == {} and exported(running) == set()
+
+
+def test_close_after_the_rename_finds_no_temporary_file_and_records_the_delivery(running):
+    def the_worker_dies_after_the_rename(name, data):
+        raise WorkerKilled("killed after the rename, before phase=watching")
+
+    running.outbound.on_upload = the_worker_dies_after_the_rename
+    with pytest.raises(WorkerKilled):
+        running.work()
+    assert running.core.session_status().phase is SessionPhase.RENAMING
+    close(running)
+    assert "delivered" in (running.core.session_status().detail or "")
+    assert exported(running) == SHIPPED
