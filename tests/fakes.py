@@ -801,8 +801,8 @@ class FakeOutbound:
     """The outbound server's folder, the upload's temporary file included (named as FtplibFiles
     names it). Fault switches: ``fail_next`` uploads are refused at STOR; ``refuse_rename_next``
     renames are refused (the temporary file stays); ``lose_rename_reply_next`` renames go through
-    but their reply is lost (a TransferError after the file is in place); ``size_fails`` makes
-    SIZE fail (the server cannot be asked); ``on_stored(name)`` runs once the temporary file is
+    but their reply is lost (a TransferError after the file is in place); ``unreachable`` makes
+    SIZE and DELE fail (the server cannot be asked); ``on_stored(name)`` runs once the temporary file is
     stored, before the check before the rename; ``on_renaming(name)`` after that check, before the
     rename; ``on_upload(name, data)`` plays the customer's importer once the
     file is in place."""
@@ -812,7 +812,7 @@ class FakeOutbound:
         self.fail_next = 0
         self.refuse_rename_next = 0
         self.lose_rename_reply_next = 0
-        self.size_fails = False
+        self.unreachable = False
         self.attempts = 0
         self.on_stored: Optional[Callable[[str], None]] = None
         self.on_renaming: Optional[Callable[[str], None]] = None
@@ -835,11 +835,7 @@ class FakeOutbound:
         if self.on_stored is not None:
             self.on_stored(name)
         if before_rename is not None:
-            try:
-                before_rename()
-            except Exception:
-                del self.files[temporary]
-                raise
+            before_rename()
         if self.on_renaming is not None:
             self.on_renaming(name)
         if self.refuse_rename_next:
@@ -855,18 +851,20 @@ class FakeOutbound:
             raise TransferError("RNTO {}: the connection was reset before the reply".format(name))
 
     def size(self, name: str) -> Optional[int]:
-        if self.size_fails:
+        if self.unreachable:
             raise TransferError("SIZE {}: the fake server cannot be reached".format(name))
         data = self.files.get(name)
         return None if data is None else len(data)
 
     def temporary_present(self, name: str) -> bool:
-        if self.size_fails:
+        if self.unreachable:
             raise TransferError("SIZE {}: the fake server cannot be reached".format(self.temporary(name)))
         return self.temporary(name) in self.files
 
-    def discard(self, name: str) -> None:
-        self.files.pop(self.temporary(name), None)
+    def discard(self, name: str) -> bool:
+        if self.unreachable:
+            raise TransferError("DELE {}: the fake server cannot be reached".format(self.temporary(name)))
+        return self.files.pop(self.temporary(name), None) is not None
 
     def describe(self) -> str:
         return "fake://outbound"

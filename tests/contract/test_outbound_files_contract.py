@@ -115,7 +115,9 @@ def test_size_does_not_take_an_unfinished_upload_for_the_file(side):
     assert side.outbound.size(EXPORT) is None
 
 
-def test_a_stop_before_the_rename_leaves_neither_the_final_nor_the_temporary_file(side):
+def test_a_stop_before_the_rename_leaves_no_final_file_and_the_temporary_one_to_the_caller(side):
+    """Once the rename may have been asked for, only the caller knows whether the temporary file
+    may go: its absence is what says a rename went through."""
     seen = []
 
     def closed_meanwhile():
@@ -125,14 +127,16 @@ def test_a_stop_before_the_rename_leaves_neither_the_final_nor_the_temporary_fil
     with pytest.raises(Closed):
         side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT), before_rename=closed_meanwhile)
     assert seen == [[TEMPORARY]]  # asked once the file was stored, before the rename
+    assert side.names() == [TEMPORARY]
+    assert side.outbound.discard(EXPORT) is True
     assert side.names() == []
 
 
 def test_discard_removes_what_an_unfinished_upload_left_and_only_that(side):
     side.leave(TEMPORARY, b"partial")
-    side.outbound.discard(EXPORT)
+    assert side.outbound.discard(EXPORT) is True
     assert side.names() == []
-    side.outbound.discard(EXPORT)  # nothing left: nothing to do
+    assert side.outbound.discard(EXPORT) is False  # nothing left: nothing to do (after a rename, say)
     side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
     side.leave(TEMPORARY, b"partial")
     side.outbound.discard(EXPORT)

@@ -136,10 +136,11 @@ class Plan:
     refusals: str = "none"  # none | some (2 refused tries) | always
     log: str = "readable"  # readable | flaky (2 unreadable reads) | down
     unexpected: str = "none"  # none | once | always (the view breaks)
-    rename_reply: str = "ok"  # ok | lost (the first rename goes through, its reply does not come)
+    rename_reply: str = "ok"  # ok | lost (the first rename goes through, its reply does not come) | refused (once)
     takes_the_file: bool = False  # the importer moves each file it read out of the folder
     refusals_left: int = 0
     lost_replies_left: int = 0
+    refused_renames_left: int = 0
     unreadable_reads_left: int = 0
     confirmation: Optional[str] = None  # a late importer's line, not yet in the log
     waits_until_confirmation: int = 2
@@ -158,7 +159,7 @@ plans = st.builds(
     refusals=st.sampled_from(("none", "none", "some", "always")),
     log=st.sampled_from(("readable", "readable", "flaky", "down")),
     unexpected=st.sampled_from(("none", "none", "none", "once", "always")),
-    rename_reply=st.sampled_from(("ok", "ok", "ok", "lost")),
+    rename_reply=st.sampled_from(("ok", "ok", "ok", "lost", "refused")),
     takes_the_file=st.booleans(),
 )
 # Where the worker is interrupted: (what, where, at which line or wait); None runs it undisturbed.
@@ -353,6 +354,7 @@ class DayInTheLife(RuleBasedStateMachine):
         plan.refusals_left = {"none": 0, "some": 2, "always": 1000}[plan.refusals]
         plan.unreadable_reads_left = {"readable": 0, "flaky": 2, "down": 10**6}[plan.log]
         plan.lost_replies_left = 1 if plan.rename_reply == "lost" else 0
+        plan.refused_renames_left = 1 if plan.rename_reply == "refused" else 0
         self.plans[day] = plan
 
     def _close(self) -> None:
@@ -418,13 +420,15 @@ class DayInTheLife(RuleBasedStateMachine):
     def _set_switches(self, plan: Plan) -> None:
         self.outbound.fail_next = plan.refusals_left
         self.outbound.lose_rename_reply_next = plan.lost_replies_left
+        self.outbound.refuse_rename_next = plan.refused_renames_left
         self.remote_log.unreadable = plan.unreadable_reads_left > 0
         self.store.broken_view = None if plan.unexpected == "none" else UNEXPECTED
 
     def _keep_switches(self, plan: Plan) -> None:
         plan.refusals_left = self.outbound.fail_next
         plan.lost_replies_left = self.outbound.lose_rename_reply_next
-        self.outbound.lose_rename_reply_next = 0
+        plan.refused_renames_left = self.outbound.refuse_rename_next
+        self.outbound.lose_rename_reply_next = self.outbound.refuse_rename_next = 0
         self.store.broken_view = None
 
     def _working_on(self) -> Optional[dt.date]:
@@ -551,16 +555,20 @@ class DayInTheLife(RuleBasedStateMachine):
             return [(SessionState.FAILED, UNEXPECTED)] + ([no_records] if not self.files[day].invoice_lines() else [])
         if not self.expected_export(day):
             return [no_records]
+        upload_failed = (SessionState.FAILED, "failed after 3 tries")
         if plan.refusals == "always":
-            return [(SessionState.FAILED, "failed after 3 tries")]
+            return [upload_failed]
+        # Two refused stores and a refused rename: three failed tries, unless a kill or a stop
+        # between them gave a resumed worker three more.
+        maybe = [upload_failed] if plan.refusals == "some" and plan.rename_reply == "refused" else []
         if plan.log == "down":
-            return [(SessionState.FAILED, "no confirmation")]
+            return [(SessionState.FAILED, "no confirmation")] + maybe
         outcome = {
             "error": (SessionState.FAILED, "reports an error"),
             "wrong-count": (SessionState.FAILED, "records read from"),
             "silent": (SessionState.FAILED, "no confirmation"),
         }.get(plan.consumer, (SessionState.COMPLETED, ""))
-        return [outcome]
+        return [outcome] + maybe
 
     # --- mail -----------------------------------------------------------------------------
 

@@ -221,12 +221,12 @@ def test_a_run_failed_in_the_renaming_phase_needs_redeliver_when_the_server_has_
     world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")
     world.outbound.lose_rename_reply_next = 3
-    world.outbound.size_fails = True
+    world.outbound.unreachable = True
     world.core.start_session(world.clock.now())
     world.work()
     assert world.core.session_status().state is SessionState.FAILED
     assert world.core.session_status().phase is SessionPhase.RENAMING
-    world.outbound.size_fails = False
+    world.outbound.unreachable = False
     with pytest.raises(Conflict) as caught:
         retry(world)
     assert caught.value.code == "retry_delivered"

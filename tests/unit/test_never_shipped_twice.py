@@ -208,7 +208,7 @@ def test_close_after_the_rename_when_the_outbound_server_cannot_be_asked_counts_
     running.outbound.on_upload = lambda name, data: (_ for _ in ()).throw(WorkerKilled("killed after the rename"))
     with pytest.raises(WorkerKilled):
         running.work()
-    running.outbound.size_fails = True
+    running.outbound.unreachable = True
     close(running)
     detail = running.core.session_status().detail or ""
     assert "delivered" in detail and "could not be checked" in detail
@@ -302,7 +302,8 @@ def test_a_worker_that_lost_its_claim_does_not_rename_and_the_next_round_deliver
     running.outbound.on_stored = the_database_restarts
     running.work()
     assert running.core.session_status().state is SessionState.RUNNING
-    assert running.outbound.files == {}  # neither the final file nor the temporary one
+    # No final file; the temporary one stays: another worker may hold the session and that file now.
+    assert list(running.outbound.files) == [running.outbound.temporary(EXPORT)]
     running.outbound.on_stored = None
     running.store.claims_lost = False
     running.work()
@@ -342,24 +343,15 @@ def test_a_worker_resumed_after_the_consumer_took_the_file_does_not_upload_again
     assert running.outbound.attempts == 1
 
 
-def test_close_between_the_check_and_the_rename_lets_the_worker_record_the_delivery(running):
-    """Close asks the server before the rename is done: nothing to record yet. The rename then goes
-    through, and the worker, finding the session closed, records the delivery itself."""
+def test_close_between_the_check_and_the_rename_removes_the_temporary_file_first(running):
+    """Close finds the session in phase renaming with the rename not done yet: its removal of the
+    temporary file wins, the worker's rename finds nothing, and nothing was delivered."""
     running.outbound.on_renaming = lambda name: close(running)
     running.work()
     status = running.core.session_status()
-    assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
-    assert list(running.outbound.files) == [EXPORT]
-    assert exported(running) == SHIPPED
-
-
-def test_close_between_the_check_and_a_rename_whose_reply_is_lost_records_the_delivery(running):
-    running.outbound.on_renaming = lambda name: close(running)
-    running.outbound.lose_rename_reply_next = 1
-    running.work()
-    status = running.core.session_status()
-    assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
-    assert exported(running) == SHIPPED and running.outbound.attempts == 1
+    assert status.state is SessionState.CLOSED and status.detail is None
+    assert running.outbound.files == {} and running.outbound.attempts == 1
+    assert exported(running) == set() and next_days_statuses(running) == SHIPPED
 
 
 def test_close_before_a_rename_whose_reply_is_lost_counts_the_file_as_delivered_when_the_server_cannot_be_asked(

@@ -12,7 +12,7 @@ from tests.conftest import VALID_SAMPLE
 from tests.fakes import WorkerKilled
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.errors import DatabaseUnavailable
-from warehouse_core.model import SessionState
+from warehouse_core.model import SessionPhase, SessionState
 
 DAY = dt.date(2026, 11, 26)
 LOG = "importer-20261126.log"
@@ -214,3 +214,31 @@ def test_a_database_outage_while_the_session_runs_is_waited_out_not_counted_as_a
     status = ready.core.session_status()
     assert status.state is SessionState.COMPLETED, status.detail
     assert status.tries == 1
+
+
+def test_a_database_outage_while_watching_does_not_extend_the_remote_log_timeout(ready):
+    """The importer never answers: the session fails once the timeout has passed since the watch
+    began, however the worker had to start over after a database outage meanwhile."""
+    ready.core.start_session(ready.clock.now())
+    timeout = ready.core.settings.remote_log_timeout
+    began: list = []
+    waits = []
+
+    def the_database_goes_away_once_while_watching(seconds):
+        waits.append(seconds)
+        if ready.store.data.sessions[DAY].phase is SessionPhase.WATCHING and not began:
+            began.append(ready.clock.monotonic())
+        ready.store.available = len(waits) != 20  # 5 minutes into the watch
+        return ready.clock.wait(seconds)
+
+    for _ in range(5):  # the runner's worker loop
+        try:
+            ready.core.run_session.run_pending(the_database_goes_away_once_while_watching)
+        except DatabaseUnavailable:
+            the_database_goes_away_once_while_watching(2)
+            continue
+        if ready.store.data.sessions[DAY].state is not SessionState.RUNNING:
+            break
+    status = ready.core.session_status()
+    assert status.state is SessionState.FAILED and "no confirmation" in status.detail
+    assert ready.clock.monotonic() - began[0] <= timeout + 60

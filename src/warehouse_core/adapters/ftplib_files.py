@@ -198,13 +198,6 @@ def _temporary(name: str) -> str:
     return TEMPORARY_PREFIX + name + ".part"
 
 
-def _remove_quietly(connection: FtpConnection, name: str) -> None:
-    try:
-        connection.delete_if_present(name)
-    except TransferError as error:
-        log.warning("could not remove %s (%s); the next upload replaces it", name, error)
-
-
 class FtplibFiles:
     """Connects per use; ``tls`` means explicit FTPS (AUTH TLS) with a protected data channel."""
 
@@ -242,7 +235,8 @@ class FtplibFiles:
         self, name: str, open_local: Callable[[], BinaryIO], before_rename: Optional[Callable[[], None]] = None
     ) -> None:
         """STOR under a temporary name, check the size the server reports, ask ``before_rename``
-        (when it raises, the temporary file is removed and the error goes on), then rename into place."""
+        (when it raises, the error goes on and the temporary file stays for the caller to remove:
+        once the rename may have been asked for, only the caller knows), then rename into place."""
         temporary = _temporary(name)
         with open_local() as source:
             source.seek(0, 2)
@@ -258,11 +252,7 @@ class FtplibFiles:
                         )
                     )
                 if before_rename is not None:
-                    try:
-                        before_rename()
-                    except Exception:
-                        _remove_quietly(connection, temporary)
-                        raise
+                    before_rename()
                 connection.rename(temporary, name)
 
     def size(self, name: str) -> Optional[int]:
@@ -285,11 +275,13 @@ class FtplibFiles:
                 return True
             return any(remote.name == temporary for remote in connection.list_files())
 
-    def discard(self, name: str) -> None:
-        """Remove the temporary file an unfinished upload of ``name`` left, if there is one."""
+    def discard(self, name: str) -> bool:
+        """Remove the temporary file an unfinished upload of ``name`` left; whether there was one."""
         with self.connect() as connection:
-            if connection.delete_if_present(_temporary(name)):
+            removed = connection.delete_if_present(_temporary(name))
+            if removed:
                 log.info("removed %s, left by an unfinished upload, from %s", _temporary(name), connection.where)
+            return removed
 
     @contextmanager
     def connect(self) -> Iterator[FtpConnection]:

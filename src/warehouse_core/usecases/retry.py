@@ -15,6 +15,7 @@ from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import Conflict
 from warehouse_core.model import MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import ExportFiles, MailRenderer, OutboundFiles, Transactions, UnitOfWork
+from warehouse_core.usecases.delivery import renamed
 from warehouse_core.usecases.mails import compose, queue_mail
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,14 @@ class RetrySession:
             and failed.export_file
         ):
             # The rename may have gone through although the run saw an error (a reply lost, a
-            # connection cut after RNTO): the outbound server says. Unreachable: TransferError, so
-            # ops try again later or say --redeliver; never a guess that ships the day twice.
-            delivered = self.outbound.size(failed.export_file) is not None
+            # connection cut after RNTO): the outbound server says (in phase renaming, by the
+            # temporary file's absence, whether or not the consumer took the final file away).
+            # Unreachable: TransferError, so ops try again later or say --redeliver; never a guess
+            # that ships the day twice.
+            if failed.phase is SessionPhase.RENAMING:
+                delivered = renamed(self.outbound, failed)
+            else:
+                delivered = self.outbound.size(failed.export_file) is not None
         if delivered and not redeliver:
             raise Conflict(code="retry_delivered", day=day.isoformat(), export_file=failed.export_file)
         if failed.export_file:

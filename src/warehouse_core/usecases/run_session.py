@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import DatabaseUnavailable, TransferError, one_line
@@ -67,6 +67,11 @@ class WorkerShutdown(SessionStopped):
     """The worker is shutting down; the next worker resumes where this one stopped."""
 
 
+class ClaimLost(SessionStopped):
+    """The worker's claim on the session died with its database connection (a restart): another
+    worker may hold the session now. It stops; the try counts, so a claim lost at every run ends."""
+
+
 class RunSession:
     def __init__(
         self,
@@ -106,6 +111,7 @@ class RunSession:
         A database outage is not such an error: the try it interrupted is given back, and the
         worker waits for the database as long as it takes."""
         owed = 0  # tries an outage interrupted, given back once the database answers
+        watch_deadline: List[float] = []  # the remote-log deadline, kept across outages within this try
         while True:
             try:
                 with self.store.unit_of_work() as uow:
@@ -129,7 +135,10 @@ class RunSession:
                 )
                 return
             try:
-                self._run_once(day, wait)
+                self._run_once(day, wait, watch_deadline)
+                return
+            except ClaimLost as lost:
+                log.warning("session for %s: %s", day, lost)
                 return
             except WorkerShutdown as stopped:
                 with self.store.unit_of_work() as uow:
@@ -160,23 +169,35 @@ class RunSession:
                 if wait(backoff):
                     return
 
-    def _run_once(self, day: dt.date, wait: Wait) -> None:
+    def _run_once(self, day: dt.date, wait: Wait, watch_deadline: List[float]) -> None:
         session = self._current(day)
         resumed_in_upload = session.phase in UPLOAD_PHASES
         if session.phase in (None, SessionPhase.EXPORTING):
             session = self._export(session, wait)
         if session.phase in UPLOAD_PHASES:
-            self._upload_and_watch(session, wait, resumed_in_upload)
+            self._upload_and_watch(session, wait, resumed_in_upload, watch_deadline)
         else:
             with self.remote_log.follow(self._log_path(day)) as follower:
-                self._watch(session, follower, wait)
+                self._watch(session, follower, wait, watch_deadline)
 
     def _wait_for_the_database(self, day: dt.date, outage: DatabaseUnavailable, wait: Wait) -> bool:
-        """One line per look while the database is away; True when the worker should stop."""
+        """One line per look while the database is away; True when the worker should stop: told
+        to, or its claim on the session did not survive the outage (a database restart ends it)."""
         log.warning(
             "session for %s: %s; looking again in %g s (not counted as a try)", day, outage, self.config.error_backoff
         )
-        return wait(self.config.error_backoff)
+        if wait(self.config.error_backoff):
+            return True
+        if not self.store.still_claimed(day):
+            log.warning("session for %s: the claim on the session ended with the outage; the next round claims it", day)
+            return True
+        return False
+
+    def _require_claim(self, day: dt.date) -> None:
+        if not self.store.still_claimed(day):
+            raise ClaimLost(
+                "the worker lost its claim on the session (the database restarted); stopped before the upload"
+            )
 
     def _note(self, day: dt.date, detail: str) -> None:
         with self.store.unit_of_work() as uow:
@@ -247,7 +268,7 @@ class RunSession:
 
     # --- upload ------------------------------------------------------------------------
 
-    def _upload_and_watch(self, session: WorkSession, wait: Wait, resumed: bool) -> None:
+    def _upload_and_watch(self, session: WorkSession, wait: Wait, resumed: bool, watch_deadline: List[float]) -> None:
         with self.remote_log.follow(self._log_path(session.day)) as follower:
             if resumed and self._already_delivered(session):
                 # Renamed into place before the worker stopped: the consumer may have read it and
@@ -262,14 +283,14 @@ class RunSession:
                     follower.skip_existing()
                 except TransferError as error:
                     log.warning("remote log not readable before the upload (%s); reading it from the start", error)
-                self._upload(session, wait)
+                self._upload(session, wait, asked_before=session.phase is SessionPhase.RENAMING)
             uploaded = (EventKind.SESSION_UPLOADED, {"file": session.export_file, "server": self.outbound.describe()})
             try:
                 watching = self._update(session.day, uploaded, phase=SessionPhase.WATCHING)
             except SessionClosed:
                 self._delivered_before_close(session)
                 raise
-            self._watch(watching, follower, wait)
+            self._watch(watching, follower, wait, watch_deadline)
 
     def _already_delivered(self, session: WorkSession) -> bool:
         """Resumed in phase ``renaming``: whether the rename went through. In ``uploading`` (a
@@ -278,33 +299,44 @@ class RunSession:
             return renamed(self.outbound, session)
         return in_place(self.outbound, self.exports, session)
 
-    def _upload(self, session: WorkSession, wait: Wait) -> None:
-        """Upload with retries; the state is checked before every try and, in the same transaction
-        that sets phase ``renaming``, before the rename: a close stops the upload there, leaving
-        nothing on the outbound server. A try that failed after the rename was asked for (the reply
-        lost, the connection cut) may have put the file in place: the next try asks the server first."""
+    def _upload(self, session: WorkSession, wait: Wait, asked_before: bool) -> None:
+        """Upload with retries. The state and the claim are checked before every try; before the
+        rename, the state is checked in the same transaction that sets phase ``renaming``, so a
+        close stops the upload there. While phase ``renaming`` holds (a try asked for the rename,
+        or ``asked_before`` by an earlier worker) the temporary file is the fence: the next try
+        first asks whether it is gone (the rename went through, its reply lost); if it is there, the
+        phase goes back to ``uploading`` before it is stored again. Closed in phase ``renaming``,
+        Close settled it and the worker leaves the file alone."""
         name = session.export_file
         assert name is not None
         day = session.day
-        renaming = [False]  # whether a try of this run asked for the rename
+        renaming = [asked_before]
 
         def begin_rename() -> None:
-            if not self.store.still_claimed(day):
-                raise WorkerShutdown("the worker lost its claim on the session (the database restarted); not renamed")
+            self._require_claim(day)
             self._update(day, phase=SessionPhase.RENAMING)
             renaming[0] = True
 
         try:
             for attempt in range(1, UPLOAD_TRIES + 1):
                 self._current(day)
+                self._require_claim(day)
                 try:
-                    if renaming[0] and renamed(self.outbound, session):
-                        log.info("upload of %s: the earlier rename went through; not uploaded again", name)
-                        return
+                    if renaming[0]:
+                        if renamed(self.outbound, session):
+                            log.info("upload of %s: the earlier rename went through; not uploaded again", name)
+                            return
+                        self._update(day, phase=SessionPhase.UPLOADING)
+                        renaming[0] = False
                     self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=begin_rename)
                 except TransferError as error:
                     log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
                     if attempt == UPLOAD_TRIES:
+                        went_through = self._renamed_after_all(session) if renaming[0] else False
+                        if went_through:
+                            return
+                        if went_through is not None:  # not renamed: nothing of this upload stays
+                            self._discard(name)
                         raise SessionFailed(
                             "the upload to the outbound FTP server failed after {} tries: {}".format(
                                 UPLOAD_TRIES, error
@@ -316,21 +348,19 @@ class RunSession:
                 log.info("uploaded %s to %s", name, self.outbound.describe())
                 return
         except SessionClosed:
-            if renaming[0] and self._renamed_before_close(session):
-                self._delivered_before_close(session)
-            else:
+            if not renaming[0]:
                 self._discard(name)
             raise
 
-    def _renamed_before_close(self, session: WorkSession) -> bool:
-        """Closed after a try that asked for the rename failed (its reply lost): Close may have
-        asked the server before the rename was done, so the worker asks again; when it cannot ask,
-        the file counts as delivered, as at Close."""
+    def _renamed_after_all(self, session: WorkSession) -> Optional[bool]:
+        """The last try asked for the rename and saw an error: whether the rename went through
+        anyway (its reply lost); None when the server cannot say: the session fails in phase
+        renaming with its temporary file, and a retry asks the server again."""
         try:
             return renamed(self.outbound, session)
         except TransferError as error:
             log.warning("session for %s: could not ask whether the rename went through (%s)", session.day, error)
-            return True
+            return None
 
     def _discard(self, name: str) -> None:
         try:
@@ -343,10 +373,14 @@ class RunSession:
     def _log_path(self, day: dt.date) -> str:
         return self.config.remote_log_path.format(date=day.strftime("%Y%m%d"))
 
-    def _watch(self, session: WorkSession, follower: LogFollower, wait: Wait) -> None:
+    def _watch(self, session: WorkSession, follower: LogFollower, wait: Wait, watch_deadline: List[float]) -> None:
+        """Until the remote log says, or the timeout: measured from the first look of this try, so
+        a database outage that makes the worker start over does not extend it."""
         name = session.export_file
         assert name is not None
-        deadline = self.clock.monotonic() + self.config.log_timeout
+        if not watch_deadline:
+            watch_deadline.append(self.clock.monotonic() + self.config.log_timeout)
+        deadline = watch_deadline[0]
         success = re.compile(self.config.success_pattern)
         error = re.compile(self.config.error_pattern)
         last_problem: Optional[str] = None

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, List, Optional, Protocol, Tuple, TypeVar
+from typing import Callable, List, Optional, Protocol, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import Conflict, TransferError, one_line
 from warehouse_core.model import SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Events, FilesAndLines, OutboundFiles, Sessions, Transactions
-from warehouse_core.usecases.delivery import renamed
 
 log = logging.getLogger(__name__)
 
@@ -112,92 +111,73 @@ def record_delivered_before_close(
 
 class CloseSession:
     """Closes the day, and settles what a running session's worker had done, whether or not a
-    worker is alive to do it, in the same transaction:
+    worker is alive to do it, in the same transaction, the session's row locked:
 
     - ``watching``: the file was delivered; its invoices are recorded as exported.
-    - ``renaming`` (the worker passed its last check and asked for the rename): the outbound server
-      is asked first, outside the transaction, whether the rename went through; yes records the
-      invoices as exported. When it cannot be asked, the file counts as delivered (shipping the
-      invoices twice is the worse mistake) and the detail says so.
-    - ``uploading``: nothing was delivered, and no worker renames after the close. Once the close
-      has committed, a temporary file a dead worker left is removed (best effort: the consumer
-      ignores it; a live worker removes it too).
+    - ``renaming`` (the worker passed its last check and asked for the rename): Close removes the
+      temporary file itself, a fence against the rename. Removed: no rename can follow (the
+      worker's RNFR or RNTO finds nothing), nothing was delivered. Not there: the rename went
+      through, and the invoices are recorded as exported. When the server cannot be asked, the
+      file counts as delivered (shipping the invoices twice is the worse mistake) and the detail
+      says so. The worker, finding the session closed, leaves the file alone.
+    - ``uploading``: nothing was delivered, and no worker renames after the close (its step into
+      ``renaming`` is conditional on the state). Once the close has committed, a temporary file a
+      dead worker left is removed (best effort: the consumer ignores it).
+    """
 
-    A worker that renames after the server was asked finds the session closed at its next step and
-    records the delivery itself (see RunSession)."""
-
-    def __init__(
-        self,
-        *,
-        store: Transactions[ClosingSessions],
-        outbound: Optional[OutboundFiles] = None,
-    ) -> None:
+    def __init__(self, *, store: Transactions[ClosingSessions], outbound: Optional[OutboundFiles] = None) -> None:
         self.store = store
         self.outbound = outbound
 
     def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> WorkSession:
-        rename = self._ask_about_the_rename(now.date())
         undelivered: List[str] = []  # the export file of an upload the close stopped before the rename
         session = _transition(
             self.store,
             now,
             actor,
             EventKind.SESSION_CLOSED,
-            lambda uow, day, at: self._close(uow, day, at, rename, undelivered),
+            lambda uow, day, at: self._close(uow, day, at, undelivered),
         )
         log.info("session for %s closed by %s", session.day, actor)
         for name in undelivered:
-            self._discard_temporary(session.day, name)
+            try:
+                self._discard(name)
+            except TransferError as error:
+                log.warning("session for %s: the temporary file of %s stays (%s)", session.day, name, error)
         return session
 
-    def _ask_about_the_rename(self, day: dt.date) -> Optional[Tuple[bool, Optional[str]]]:
-        """For a running session in phase ``renaming``: (whether the rename went through, why the
-        server could not be asked); None in any other case."""
-        with self.store.unit_of_work() as uow:
-            session = uow.session(day)
-        if session is None or session.state is not SessionState.RUNNING or session.phase is not SessionPhase.RENAMING:
-            return None
+    def _discard(self, name: str) -> bool:
+        """Whether a temporary file of ``name`` was there and is removed."""
         if self.outbound is None:
-            return True, "no outbound server is configured here"
-        try:
-            return renamed(self.outbound, session), None
-        except TransferError as error:
-            log.warning("session for %s: the outbound server could not be asked at Close: %s", day, error)
-            return True, one_line(error)
+            raise TransferError("no outbound server is configured in this process")
+        return self.outbound.discard(name)
 
-    def _discard_temporary(self, day: dt.date, name: str) -> None:
-        if self.outbound is None:
-            return
-        try:
-            self.outbound.discard(name)
-        except TransferError as error:
-            log.warning("session for %s: the temporary file of %s stays (%s)", day, name, error)
-
-    @staticmethod
-    def _close(
-        uow: ClosingSessions,
-        day: dt.date,
-        now: dt.datetime,
-        rename: Optional[Tuple[bool, Optional[str]]],
-        undelivered: List[str],
-    ) -> bool:
+    def _close(self, uow: ClosingSessions, day: dt.date, now: dt.datetime, undelivered: List[str]) -> bool:
         before = uow.session(day)
         if not uow.close_session(day, now):
             return False
-        closed = uow.session(day)  # the phase as the close found it, whatever a worker did before
-        if before is None or before.state is not SessionState.RUNNING or closed is None or not closed.export_file:
+        if before is None or before.state is not SessionState.RUNNING or not before.export_file:
             return True
-        if closed.phase is SessionPhase.WATCHING:
-            record_delivered_before_close(uow, day, closed.export_file)
-        elif closed.phase is SessionPhase.RENAMING and rename is not None:
-            went_through, unknown = rename
-            if went_through:
-                detail = None
-                if unknown is not None:
-                    detail = MAYBE_DELIVERED_BEFORE_CLOSE.format(file=closed.export_file, error=unknown)
-                record_delivered_before_close(uow, day, closed.export_file, detail)
-        elif closed.phase is SessionPhase.UPLOADING:
-            undelivered.append(closed.export_file)
-        # In phase renaming without an answer from before the close, the worker entered it a moment
-        # ago: it is alive, and records the delivery itself if its rename goes through.
+        if before.phase is SessionPhase.WATCHING:
+            record_delivered_before_close(uow, day, before.export_file)
+        elif before.phase is SessionPhase.RENAMING:
+            self._fence_the_rename(uow, before)
+        elif before.phase is SessionPhase.UPLOADING:
+            undelivered.append(before.export_file)
         return True
+
+    def _fence_the_rename(self, uow: ClosingSessions, session: WorkSession) -> None:
+        try:
+            if self._discard(session.export_file or ""):
+                log.info(
+                    "session for %s: closed before the rename of %s; nothing delivered",
+                    session.day,
+                    session.export_file,
+                )
+                return
+        except TransferError as error:
+            log.warning("session for %s: the outbound server could not be asked at Close: %s", session.day, error)
+            detail = MAYBE_DELIVERED_BEFORE_CLOSE.format(file=session.export_file, error=one_line(error))
+            record_delivered_before_close(uow, session.day, session.export_file, detail)
+            return
+        record_delivered_before_close(uow, session.day, session.export_file)

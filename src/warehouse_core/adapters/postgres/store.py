@@ -112,7 +112,8 @@ class PsycopgStore:
                 try:
                     yield claimed
                 finally:
-                    self._claims.pop(day, None)
+                    if claimed:
+                        self._claims.pop(day, None)
 
     def still_claimed(self, day: dt.date) -> bool:
         """The lock lives as long as the connection that took it: held while that connection answers."""
