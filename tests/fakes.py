@@ -253,6 +253,16 @@ class FakeSessions(_FakeTransaction):
             tries=0,
         )
 
+    def set_closed_phase(self, day: dt.date, phase: SessionPhase) -> bool:
+        return self._transition(day, (SessionState.CLOSED,), phase=phase)
+
+    def settling_days(self) -> List[dt.date]:
+        return sorted(
+            day
+            for day, s in self.data.sessions.items()
+            if s.state is SessionState.CLOSED and s.phase is SessionPhase.SETTLING
+        )
+
     def lock_session(self, day: dt.date) -> None:
         """Units of work run one at a time here: the row is held already."""
 
@@ -856,15 +866,28 @@ class FakeOutbound:
         data = self.files.get(name)
         return None if data is None else len(data)
 
+    @classmethod
+    def set_aside(cls, name: str) -> str:
+        return cls.temporary(name) + ".closed"
+
     def temporary_present(self, name: str) -> bool:
         if self.unreachable:
             raise TransferError("SIZE {}: the fake server cannot be reached".format(self.temporary(name)))
-        return self.temporary(name) in self.files
+        return self.temporary(name) in self.files or self.set_aside(name) in self.files
+
+    def fence(self, name: str) -> bool:
+        if self.unreachable:
+            raise TransferError("RNFR {}: the fake server cannot be reached".format(self.temporary(name)))
+        if self.temporary(name) in self.files:
+            self.files[self.set_aside(name)] = self.files.pop(self.temporary(name))
+            return True
+        return self.set_aside(name) in self.files
 
     def discard(self, name: str) -> bool:
         if self.unreachable:
             raise TransferError("DELE {}: the fake server cannot be reached".format(self.temporary(name)))
-        return self.files.pop(self.temporary(name), None) is not None
+        removed = [self.files.pop(n, None) for n in (self.temporary(name), self.set_aside(name))]
+        return any(data is not None for data in removed)
 
     def describe(self) -> str:
         return "fake://outbound"

@@ -231,6 +231,9 @@ class SessionPhase(str, enum.Enum):
     # outbound server, so whoever finds the session here asks the server (SPEC §5).
     RENAMING = "renaming"
     WATCHING = "watching"
+    # A session closed in phase renaming, until the outbound server has said whether the rename went
+    # through (Close asks once it has committed; the runner asks again until the server answers).
+    SETTLING = "settling"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from contextlib import contextmanager
 
 import pytest
 
@@ -201,63 +200,50 @@ def test_close_while_the_worker_lies_dead_before_the_rename_records_nothing_and_
     assert exported(running) == set() and next_days_statuses(running) == SHIPPED
 
 
-def test_close_after_the_rename_when_the_outbound_server_cannot_be_asked_counts_the_file_as_delivered(running):
-    """The worker died after the rename may have gone through and the server does not answer:
-    shipping the invoices twice is the worse mistake, so they count as exported, and the detail
-    says the delivery could not be checked (ops may redeliver by hand)."""
-    running.outbound.on_upload = lambda name, data: (_ for _ in ()).throw(WorkerKilled("killed after the rename"))
+def the_worker_dies_after_the_rename(world):
+    world.outbound.on_upload = lambda name, data: (_ for _ in ()).throw(WorkerKilled("killed after the rename"))
     with pytest.raises(WorkerKilled):
-        running.work()
+        world.work()
+
+
+def test_close_after_the_rename_while_the_server_cannot_be_asked_is_settled_by_the_runner_later(running):
+    """Close commits first and asks after: the server does not answer, so the day says it is being
+    checked, nothing counts as exported yet, and the runner's next round, once the server answers,
+    records the delivery."""
+    the_worker_dies_after_the_rename(running)
+    running.outbound.unreachable = True
+    closed = running.core.close_session(running.clock.now())
+    assert closed.state is SessionState.CLOSED and closed.phase is SessionPhase.SETTLING
+    assert "being checked" in closed.detail and EXPORT in closed.detail
+    assert exported(running) == set()
+    running.work()  # the server still does not answer: still being checked
+    assert running.core.session_status().phase is SessionPhase.SETTLING
+    running.outbound.unreachable = False
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in status.detail
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_close_with_no_outbound_server_to_ask_leaves_the_settling_to_the_runner(running):
+    the_worker_dies_after_the_rename(running)
+    closed = CloseSession(store=running.store)(running.clock.now())
+    assert closed.phase is SessionPhase.SETTLING and exported(running) == set()
+    running.work()
+    assert "delivered" in running.core.session_status().detail and exported(running) == SHIPPED
+
+
+def test_settling_a_close_twice_records_it_once(running):
+    from warehouse_core.usecases.sessions import settle_closed_rename
+
+    the_worker_dies_after_the_rename(running)
     running.outbound.unreachable = True
     close(running)
-    detail = running.core.session_status().detail or ""
-    assert "delivered" in detail and "could not be checked" in detail
-    assert EXPORT in detail and "the fake server cannot be reached" in detail  # which file, and why
-    assert exported(running) == SHIPPED
-
-
-def test_close_after_the_rename_with_no_outbound_server_to_ask_counts_the_file_as_delivered(running):
-    running.outbound.on_upload = lambda name, data: (_ for _ in ()).throw(WorkerKilled("killed after the rename"))
-    with pytest.raises(WorkerKilled):
-        running.work()
-    CloseSession(store=running.store)(running.clock.now())
-    detail = running.core.session_status().detail or ""
-    assert "delivered" in detail and "could not be checked" in detail and EXPORT in detail
-    assert exported(running) == SHIPPED
-
-
-class AWorkerCommitsBetweenCloseLooksAndCloses:
-    """The store as Close sees it when a live worker's commit lands between Close's first look at
-    the session and Close's transaction (the look takes no lock)."""
-
-    def __init__(self, store, commit):
-        self.store, self.commit, self.units = store, commit, 0
-
-    @contextmanager
-    def unit_of_work(self):
-        self.units += 1
-        if self.units == 2:
-            self.commit()
-        with self.store.unit_of_work() as uow:
-            yield uow
-
-
-def test_close_just_as_a_worker_enters_renaming_leaves_the_delivery_to_that_worker(running):
-    """Close saw phase uploading, so it did not ask the server; the worker then committed phase
-    renaming: it is alive, and records the delivery itself if its rename goes through."""
-    running.outbound.on_stored = lambda name: (_ for _ in ()).throw(WorkerKilled("stopped after the STOR"))
-    with pytest.raises(WorkerKilled):
-        running.work()
-
-    def the_worker_enters_renaming():
-        with running.store.unit_of_work() as uow:
-            uow.update_session(DAY, phase=SessionPhase.RENAMING)
-
-    store = AWorkerCommitsBetweenCloseLooksAndCloses(running.store, the_worker_enters_renaming)
-    closed = CloseSession(store=store, outbound=running.outbound)(running.clock.now())
-    assert closed.state is SessionState.CLOSED and closed.detail is None
-    assert exported(running) == set()
-    assert running.outbound.temporary(EXPORT) in running.outbound.files  # the worker's to rename
+    running.outbound.unreachable = False
+    assert settle_closed_rename(running.store, running.outbound, DAY)
+    events = len(running.store.data.events)
+    assert settle_closed_rename(running.store, running.outbound, DAY)  # settled: nothing more
+    assert len(running.store.data.events) == events and exported(running) == SHIPPED
 
 
 # --- A rename whose reply was lost -------------------------------------------------------------
@@ -343,26 +329,33 @@ def test_a_worker_resumed_after_the_consumer_took_the_file_does_not_upload_again
     assert running.outbound.attempts == 1
 
 
-def test_close_between_the_check_and_the_rename_removes_the_temporary_file_first(running):
-    """Close finds the session in phase renaming with the rename not done yet: its removal of the
-    temporary file wins, the worker's rename finds nothing, and nothing was delivered."""
+def test_close_between_the_check_and_the_rename_sets_the_temporary_file_aside_first(running):
+    """Close finds the session in phase renaming with the rename not done yet: setting the
+    temporary file aside wins, the worker's rename finds nothing, and nothing was delivered."""
     running.outbound.on_renaming = lambda name: close(running)
     running.work()
     status = running.core.session_status()
-    assert status.state is SessionState.CLOSED and status.detail is None
+    assert status.state is SessionState.CLOSED and "delivered" not in status.detail
+    assert "never saw it" in status.detail
     assert running.outbound.files == {} and running.outbound.attempts == 1
     assert exported(running) == set() and next_days_statuses(running) == SHIPPED
 
 
-def test_close_before_a_rename_whose_reply_is_lost_counts_the_file_as_delivered_when_the_server_cannot_be_asked(
-    running,
-):
-    """Close asked before the rename (not yet); the rename then went through, its reply was lost,
-    and the server stops answering: the worker cannot ask either, so the file counts as delivered."""
-    running.outbound.on_renaming = lambda name: close(running)
-    running.outbound.on_upload = lambda name, data: setattr(running.outbound, "size_fails", True)
+def test_close_while_the_server_cannot_be_asked_then_the_rename_goes_through_with_its_reply_lost(running):
+    """Close during the rename, the server not answering Close: the worker's rename then goes
+    through and its reply is lost; the worker finds the session closed and leaves it to Close. The
+    runner, once the server answers, finds the file renamed and records the delivery."""
+
+    def close_while_unreachable(name):
+        running.outbound.unreachable = True
+        close(running)
+        running.outbound.unreachable = False
+
+    running.outbound.on_renaming = close_while_unreachable
     running.outbound.lose_rename_reply_next = 1
     running.work()
+    assert running.core.session_status().phase is SessionPhase.SETTLING
+    running.work()  # the runner's next round
     status = running.core.session_status()
     assert status.state is SessionState.CLOSED and "delivered" in (status.detail or "")
     assert exported(running) == SHIPPED and next_days_statuses(running) == set()

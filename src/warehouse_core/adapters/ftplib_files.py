@@ -198,6 +198,17 @@ def _temporary(name: str) -> str:
     return TEMPORARY_PREFIX + name + ".part"
 
 
+def _set_aside(name: str) -> str:
+    """Where a Close puts the temporary file of ``name`` so that no rename can follow."""
+    return _temporary(name) + ".closed"
+
+
+def _present(connection: FtpConnection, name: str) -> bool:
+    if connection.size(name) is not None:
+        return True
+    return any(remote.name == name for remote in connection.list_files())
+
+
 class FtplibFiles:
     """Connects per use; ``tls`` means explicit FTPS (AUTH TLS) with a protected data channel."""
 
@@ -267,20 +278,36 @@ class FtplibFiles:
         return None
 
     def temporary_present(self, name: str) -> bool:
-        """SIZE of the temporary file, else whether the listing shows it (a server may hide dot
-        files from LIST: SIZE is asked first, and vsftpd, ProFTPD and pure-ftpd answer it)."""
-        temporary = _temporary(name)
+        """Whether the temporary file, or the one a Close set aside, is there: SIZE first, else the
+        listing (a server may hide dot files from LIST; vsftpd, ProFTPD and pure-ftpd answer SIZE)."""
         with self.connect() as connection:
-            if connection.size(temporary) is not None:
+            return _present(connection, _temporary(name)) or _present(connection, _set_aside(name))
+
+    def fence(self, name: str) -> bool:
+        """RNFR/RNTO of the temporary file to its set-aside name: atomic against the worker's own
+        rename, and it leaves evidence behind whatever becomes of the caller."""
+        temporary, aside = _temporary(name), _set_aside(name)
+        with self.connect() as connection:
+            try:
+                connection.rename(temporary, aside)
+                log.info(
+                    "set %s aside as %s on %s: it will not be renamed into place", temporary, aside, connection.where
+                )
                 return True
-            return any(remote.name == temporary for remote in connection.list_files())
+            except TransferError as refused:
+                if _present(connection, temporary):  # a refusal, not an absence (no right to rename, a busy file)
+                    raise TransferError("could not set {} aside: {}".format(temporary, refused)) from None
+            return _present(connection, aside)
 
     def discard(self, name: str) -> bool:
-        """Remove the temporary file an unfinished upload of ``name`` left; whether there was one."""
+        """Remove the temporary file an unfinished upload of ``name`` left, and one a Close set
+        aside; whether there was one."""
         with self.connect() as connection:
-            removed = connection.delete_if_present(_temporary(name))
-            if removed:
-                log.info("removed %s, left by an unfinished upload, from %s", _temporary(name), connection.where)
+            removed = False
+            for leftover in (_temporary(name), _set_aside(name)):
+                if connection.delete_if_present(leftover):
+                    log.info("removed %s, left by an unfinished upload, from %s", leftover, connection.where)
+                    removed = True
             return removed
 
     @contextmanager

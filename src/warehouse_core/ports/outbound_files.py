@@ -16,13 +16,19 @@ class OutboundFiles(Protocol):
         """The size of the file under its final ``name``; None when there is none."""
 
     def temporary_present(self, name: str) -> bool:
-        """Whether the temporary file of an upload of ``name`` is on the server. Once it was stored
-        and checked, only the rename (or a discard) removes it: after the rename was asked for, its
-        absence says the rename went through, even if the consumer has since taken the final file."""
+        """Whether the temporary file of an upload of ``name``, or the one a Close set aside (see
+        ``fence``), is on the server. Once it was stored and checked, only the rename moves it
+        away: after the rename was asked for, the absence of both says the rename went through,
+        even if the consumer has since taken the final file."""
+
+    def fence(self, name: str) -> bool:
+        """Set the temporary file of ``name`` aside (rename it to a name the consumer ignores) so
+        that no rename into place can follow: True when it was there or already set aside (nothing
+        was delivered), False when neither is there (the rename went through). Raises
+        TransferError when the server cannot say (unreachable, or refusing while the file is there)."""
 
     def discard(self, name: str) -> bool:
-        """Remove the temporary file an unfinished upload of ``name`` left; whether there was one.
-        Once the rename was asked for, this is also the fence against it: removed means no rename
-        can follow, none there means the rename went through."""
+        """Remove the temporary file an unfinished upload of ``name`` left, and one set aside;
+        whether there was one."""
 
     def describe(self) -> str: ...

@@ -79,6 +79,12 @@ class Sessions(Protocol):
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
         """ready, running or failed -> closed; whether this call closed it."""
 
+    def set_closed_phase(self, day: dt.date, phase: SessionPhase) -> bool:
+        """The phase of a closed session (settling, then settled); whether it was closed."""
+
+    def settling_days(self) -> List[dt.date]:
+        """Closed sessions whose delivery is still to be settled with the outbound server."""
+
     def lock_session(self, day: dt.date) -> None:
         """Hold the day's session row until the unit of work ends: what is read next stays true."""
 

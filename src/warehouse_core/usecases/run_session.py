@@ -20,7 +20,7 @@ from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, Session
 from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
 from warehouse_core.usecases.delivery import in_place, renamed
 from warehouse_core.usecases.mails import compose, queue_mail
-from warehouse_core.usecases.sessions import record_delivered_before_close
+from warehouse_core.usecases.sessions import settle_closed_rename
 
 log = logging.getLogger(__name__)
 # Progress is made durable and recorded at most this often (the export file itself is what a
@@ -93,7 +93,12 @@ class RunSession:
         self.config = config
 
     def run_pending(self, wait: Wait) -> int:
-        """Work every running session this worker can claim; how many it finished or left."""
+        """Settle the sessions closed during a rename (see CloseSession), then work every running
+        session this worker can claim; how many it finished or left."""
+        with self.store.unit_of_work() as uow:
+            settling = uow.settling_days()
+        for day in settling:
+            settle_closed_rename(self.store, self.outbound, day)
         with self.store.unit_of_work() as uow:
             days = uow.running_days()
         handled = 0
@@ -285,11 +290,8 @@ class RunSession:
                     log.warning("remote log not readable before the upload (%s); reading it from the start", error)
                 self._upload(session, wait, asked_before=session.phase is SessionPhase.RENAMING)
             uploaded = (EventKind.SESSION_UPLOADED, {"file": session.export_file, "server": self.outbound.describe()})
-            try:
-                watching = self._update(session.day, uploaded, phase=SessionPhase.WATCHING)
-            except SessionClosed:
-                self._delivered_before_close(session)
-                raise
+            # Closed meanwhile: Close found phase renaming and settles the delivery with the server.
+            watching = self._update(session.day, uploaded, phase=SessionPhase.WATCHING)
             self._watch(watching, follower, wait, watch_deadline)
 
     def _already_delivered(self, session: WorkSession) -> bool:
@@ -336,6 +338,10 @@ class RunSession:
                         if went_through:
                             return
                         if went_through is not None:  # not renamed: nothing of this upload stays
+                            if renaming[0]:
+                                self._update(
+                                    day, phase=SessionPhase.UPLOADING
+                                )  # first: then nobody reads it as renamed
                             self._discard(name)
                         raise SessionFailed(
                             "the upload to the outbound FTP server failed after {} tries: {}".format(
@@ -403,11 +409,7 @@ class RunSession:
                 if last_problem:
                     reason += " (the log could not be read: {})".format(last_problem)
                 raise SessionFailed(reason)
-            try:
-                self._current(session.day)
-            except SessionClosed:
-                self._delivered_before_close(session)
-                raise
+            self._current(session.day)  # closed while watching: Close recorded the delivery
             if wait(self.config.log_interval):
                 raise WorkerShutdown("worker shutting down while watching the remote log")
 
@@ -446,10 +448,6 @@ class RunSession:
         log.info(
             "session for %s completed: %d lines in %s confirmed", session.day, session.processed, session.export_file
         )
-
-    def _delivered_before_close(self, session: WorkSession) -> None:
-        with self.store.unit_of_work() as uow:
-            record_delivered_before_close(uow, session.day, session.export_file)
 
     def _fail(self, day: dt.date, reason: str) -> None:
         now = self.clock.now()

@@ -11,7 +11,7 @@ import logging
 from typing import Callable, List, Optional, Protocol, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
-from warehouse_core.errors import Conflict, TransferError, one_line
+from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Events, FilesAndLines, OutboundFiles, Sessions, Transactions
 
@@ -87,42 +87,82 @@ class StartSession:
 DELIVERED_BEFORE_CLOSE = (
     "closed by an operator after {file} was delivered to the outbound server; its invoices are recorded as exported"
 )
-MAYBE_DELIVERED_BEFORE_CLOSE = (
-    "closed by an operator while {file} was being renamed into place; whether it was delivered could not be"
-    " checked ({error}), so its invoices are recorded as exported: redeliver by hand if the consumer lacks it"
+SETTLING_AT_CLOSE = (
+    "closed by an operator while {file} was being renamed into place on the outbound server;"
+    " whether the consumer got it is being checked"
 )
+SET_ASIDE_AT_CLOSE = "closed by an operator before {file} was renamed into place: the consumer never saw it"
 
 
 class ClosingSessions(SessionsWithEvents, FilesAndLines, Protocol):
     """Closing after the file was delivered also records the day's invoices as exported."""
 
 
-def record_delivered_before_close(
-    uow: ClosingSessions, day: dt.date, export_file: Optional[str], detail: Optional[str] = None
-) -> bool:
+def record_delivered_before_close(uow: ClosingSessions, day: dt.date, export_file: Optional[str]) -> bool:
     """A session closed once its file was in place on the outbound server: the consumer may read
     it, so the day's invoices count as exported (never ``valid`` again on a later day)."""
-    if not uow.set_closed_detail(day, detail or DELIVERED_BEFORE_CLOSE.format(file=export_file)):
+    if not uow.set_closed_detail(day, DELIVERED_BEFORE_CLOSE.format(file=export_file)):
         return False
     uow.record_exported(day)
     log.warning("session for %s closed after %s was delivered: its invoices are recorded as exported", day, export_file)
     return True
 
 
+def settle_closed_rename(store: Transactions[ClosingSessions], outbound: Optional[OutboundFiles], day: dt.date) -> bool:
+    """A session closed in phase renaming (now ``settling``): the worker had asked for the rename.
+    The temporary file is set aside on the outbound server (``fence``), which no rename can follow:
+    set aside means nothing was delivered; gone means the rename went through, and the day's
+    invoices are recorded as exported. Idempotent, and safe whoever calls it, whenever: Close right
+    after it commits, the runner's worker at each round until the server answers. Whether it is
+    settled now."""
+    with store.unit_of_work() as uow:
+        session = uow.session(day)
+    if session is None or session.state is not SessionState.CLOSED or session.phase is not SessionPhase.SETTLING:
+        return True
+    if outbound is None or not session.export_file:
+        return False
+    try:
+        set_aside = outbound.fence(session.export_file)
+    except TransferError as error:
+        log.warning(
+            "session for %s: could not yet settle whether %s was delivered: %s", day, session.export_file, error
+        )
+        return False
+    with store.unit_of_work() as uow:
+        uow.lock_session(day)
+        current = uow.session(day)
+        if current is None or current.phase is not SessionPhase.SETTLING:
+            return True
+        uow.set_closed_phase(day, SessionPhase.RENAMING)
+        if set_aside:
+            uow.set_closed_detail(day, SET_ASIDE_AT_CLOSE.format(file=session.export_file))
+        else:
+            record_delivered_before_close(uow, day, session.export_file)
+    if set_aside:
+        log.info("session for %s: closed before %s was renamed into place; nothing delivered", day, session.export_file)
+        try:
+            outbound.discard(session.export_file)
+        except TransferError as error:
+            log.warning("session for %s: the set-aside file of %s stays (%s)", day, session.export_file, error)
+    return True
+
+
 class CloseSession:
     """Closes the day, and settles what a running session's worker had done, whether or not a
-    worker is alive to do it, in the same transaction, the session's row locked:
+    worker is alive to do it:
 
-    - ``watching``: the file was delivered; its invoices are recorded as exported.
-    - ``renaming`` (the worker passed its last check and asked for the rename): Close removes the
-      temporary file itself, a fence against the rename. Removed: no rename can follow (the
-      worker's RNFR or RNTO finds nothing), nothing was delivered. Not there: the rename went
-      through, and the invoices are recorded as exported. When the server cannot be asked, the
-      file counts as delivered (shipping the invoices twice is the worse mistake) and the detail
-      says so. The worker, finding the session closed, leaves the file alone.
+    - ``watching``: the file was delivered; its invoices are recorded as exported, in the close's
+      transaction.
+    - ``renaming`` (the worker passed its last check and asked for the rename): the close commits
+      with phase ``settling``, then the temporary file is set aside on the outbound server, which
+      no rename can follow, and the verdict recorded (``settle_closed_rename``). When the server
+      cannot be asked now, the runner asks again at each round; the detail says it is being checked.
     - ``uploading``: nothing was delivered, and no worker renames after the close (its step into
       ``renaming`` is conditional on the state). Once the close has committed, a temporary file a
       dead worker left is removed (best effort: the consumer ignores it).
+
+    No FTP while the session's row is locked. A worker finding the session closed leaves the
+    outbound server to Close.
     """
 
     def __init__(self, *, store: Transactions[ClosingSessions], outbound: Optional[OutboundFiles] = None) -> None:
@@ -130,54 +170,38 @@ class CloseSession:
         self.outbound = outbound
 
     def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> WorkSession:
-        undelivered: List[str] = []  # the export file of an upload the close stopped before the rename
+        found: List[WorkSession] = []  # the session as the close found it
         session = _transition(
             self.store,
             now,
             actor,
             EventKind.SESSION_CLOSED,
-            lambda uow, day, at: self._close(uow, day, at, undelivered),
+            lambda uow, day, at: self._close(uow, day, at, found),
         )
         log.info("session for %s closed by %s", session.day, actor)
-        for name in undelivered:
+        if found and found[0].phase is SessionPhase.RENAMING:
+            settle_closed_rename(self.store, self.outbound, session.day)
+            return session_status(self.store, session.day)
+        if found and found[0].phase is SessionPhase.UPLOADING and found[0].export_file and self.outbound is not None:
             try:
-                self._discard(name)
+                self.outbound.discard(found[0].export_file)
             except TransferError as error:
-                log.warning("session for %s: the temporary file of %s stays (%s)", session.day, name, error)
+                log.warning(
+                    "session for %s: the temporary file of %s stays (%s)", session.day, found[0].export_file, error
+                )
         return session
 
-    def _discard(self, name: str) -> bool:
-        """Whether a temporary file of ``name`` was there and is removed."""
-        if self.outbound is None:
-            raise TransferError("no outbound server is configured in this process")
-        return self.outbound.discard(name)
-
-    def _close(self, uow: ClosingSessions, day: dt.date, now: dt.datetime, undelivered: List[str]) -> bool:
+    @staticmethod
+    def _close(uow: ClosingSessions, day: dt.date, now: dt.datetime, found: List[WorkSession]) -> bool:
         before = uow.session(day)
         if not uow.close_session(day, now):
             return False
         if before is None or before.state is not SessionState.RUNNING or not before.export_file:
             return True
+        found.append(before)
         if before.phase is SessionPhase.WATCHING:
             record_delivered_before_close(uow, day, before.export_file)
         elif before.phase is SessionPhase.RENAMING:
-            self._fence_the_rename(uow, before)
-        elif before.phase is SessionPhase.UPLOADING:
-            undelivered.append(before.export_file)
+            uow.set_closed_phase(day, SessionPhase.SETTLING)
+            uow.set_closed_detail(day, SETTLING_AT_CLOSE.format(file=before.export_file))
         return True
-
-    def _fence_the_rename(self, uow: ClosingSessions, session: WorkSession) -> None:
-        try:
-            if self._discard(session.export_file or ""):
-                log.info(
-                    "session for %s: closed before the rename of %s; nothing delivered",
-                    session.day,
-                    session.export_file,
-                )
-                return
-        except TransferError as error:
-            log.warning("session for %s: the outbound server could not be asked at Close: %s", session.day, error)
-            detail = MAYBE_DELIVERED_BEFORE_CLOSE.format(file=session.export_file, error=one_line(error))
-            record_delivered_before_close(uow, session.day, session.export_file, detail)
-            return
-        record_delivered_before_close(uow, session.day, session.export_file)

@@ -53,6 +53,18 @@ class PsycopgSessions(Connected):
             (now, day),
         )
 
+    def set_closed_phase(self, day: dt.date, phase: SessionPhase) -> bool:
+        return self._changed(
+            "UPDATE work_session SET phase = %s, updated_at = now() WHERE day = %s AND state = 'closed'",
+            (phase.value, day),
+        )
+
+    def settling_days(self) -> List[dt.date]:
+        rows = self.connection.execute(
+            "SELECT day FROM work_session WHERE state = 'closed' AND phase = 'settling' ORDER BY day"
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def lock_session(self, day: dt.date) -> None:
         self.connection.execute("SELECT 1 FROM work_session WHERE day = %s FOR UPDATE", (day,))
 
