@@ -151,3 +151,17 @@ def test_temporary_present_sees_the_hidden_temporary_file_until_the_rename(side)
     assert side.outbound.temporary_present(EXPORT)
     side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
     assert not side.outbound.temporary_present(EXPORT)
+
+
+def test_fence_sets_the_temporary_file_aside_so_that_no_rename_can_follow(side):
+    """Close's fence: set aside means nothing was delivered, and the set-aside file still counts as
+    'not renamed' for whoever asks later; neither file there means the rename went through."""
+    side.leave(TEMPORARY, b"stored and checked")
+    assert side.outbound.fence(EXPORT) is True
+    assert side.names() == [TEMPORARY + ".closed"]
+    assert side.outbound.temporary_present(EXPORT)
+    assert side.outbound.fence(EXPORT) is True  # asked again (a settle retried): the same answer
+    assert side.outbound.discard(EXPORT) is True and side.names() == []
+    side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert side.outbound.fence(EXPORT) is False  # renamed into place: nothing to set aside
+    assert side.names() == [EXPORT]
