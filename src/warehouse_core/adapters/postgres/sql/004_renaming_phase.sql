@@ -1,6 +1,6 @@
 -- 004: the session phase 'renaming', committed together with the worker's last check before it
--- renames the export into place on the outbound server, and 'settling', a session closed in that
--- phase until the server has said whether the rename went through (SPEC §5).
+-- renames the export into place on the outbound server. A session found in it (a worker killed
+-- there, a Close) is settled by asking the server whether the rename went through (SPEC §5).
 -- Widens a CHECK constraint; no row changes. The ALTER TABLE needs an ACCESS EXCLUSIVE lock on
 -- work_session and reads the table once to check the constraint (a row a day: an instant), but
 -- it waits for every open transaction that read the table, and every query on it waits behind
@@ -13,6 +13,6 @@
 SET LOCAL lock_timeout = '5s';
 
 ALTER TABLE work_session DROP CONSTRAINT work_session_phase_check,
-    ADD CONSTRAINT work_session_phase_check CHECK (phase IN ('exporting', 'uploading', 'renaming', 'watching', 'settling'));
+    ADD CONSTRAINT work_session_phase_check CHECK (phase IN ('exporting', 'uploading', 'renaming', 'watching'));
 
 INSERT INTO schema_migration (version) VALUES ('004_renaming_phase');
