@@ -472,3 +472,25 @@ def test_close_after_the_rename_finds_no_temporary_file_and_records_the_delivery
     close(running)
     assert "delivered" in (running.core.session_status().detail or "")
     assert exported(running) == SHIPPED
+
+
+def test_an_unexpected_error_while_settling_a_close_never_holds_up_the_running_sessions(running):
+    the_worker_dies_after_the_rename(running)
+    running.outbound.unreachable = True
+    close(running)  # settling, the server not answering
+    running.outbound.unreachable = False
+
+    def a_server_reply_the_adapter_cannot_read(name):
+        raise ValueError("invalid literal for int() with base 10: '1,234'")
+
+    running.outbound.fence = a_server_reply_the_adapter_cannot_read
+    running.inbound.files["Letture20261127080000000_9.txt"] = VALID_SAMPLE.read_bytes()
+    running.poll("2026-11-27T08:00")
+    running.core.start_session(running.clock.now())
+    running.outbound.on_upload = lambda name, data: running.remote_log.append(
+        "importer-20261127.log", "{}: {} records read".format(name, data.count(b"\n"))
+    )
+    running.work()
+    assert running.core.session_status().state is SessionState.COMPLETED  # the next day's session
+    with running.store.unit_of_work() as uow:
+        assert uow.session(DAY).phase is SessionPhase.SETTLING  # the earlier one still to settle

@@ -98,7 +98,10 @@ class RunSession:
         with self.store.unit_of_work() as uow:
             settling = uow.settling_days()
         for day in settling:
-            settle_closed_rename(self.store, self.outbound, day)
+            try:
+                settle_closed_rename(self.store, self.outbound, day)
+            except Exception:  # one day's trouble never keeps the running sessions waiting
+                log.exception("session for %s: settling the close failed; tried again next round", day)
         with self.store.unit_of_work() as uow:
             days = uow.running_days()
         handled = 0
