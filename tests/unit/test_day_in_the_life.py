@@ -6,9 +6,9 @@ model kept here.
 The model's words:
 - *delivered*: the export file was renamed into place on the outbound server, where the
   customer's importer (``_consumer``) reads it at once;
-- a day is *shipped* when its session completed, or was closed after its file was delivered (the
-  consumer may have read it, §5). A day that failed after delivering (the importer reported an
-  error, another count, or nothing) is not shipped: §5 leaves it to ops (``session retry``).
+- a day is *shipped* when its file was delivered and its session completed, failed (the importer
+  reported an error, another count, or nothing: the file reached it all the same, §5 "never valid
+  again"; ops may send it again with ``session retry --redeliver``) or was closed.
 
 Time comes only from the fake clock. ``make test`` runs MODEL_EXAMPLES examples; ``make soak``
 loads the hypothesis profile ``soak`` (tests/conftest.py) for thousands.
@@ -245,6 +245,7 @@ class DayInTheLife(RuleBasedStateMachine):
         # Closed once the worker had passed its last check and asked for the rename: delivered or
         # not, as the rename went; when it was, the worker records it (SPEC §5, closed after the rename).
         self.closed_during_rename: Set[dt.date] = set()
+        self.failed_after_delivery: Set[dt.date] = set()  # failed, closed after or not
         self.kills: Counter = Counter()  # day -> how often its worker died
         self.mixed: Set[dt.date] = set()  # worked in a round with another day: faults were shared
         self.poisoned: Set[int] = set()
@@ -527,6 +528,8 @@ class DayInTheLife(RuleBasedStateMachine):
             return
         assert session.state in (SessionState.COMPLETED, SessionState.FAILED), session.state
         self.states[day] = session.state
+        if session.state is SessionState.FAILED and self._delivered(day):
+            self.failed_after_delivery.add(day)
         event = MailEvent.SESSION_FAILED if session.state is SessionState.FAILED else MailEvent.SESSION_COMPLETED
         self.mails[event, day] += 1
         if day in self.mixed:
@@ -606,6 +609,7 @@ class DayInTheLife(RuleBasedStateMachine):
             if state is SessionState.COMPLETED
             or day in self.closed_after_delivery
             or (day in self.closed_during_rename and self._delivered(day))
+            or (day in self.failed_after_delivery)
         )
 
     def shipped_before(self, day: dt.date) -> Set[str]:

@@ -248,12 +248,14 @@ def test_retention_deletes_old_final_days_only_with_one_event_each(make_world):
         names[day] = "Letture{}083015123_9.txt".format(compact)
         world.inbound.files[names[day]] = VALID_SAMPLE.read_bytes()
         world.poll(day + "T10:00")
-    world.importer_confirms()
-    for day in ("2026-11-23", "2026-11-25"):
+    for day, refused_uploads in (("2026-11-23", 3), ("2026-11-25", 0)):
+        world.outbound.fail_next = refused_uploads
         world.clock.set(at(day + "T11:00"))
         world.core.start_session(world.clock.now())
         world.work()
-    # 23rd: completed (final); 24th: still ready (not final); 25th: inside the two days kept.
+    # 23rd: failed at the upload, its invoices never delivered (final); 24th: still ready (not
+    # final); 25th: inside the two days kept.
+    assert world.core.session_status(dt.date(2026, 11, 23)).state is SessionState.FAILED
     world.clock.set(at("2026-11-27T03:00"))
     report = world.core.clean_up(world.clock.now(), "system")
     assert (report.archived_deleted, report.exports_deleted) == (1, 1)

@@ -494,3 +494,33 @@ def test_an_unexpected_error_while_settling_a_close_never_holds_up_the_running_s
     assert running.core.session_status().state is SessionState.COMPLETED  # the next day's session
     with running.store.unit_of_work() as uow:
         assert uow.session(DAY).phase is SessionPhase.SETTLING  # the earlier one still to settle
+
+
+# --- A day that failed after its file reached the consumer (SPEC §5: never valid again) -----------
+
+
+def test_a_session_that_fails_after_the_delivery_records_the_invoices_as_exported(running):
+    """The importer reported an error for the file it read: the day fails, and ops may send it again
+    with `session retry --redeliver`; but the invoices reached the consumer, so a later day does
+    not ship them on its own."""
+    running.outbound.on_upload = lambda name, data: running.remote_log.append(
+        LOG, "{}: ERROR line 1: customer unknown".format(name)
+    )
+    running.work()
+    assert running.core.session_status().state is SessionState.FAILED
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_closing_a_day_that_failed_in_the_renaming_phase_settles_the_delivery(running):
+    """Every rename's reply was lost and the server stopped answering: the day failed not knowing.
+    Closing it asks the server, as for a running session."""
+    running.outbound.lose_rename_reply_next = 3
+    running.outbound.on_upload = lambda name, data: setattr(running.outbound, "unreachable", True)
+    running.work()
+    assert running.core.session_status().state is SessionState.FAILED
+    assert running.core.session_status().phase is SessionPhase.RENAMING
+    running.outbound.unreachable = False
+    close(running)
+    status = running.core.session_status()
+    assert status.state is SessionState.CLOSED and "delivered" in status.detail
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()

@@ -453,10 +453,16 @@ class RunSession:
         )
 
     def _fail(self, day: dt.date, reason: str) -> None:
+        """Failed, with the alert. Failed while watching the remote log, the file had reached the
+        consumer: its invoices are recorded as exported in the same transaction (SPEC §5: never
+        valid again on a later day); ``session retry --redeliver`` sends the day again."""
         now = self.clock.now()
         with self.store.unit_of_work() as uow:
+            before = uow.session(day)
             if not uow.finish_session(day, SessionState.FAILED, now, reason):
                 return
+            if before is not None and before.phase is SessionPhase.WATCHING:
+                uow.record_exported(day)
             failed = uow.session(day)
             uow.record_event(Event(day, EventKind.SESSION_FAILED, now, detail={"reason": reason}))
             queue_mail(uow, compose(self.renderer, MailEvent.SESSION_FAILED, day, session=failed, reason=reason), now)

@@ -196,10 +196,13 @@ class CloseSession:
         before = uow.session(day)
         if not uow.close_session(day, now):
             return False
-        if before is None or before.state is not SessionState.RUNNING or not before.export_file:
+        # A failed day, too, may have delivered its file, or not know whether it did.
+        if before is None or before.state not in (SessionState.RUNNING, SessionState.FAILED) or not before.export_file:
             return True
         found.append(before)
-        if before.phase is SessionPhase.WATCHING:
+        if before.phase is SessionPhase.WATCHING and before.state is SessionState.FAILED:
+            uow.record_exported(day)  # done when it failed (see RunSession._fail); its reason stays the detail
+        elif before.phase is SessionPhase.WATCHING:
             record_delivered_before_close(uow, day, before.export_file)
         elif before.phase is SessionPhase.RENAMING:
             uow.set_closed_phase(day, SessionPhase.SETTLING)
