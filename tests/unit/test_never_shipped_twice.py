@@ -524,3 +524,35 @@ def test_closing_a_day_that_failed_in_the_renaming_phase_settles_the_delivery(ru
     status = running.core.session_status()
     assert status.state is SessionState.CLOSED and "delivered" in status.detail
     assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_a_day_that_fails_in_the_renaming_phase_asks_whether_its_file_went_through(running):
+    """The worker died right after the rename; every try after it fails before it gets that far
+    (here the remote log cannot even be opened: a bug). The day fails in phase renaming: the server
+    says the file went through, so its invoices count as exported (never valid again on a later day)."""
+    the_worker_dies_after_the_rename(running)
+
+    def a_bug_opening_the_log(path):
+        raise RuntimeError("unexpected reply from the SSH server")
+
+    running.remote_log.follow = a_bug_opening_the_log
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.FAILED and status.phase is SessionPhase.RENAMING
+    assert exported(running) == SHIPPED and next_days_statuses(running) == set()
+
+
+def test_an_unexpected_error_settling_at_close_still_answers_closed_and_the_runner_settles_it(running):
+    the_worker_dies_after_the_rename(running)
+    fence = running.outbound.fence
+
+    def a_reply_the_adapter_cannot_read(name):
+        raise ValueError("invalid literal for int() with base 10: '1,234'")
+
+    running.outbound.fence = a_reply_the_adapter_cannot_read
+    closed = running.core.close_session(running.clock.now())  # no error for the operator
+    assert closed.state is SessionState.CLOSED
+    assert running.core.session_status().phase is SessionPhase.SETTLING
+    running.outbound.fence = fence
+    running.work()
+    assert "delivered" in running.core.session_status().detail and exported(running) == SHIPPED

@@ -100,6 +100,8 @@ class RunSession:
         for day in settling:
             try:
                 settle_closed_rename(self.store, self.outbound, day)
+            except DatabaseUnavailable as outage:
+                log.warning("session for %s: settling the close waits for the database: %s", day, outage)
             except Exception:  # one day's trouble never keeps the running sessions waiting
                 log.exception("session for %s: settling the close failed; tried again next round", day)
         with self.store.unit_of_work() as uow:
@@ -453,15 +455,23 @@ class RunSession:
         )
 
     def _fail(self, day: dt.date, reason: str) -> None:
-        """Failed, with the alert. Failed while watching the remote log, the file had reached the
-        consumer: its invoices are recorded as exported in the same transaction (SPEC §5: never
-        valid again on a later day); ``session retry --redeliver`` sends the day again."""
+        """Failed, with the alert. Failed while watching the remote log, or in phase renaming with
+        the rename gone through (the server is asked), the file had reached the consumer: its
+        invoices are recorded as exported in the same transaction (SPEC §5: never valid again on a
+        later day); ``session retry --redeliver`` sends the day again. Unknown (the server does not
+        answer): not recorded, and the retry command asks again."""
         now = self.clock.now()
+        with self.store.unit_of_work() as uow:
+            current = uow.session(day)
+        delivered = current is not None and (
+            current.phase is SessionPhase.WATCHING
+            or (current.phase is SessionPhase.RENAMING and self._renamed_after_all(current) is True)
+        )
         with self.store.unit_of_work() as uow:
             before = uow.session(day)
             if not uow.finish_session(day, SessionState.FAILED, now, reason):
                 return
-            if before is not None and before.phase is SessionPhase.WATCHING:
+            if before is not None and current is not None and before.phase is current.phase and delivered:
                 uow.record_exported(day)
             failed = uow.session(day)
             uow.record_event(Event(day, EventKind.SESSION_FAILED, now, detail={"reason": reason}))

@@ -180,7 +180,11 @@ class CloseSession:
         )
         log.info("session for %s closed by %s", session.day, actor)
         if found and found[0].phase is SessionPhase.RENAMING:
-            settle_closed_rename(self.store, self.outbound, session.day)
+            try:
+                settle_closed_rename(self.store, self.outbound, session.day)
+            except Exception:  # closed all the same: the runner settles it at its next round
+                log.exception("session for %s: settling the close failed; the runner tries again", session.day)
+                return session
             return session_status(self.store, session.day)
         if found and found[0].phase is SessionPhase.UPLOADING and found[0].export_file and self.outbound is not None:
             try:
