@@ -12,17 +12,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from psycopg.types.json import Jsonb
 
 from warehouse_core.adapters.postgres.connected import Connected
+from warehouse_core.adapters.postgres.sessions import SESSION_COLUMNS, session_from_row
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.days import DayFile, DaySummary, FileCounts
 from warehouse_core.metrics import DEPENDENCIES, MetricsSnapshot
-from warehouse_core.model import FileSource, FileStatus, InvoiceStatus, Problem, SessionPhase, SessionState, WorkSession
+from warehouse_core.model import FileSource, FileStatus, InvoiceStatus, Problem, SessionState
 
 POLL = "poll"
 _FILE_COLUMNS = (
     "id, day, name, source, status, received_at, actual_lines, stored_lines, ignored_lines, not_found_lines,"
     " valid_lines, coalesce(problem_count, jsonb_array_length(reasons)), archive_path"
 )
-_SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at, export_file, detail"
 
 
 class PsycopgEvents(Connected):
@@ -73,9 +73,9 @@ class PsycopgHistory(Connected):
         ):
             files[row[1]].append(_day_file(row))
         sessions = {
-            row[0]: _session(row)
+            row[0]: session_from_row(row)
             for row in self.connection.execute(
-                "SELECT " + _SESSION_COLUMNS + " FROM work_session WHERE day = ANY(%s)", (wanted,)
+                "SELECT " + SESSION_COLUMNS + " FROM work_session WHERE day = ANY(%s)", (wanted,)
             )
         }
         mails = {
@@ -210,18 +210,4 @@ def _day_file(row: Any, reasons: Tuple[Problem, ...] = ()) -> DayFile:
         problem_count=int(row[11] or 0),
         reasons=reasons,
         archive_path=row[12],
-    )
-
-
-def _session(row: Any) -> WorkSession:
-    return WorkSession(
-        day=row[0],
-        state=SessionState(row[1]),
-        total=row[2],
-        processed=row[3],
-        phase=SessionPhase(row[4]) if row[4] else None,
-        started_at=row[5],
-        finished_at=row[6],
-        export_file=row[7],
-        detail=row[8],
     )

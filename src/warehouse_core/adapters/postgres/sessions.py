@@ -3,35 +3,36 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import Connected
 from warehouse_core.model import SessionPhase, SessionState, WorkSession
 
+# The columns session_from_row reads, in its order: every query that builds a WorkSession selects these.
+SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at, export_file, detail, tries"
+
+
+def session_from_row(row: Any) -> WorkSession:
+    return WorkSession(
+        day=row[0],
+        state=SessionState(row[1]),
+        total=row[2],
+        processed=row[3],
+        phase=SessionPhase(row[4]) if row[4] else None,
+        started_at=row[5],
+        finished_at=row[6],
+        export_file=row[7],
+        detail=row[8],
+        tries=row[9],
+    )
+
 
 class PsycopgSessions(Connected):
     def session(self, day: dt.date) -> Optional[WorkSession]:
-        row = self._one(
-            "SELECT day, state, total, processed, phase, started_at, finished_at, export_file, detail, tries"
-            " FROM work_session WHERE day = %s",
-            (day,),
-        )
-        if row is None:
-            return None
-        return WorkSession(
-            day=row[0],
-            state=SessionState(row[1]),
-            total=row[2],
-            processed=row[3],
-            phase=SessionPhase(row[4]) if row[4] else None,
-            started_at=row[5],
-            finished_at=row[6],
-            export_file=row[7],
-            detail=row[8],
-            tries=row[9],
-        )
+        row = self._one("SELECT " + SESSION_COLUMNS + " FROM work_session WHERE day = %s", (day,))
+        return None if row is None else session_from_row(row)
 
     def open_session(self, day: dt.date) -> None:
         self.connection.execute(
