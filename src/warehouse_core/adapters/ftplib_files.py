@@ -203,10 +203,11 @@ def _set_aside(name: str) -> str:
     return _temporary(name) + ".closed"
 
 
-def _present(connection: FtpConnection, name: str) -> bool:
-    if connection.size(name) is not None:
+def _present(connection: FtpConnection, *names: str) -> bool:
+    """Whether any of ``names`` is on the server: SIZE of each, else one listing for all."""
+    if any(connection.size(name) is not None for name in names):
         return True
-    return any(remote.name == name for remote in connection.list_files())
+    return any(remote.name in names for remote in connection.list_files())
 
 
 class FtplibFiles:
@@ -281,7 +282,7 @@ class FtplibFiles:
         """Whether the temporary file, or the one a Close set aside, is there: SIZE first, else the
         listing (a server may hide dot files from LIST; vsftpd, ProFTPD and pure-ftpd answer SIZE)."""
         with self.connect() as connection:
-            return _present(connection, _temporary(name)) or _present(connection, _set_aside(name))
+            return _present(connection, _temporary(name), _set_aside(name))
 
     def fence(self, name: str) -> bool:
         """RNFR/RNTO of the temporary file to its set-aside name: atomic against the worker's own
