@@ -343,10 +343,8 @@ class RunSession:
                         if went_through:
                             return
                         if went_through is not None:  # not renamed: nothing of this upload stays
-                            if renaming[0]:
-                                self._update(
-                                    day, phase=SessionPhase.UPLOADING
-                                )  # first: then nobody reads it as renamed
+                            if renaming[0]:  # the phase first: then nobody reads the gone file as renamed
+                                self._update(day, phase=SessionPhase.UPLOADING)
                             self._discard(name)
                         raise SessionFailed(
                             "the upload to the outbound FTP server failed after {} tries: {}".format(
