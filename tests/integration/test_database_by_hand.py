@@ -1,4 +1,4 @@
-"""What the README tells a DBA to do by hand works against a real PostgreSQL (SPEC §10)."""
+"""What docs/dba.md tells a DBA to do by hand works against a real PostgreSQL (SPEC §10)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from warehouse_core.adapters.postgres.migrations import MIGRATIONS
 from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent
 from warehouse_core.parsing import blocks_of
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DBA_PAGE = Path(__file__).resolve().parents[2] / "docs" / "dba.md"
 PSQL = shutil.which("psql")
 
 
@@ -32,7 +32,7 @@ def empty_schema(postgres_server: str, db_schema: str) -> Iterator[str]:
 
 
 def apply_by_hand(url: str, schema: str, migration: Path) -> None:
-    """What the README says, typed into psql: the file as one transaction that stops at its first
+    """What docs/dba.md says, typed into psql: the file as one transaction that stops at its first
     error, after setting the path (and creating the schema)."""
     if PSQL:
         subprocess.run(
@@ -85,7 +85,7 @@ def test_migrate_records_each_migration_once(real_store):
 
 
 def readme_dba_queries() -> List[str]:
-    text = README.read_text(encoding="utf-8")
+    text = DBA_PAGE.read_text(encoding="utf-8")
     section = text[text.index("Useful queries for the DBA") :]
     block = re.search(r"```sql\n(.*?)```", section, re.S)
     assert block is not None

@@ -1,4 +1,4 @@
-"""The README's deployment steps create what the systemd units of deploy/ run with: the user, the
+"""The deployment steps of docs/ops.md create what the systemd units of deploy/ run with: the user, the
 data folder, the configuration file only that user reads; and systemd accepts the units."""
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ UNITS = ("warehouse-web.service", "warehouse-runner.service")
 
 
 def deployment_commands() -> List[List[str]]:
-    """The shell lines of the README's first code block under "Deployment (ops)"."""
-    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Deployment (ops)", 1)[1]
+    """The shell lines of the first code block under "Deployment" in docs/ops.md."""
+    section = (ROOT / "docs" / "ops.md").read_text(encoding="utf-8").split("## Deployment", 1)[1]
     block = section.split("```", 2)[1]
-    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    info, _, body = block.partition("\n")
+    assert info == "sh"
+    return [shlex.split(line, comments=True) for line in body.splitlines() if line.strip()]
 
 
 def unit_service_section(name: str) -> Dict[str, str]:

@@ -1,0 +1,129 @@
+"""The README is the front door and links one page per reader under docs/; every command, query or
+configuration block in those pages is run or checked by a named test, so a page cannot promise what
+the code does not do."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+PAGES = ("docs/operators.md", "docs/ops.md", "docs/dba.md", "docs/developers.md")
+FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```$", re.S | re.M)
+
+# Each block that holds something to run (a command, a query, a program, a configuration) and the
+# test that runs or checks it, by page and its position among the page's blocks.
+RUN_BY: Dict[Tuple[str, int], str] = {
+    ("README.md", 0): "tests/unit/test_docs.py::test_the_two_setup_commands_are_what_make_runs",
+    ("docs/dba.md", 0): (
+        "tests/integration/test_database_by_hand.py"
+        "::test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_promise"
+    ),
+    ("docs/developers.md", 0): "tests/unit/test_docs.py::test_the_architecture_snippet_runs_as_printed",
+    ("docs/ops.md", 0): "tests/unit/test_deployment.py::test_the_programs_are_those_of_the_venv_the_steps_create",
+    ("docs/ops.md", 1): "tests/unit/test_docs.py::test_the_reverse_proxy_sends_to_where_warehouse_web_listens",
+    ("docs/ops.md", 2): "tests/unit/test_docs.py::test_the_log_sample_names_real_loggers",
+}
+# What a block's info string says it holds; every block says one.
+RUNNABLE = {"sh", "sql", "python", "nginx"}
+SHOWN_ONLY = {"text"}
+
+
+def blocks(page: str) -> List[Tuple[str, str]]:
+    return FENCE.findall((ROOT / page).read_text(encoding="utf-8"))
+
+
+def block(page: str, index: int, info: str) -> str:
+    found = blocks(page)[index]
+    assert found[0] == info, (page, index)
+    return found[1]
+
+
+def test_the_readme_links_every_page_and_every_page_leads_back():
+    readme = README.read_text(encoding="utf-8")
+    for page in PAGES:
+        assert "]({})".format(page) in readme, page
+        assert "](../README.md)" in (ROOT / page).read_text(encoding="utf-8"), page
+
+
+def test_every_relative_link_of_the_docs_finds_its_file():
+    for page in ("README.md",) + PAGES:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", (ROOT / page).read_text(encoding="utf-8")):
+            assert ((ROOT / page).parent / target).exists(), (page, target)
+
+
+def test_every_block_says_what_it_holds_and_each_runnable_one_has_its_test():
+    claimed = set()
+    for page in ("README.md",) + PAGES:
+        for index, (info, _) in enumerate(blocks(page)):
+            assert info in RUNNABLE | SHOWN_ONLY, (page, index, info)
+            claimed.add((page, index))
+            assert (page, index) in RUN_BY, "{} block {} ({}) is run by no test".format(page, index, info)
+    assert set(RUN_BY) == claimed, "RUN_BY names a block that is no longer there"
+
+
+@pytest.mark.parametrize("where", sorted(RUN_BY))
+def test_each_named_test_exists_and_reads_its_page(where):
+    page, _ = where
+    path, name = RUN_BY[where].split("::")
+    source = (ROOT / path).read_text(encoding="utf-8")
+    functions = {node.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)}
+    assert name in functions, RUN_BY[where]
+    assert Path(page).name in source, "{} does not read {}".format(path, page)
+
+
+def test_the_two_setup_commands_are_what_make_runs():
+    """The README's opening block, dry-run by make: each line is a target that starts the demo
+    stack or pytest."""
+    lines = [line.split("#")[0].split() for line in block("README.md", 0, "sh").splitlines() if line.strip()]
+    assert lines == [["make", "run"], ["make", "test"]]
+    expected = {"run": "-m warehouse_devstack", "test": "-m pytest"}
+    for words in lines:
+        dry = subprocess.run(words + ["-n"], cwd=ROOT, capture_output=True, text=True, check=True)
+        assert expected[words[1]] in dry.stdout.strip().splitlines()[-1], dry.stdout
+
+
+def test_the_reverse_proxy_sends_to_where_warehouse_web_listens():
+    from warehouse_core.settings import Settings
+    from warehouse_web.cli import parser
+
+    config = block("docs/ops.md", 1, "nginx")
+    defaults = parser().parse_args([])
+    assert "proxy_pass http://{}:{};".format(defaults.host, defaults.port) in config
+    body_limit = re.search(r"client_max_body_size (\d+)m;", config)
+    assert body_limit is not None
+    assert int(body_limit.group(1)) > Settings.model_fields["max_upload_mb"].default
+    assert "X-Forwarded-For $remote_addr;" in config and "X-Forwarded-Proto https;" in config
+
+
+def test_the_log_sample_names_real_loggers():
+    for line in block("docs/ops.md", 2, "text").splitlines():
+        level, logger = line.split()[:2]
+        assert level in {"INFO", "WARNING", "ERROR"}, line
+        module = logger.rstrip(":")
+        assert (ROOT / "src" / (module.replace(".", "/") + ".py")).exists(), line
+
+
+def test_the_architecture_snippet_runs_as_printed():
+    """The developers' page prints a shell command that runs a use case on the fakes; run from the
+    checkout's root with this interpreter in place of .venv's, it prints the poll's outcome."""
+    command = block("docs/developers.md", 0, "sh")
+    assert ".venv/bin/python" in command
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run(
+        ["bash", "-c", command.replace(".venv/bin/python", sys.executable)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Letture" in done.stdout, done.stdout
