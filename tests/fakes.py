@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
-from warehouse_core.audit import Event
+from warehouse_core.audit import Event, EventKind
 from warehouse_core.days import DayFile, DaySummary, FileCounts
+from warehouse_core.delivery_states import Delivery, needs_someone
 from warehouse_core.errors import Conflict, DatabaseUnavailable, MailDeliveryError, TransferError
 from warehouse_core.export_format import export_line, view_columns_needed
 from warehouse_core.metrics import DEPENDENCIES, MetricsSnapshot
@@ -224,6 +225,18 @@ class FakeFilesAndLines(_FakeTransaction):
             if stored.day == day and stored.invoice_status is InvoiceStatus.VALID:
                 self.data.exported.add((stored.line.invoice_number, day))
 
+    def hold_exported(self, day: dt.date) -> Tuple[str, ...]:
+        mine = {
+            s.line.invoice_number for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID
+        }
+        taken = tuple(sorted({number for number, holder in self.data.exported if holder != day and number in mine}))
+        if not taken:
+            self.record_exported(day)
+        return taken
+
+    def release_exported(self, day: dt.date) -> None:
+        self.data.exported = {(number, holder) for number, holder in self.data.exported if holder != day}
+
 
 class FakeSessions(_FakeTransaction):
     def session(self, day: dt.date) -> Optional[WorkSession]:
@@ -303,6 +316,24 @@ class FakeSessions(_FakeTransaction):
 
     def running_days(self) -> List[dt.date]:
         return sorted(day for day, s in self.data.sessions.items() if s.state is SessionState.RUNNING)
+
+    def set_delivery(self, day: dt.date, delivery: Delivery) -> bool:
+        session = self.data.sessions.get(day)
+        if session is None:
+            return False
+        self.data.sessions[day] = replace(session, delivery=delivery)
+        return True
+
+    def days_needing_attention(self, today: dt.date, since: dt.date) -> List[WorkSession]:
+        retried = {e.day for e in self.data.events if e.kind is EventKind.SESSION_RETRIED}
+        return [
+            s
+            for day, s in sorted(self.data.sessions.items())
+            if since <= day < today and needs_someone(s.state.value, s.delivery, day in retried)
+        ]
+
+    def unknown_delivery_days(self) -> List[dt.date]:
+        return sorted(day for day, s in self.data.sessions.items() if s.delivery is Delivery.UNKNOWN)
 
     def retry_session(self, day: dt.date) -> bool:
         retried = self._transition(

@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
+# Their home is delivery_states, with every other state of a delivery; imported from here as well.
+from warehouse_core.delivery_states import Delivery as Delivery
+from warehouse_core.delivery_states import SessionPhase as SessionPhase
+
 # Matched whole (fullmatch: '$' would let a trailing newline through) and in ASCII: '\d' alone
 # also takes other scripts' digits.
 INBOUND_NAME = re.compile(r"Letture(\d{17})_(\d+)\.txt", re.ASCII)
@@ -222,20 +226,6 @@ class PollReport:
         return "poll at {}: {}".format(self.at.isoformat(timespec="minutes"), "; ".join(parts) or "nothing to do")
 
 
-class SessionPhase(str, enum.Enum):
-    """Where a running session is, so that a restarted worker resumes at the right step."""
-
-    EXPORTING = "exporting"
-    UPLOADING = "uploading"
-    # Committed with the check before the rename: from here on the file may be in place on the
-    # outbound server, so whoever finds the session here asks the server (SPEC §5).
-    RENAMING = "renaming"
-    WATCHING = "watching"
-    # A session closed in phase renaming, until the outbound server has said whether the rename went
-    # through (Close asks once it has committed; the runner asks again until the server answers).
-    SETTLING = "settling"
-
-
 @dataclass(frozen=True)
 class WorkSession:
     day: dt.date
@@ -249,6 +239,8 @@ class WorkSession:
     detail: Optional[str] = None
     # Tries of the worker, counted durably (SPEC §5): a worker that dies every time stops at last.
     tries: int = 0
+    # Whether the export reached the consumer (delivery_states); None until a rename was asked for.
+    delivery: Optional[Delivery] = None
 
     def as_dict(self) -> Dict[str, Any]:
         """The status object of the HTTP API, less its message."""
@@ -259,4 +251,5 @@ class WorkSession:
             "total": self.total,
             "export_file": self.export_file,
             "detail": self.detail,
+            "delivery": self.delivery.value if self.delivery is not None else None,
         }

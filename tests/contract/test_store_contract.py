@@ -428,7 +428,8 @@ def test_migrate_is_idempotent_and_ping_answers(store):
 
 # --- sessions --------------------------------------------------------------------------------
 
-from warehouse_core.model import InvoiceStatus, SessionPhase, SessionState  # noqa: E402
+from warehouse_core.audit import Event, EventKind  # noqa: E402
+from warehouse_core.model import Delivery, InvoiceStatus, SessionPhase, SessionState  # noqa: E402
 
 NOW = at("2026-11-26T11:00")
 COLUMNS = ("invoice_number", "invoice_date", "customer_code", "customer_name", "delivery_address", "quantity", "value")
@@ -670,6 +671,128 @@ def test_statuses_recomputed_and_already_exported_on_a_later_day(store):
         assert uow.refresh_invoice_statuses(later) == 1
         assert uow.invoices_with_status(later, InvoiceStatus.VALID) == ("600000005",)
         assert uow.refresh_invoice_statuses(DAY) == 3  # the same day's own export is not "in the past"
+
+
+# --- the delivery ledger (SPEC §5) ---------------------------------------------------------------
+
+
+def test_a_session_has_no_delivery_until_one_is_recorded_and_any_state_may_record_it(store):
+    imported_day(store)
+    with store.unit_of_work() as uow:
+        assert uow.session(DAY).delivery is None
+        assert uow.unknown_delivery_days() == []
+        assert not uow.set_delivery(DAY + dt.timedelta(days=1), Delivery.UNKNOWN)  # no session that day
+        assert uow.start_session(DAY, NOW)
+        assert uow.set_delivery(DAY, Delivery.UNKNOWN)
+        assert uow.session(DAY).delivery is Delivery.UNKNOWN
+        assert uow.close_session(DAY, NOW)
+        assert uow.unknown_delivery_days() == [DAY]
+        assert uow.set_delivery(DAY, Delivery.YES)  # closed: the settle job still records it
+        assert uow.session(DAY).delivery is Delivery.YES
+        assert uow.session(DAY).as_dict()["delivery"] == "yes"
+        assert uow.unknown_delivery_days() == []
+
+
+def test_unknown_delivery_days_are_every_unknown_day_oldest_first_whatever_its_state(store):
+    days = [DAY - dt.timedelta(days=400), DAY - dt.timedelta(days=3), DAY]
+    for day in reversed(days):
+        imported_day(store, day=day)
+    with store.unit_of_work() as uow:
+        assert uow.start_session(days[1], NOW) and uow.finish_session(days[1], SessionState.FAILED, NOW, "x")
+        assert uow.close_session(days[0], NOW)
+        for day in days:
+            assert uow.set_delivery(day, Delivery.UNKNOWN)
+        assert uow.set_delivery(days[1], Delivery.NO)  # settled
+        assert uow.unknown_delivery_days() == [days[0], days[2]]
+
+
+def test_days_needing_attention_are_the_earlier_days_someone_must_look_at(store):
+    today = DAY
+    ago = [today - dt.timedelta(days=n) for n in range(0, 33)]
+    wanted = {
+        1: "running",
+        2: "failed",
+        3: "closed-unknown",
+        4: "closed-yes",
+        5: "ready-retried",
+        6: "ready",
+        7: "completed",
+        31: "failed",  # out of the window
+        0: "failed",  # today is not an earlier day
+        30: "failed",  # the window's first day
+    }
+    for n in wanted:
+        imported_day(store, day=ago[n])
+    with store.unit_of_work() as uow:
+        for n, what in wanted.items():
+            day = ago[n]
+            if what == "ready":
+                continue
+            assert uow.start_session(day, NOW)
+            if what == "running":
+                continue
+            if what in ("failed", "ready-retried"):
+                assert uow.finish_session(day, SessionState.FAILED, NOW, "broken")
+            if what == "ready-retried":
+                assert uow.retry_session(day)
+                uow.record_event(Event(day, EventKind.SESSION_RETRIED, NOW, "ops", {"reason": "again"}))
+            if what == "completed":
+                assert uow.finish_session(day, SessionState.COMPLETED, NOW, None)
+            if what.startswith("closed"):
+                assert uow.close_session(day, NOW)
+                uow.set_delivery(day, Delivery.UNKNOWN if what == "closed-unknown" else Delivery.YES)
+        found = uow.days_needing_attention(today, today - dt.timedelta(days=30))
+    assert [(s.day, s.state.value) for s in found] == [
+        (ago[30], "failed"),
+        (ago[5], "ready"),
+        (ago[3], "closed"),
+        (ago[2], "failed"),
+        (ago[1], "running"),
+    ]
+    assert found[2].delivery is Delivery.UNKNOWN
+
+
+def test_a_day_holds_its_valid_invoices_and_releasing_them_makes_them_valid_again(store):
+    imported_day(store)
+    later = DAY + dt.timedelta(days=1)
+    imported_day(store, day=later, invoices=("600000001", "600000005"))
+    with store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(DAY)
+        assert uow.hold_exported(DAY) == ()
+        assert uow.hold_exported(DAY) == ()  # again: nothing changes
+        assert uow.refresh_invoice_statuses(later) == 1  # 600000001 is held by DAY
+        uow.release_exported(DAY)
+        assert uow.refresh_invoice_statuses(later) == 2
+        assert uow.hold_exported(later) == ()
+        # DAY's export, computed before, still lists 600000001: it may not hold it now.
+        assert uow.hold_exported(DAY) == ("600000001",)
+        uow.release_exported(later)
+        assert uow.refresh_invoice_statuses(later) == 2  # nothing of DAY was held
+
+
+def test_two_days_holding_one_invoice_at_once_get_one_hold(real_store):
+    """The check and the hold are one step: two transactions cannot both pass the check."""
+    store = real_store
+    days = (DAY, DAY + dt.timedelta(days=1))
+    for day in days:
+        imported_day(store, day=day, invoices=("600000001",))
+    with store.unit_of_work() as uow:
+        for day in days:
+            uow.refresh_invoice_statuses(day)
+    barrier = threading.Barrier(2)
+    results: Dict[dt.date, Any] = {}
+
+    def hold(day):
+        with store.unit_of_work() as uow:
+            barrier.wait(5)
+            results[day] = uow.hold_exported(day)
+
+    threads = [threading.Thread(target=hold, args=(day,)) for day in days]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results.values()) == [(), ("600000001",)]
 
 
 def test_claim_session_is_exclusive(store):

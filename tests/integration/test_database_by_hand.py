@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -166,6 +167,10 @@ def test_migration_002_on_a_database_with_data_keeps_every_row_and_the_old_days_
             " VALUES (%s, 'completed', 2, 2, '2026-10-05 09:00+02', '2026-10-05 09:05+02', 'Spedizioni20261005_2.txt')",
             (OLD_DAY,),
         )
+        connection.execute(  # what the completed session recorded
+            "INSERT INTO exported_invoice (invoice_number, day) VALUES ('600000001', %s), ('600000002', %s)",
+            (OLD_DAY, OLD_DAY),
+        )
         connection.execute(
             "INSERT INTO mail_outbox (event, day, subject, body_text, body_html, sent_at) VALUES"
             " ('session-completed', %s, 's', 't', 'h', '2026-10-05 09:06+02')",
@@ -249,5 +254,71 @@ def test_a_migration_behind_a_long_transaction_gives_up_soon_and_changes_nothing
             ]
         assert sorted(versions) == ["001_initial", "002_history"], "nothing of 003 is half applied"
         assert store.migrate() == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))[2:]]  # 003 and later
+    finally:
+        store.close()
+
+
+# Days as versions before 006 left them: (state, phase, detail) -> the delivery 006 gives them.
+BEFORE_LEDGER = (
+    ("completed", "watching", None, "yes"),
+    ("failed", "watching", "no confirmation within 600 s", "yes"),
+    ("running", "watching", None, "yes"),
+    ("closed", "watching", "closed by an operator after S.txt was delivered to the outbound server", "yes"),
+    ("closed", "renaming", "closed by an operator after S.txt was delivered to the outbound server; x", "yes"),
+    (
+        "closed",
+        "renaming",
+        "closed by an operator before S.txt was renamed into place: the consumer never saw it",
+        "no",
+    ),
+    ("running", "renaming", None, "unknown"),
+    ("failed", "renaming", "the upload failed after 3 tries", "unknown"),
+    ("closed", "settling", "closed by an operator while S.txt was being renamed into place", "unknown"),
+    ("failed", "uploading", "the upload failed after 3 tries", None),
+    ("closed", "exporting", None, None),
+    ("ready", None, None, None),
+)
+
+
+def test_migration_006_gives_each_earlier_day_its_delivery_and_holds_what_may_have_reached_the_consumer(
+    postgres_server, empty_schema
+):
+    """SPEC §5 "The delivery ledger": a day that was watching, completed or closed after delivery
+    is yes; one whose rename nobody settled is unknown; both hold their valid invoices (a day that
+    failed while watching before did not record them); the rest hold nothing."""
+    older = sorted(path for path in MIGRATIONS.glob("*.sql") if path.stem < "006")
+    for path in older:
+        apply_by_hand(postgres_server, empty_schema, path)
+    days = ["2026-10-{:02d}".format(n + 1) for n in range(len(BEFORE_LEDGER))]
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('SET search_path TO "{}"'.format(empty_schema))
+        for n, (day, (state, phase, detail, _)) in enumerate(zip(days, BEFORE_LEDGER)):
+            connection.execute(
+                "INSERT INTO inbound_file (id, name, day, source, sha256, actual_lines, status)"
+                " VALUES (%s, %s, %s, 'ftp', %s, 2, 'imported')",
+                (n + 1, "Letture{}.txt".format(n), day, "{:064d}".format(n)),
+            )
+            connection.execute(
+                "INSERT INTO invoice_line (file_id, line_number, day, invoice_number, quantity, description, value,"
+                " invoice_status) VALUES (%s, 1, %s, %s, 1, 'noci', 1.5, 'valid'),"
+                " (%s, 2, %s, '600000999', 1, 'noci', 1.5, 'not_found')",
+                (n + 1, day, "6000001{:02d}".format(n), n + 1, day),
+            )
+            connection.execute(
+                "INSERT INTO work_session (day, state, phase, export_file, detail) VALUES (%s, %s, %s, 'S.txt', %s)",
+                (day, state, phase, detail),
+            )
+    store = PsycopgStore(postgres_server, schema=empty_schema)
+    try:
+        assert "006_delivery_ledger" in store.migrate()
+        with store.connection() as connection:
+            found = dict(connection.execute("SELECT day::text, delivery FROM work_session").fetchall())
+            held = sorted(row[0] for row in connection.execute("SELECT day::text FROM exported_invoice"))
+        assert [found[day] for day in days] == [row[3] for row in BEFORE_LEDGER]
+        assert held == [day for day, row in zip(days, BEFORE_LEDGER) if row[3] in ("yes", "unknown")]
+        with store.unit_of_work() as uow:
+            assert uow.unknown_delivery_days() == [
+                dt.date.fromisoformat(day) for day, row in zip(days, BEFORE_LEDGER) if row[3] == "unknown"
+            ]
     finally:
         store.close()

@@ -59,6 +59,7 @@ def test_status_object_has_the_spec_keys(client):
         "message": "No data for 2026-11-26 yet - waiting for today's file",
         "export_file": None,
         "detail": None,
+        "delivery": None,
     }
 
 

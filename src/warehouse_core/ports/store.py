@@ -11,6 +11,7 @@ import datetime as dt
 from typing import ContextManager, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from warehouse_core.model import (
+    Delivery,
     FileStatus,
     InboundFileRecord,
     InvoiceStatus,
@@ -62,6 +63,15 @@ class FilesAndLines(Protocol):
 
     def record_exported(self, day: dt.date) -> None:
         """Remember the day's valid invoices as exported, for later days' statuses."""
+
+    def hold_exported(self, day: dt.date) -> Tuple[str, ...]:
+        """The ledger: hold the day's valid invoices (rows of ``exported_invoice``, as if exported),
+        unless another day holds some of them already: then those, sorted, and nothing is held.
+        Serialised against every other day's hold (PostgreSQL: a lock on the ledger until the
+        unit of work ends), so two days never both hold one invoice."""
+
+    def release_exported(self, day: dt.date) -> None:
+        """Drop the day's holds: its file never reached the consumer (delivery ``no``)."""
 
 
 class Sessions(Protocol):
@@ -117,7 +127,20 @@ class Sessions(Protocol):
         """Days whose session is running, oldest first."""
 
     def retry_session(self, day: dt.date) -> bool:
-        """failed -> ready, forgetting the failed run (ops' audited retry); whether this call did it."""
+        """failed -> ready, forgetting the failed run (ops' audited retry); whether this call did it.
+        The day's delivery stays: it is about what the failed run shipped."""
+
+    def set_delivery(self, day: dt.date, delivery: Delivery) -> bool:
+        """Record whether the day's export reached the consumer, whatever the session's state (see
+        delivery_states for the transitions allowed); False when the day has no session."""
+
+    def days_needing_attention(self, today: dt.date, since: dt.date) -> List[WorkSession]:
+        """Earlier days that still need someone (delivery_states.needs_someone), from ``since``
+        (included) to ``today`` (excluded), oldest first. ``ready`` counts only after a retry (a
+        ``session-retried`` event of the day)."""
+
+    def unknown_delivery_days(self) -> List[dt.date]:
+        """Days whose delivery is ``unknown``, whatever their date and state, oldest first."""
 
 
 class Outbox(Protocol):

@@ -229,3 +229,24 @@ class PsycopgFilesAndLines(Connected):
             ).format(DAY_FILE),
             {"day": day},
         )
+
+    def hold_exported(self, day: dt.date) -> Tuple[str, ...]:
+        # One holder at a time (the lock lasts until the transaction ends): two days checking and
+        # holding at once could otherwise both hold one invoice. Other readers are not blocked.
+        self.connection.execute("LOCK TABLE exported_invoice IN SHARE ROW EXCLUSIVE MODE")
+        rows = self.connection.execute(
+            sql.SQL(
+                "SELECT DISTINCT l.invoice_number FROM invoice_line AS l"
+                " WHERE l.file_id = {} AND l.invoice_status = 'valid' AND EXISTS (SELECT 1 FROM exported_invoice AS e"
+                "  WHERE e.invoice_number = l.invoice_number AND e.day <> %(day)s)"
+                " ORDER BY 1"
+            ).format(DAY_FILE),
+            {"day": day},
+        ).fetchall()
+        if rows:
+            return tuple(row[0] for row in rows)
+        self.record_exported(day)
+        return ()
+
+    def release_exported(self, day: dt.date) -> None:
+        self.connection.execute("DELETE FROM exported_invoice WHERE day = %s", (day,))

@@ -8,10 +8,11 @@ from typing import Any, List, Optional
 from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import Connected
-from warehouse_core.model import SessionPhase, SessionState, WorkSession
+from warehouse_core.delivery_states import NEEDING_ATTENTION_STATES
+from warehouse_core.model import Delivery, SessionPhase, SessionState, WorkSession
 
 # The columns session_from_row reads, in its order: every query that builds a WorkSession selects these.
-SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at, export_file, detail, tries"
+SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at, export_file, detail, tries, delivery"
 
 
 def session_from_row(row: Any) -> WorkSession:
@@ -26,6 +27,7 @@ def session_from_row(row: Any) -> WorkSession:
         export_file=row[7],
         detail=row[8],
         tries=row[9],
+        delivery=Delivery(row[10]) if row[10] else None,
     )
 
 
@@ -76,6 +78,31 @@ class PsycopgSessions(Connected):
             " WHERE day = %s AND state = 'failed'",
             (day,),
         )
+
+    def set_delivery(self, day: dt.date, delivery: Delivery) -> bool:
+        return self._changed(
+            "UPDATE work_session SET delivery = %s, updated_at = now() WHERE day = %s", (delivery.value, day)
+        )
+
+    def days_needing_attention(self, today: dt.date, since: dt.date) -> List[WorkSession]:
+        # delivery_states.needs_someone, as one query: the window is a few rows of the primary key.
+        rows = self.connection.execute(
+            "SELECT " + SESSION_COLUMNS + " FROM work_session AS s"
+            " WHERE s.day >= %(since)s AND s.day < %(today)s AND s.state = ANY(%(states)s)"
+            " AND (s.state IN ('running', 'failed')"
+            "  OR (s.state = 'closed' AND s.delivery = 'unknown')"
+            "  OR (s.state = 'ready' AND EXISTS"
+            "   (SELECT 1 FROM event AS e WHERE e.day = s.day AND e.kind = 'session-retried')))"
+            " ORDER BY s.day",
+            {"since": since, "today": today, "states": list(NEEDING_ATTENTION_STATES)},
+        ).fetchall()
+        return [session_from_row(row) for row in rows]
+
+    def unknown_delivery_days(self) -> List[dt.date]:
+        rows = self.connection.execute(
+            "SELECT day FROM work_session WHERE delivery = 'unknown' ORDER BY day"
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def update_session(
         self,
