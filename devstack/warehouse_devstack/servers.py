@@ -23,6 +23,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set
 
+from warehouse_core.endpoints import FtpEndpoint
+
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 
 
@@ -410,15 +412,10 @@ class FtpServer:
             "ftps" if self.tls else "ftp", self.user, self.password, self.port, directory
         )
 
-    def parts(self, directory: str = "/") -> Dict[str, Any]:
-        return {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "user": self.user,
-            "password": self.password,
-            "directory": directory,
-            "tls": self.tls,
-        }
+    def endpoint(self, directory: str = "/") -> FtpEndpoint:
+        return FtpEndpoint(
+            host="127.0.0.1", port=self.port, user=self.user, password=self.password, directory=directory, tls=self.tls
+        )
 
     def files(self) -> List[str]:
         return sorted(path.name for path in self.root.iterdir() if path.is_file())
@@ -597,16 +594,11 @@ class VsftpdServer:
             "ftps" if self.tls else "ftp", self.user, self.password, self.port, directory
         )
 
-    def parts(self, directory: str = "/") -> Dict[str, Any]:
-        return {
-            "host": "127.0.0.1",
-            "port": self.port,
-            "user": self.user,
-            "password": self.password,
-            # local_root is vsftpd's start folder; the path of a URL is relative to it.
-            "directory": directory,
-            "tls": self.tls,
-        }
+    def endpoint(self, directory: str = "/") -> FtpEndpoint:
+        # local_root is vsftpd's start folder; the path of a URL is relative to it.
+        return FtpEndpoint(
+            host="127.0.0.1", port=self.port, user=self.user, password=self.password, directory=directory, tls=self.tls
+        )
 
     def files(self) -> List[str]:
         return sorted(path.name for path in self.root.iterdir() if path.is_file())

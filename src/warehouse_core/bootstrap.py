@@ -33,7 +33,7 @@ from warehouse_core.ports import (
     Sentences,
     Store,
 )
-from warehouse_core.settings import Settings, ftp_parts
+from warehouse_core.settings import Settings
 from warehouse_core.usecases.checks import CheckDependencies
 from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.deliver_outbox import DeliverOutbox
@@ -145,16 +145,12 @@ def bootstrap(
         )
     tls = tls_context(settings)
     if inbound is None:
-        inbound = FtplibFiles.from_parts(
-            ftp_parts(settings.inbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls
-        )
+        inbound = FtplibFiles.from_endpoint(settings.inbound_ftp_url, timeout=settings.ftp_timeout, ssl_context=tls)
     if outbound is None:
-        outbound = FtplibFiles.from_parts(
-            ftp_parts(settings.outbound_ftp_url), timeout=settings.ftp_timeout, ssl_context=tls
-        )
+        outbound = FtplibFiles.from_endpoint(settings.outbound_ftp_url, timeout=settings.ftp_timeout, ssl_context=tls)
     if remote_log is None:
         remote_log = FsRemoteLog(
-            settings.remote_log_fs.get_secret_value(),
+            settings.remote_log_fs,
             timeout=settings.ftp_timeout,
             host_keys=settings.remote_log_host_key,
         )
@@ -164,7 +160,7 @@ def bootstrap(
         exports = LocalExportFiles(settings.data_dir)
     if mailer is None:
         mailer = SmtpMailer(
-            settings.smtp_url.get_secret_value(),
+            settings.smtp_url,
             settings.mail_from,
             settings.mail_to,
             timeout=settings.ftp_timeout,

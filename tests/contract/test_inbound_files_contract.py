@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ftplib
 
 import pytest
@@ -45,7 +46,7 @@ class FakeSide:
 class FtpSide:
     def __init__(self, server, tls_context=None) -> None:
         self.server = server
-        self.inbound = FtplibFiles.from_parts(server.parts(), timeout=5, ssl_context=tls_context)
+        self.inbound = FtplibFiles.from_endpoint(server.endpoint(), timeout=5, ssl_context=tls_context)
 
     def put(self, name: str, data: bytes) -> None:
         (self.server.root / name).write_bytes(data)
@@ -168,7 +169,7 @@ def test_a_delete_refused_after_logging_on_again_is_still_an_error(side):
 def test_a_delete_whose_answer_was_lost_is_done_when_the_file_is_gone(ftp_server):
     ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
     ftp_server.faults.drop_answer_to.add("DELE")
-    with FtplibFiles.from_parts(ftp_server.parts(), timeout=5).connect() as connection:
+    with FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5).connect() as connection:
         connection.delete("a.txt")  # carried out, then the connection went: logged on again, 550, done
         with pytest.raises(TransferError, match="550"):
             connection.delete("a.txt")  # on a live connection, no such file is still an error
@@ -195,9 +196,9 @@ def test_a_short_transfer_reports_the_bytes_really_received(side):
 
 
 def test_wrong_password_is_a_transfer_error_without_the_password(ftp_server):
-    parts = dict(ftp_server.parts(), password="not-the-password")
+    endpoint = dataclasses.replace(ftp_server.endpoint(), password="not-the-password")
     with pytest.raises(TransferError) as caught:
-        with FtplibFiles.from_parts(parts, timeout=5).connect():
+        with FtplibFiles.from_endpoint(endpoint, timeout=5).connect():
             pass
     assert "not-the-password" not in str(caught.value)
 
@@ -212,7 +213,7 @@ def test_a_server_that_is_not_there_fails_within_the_timeout():
 
 def test_ftps_protects_the_data_channel(ftps_server, client_tls_context):
     ftps_server.root.joinpath("a.txt").write_bytes(CONTENT)
-    inbound = FtplibFiles.from_parts(ftps_server.parts(), timeout=5, ssl_context=client_tls_context)
+    inbound = FtplibFiles.from_endpoint(ftps_server.endpoint(), timeout=5, ssl_context=client_tls_context)
     with inbound.connect() as connection:
         assert isinstance(connection.client, ftplib.FTP_TLS)
         assert connection.client._prot_p is True
@@ -222,7 +223,7 @@ def test_ftps_protects_the_data_channel(ftps_server, client_tls_context):
 def test_ftps_refuses_an_untrusted_certificate(ftps_server):
     import ssl
 
-    inbound = FtplibFiles.from_parts(ftps_server.parts(), timeout=5, ssl_context=ssl.create_default_context())
+    inbound = FtplibFiles.from_endpoint(ftps_server.endpoint(), timeout=5, ssl_context=ssl.create_default_context())
     with pytest.raises(TransferError, match="cannot log on"):
         with inbound.connect():
             pass
@@ -231,7 +232,7 @@ def test_ftps_refuses_an_untrusted_certificate(ftps_server):
 def test_a_connection_dropped_mid_download_is_an_error(ftp_server):
     ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
     ftp_server.faults.drop_retr_after = 1000
-    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    inbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
     with pytest.raises(TransferError):
         with inbound.connect() as connection:
             download(connection, "a.txt")
@@ -241,7 +242,7 @@ def test_listing_falls_back_to_list_when_mlsd_is_not_implemented(ftp_server):
     ftp_server.root.joinpath("a b.txt").write_bytes(CONTENT)
     ftp_server.root.joinpath("folder").mkdir()
     ftp_server.faults.unsupported.add("MLSD")
-    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    inbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
     with inbound.connect() as connection:
         assert connection.list_files() == [RemoteFile("a b.txt", len(CONTENT))]
 
@@ -249,7 +250,7 @@ def test_listing_falls_back_to_list_when_mlsd_is_not_implemented(ftp_server):
 def test_listing_falls_back_to_nlst_and_size_when_mlsd_and_list_are_not_implemented(ftp_server):
     ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
     ftp_server.faults.unsupported.update({"MLSD", "LIST"})
-    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    inbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
     with inbound.connect() as connection:
         assert connection.list_files() == [RemoteFile("a.txt", len(CONTENT))]
 
@@ -259,7 +260,7 @@ def test_vsftpd_answers_reach_the_adapter_unchanged(vsftpd_server):
     a missing file with 550, and confirms RNFR/RNTO (350, 250) and DELE (250)."""
     vsftpd_server.root.joinpath("Letture 20261126.txt").write_bytes(CONTENT)
     vsftpd_server.root.joinpath("folder").mkdir()
-    inbound = FtplibFiles.from_parts(vsftpd_server.parts(), timeout=5)
+    inbound = FtplibFiles.from_endpoint(vsftpd_server.endpoint(), timeout=5)
     with inbound.connect() as connection:
         assert connection.list_files() == [RemoteFile("Letture 20261126.txt", len(CONTENT))]
         assert connection.size("Letture 20261126.txt") == len(CONTENT)
@@ -284,7 +285,7 @@ def test_vsftpd_answers_reach_the_adapter_unchanged(vsftpd_server):
 def test_a_refused_listing_is_an_error_not_an_empty_folder(ftp_server):
     ftp_server.root.joinpath("a.txt").write_bytes(CONTENT)
     ftp_server.faults.refuse.add("MLSD")
-    inbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    inbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
     with inbound.connect() as connection:
         with pytest.raises(TransferError):
             connection.list_files()

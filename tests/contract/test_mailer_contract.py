@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes import FakeMailer
 from warehouse_core.adapters.smtp_mailer import EVENT_HEADER, SmtpMailer
+from warehouse_core.endpoints import SmtpEndpoint
 from warehouse_core.errors import MailDeliveryError
 from warehouse_core.model import Mail, MailEvent
 from warehouse_devstack.servers import body_text, free_port
@@ -38,7 +39,7 @@ class SmtpSide:
     def __init__(self, server, tls_context=None) -> None:
         self.server = server
         self.mailer = SmtpMailer(
-            server.url(),
+            SmtpEndpoint.parse(server.url()),
             "warehouse@example.com",
             ["ops@example.com", "boss@example.com"],
             timeout=5,
@@ -76,7 +77,12 @@ def test_a_server_that_is_down_raises_mail_delivery_error(side):
 
 
 def test_smtp_message_has_html_alternative_recipients_and_a_stable_message_id(smtp_server):
-    mailer = SmtpMailer(smtp_server.url(), "warehouse@example.com", ["ops@example.com", "boss@example.com"], timeout=5)
+    mailer = SmtpMailer(
+        SmtpEndpoint.parse(smtp_server.url()),
+        "warehouse@example.com",
+        ["ops@example.com", "boss@example.com"],
+        timeout=5,
+    )
     mailer.send(MAIL)
     [message] = smtp_server.messages
     assert message.get_body(preferencelist=("html",)).get_content().strip() == MAIL.html
@@ -86,7 +92,9 @@ def test_smtp_message_has_html_alternative_recipients_and_a_stable_message_id(sm
 
 
 def test_nobody_listening_fails_fast():
-    mailer = SmtpMailer("smtp://127.0.0.1:{}".format(free_port()), "a@example.com", ["b@example.com"], timeout=2)
+    mailer = SmtpMailer(
+        SmtpEndpoint.parse("smtp://127.0.0.1:{}".format(free_port())), "a@example.com", ["b@example.com"], timeout=2
+    )
     with pytest.raises(MailDeliveryError, match="SMTP 127.0.0.1"):
         mailer.send(MAIL)
 
@@ -97,7 +105,7 @@ def test_a_mail_sent_again_carries_the_same_message_id_and_another_mail_another(
     database rebuilt the same day)."""
     from dataclasses import replace
 
-    mailer = SmtpMailer(smtp_server.url(), "warehouse@example.com", ["ops@example.com"], timeout=5)
+    mailer = SmtpMailer(SmtpEndpoint.parse(smtp_server.url()), "warehouse@example.com", ["ops@example.com"], timeout=5)
     mailer.send(MAIL)
     mailer.send(MAIL)
     mailer.send(replace(MAIL, subject="Invoice file rejected", text="line 3: malformed"))
@@ -111,7 +119,7 @@ def test_an_error_at_quit_after_the_server_took_the_mail_is_not_a_failure(smtp_s
     """The server said 250 after DATA: it has the mail. A QUIT that then fails cannot undo that,
     and taking it for a failure would count an attempt and send the mail again (SPEC §6)."""
     smtp_server.quit_reply = quit_reply
-    mailer = SmtpMailer(smtp_server.url(), "warehouse@example.com", ["ops@example.com"], timeout=5)
+    mailer = SmtpMailer(SmtpEndpoint.parse(smtp_server.url()), "warehouse@example.com", ["ops@example.com"], timeout=5)
     mailer.send(MAIL)
     assert len(smtp_server.messages) == 1
     mailer.check()  # the same for the check's NOOP: the server answered it

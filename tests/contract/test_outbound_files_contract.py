@@ -35,7 +35,7 @@ class FakeSide:
 class FtpSide:
     def __init__(self, server, tls_context=None) -> None:
         self.server = server
-        self.outbound = FtplibFiles.from_parts(server.parts(), timeout=5, ssl_context=tls_context)
+        self.outbound = FtplibFiles.from_endpoint(server.endpoint(), timeout=5, ssl_context=tls_context)
 
     def names(self):
         return self.server.files()
@@ -83,7 +83,7 @@ def test_a_refused_upload_raises_and_leaves_no_final_file(side):
 
 def test_a_connection_dropped_during_the_upload_leaves_no_final_file(ftp_server):
     ftp_server.faults.drop_stor = True
-    outbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    outbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
     with pytest.raises(TransferError):
         outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
     assert EXPORT not in ftp_server.files()
@@ -91,7 +91,7 @@ def test_a_connection_dropped_during_the_upload_leaves_no_final_file(ftp_server)
 
 def test_a_refused_rename_leaves_only_the_temporary_file(ftp_server):
     ftp_server.faults.refuse.add("RNTO")
-    outbound = FtplibFiles.from_parts(ftp_server.parts(), timeout=5)
+    outbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
     with pytest.raises(TransferError):
         outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
     assert ftp_server.files() == ["." + EXPORT + ".part"]

@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes import FakeRemoteLog
 from warehouse_core.adapters.fs_remote_log import FsRemoteLog, HostKeyMismatch
+from warehouse_core.endpoints import RemoteLogEndpoint
 from warehouse_core.errors import ConfigurationError, TransferError
 from warehouse_devstack.servers import free_port
 
@@ -36,7 +37,7 @@ class FakeSide:
 
 class FsSide:
     def __init__(self, url: str, file: Path, path: str, broken_url: str, host_keys=()) -> None:
-        self.remote_log = FsRemoteLog(url, timeout=5, host_keys=host_keys)
+        self.remote_log = FsRemoteLog(RemoteLogEndpoint.parse(url), timeout=5, host_keys=host_keys)
         self.file = file
         self.path = path
         self.broken_url = broken_url
@@ -49,7 +50,7 @@ class FsSide:
         self.file.write_text("")
 
     def break_it(self) -> None:
-        self.remote_log.url = self.broken_url
+        self.remote_log.endpoint = RemoteLogEndpoint.parse(self.broken_url)
 
 
 @pytest.fixture(params=["fake", "osfs", "ssh"])
@@ -98,7 +99,9 @@ def test_an_unreachable_log_raises_transfer_error(side):
 
 
 def test_describe_hides_the_password():
-    remote = FsRemoteLog("ssh://user:hunter2@example.org:2222/logs", host_keys=["SHA256:" + "A" * 43])
+    remote = FsRemoteLog(
+        RemoteLogEndpoint.parse("ssh://user:hunter2@example.org:2222/logs"), host_keys=["SHA256:" + "A" * 43]
+    )
     assert "hunter2" not in remote.describe() and "example.org:2222" in remote.describe()
 
 
@@ -123,7 +126,7 @@ def test_another_host_key_is_refused_naming_the_key_seen_and_the_key_expected(ss
     # key tells them apart. Whoever runs the service has even trusted the impostor's key in known_hosts.
     (home / ".ssh" / "known_hosts").write_text(impostor_ssh_server.known_hosts_line() + "\n")
     expected, seen = ssh_server.host_key_fingerprint(), impostor_ssh_server.host_key_fingerprint()
-    remote = FsRemoteLog(impostor_ssh_server.url(), timeout=5, host_keys=[expected])
+    remote = FsRemoteLog(RemoteLogEndpoint.parse(impostor_ssh_server.url()), timeout=5, host_keys=[expected])
     with pytest.raises(TransferError) as caught:
         read_through(remote)
     message = str(caught.value)
@@ -141,7 +144,9 @@ def test_the_pinned_key_connects_whatever_known_hosts_says(ssh_server, impostor_
     folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
     (folder / "importer.log").write_text("a.txt: 3 records read\n")
     remote = FsRemoteLog(
-        ssh_server.url(), timeout=5, host_keys=["SHA256:" + "A" * 43, ssh_server.host_key_fingerprint()]
+        RemoteLogEndpoint.parse(ssh_server.url()),
+        timeout=5,
+        host_keys=["SHA256:" + "A" * 43, ssh_server.host_key_fingerprint()],
     )
     assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
 
@@ -150,7 +155,9 @@ def test_ssh_config_cannot_send_the_connection_elsewhere(ssh_server, impostor_ss
     (home / ".ssh" / "config").write_text("Host 127.0.0.1\n    Port {}\n".format(impostor_ssh_server.port))
     folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
     (folder / "importer.log").write_text("a.txt: 3 records read\n")
-    remote = FsRemoteLog(ssh_server.url(), timeout=5, host_keys=[ssh_server.host_key_fingerprint()])
+    remote = FsRemoteLog(
+        RemoteLogEndpoint.parse(ssh_server.url()), timeout=5, host_keys=[ssh_server.host_key_fingerprint()]
+    )
     assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
 
 
@@ -177,13 +184,13 @@ def test_the_pinned_key_connects_whichever_of_the_servers_host_keys_it_is(multi_
     folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
     (folder / "importer.log").write_text("a.txt: 3 records read\n")
     pinned = multi_key_ssh_server.host_key_fingerprint(key_type)
-    remote = FsRemoteLog(multi_key_ssh_server.url(), timeout=5, host_keys=[pinned])
+    remote = FsRemoteLog(RemoteLogEndpoint.parse(multi_key_ssh_server.url()), timeout=5, host_keys=[pinned])
     assert read_through(remote, str(folder / "importer.log")) == ["a.txt: 3 records read"]
 
 
 def test_a_server_with_none_of_the_pinned_keys_is_refused_naming_every_key_it_offered(multi_key_ssh_server, home):
     expected = "SHA256:" + "A" * 43
-    remote = FsRemoteLog(multi_key_ssh_server.url(), timeout=5, host_keys=[expected])
+    remote = FsRemoteLog(RemoteLogEndpoint.parse(multi_key_ssh_server.url()), timeout=5, host_keys=[expected])
     sshd_log = multi_key_ssh_server.directory / "sshd.log"
     logged_before = len(sshd_log.read_text())
     with pytest.raises(HostKeyMismatch) as refused:
@@ -198,13 +205,4 @@ def test_a_server_with_none_of_the_pinned_keys_is_refused_naming_every_key_it_of
 
 def test_an_ssh_url_without_pinned_host_keys_is_refused_before_any_connection(ssh_server):
     with pytest.raises(ConfigurationError, match="WAREHOUSE_REMOTE_LOG_HOST_KEY"):
-        FsRemoteLog(ssh_server.url(), timeout=5)
-
-
-def test_ssh_addresses_with_and_without_port_and_in_ipv6():
-    from warehouse_core.adapters.fs_remote_log import ssh_address
-
-    assert ssh_address("logs.example.org/var/log") == ("logs.example.org", 22, "var/log")
-    assert ssh_address("logs.example.org:2222/") == ("logs.example.org", 2222, "")
-    assert ssh_address("[::1]:2222/var") == ("::1", 2222, "var")
-    assert ssh_address("[::1]") == ("::1", 22, "")
+        FsRemoteLog(RemoteLogEndpoint.parse(ssh_server.url()), timeout=5)

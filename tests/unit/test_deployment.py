@@ -14,7 +14,7 @@ from typing import Dict, List
 
 import pytest
 
-from warehouse_core.settings import read_dotenv
+from warehouse_core.environment import read_dotenv
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

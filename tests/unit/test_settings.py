@@ -5,8 +5,9 @@ import datetime as dt
 import pytest
 
 from tests.conftest import settings_values
+from warehouse_core.endpoints import FtpEndpoint, redact_url
 from warehouse_core.errors import ConfigurationError
-from warehouse_core.settings import ftp_parts, load_settings, redact_url, variable_name
+from warehouse_core.settings import load_settings, variable_name
 
 
 def environment(**overrides):
@@ -48,7 +49,8 @@ def test_secrets_never_show_in_repr():
     )
     text = repr(settings) + str(settings)
     assert "topsecret" not in text and "k3y-k3y" not in text and "pbkdf2" not in text
-    assert redact_url(settings.inbound_ftp_url.get_secret_value()) == "ftp://u:***@h:21/in"
+    assert settings.inbound_ftp_url.describe() == "ftp://u@h:21/in"
+    assert redact_url("ftp://u:topsecret@h:21/in") == "ftp://u:***@h:21/in"
 
 
 def test_config_file_is_read_and_the_environment_wins(tmp_path):
@@ -88,16 +90,17 @@ def test_bad_values_are_refused(key, value):
         load_settings(environment(**{key: value}))
 
 
+def test_an_export_name_without_the_date_is_refused():
+    """Without {date} every day would upload under one temporary name on the outbound server."""
+    with pytest.raises(ConfigurationError, match=r"WAREHOUSE_EXPORT_NAME must hold \{date\}"):
+        load_settings(environment(export_name="Spedizioni_{records}.txt"))
+
+
 def test_ftp_url_parts():
     settings = load_settings(environment(inbound_ftp_url="ftps://user%40x:p%3Ass@example.org:2121/in/box"))
-    assert ftp_parts(settings.inbound_ftp_url) == {
-        "host": "example.org",
-        "port": 2121,
-        "user": "user@x",
-        "password": "p:ss",
-        "directory": "/in/box",
-        "tls": True,
-    }
+    assert settings.inbound_ftp_url == FtpEndpoint(
+        host="example.org", port=2121, user="user@x", password="p:ss", directory="/in/box", tls=True
+    )
 
 
 # --- start-up validation (SPEC §8): values that would pass here and fail later -------------------
@@ -144,7 +147,7 @@ def test_ports_in_range_and_urls_without_ports_are_accepted():
             remote_log_host_key="SHA256:" + "A" * 43,
         )
     )
-    assert ftp_parts(settings.inbound_ftp_url)["port"] == 2121
+    assert settings.inbound_ftp_url.port == 2121
 
 
 def test_smtp_password_in_clear_is_refused():
@@ -166,7 +169,7 @@ def test_smtp_password_in_clear_is_refused():
     ],
 )
 def test_smtp_urls_that_protect_the_password_are_accepted(url):
-    assert load_settings(environment(smtp_url=url)).smtp_url.get_secret_value() == url
+    assert load_settings(environment(smtp_url=url)).smtp_url.host == "mail.example.org"
 
 
 def test_one_message_names_every_key_the_new_checks_refuse():

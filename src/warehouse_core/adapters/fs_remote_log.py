@@ -15,8 +15,8 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
+from warehouse_core.endpoints import RemoteLogEndpoint
 from warehouse_core.errors import ConfigurationError, TransferError
-from warehouse_core.settings import redact_url
 
 log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 10
@@ -234,51 +234,40 @@ def _reason(error: BaseException) -> str:
     return " ".join(str(cause or error).split()) or type(cause or error).__name__
 
 
-def ssh_address(resource: str) -> Tuple[str, int, str]:
-    """Host, port and folder of an ssh:// URL's ``host:port/folder`` (``[::1]:22`` for IPv6)."""
-    address, _, folder = resource.partition("/")
-    host, colon, port = address.rpartition(":")
-    if not colon or not port.isdigit() or (host.startswith("[") and not host.endswith("]")):
-        host, port = address, ""
-    return host.strip("[]"), int(port) if port else 22, folder
-
-
 class FsRemoteLog:
-    def __init__(self, url: str, timeout: float = 30.0, host_keys: Sequence[str] = ()) -> None:
-        self.url = url
+    def __init__(self, endpoint: RemoteLogEndpoint, timeout: float = 30.0, host_keys: Sequence[str] = ()) -> None:
+        self.endpoint = endpoint
         self.timeout = timeout
         self.host_keys = tuple(host_keys)
-        if url.startswith("ssh://") and not self.host_keys:
+        if endpoint.ssh is not None and not self.host_keys:
             raise ConfigurationError(
                 "{} needs WAREHOUSE_REMOTE_LOG_HOST_KEY: no SSH host key is trusted blindly".format(self.describe())
             )
 
     def describe(self) -> str:
-        return redact_url(self.url)
+        return self.endpoint.describe()
 
     def open_filesystem(self) -> Any:
         _import_fs()
         import fs
-        from fs.opener.parse import parse_fs_url
 
-        if not self.url.startswith("ssh://"):
-            return fs.open_fs(self.url)
-        parsed = parse_fs_url(self.url)
-        host, port, folder = ssh_address(parsed.resource)
+        login = self.endpoint.ssh
+        if login is None:
+            return fs.open_fs(self.endpoint.url)
         filesystem = open_pinned_sshfs(
-            host,
-            port=port,
-            user=parsed.username or None,
-            password=parsed.password or None,
-            key_file=parsed.params.get("pkey"),
-            timeout=float(parsed.params.get("timeout", self.timeout)),
+            login.host,
+            port=login.port,
+            user=login.user,
+            password=login.password,
+            key_file=login.key_file,
+            timeout=login.timeout if login.timeout is not None else self.timeout,
             host_keys=self.host_keys,
-            where="{}:{}".format(host, port),
+            where="{}:{}".format(login.host, login.port),
         )
-        if folder:
+        if login.folder:
             from fs.subfs import ClosingSubFS
 
-            return filesystem.opendir(folder, factory=ClosingSubFS)
+            return filesystem.opendir(login.folder, factory=ClosingSubFS)
         return filesystem
 
     @contextmanager

@@ -7,8 +7,9 @@ import logging
 import re
 import ssl
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional
+from typing import Any, BinaryIO, Callable, Iterator, List, Optional
 
+from warehouse_core.endpoints import FtpEndpoint
 from warehouse_core.errors import TransferError
 from warehouse_core.model import RemoteFile
 
@@ -235,10 +236,19 @@ class FtplibFiles:
         self.ssl_context = ssl_context
 
     @classmethod
-    def from_parts(
-        cls, parts: Dict[str, Any], timeout: float, ssl_context: Optional[ssl.SSLContext] = None
+    def from_endpoint(
+        cls, endpoint: FtpEndpoint, timeout: float, ssl_context: Optional[ssl.SSLContext] = None
     ) -> "FtplibFiles":
-        return cls(timeout=timeout, ssl_context=ssl_context, **parts)
+        return cls(
+            host=endpoint.host,
+            port=endpoint.port,
+            user=endpoint.user,
+            password=endpoint.password,
+            directory=endpoint.directory,
+            tls=endpoint.tls,
+            timeout=timeout,
+            ssl_context=ssl_context,
+        )
 
     def describe(self) -> str:
         return "{}://{}@{}:{}{}".format("ftps" if self.tls else "ftp", self.user, self.host, self.port, self.directory)

@@ -9,11 +9,10 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Callable, Optional, Sequence
-from urllib.parse import unquote, urlsplit
 
+from warehouse_core.endpoints import SmtpEndpoint
 from warehouse_core.errors import MailDeliveryError
 from warehouse_core.model import Mail
-from warehouse_core.settings import smtp_starttls
 
 EVENT_HEADER = "X-Warehouse-Event"
 log = logging.getLogger(__name__)
@@ -48,19 +47,18 @@ def message_id(mail: Mail, sender: str) -> str:
 class SmtpMailer:
     def __init__(
         self,
-        url: str,
+        endpoint: SmtpEndpoint,
         sender: str,
         recipients: Sequence[str],
         timeout: float = 30.0,
         ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
-        parts = urlsplit(url)
-        self.implicit_tls = parts.scheme == "smtps"
-        self.starttls = smtp_starttls(url)
-        self.host = parts.hostname or "localhost"
-        self.port = parts.port or (465 if self.implicit_tls else 25)
-        self.user = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password or "")
+        self.implicit_tls = endpoint.implicit_tls
+        self.starttls = endpoint.starttls
+        self.host = endpoint.host
+        self.port = endpoint.port
+        self.user = endpoint.user
+        self.password = endpoint.password
         self.sender = sender
         self.recipients = list(recipients)
         self.timeout = timeout
