@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from warehouse_core.settings import Settings, variable_name
+import pytest
+
+from tests.conftest import settings_values
+from warehouse_core.settings import Settings, load_settings, variable_name
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -54,3 +57,26 @@ def test_documented_defaults_match_the_model():
 def test_the_readme_opens_with_the_two_commands():
     opening = README.read_text(encoding="utf-8").split("## ")[0]
     assert "make run" in opening and "make test" in opening
+
+
+def url_examples(variable: str):
+    """The URLs a row of the configuration table shows, placeholders made real (``host``, ``port``);
+    one elided with … or a bare scheme (``ftps://``) is not an example."""
+    [row] = [
+        line for line in OPS.read_text(encoding="utf-8").splitlines() if line.startswith("| `{}`".format(variable))
+    ]
+    for example in re.findall(r"`([a-z]+://[^`]+)`", row):
+        if "…" not in example:
+            yield example.replace("@host:port", "@relay.example.org:2121").replace("@host", "@relay.example.org")
+
+
+@pytest.mark.parametrize("variable", ["WAREHOUSE_INBOUND_FTP_URL", "WAREHOUSE_SMTP_URL", "WAREHOUSE_REMOTE_LOG_FS"])
+def test_every_url_the_configuration_table_shows_is_accepted_at_start(variable):
+    """A user who copies an example from the table gets a service that starts."""
+    examples = list(url_examples(variable))
+    assert examples, variable
+    for example in examples:
+        values = {variable_name(key): str(value) for key, value in settings_values().items()}
+        values[variable] = example
+        values["WAREHOUSE_REMOTE_LOG_HOST_KEY"] = "SHA256:" + "A" * 43
+        load_settings(values)
