@@ -95,10 +95,17 @@ def readme_dba_queries() -> List[str]:
 
 
 def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_promise(real_store):
-    """One line of 'frutta secca' on the database's own current_date and one undelivered mail: each
-    query finds its one row (the day comes from the server, so the machine's date does not matter)."""
+    """One line of 'frutta secca' on today in Europe/Rome (WAREHOUSE_TIMEZONE's default) and one
+    undelivered mail: each query finds its one row in a psql session whose own time zone gives
+    another day. Of UTC+14 and UTC-12, whose dates always differ, one is on another day than Rome at
+    any instant: the test holds whatever the time, and never reads the machine's clock."""
     with real_store.connection() as connection:
-        today = connection.execute("SELECT current_date").fetchone()[0]
+        today = connection.execute("SELECT (now() AT TIME ZONE 'Europe/Rome')::date").fetchone()[0]
+        session_zone = next(
+            zone
+            for zone in ("Pacific/Kiritimati", "Etc/GMT+12")
+            if connection.execute("SELECT (now() AT TIME ZONE %s)::date", (zone,)).fetchone()[0] != today
+        )
     with real_store.unit_of_work() as uow:
         file_id = uow.record_file(
             InboundFileRecord(
@@ -124,6 +131,7 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
     queries = readme_dba_queries()
     assert len(queries) == 2
     with real_store.connection() as connection:
+        connection.execute("SELECT set_config('TimeZone', %s, false)", (session_zone,))
         for query in queries:
             assert len(connection.execute(query).fetchall()) == 1, query
 
