@@ -127,3 +127,44 @@ def test_the_architecture_snippet_runs_as_printed():
     )
     assert done.returncode == 0, done.stderr
     assert "Letture" in done.stdout, done.stdout
+
+
+def metrics_section() -> str:
+    text = (ROOT / "docs" / "ops.md").read_text(encoding="utf-8")
+    return text.split("## Metrics and alerts", 1)[1].split("\n## ", 1)[0]
+
+
+def served_metric_names(world) -> set:
+    from warehouse_web import create_app
+
+    text = create_app({"TESTING": True}, core=world.core).test_client().get("/metrics").get_data(as_text=True)
+    return set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+
+
+def test_the_metrics_the_ops_page_lists_are_those_warehouse_web_serves(world):
+    world.poll("2026-11-26T10:00")
+    [row] = [line for line in metrics_section().splitlines() if line.startswith("| `GET /metrics`")]
+    documented = {name.split("{")[0] for name in re.findall(r"`(warehouse_[a-z_]+(?:\{[a-z]+\})?)`", row)}
+    served = served_metric_names(world)
+    assert documented <= served, documented - served
+    assert {name.replace("_total", "") for name in served} <= {name.replace("_total", "") for name in documented}
+
+
+def test_each_suggested_alert_reads_a_metric_that_is_served(world):
+    alerts = metrics_section().split("Suggested alerts", 1)[1]
+    expressions = re.findall(r"`([^`]+)`", alerts)
+    assert expressions
+    served = served_metric_names(world)
+    for expression in expressions:
+        assert set(re.findall(r"warehouse_[a-z_]+", expression)) <= served, expression
+
+
+def test_the_ops_page_says_only_warehouse_web_serves_metrics():
+    """warehouse-runner listens on no port (it has no --port to give): the page must not send a
+    scrape there."""
+    from warehouse_runner.cli import parser
+
+    assert "--port" not in parser().format_help()
+    section = " ".join(metrics_section().split())
+    assert "Only `warehouse-web` serves `/metrics`; `warehouse-runner` listens on no port" in section
+    assert "`warehouse-web` and `warehouse-runner` report the same" not in section
