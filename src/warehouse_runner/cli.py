@@ -21,6 +21,7 @@ from warehouse_core.model import FileStatus
 from warehouse_core.settings import load_settings
 from warehouse_core.usecases.history import PAGE_SIZE, list_days
 from warehouse_runner.jobs import check_dependencies_now, run_scheduler, run_session_worker
+from warehouse_runner.quiet_logs import RepeatFilter
 from warehouse_runner.signals import Interrupted, interruptible, stopped_line
 
 log = logging.getLogger("warehouse_runner")
@@ -28,11 +29,17 @@ PROGRAM = "warehouse-runner"
 
 
 def configure_logging() -> None:
+    """INFO and up to stderr; a warning that repeats is said at most once a minute, with its count."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # the stderr handler, not a test's capture
+        if getattr(handler, "stream", None) is sys.stderr and not any(
+            isinstance(existing, RepeatFilter) for existing in handler.filters
+        ):
+            handler.addFilter(RepeatFilter())
 
 
 def parser() -> argparse.ArgumentParser:
