@@ -7,8 +7,6 @@ import logging
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
-import schedule
-
 from warehouse_core.audit import SYSTEM
 from warehouse_core.bootstrap import Core
 from warehouse_core.errors import DatabaseUnavailable
@@ -17,13 +15,32 @@ from warehouse_core.usecases.checks import cleanup_due, record_cleanup
 log = logging.getLogger(__name__)
 
 
-def poll_tick(core: Core, now: dt.datetime) -> bool:
-    """Poll when ``now`` is a scheduled poll time (08:00, 08:30, … on poll days); whether it polled."""
-    if not core.schedule.is_poll_time(now):
-        return False
-    core.ingest_daily_file(now)
-    core.deliver_outbox(now)  # the poll's mails go out now rather than at the next mail tick
-    return True
+class PollTicks:
+    """Which poll the scheduler owes, run at most once each: the one of ``now``'s minute, or the
+    last one it could not run at its minute (a slow server, a long round), late, never skipped
+    (SPEC §4). The alert time is a poll of its own, so the no-file alert is checked at its time
+    whatever the polls around it do. ``after_poll`` runs after each poll (the mail thread's wake-up)."""
+
+    def __init__(self, core: Core, after_poll: Callable[[], None] = lambda: None) -> None:
+        self.core = core
+        self.after_poll = after_poll
+        self.done: Optional[dt.datetime] = None
+
+    def __call__(self, now: dt.datetime) -> bool:
+        """Run the poll ``now`` owes, if any; whether it polled."""
+        due = self.core.schedule.due_poll(now)
+        if due is None or due == self.done:
+            return False
+        late = self.done is not None and now - due >= dt.timedelta(minutes=1)
+        self.done = due
+        if late:
+            log.warning("the poll of %s runs late, at %s", due.strftime("%H:%M"), now.strftime("%H:%M:%S"))
+        try:
+            # The window was open at the poll's own time: a late one runs even if it has shut since.
+            self.core.ingest_daily_file(now, any_time=True)
+        finally:
+            self.after_poll()
+        return True
 
 
 def mail_tick(core: Core, now: dt.datetime) -> None:
@@ -79,25 +96,42 @@ def in_background(name: str, job: Callable[[], None]) -> Callable[[], None]:
     return start
 
 
-def run_scheduler(core: Core, stop: threading.Event, scheduler: Optional[schedule.Scheduler] = None) -> None:
-    """Every minute: a poll when one is due, then mail delivery; a poll at start when inside the window."""
-    scheduler = scheduler or schedule.Scheduler()
-    poll = guarded("poll", poll_tick, core)
-    mail = guarded("mail delivery", mail_tick, core)
+def run_mail_delivery(core: Core, stop: threading.Event, wakeup: threading.Event, every: float = 60.0) -> None:
+    """Deliver the outbox every ``every`` seconds, and at once when woken (after a poll): in a
+    thread of its own, so that a long SMTP round never delays a poll."""
+    deliver = guarded("mail delivery", mail_tick, core)
+    while not stop.is_set():
+        deliver()
+        wakeup.wait(timeout=every)
+        wakeup.clear()
+    log.info("mail delivery stopped")
+
+
+def run_scheduler(core: Core, stop: threading.Event, wait: Optional[Callable[[float], bool]] = None) -> None:
+    """Polls as they fall due (one at start when the window's latest poll is owed), the
+    dependency checks and retention each minute; mail delivery runs beside it in its own thread.
+    ``wait(seconds)`` is the idle wait between two looks at the clock (``stop.wait``)."""
+    wait = wait or stop.wait
+    mail_wakeup = threading.Event()
+    mail = threading.Thread(
+        target=run_mail_delivery, args=(core, stop, mail_wakeup), name="warehouse-mail", daemon=True
+    )
+    mail.start()
+    polls = PollTicks(core, after_poll=mail_wakeup.set)
+    poll = guarded("poll", lambda c, now: polls(now), core)
     # A check of a dependency that is down waits for its timeout: never in the thread that polls.
     upkeep = in_background("warehouse-upkeep", guarded("dependency checks and retention", upkeep_tick, core))
-    scheduler.every().minute.at(":00").do(poll)
-    scheduler.every().minute.at(":05").do(mail)
-    scheduler.every().minute.at(":30").do(upkeep)
-    now = core.clock.now()
-    if core.schedule.in_window(now):
-        log.info("inside the poll window at start: polling now")
-        guarded("poll at start", lambda c, n: c.ingest_daily_file(n), core)()
-    mail()
+    upkept: Optional[Tuple[dt.date, int, int]] = None
     while not stop.is_set():
-        scheduler.run_pending()
-        idle = scheduler.idle_seconds
-        stop.wait(timeout=1.0 if idle is None else max(0.05, min(idle, 1.0)))
+        poll()
+        now = core.clock.now()
+        minute = (now.date(), now.hour, now.minute)
+        if minute != upkept and now.second >= 30:
+            upkept = minute
+            upkeep()
+        wait(1.0)
+    mail_wakeup.set()
+    mail.join(timeout=30)
     log.info("scheduler stopped")
 
 

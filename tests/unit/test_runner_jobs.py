@@ -1,23 +1,89 @@
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 import threading
 
 import pytest
-import schedule
 
 from tests.conftest import VALID_SAMPLE, at
-from warehouse_runner.jobs import guarded, mail_tick, poll_tick, run_scheduler, run_session_worker, upkeep_tick
+from warehouse_core.model import MailEvent
+from warehouse_runner.jobs import PollTicks, guarded, mail_tick, run_scheduler, run_session_worker, upkeep_tick
 
 
-def test_polls_happen_on_the_half_hour_inside_the_window_on_poll_days(world):
-    polled = [
-        t
-        for t in ("07:30", "08:00", "08:15", "08:30", "12:00", "19:59", "20:00", "20:30")
-        if poll_tick(world.core, at("2026-11-26T" + t))
-    ]
-    assert polled == ["08:00", "08:30", "12:00", "20:00"]
-    assert not poll_tick(world.core, at("2026-11-29T10:00"))  # Sunday
+def test_polls_happen_on_the_half_hour_inside_the_window_on_poll_days_once_each(world):
+    polls = PollTicks(world.core)
+    minutes = [at("2026-11-26T07:00") + dt.timedelta(minutes=m, seconds=s) for m in range(14 * 60) for s in (0, 30)]
+    polled = [now.strftime("%H:%M:%S") for now in minutes if polls(now)]
+    assert polled == ["{:02}:{:02}:00".format(8 + m // 60, m % 60) for m in range(0, 12 * 60 + 1, 30)]
+    assert not polls(at("2026-11-29T10:00"))  # Sunday
+
+
+def test_a_poll_the_scheduler_could_not_run_at_its_minute_runs_late_once_never_skipped(world, caplog):
+    """issue 20: a poll had to run inside its exact minute; a long round before it skipped it."""
+    polls = PollTicks(world.core)
+    assert polls(at("2026-11-26T10:00"))
+    assert polls(at("2026-11-26T10:47:10")), "the 10:30 poll, 17 minutes late"
+    assert "the poll of 10:30 runs late, at 10:47:10" in caplog.text
+    assert not polls(at("2026-11-26T10:59:59"))
+    assert polls(at("2026-11-26T11:00"))
+    assert polls(at("2026-11-26T20:12")), "the window's last poll, late: still run"
+    assert not polls(at("2026-11-26T21:00"))
+    with world.store.unit_of_work() as uow:
+        assert uow.metrics_snapshot(at("2026-11-26T21:00").date()).poll_last_success_at == at("2026-11-26T20:12")
+
+
+def test_a_slow_mail_round_neither_skips_the_poll_nor_pushes_the_alert_to_the_next_poll(world):
+    """issue 20: mail ran on the scheduler's thread, and a poll had to run in its exact minute: a
+    long mail round skipped the 19:00 poll, and the 19:00 no-file alert went out at 19:30. The
+    scheduler runs on an injected clock and an injected wait (no sleeps); the mail round is held
+    in SMTP until the test lets it go."""
+    in_smtp, release, rounds = threading.Event(), threading.Event(), []
+
+    def slow_round(now):
+        rounds.append(now)
+        in_smtp.set()
+        assert release.wait(10), "the test lets the mail round go"
+        return world.core.deliver_outbox(now)
+
+    core = dataclasses.replace(world.core, deliver_outbox=slow_round)
+    stop = threading.Event()
+    script = iter(["2026-11-26T18:59:00", "2026-11-26T19:00:00", "2026-11-26T19:00:30", "2026-11-26T19:01:00"])
+
+    def wait(seconds):
+        """The scheduler's idle second: the clock moves on to the next scripted moment; at the
+        script's end, what the scheduler did while the mail round was in SMTP, then the stop."""
+        assert in_smtp.wait(10), "the mail round started at the scheduler's start"
+        moment = next(script, None)
+        if moment is not None:
+            world.clock.set(at(moment))
+            return False
+        while_in_smtp.update(
+            alerts=[e.queued_at for e in world.store.data.outbox if e.mail.event is MailEvent.NO_FILE],
+            sent=world.mailer.events(),
+            rounds=len(rounds),
+        )
+        stop.set()
+        release.set()
+        return True
+
+    while_in_smtp = {}
+    world.clock.set(at("2026-11-26T18:58:30"))
+    scheduler = threading.Thread(target=run_scheduler, args=(core, stop), kwargs={"wait": wait})
+    scheduler.start()
+    scheduler.join(10)
+    assert not scheduler.is_alive()
+    assert while_in_smtp == {"alerts": [at("2026-11-26T19:00")], "sent": [], "rounds": 1}
+    assert world.mailer.events() == ["no-file"], "the round, let go, delivered the alert; the stop waited for it"
+
+
+def test_a_poll_running_past_the_alert_time_delays_the_alert_by_minutes_not_to_the_next_poll(world):
+    polls = PollTicks(world.core)
+    assert polls(at("2026-11-26T18:30"))
+    assert polls(at("2026-11-26T19:07:30")), "the 18:30 poll's server answered at 19:07"
+    alerts = [e for e in world.store.data.outbox if e.mail.event is MailEvent.NO_FILE]
+    assert [e.queued_at for e in alerts] == [at("2026-11-26T19:07:30")]
 
 
 def test_a_failing_job_is_logged_and_the_daemon_goes_on(world, caplog):
@@ -30,13 +96,19 @@ def test_a_failing_job_is_logged_and_the_daemon_goes_on(world, caplog):
 
 def test_scheduler_polls_at_start_inside_the_window_and_stops_on_request(world):
     world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.clock.set(at("2026-11-26T10:12"))
     stop = threading.Event()
-    thread = threading.Thread(target=run_scheduler, args=(world.core, stop, schedule.Scheduler()))
+
+    def wait(seconds):
+        stop.set()
+        return True
+
+    thread = threading.Thread(target=run_scheduler, args=(world.core, stop), kwargs={"wait": wait})
     thread.start()
-    stop.set()
     thread.join(timeout=5)
     assert not thread.is_alive()
-    assert world.inbound.deleted == [VALID_SAMPLE.name]
+    assert world.inbound.deleted == [VALID_SAMPLE.name], "the 10:00 poll, owed at start"
+    world.deliver()
     assert world.mailer.events() == ["import-summary"]
 
 
@@ -93,6 +165,10 @@ def test_while_the_database_is_down_each_tick_logs_one_error_line_naming_it_with
     """A database that is down for an hour is expected, not a bug: one ERROR line per tick that
     says what is wrong, not a traceback a minute (SPEC §10)."""
     world.store.available = False
+
+    def poll_tick(core, now):
+        PollTicks(core)(now)
+
     for name, job in (("poll", poll_tick), ("mail delivery", mail_tick), ("upkeep", upkeep_tick)):
         caplog.clear()
         guarded(name, job, world.core)()
