@@ -57,6 +57,11 @@ class InvalidFile(Refusal):
         self.problems = list(problems)
 
 
+class InvalidArgument(Refusal):
+    """A request's argument that cannot be taken as it is (HTTP 400, a usage error on the CLI):
+    refused with the range it must be in, never bent into it."""
+
+
 class DatabaseUnavailable(WarehouseError):
     """The database does not answer, or lost the connection (HTTP 503); worth trying again soon."""
 

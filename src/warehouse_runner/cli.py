@@ -16,10 +16,10 @@ from typing import List, Optional
 from warehouse_core.adapters.system_clock import SystemClock
 from warehouse_core.audit import cli_actor
 from warehouse_core.bootstrap import Core, bootstrap
-from warehouse_core.errors import Refusal, WarehouseError
+from warehouse_core.errors import InvalidArgument, Refusal, WarehouseError
 from warehouse_core.model import FileStatus
 from warehouse_core.settings import load_settings
-from warehouse_core.usecases.history import PAGE_SIZE, list_days
+from warehouse_core.usecases.history import MAX_PAGE_SIZE, PAGE_SIZE, list_days, page_limit
 from warehouse_runner.jobs import check_dependencies_now, run_scheduler, run_session_worker
 from warehouse_runner.quiet_logs import RepeatFilter
 from warehouse_runner.signals import Interrupted, interruptible, stopped_line
@@ -60,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
         "check", help="try every dependency now: one line each, ok or why not; exit 0 only if all are ok"
     )
     days = commands.add_parser("days", help="the history of the days, newest first (as GET /days)")
-    days.add_argument("--limit", type=int, default=PAGE_SIZE, help="how many days (default %(default)s)")
+    days.add_argument("--limit", type=_page_limit, default=PAGE_SIZE, help="how many days (default %(default)s)")
     days.add_argument("--before", type=dt.date.fromisoformat, help="only days before this one (YYYY-MM-DD)")
     session = commands.add_parser("session", help="ops' audited actions on a day's session")
     session_commands = session.add_subparsers(dest="session_command")
@@ -81,6 +81,13 @@ def _local_time(text: str) -> dt.datetime:
         return dt.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError("not an ISO date and time: {!r}".format(text)) from None
+
+
+def _page_limit(text: str) -> int:
+    try:
+        return page_limit(text)
+    except InvalidArgument:
+        raise argparse.ArgumentTypeError("not a whole number from 1 to {}: {!r}".format(MAX_PAGE_SIZE, text)) from None
 
 
 def main(argv: Optional[List[str]] = None) -> int:

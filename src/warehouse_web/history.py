@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request,
 
 from warehouse_core import metrics
 from warehouse_core.days import DaySummary
+from warehouse_core.errors import InvalidArgument
 from warehouse_core.model import safe_file_name
 from warehouse_core.usecases import history as days
 from warehouse_web.views import core, message
@@ -36,10 +37,15 @@ def the_day(text: str) -> dt.date:
 
 
 def limit_argument() -> int:
-    try:
-        return int(request.args.get("limit", days.PAGE_SIZE))
-    except ValueError:
-        return days.PAGE_SIZE
+    return days.page_limit(request.args.get("limit", days.PAGE_SIZE))
+
+
+@history.errorhandler(InvalidArgument)
+def invalid_argument(error: InvalidArgument) -> Any:
+    text = message(error.code, **error.values)
+    if request.path.startswith("/api/"):
+        return jsonify(error=text), 400
+    return render_template("error.html", status=400, text=text), 400
 
 
 def day_json(summary: DaySummary, with_events: bool = False) -> Dict[str, Any]:

@@ -11,15 +11,17 @@ import pytest
 
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
 from tests.fakes import WorkerKilled
-from warehouse_core.errors import Conflict, TransferError
+from warehouse_core.errors import Conflict, InvalidArgument, TransferError
 from warehouse_core.model import SessionPhase, SessionState
 from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.history import (
+    MAX_PAGE_SIZE,
     NotFound,
     day_detail,
     export_download,
     inbound_download,
     list_days,
+    page_limit,
     problems_csv,
     spreadsheet_safe,
 )
@@ -331,3 +333,21 @@ def test_a_resumed_export_says_so_in_the_timeline(world):
         {"file": EXPORT, "resumed_after": 3, "total": 6},
         {"file": EXPORT, "written": 6, "total": 6},
     ]
+
+
+@pytest.mark.parametrize("limit", [0, -5, MAX_PAGE_SIZE + 1])
+def test_a_page_of_no_days_or_too_many_is_refused_not_bent(world, limit):
+    with pytest.raises(InvalidArgument) as caught:
+        list_days(world.store, limit=limit)
+    assert caught.value.code == "bad_limit"
+    assert caught.value.values == {"lowest": 1, "highest": MAX_PAGE_SIZE}
+
+
+@pytest.mark.parametrize("text", ["abc", "", "1.5", "0", "-5"])
+def test_a_limit_that_is_not_a_whole_number_in_range_is_refused(text):
+    with pytest.raises(InvalidArgument):
+        page_limit(text)
+
+
+def test_a_limit_in_range_is_taken():
+    assert page_limit("1") == 1 and page_limit(" 60 ") == 60 and page_limit(str(MAX_PAGE_SIZE)) == MAX_PAGE_SIZE

@@ -175,3 +175,13 @@ def test_the_operator_page_disables_what_the_state_refuses_with_the_reason(world
     assert "2026-11-26 already has imported data: a manual upload is refused." in page
     # The API still answers 409 when a refused action is sent anyway.
     assert upload(client).status_code == 409
+
+
+@pytest.mark.parametrize("limit", ["abc", "0", "-5", "367"])
+def test_a_bad_limit_is_a_400_that_says_the_range(client, limit):
+    answer = client.get("/api/days?limit=" + limit)
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": "The number of days to show must be a whole number from 1 to 366."}
+    page = client.get("/days?limit=" + limit)
+    assert page.status_code == 400
+    assert "a whole number from 1 to 366" in page.get_data(as_text=True)

@@ -10,10 +10,10 @@ import csv
 import datetime as dt
 import io
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple, Union
 
 from warehouse_core.days import DayFile, DaySummary
-from warehouse_core.errors import WarehouseError
+from warehouse_core.errors import InvalidArgument, WarehouseError
 from warehouse_core.model import FileStatus
 from warehouse_core.parsing import CHUNK_SIZE
 from warehouse_core.ports import Archive, ExportFiles, Transactions, UnitOfWork
@@ -30,6 +30,17 @@ class NotFound(WarehouseError):
         self.code = code
 
 
+def page_limit(value: Union[str, int]) -> int:
+    """How many days a page shows: a whole number from 1 to MAX_PAGE_SIZE, or InvalidArgument."""
+    try:
+        limit = int(value.strip()) if isinstance(value, str) else int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidArgument(code="bad_limit", lowest=1, highest=MAX_PAGE_SIZE)
+    return limit
+
+
 @dataclass(frozen=True)
 class DaysPage:
     days: List[DaySummary]
@@ -38,7 +49,7 @@ class DaysPage:
 
 def list_days(store: Transactions[UnitOfWork], before: Optional[dt.date] = None, limit: int = PAGE_SIZE) -> DaysPage:
     """One page of days that had anything, newest first; ``next`` is the ``before`` of the next page."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    limit = page_limit(limit)
     with store.unit_of_work() as uow:
         days = uow.history_days(before, limit + 1)
         summaries = uow.day_summaries(days[:limit])
