@@ -129,6 +129,11 @@ def stopped(arguments: argparse.Namespace, interrupted: Interrupted) -> int:
     return 128 + interrupted.signum
 
 
+# The commands that read the customer's invoice view, and check it at start: the daemon (polls and
+# sessions), poll and import. migrate does not: a DBA prepares the schema before the view exists.
+READS_THE_VIEW = (None, "poll", "import")
+
+
 def start(arguments: argparse.Namespace) -> Core:
     settings = load_settings()
     fixed = getattr(arguments, "at", None)
@@ -136,7 +141,7 @@ def start(arguments: argparse.Namespace) -> Core:
     clock = SystemClock(settings.zone, fixed=fixed) if fixed is not None else None
     # check changes nothing, and must report a database that is down rather than stop on it.
     starting = arguments.command != "check"  # check reports the view's columns as one of its lines
-    return bootstrap(settings, clock=clock, migrate=starting, check_view=starting)
+    return bootstrap(settings, clock=clock, migrate=starting, check_view=arguments.command in READS_THE_VIEW)
 
 
 def run_command(core: Core, arguments: argparse.Namespace) -> int:
