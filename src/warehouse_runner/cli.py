@@ -18,6 +18,7 @@ from warehouse_core.audit import cli_actor
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.errors import InvalidArgument, Refusal, WarehouseError
 from warehouse_core.model import FileStatus
+from warehouse_core.redact import REDACTOR
 from warehouse_core.settings import load_settings
 from warehouse_core.usecases.history import MAX_PAGE_SIZE, PAGE_SIZE, list_days, page_limit
 from warehouse_runner.jobs import check_dependencies_now, run_scheduler, run_session_worker
@@ -36,10 +37,11 @@ def configure_logging() -> None:
         stream=sys.stderr,
     )
     for handler in logging.getLogger().handlers:  # the stderr handler, not a test's capture
-        if getattr(handler, "stream", None) is sys.stderr and not any(
-            isinstance(existing, RepeatFilter) for existing in handler.filters
-        ):
+        if getattr(handler, "stream", None) is not sys.stderr:
+            continue
+        if not any(isinstance(existing, RepeatFilter) for existing in handler.filters):
             handler.addFilter(RepeatFilter())
+        REDACTOR.install(handler)  # whatever a library logs, no secret (SPEC §8)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,6 +138,7 @@ READS_THE_VIEW = (None, "poll", "import")
 
 def start(arguments: argparse.Namespace) -> Core:
     settings = load_settings()
+    REDACTOR.add_settings(settings)
     fixed = getattr(arguments, "at", None)
     # Without --at, the composition root builds the clock (WAREHOUSE_CLOCK_START included).
     clock = SystemClock(settings.zone, fixed=fixed) if fixed is not None else None
@@ -298,7 +301,7 @@ def daemon(core: Core) -> int:
 
 
 def fail(message: str) -> int:
-    print("{}: {}".format(PROGRAM, message), file=sys.stderr)
+    print(REDACTOR("{}: {}".format(PROGRAM, message)), file=sys.stderr)
     return 1
 
 

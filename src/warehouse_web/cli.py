@@ -18,6 +18,7 @@ from flask import Flask
 
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.errors import WarehouseError
+from warehouse_core.redact import REDACTOR
 from warehouse_core.settings import load_settings
 from warehouse_runner.cli import configure_logging
 from warehouse_runner.jobs import start_background
@@ -87,16 +88,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     with interruptible():
         core: Optional[Core] = None
         try:
-            core = bootstrap(load_settings())
+            settings = load_settings()
+            REDACTOR.add_settings(settings)
+            core = bootstrap(settings)
             app = create_app(core=core)
         except Interrupted as interrupted:
             return stopped_while_starting(core, interrupted)
         except WarehouseError as error:
-            print("{}: {}".format(PROGRAM, error), file=sys.stderr)
+            print(REDACTOR("{}: {}".format(PROGRAM, error)), file=sys.stderr)
             return 1
         except Exception as error:
             print(
-                "{}: cannot start: {}".format(PROGRAM, " ".join(str(error).split()) or type(error).__name__),
+                REDACTOR("{}: cannot start: {}".format(PROGRAM, " ".join(str(error).split()) or type(error).__name__)),
                 file=sys.stderr,
             )
             return 1

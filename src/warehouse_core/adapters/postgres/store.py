@@ -20,6 +20,7 @@ from warehouse_core.adapters.postgres.identifiers import qualified
 from warehouse_core.adapters.postgres.unit_of_work import PsycopgUnitOfWork
 from warehouse_core.errors import ConfigurationError, DatabaseUnavailable
 from warehouse_core.export_format import view_columns_needed
+from warehouse_core.redact import url_password
 
 
 class PsycopgStore:
@@ -36,7 +37,8 @@ class PsycopgStore:
         timezone: str = "UTC",
     ) -> None:
         self.timezone = timezone
-        self.url = url
+        # The password apart from the URL: libpq quotes a URL it cannot parse, password and all (SPEC §8).
+        self.url, self._password = url_password(url)
         self.schema = schema
         self.invoice_view = invoice_view
         self.connect_timeout = connect_timeout
@@ -59,6 +61,7 @@ class PsycopgStore:
             "connect_timeout": max(1, int(self.connect_timeout)),
             "application_name": "warehouse-invoice-service",
             **self._silence_limits(),
+            **({} if self._password is None else {"password": self._password}),
         }
 
     def _silence_limits(self) -> Dict[str, int]:
