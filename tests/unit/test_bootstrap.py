@@ -62,3 +62,19 @@ def test_an_open_connection_gives_up_on_a_silent_database_host_after_about_the_c
         assert options["keepalives_idle"] + options["keepalives_interval"] * options["keepalives_count"] <= 2 * TIMEOUT
     finally:
         core.close()
+
+
+def test_the_server_ends_the_backend_of_a_client_it_no_longer_hears_within_about_a_minute(make_settings):
+    """Server-side keepalives on every connection of the service, the lock holders' included, so a
+    vanished client's advisory locks are released within about a minute instead of about two hours
+    (tests/integration/test_vanished_lock_holder.py drops the network to show it)."""
+    core = bootstrap(make_settings(), migrate=False, check_view=False)
+    try:
+        options = dict(
+            item.split("=", 1) for item in core.store.connection_options()["options"].replace("-c ", "").split()
+        )
+        assert int(options["tcp_user_timeout"]) == 60 * 1000
+        idle, interval, count = (int(options["tcp_keepalives_" + name]) for name in ("idle", "interval", "count"))
+        assert 0 < idle < 60 and idle + interval * count <= 60
+    finally:
+        core.close()

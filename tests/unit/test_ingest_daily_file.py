@@ -198,6 +198,25 @@ def test_only_one_poll_at_a_time(world):
     assert report.skipped == "another poll is running" and VALID in world.inbound.files
 
 
+def test_the_no_file_alert_does_not_wait_for_the_poll_lock(world):
+    """A poll lock held by a poll that hangs (or orphaned by a network blip until the server ends its
+    connection) never holds up the 19:00 alert; the outbox's once-key still sends it once."""
+    with world.store.exclusive_poll() as acquired:
+        assert acquired
+        report = world.poll("2026-11-26T19:00")
+        assert report.skipped == "another poll is running"
+        assert report.no_file_alert is True
+        assert world.poll("2026-11-26T19:30").no_file_alert is False
+    assert world.poll("2026-11-26T20:00").no_file_alert is False
+    assert len(world.store.mails("no-file")) == 1
+
+
+def test_a_poll_that_skips_for_the_lock_before_the_alert_time_sends_no_alert(world):
+    with world.store.exclusive_poll():
+        assert world.poll("2026-11-26T18:30").no_file_alert is False
+    assert world.store.mails("no-file") == []
+
+
 def test_the_same_file_reappearing_is_deleted_without_a_second_import(world):
     world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")

@@ -22,6 +22,10 @@ from warehouse_core.errors import ConfigurationError, DatabaseUnavailable
 from warehouse_core.export_format import view_columns_needed
 from warehouse_core.redact import url_password
 
+# How soon the server ends the backend of a client that vanished without a word, releasing the
+# advisory locks it held (SPEC §5: a session never stuck; issue 18: "within about a minute").
+VANISHED_CLIENT_SECONDS = 60
+
 
 class PsycopgStore:
     """Connections come from a pool opened on first use; ``close()`` ends them."""
@@ -35,6 +39,7 @@ class PsycopgStore:
         connect_timeout: float = 10.0,
         pool_size: int = 6,
         timezone: str = "UTC",
+        vanished_client_seconds: int = VANISHED_CLIENT_SECONDS,
     ) -> None:
         self.timezone = timezone
         # The password apart from the URL: libpq quotes a URL it cannot parse, password and all (SPEC §8).
@@ -43,6 +48,7 @@ class PsycopgStore:
         self.invoice_view = invoice_view
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
+        self.vanished_client_seconds = vanished_client_seconds
         self._connections = Connections(url, self.connection_options(), size=pool_size, wait=connect_timeout)
         self._claims: Dict[dt.date, psycopg.Connection] = {}  # the connection holding each claimed day's lock
 
@@ -55,6 +61,7 @@ class PsycopgStore:
             "datestyle": "ISO",
             "intervalstyle": "postgres",
             "extra_float_digits": "1",
+            **self._server_side_limits(),
         }
         return {
             "options": " ".join("-c {}={}".format(name, value) for name, value in pinned.items()),
@@ -62,6 +69,30 @@ class PsycopgStore:
             "application_name": "warehouse-invoice-service",
             **self._silence_limits(),
             **({} if self._password is None else {"password": self._password}),
+        }
+
+    def _server_side_limits(self) -> Dict[str, str]:
+        """How long the server keeps the backend of a client it no longer hears: about
+        ``vanished_client_seconds``, instead of the server's system keepalive (about two hours).
+
+        The advisory locks (the poll lock, each session's claim) live as long as their backend:
+        when a network blip cuts a client off, or its host dies without a reset, nothing tells the
+        server, whose backend would hold the lock, stall the session and skip the polls for hours.
+        With these the server's kernel probes a connection quiet for a quarter of the time and
+        gives it up when nothing acknowledged the probes (nor any data it sent) for the whole time;
+        PostgreSQL then ends the backend, which releases its locks. A client that is merely busy
+        is not cut: its kernel answers the probes whatever the process does. Every user may set
+        these (PGC_USERSET), on any server from PostgreSQL 12; Unix sockets ignore them.
+        """
+        seconds = max(2, int(self.vanished_client_seconds))
+        idle = max(1, seconds // 4)
+        interval = max(1, seconds // 8)
+        return {
+            "tcp_keepalives_idle": str(idle),
+            "tcp_keepalives_interval": str(interval),
+            # Where the kernel has no TCP_USER_TIMEOUT: the probes alone fill the time.
+            "tcp_keepalives_count": str(max(1, (seconds - idle) // interval)),
+            "tcp_user_timeout": str(seconds * 1000),
         }
 
     def _silence_limits(self) -> Dict[str, int]:
