@@ -156,7 +156,9 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
         return check(core)
     if arguments.command == "poll":
         # Without --at: now, whatever the window and days (SPEC §9); with --at, every rule.
-        report = core.ingest_daily_file(now, actor=command_actor(), any_time=arguments.at is None)
+        report = core.ingest_daily_file(
+            now, actor=command_actor(), any_time=arguments.at is None, pretend=arguments.at is not None
+        )
         delivery = core.deliver_outbox(now)
         if report.server_error:
             return fail(

@@ -216,6 +216,16 @@ def run_with(env, *arguments):
     )
 
 
+def test_poll_at_a_pretend_time_records_no_poll_for_the_metrics(runner, ftp_server, real_store):
+    """The README's alert reads warehouse_poll_last_success_timestamp_seconds: a poll --at must not
+    move it to the pretend time (hours ahead, or days back)."""
+    shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
+    result = runner("poll", "--at", "2026-11-26T19:30")
+    assert result.returncode == 0, result.stderr
+    assert "imported: " + VALID_SAMPLE.name in result.stdout
+    assert query(real_store, "SELECT name FROM service_check WHERE name = 'poll'") == []
+
+
 def test_export_columns_missing_from_the_view_stop_every_command_that_reads_it(runner, real_store):
     env = dict(runner.env, WAREHOUSE_EXPORT_COLUMNS="invoice_number,nope,customer_code,gone_too")
     for command in ("poll", "import"):

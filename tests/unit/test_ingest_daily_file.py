@@ -363,3 +363,18 @@ def test_the_download_is_hashed_and_counted_as_it_arrives_in_flat_memory(make_se
     assert report.incomplete == [name] and inbound.sent == len(StreamingInbound.LINE) * lines
     assert peak < 2 * 1024 * 1024
     assert list((tmp_path / "incoming").iterdir()) == []  # the temporary copy is gone
+
+
+@pytest.mark.parametrize("pretend_at", ["2026-11-26T19:30", "2026-11-20T10:00"])
+def test_a_pretend_poll_leaves_the_poll_metrics_as_the_real_polls_left_them(world, pretend_at):
+    """`poll --at` rehearses a moment with every rule; it did not run then, so it records no poll:
+    the last successful poll and the failure count stay those of the polls that ran at their time."""
+    world.core.ingest_daily_file(at("2026-11-26T10:00"))
+    before = world.core.metrics_snapshot(dt.date(2026, 11, 26))
+    assert before.poll_last_success_at == at("2026-11-26T10:00")
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    assert world.core.ingest_daily_file(at(pretend_at), pretend=True).server_error is None
+    world.inbound.failing.add("LOGIN")
+    assert world.core.ingest_daily_file(at(pretend_at), pretend=True).server_error is not None
+    after = world.core.metrics_snapshot(dt.date(2026, 11, 26))
+    assert (after.poll_last_success_at, after.poll_failures) == (before.poll_last_success_at, before.poll_failures)

@@ -43,11 +43,18 @@ class IngestDailyFile:
         self.now = dt.datetime.min
         self.actor = SYSTEM
 
-    def __call__(self, now: dt.datetime, actor: str = SYSTEM, *, any_time: bool = False) -> PollReport:
+    def __call__(
+        self, now: dt.datetime, actor: str = SYSTEM, *, any_time: bool = False, pretend: bool = False
+    ) -> PollReport:
         """One poll as if at ``now``; ``actor`` is who asked (the scheduler, or ops on the command line).
 
         ``any_time``: poll whatever the window and days (ops polling now for a late file); the
-        no-file alert still follows its rule at ``now``."""
+        no-file alert still follows its rule at ``now``.
+
+        ``pretend``: ``now`` is not the time it runs (``poll --at``). Such a poll records no poll
+        for the metrics: the last successful poll and the failures are those of the polls that
+        ran at their time, which the alert on warehouse_poll_last_success_timestamp_seconds watches
+        (recorded at the pretend time it would move hours ahead, or days back)."""
         report = PollReport(at=now)
         if not any_time and not self.schedule.in_window(now):
             report.skipped = "outside the poll window and days"
@@ -57,8 +64,9 @@ class IngestDailyFile:
                 # Safe on the shared instance: only the holder of the poll lock gets here.
                 self.now, self.actor = now, actor
                 report.server_error = self._poll_server(now.date(), report)
-                with self.store.unit_of_work() as uow:
-                    uow.record_poll(now, ok=report.server_error is None)
+                if not pretend:
+                    with self.store.unit_of_work() as uow:
+                        uow.record_poll(now, ok=report.server_error is None)
             else:
                 report.skipped = "another poll is running"
                 log.info("poll skipped: another process is polling")
