@@ -82,16 +82,35 @@ def service_schema() -> str:
     return os.environ.get("WAREHOUSE_DB_SCHEMA") or str(Settings.model_fields["db_schema"].default)
 
 
-def today_lines(core: Core, no_sample: bool) -> List[str]:
-    """The banner's word on today, and the way to an empty day when an upload would be refused."""
+def today_lines(core: Core, no_sample: bool, waiting: Optional[str]) -> List[str]:
+    """The banner's word on today, and the way to an empty day when an upload would be refused.
+
+    ``waiting`` is today's file while it is still on the inbound server: the start-up poll runs on
+    the scheduler's thread as the banner is printed, and the page must not look stuck at none."""
     status = core.session_status()
-    lines = [" Today           {}: {}".format(status.day.isoformat(), status.state.value)]
+    day = status.day.isoformat()
+    if status.state is SessionState.NONE and waiting:
+        word = "none yet: the start-up poll is taking {} from the inbound FTP server; the page shows today's state as soon as it is imported".format(
+            waiting
+        )
+    elif status.state is SessionState.NONE:
+        word = "none: no file for today on the inbound FTP server (copy one into its folder above, then poll)"
+    else:
+        word = status.state.value
+    lines = [" Today           {}: {}".format(day, word)]
     if no_sample and status.state is not SessionState.NONE:
         log.warning(
             "today already has data from an earlier run: a manual upload is refused; --fresh starts an empty day"
         )
         lines.append(' Upload refused: today has data; make run RUN_ARGS="--fresh --no-sample" starts an empty day')
     return lines
+
+
+def todays_file_waiting(var: Path, core: Core) -> Optional[str]:
+    """Today's Letture file, when it is still in the inbound FTP server's folder."""
+    today = core.clock.now().strftime("%Y%m%d")
+    waiting = sorted(path.name for path in (var / "ftp" / "inbound").glob("Letture{}*.txt".format(today)))
+    return waiting[0] if waiting else None
 
 
 def write_env_file(path: Path, values: Dict[str, str]) -> None:
@@ -201,7 +220,7 @@ def serve_web(core: Core, arguments: argparse.Namespace, env_file: Path, var: Pa
                     " Mail            {} (kept in {})".format(os.environ["WAREHOUSE_SMTP_URL"], var / "mail"),
                     " Remote log      {}".format(var / "remote"),
                     " Configuration   {}".format(env_file),
-                    *today_lines(core, arguments.no_sample),
+                    *today_lines(core, arguments.no_sample, todays_file_waiting(var, core)),
                     "",
                     " Poll now:       the button in the page's demo panel, or",
                     "                 WAREHOUSE_CONFIG={} {} poll".format(env_file, runner),
