@@ -97,6 +97,25 @@ def test_a_refused_rename_leaves_only_the_temporary_file(ftp_server):
     assert ftp_server.files() == ["." + EXPORT + ".part"]
 
 
+def test_an_upload_to_a_server_without_size_checks_the_stored_size_in_the_listing(ftp_server):
+    """SIZE is an extension (RFC 3659): a server without it still lists the temporary dot-file
+    with its size, and the upload is checked there before the rename."""
+    ftp_server.faults.unsupported.add("SIZE")
+    outbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
+    outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert ftp_server.files() == [EXPORT] and (ftp_server.root / EXPORT).read_bytes() == CONTENT
+
+
+def test_an_upload_whose_stored_size_nothing_tells_is_not_renamed_into_place(ftp_server):
+    """Neither SIZE nor a listing with sizes (NLST only): the upload cannot be checked, so it
+    stops before the rename, saying why."""
+    ftp_server.faults.unsupported.update({"SIZE", "MLSD", "LIST"})
+    outbound = FtplibFiles.from_endpoint(ftp_server.endpoint(), timeout=5)
+    with pytest.raises(TransferError, match="neither SIZE nor a listing"):
+        outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))
+    assert EXPORT not in ftp_server.files()
+
+
 def test_size_of_the_final_file_and_none_before_it_is_there(side):
     assert side.outbound.size(EXPORT) is None
     side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))

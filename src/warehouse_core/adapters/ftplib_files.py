@@ -211,6 +211,20 @@ def _present(connection: FtpConnection, *names: str) -> bool:
     return any(remote.name in names for remote in connection.list_files())
 
 
+def _stored_size(connection: FtpConnection, name: str) -> int:
+    """The size the server holds of ``name``: SIZE, else the listing (SIZE is an extension; MLSD
+    and LIST show a dot-file such as our temporary name on most servers)."""
+    size = connection.size(name)
+    if size is None:
+        size = next((remote.size for remote in connection.list_files() if remote.name == name), None)
+    if size is None:
+        raise TransferError(
+            "STOR {} on {}: neither SIZE nor a listing tells the size the server holds, so the upload cannot "
+            "be checked before its rename".format(name, connection.where)
+        )
+    return size
+
+
 class FtplibFiles:
     """Connects per use; ``tls`` means explicit FTPS (AUTH TLS) with a protected data channel."""
 
@@ -266,7 +280,7 @@ class FtplibFiles:
             source.seek(0)
             with self.connect() as connection:
                 connection.store(temporary, source)
-                stored = connection.size(temporary)
+                stored = _stored_size(connection, temporary)
                 if stored != size:
                     raise TransferError(
                         "STOR {} on {}: the server holds {} bytes of {}".format(
