@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Callable, Iterator, Optional
 
 from warehouse_core.model import safe_file_name
 
@@ -40,18 +40,34 @@ class LocalPendingFile:
         os.fsync(self._handle.fileno())
         self._handle.close()
         folder = self._archive.root / day.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
+        self._archive.make_folder(folder)
         target = self._archive.free_name(folder, archive_name(name), self.path)
         os.replace(str(self.path), str(target))
-        _fsync_folder(folder)
+        self._archive.sync_folder(folder)
         self.kept = str(target.relative_to(self._archive.root))
         return self.kept
 
 
 class LocalArchive:
-    def __init__(self, data_dir: Path) -> None:
+    """``sync_folder`` writes a folder's entries down to the disk (fsync of the folder); the
+    tests give a recorder."""
+
+    def __init__(self, data_dir: Path, sync_folder: Callable[[Path], None] = _fsync_folder) -> None:
         self.root = Path(data_dir).resolve() / "archive"
         self.incoming = Path(data_dir).resolve() / "incoming"
+        self.sync_folder = sync_folder
+
+    def make_folder(self, folder: Path) -> None:
+        """``folder`` and any missing parent, each written down in its own parent: the poll deletes
+        the file from the server once it is kept, and a new day folder the disk has not recorded
+        could vanish with the file in it on a crash."""
+        missing = []
+        while not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for created in reversed(missing):
+            created.mkdir(exist_ok=True)
+            self.sync_folder(created.parent)
 
     @contextmanager
     def receive(self) -> Iterator[LocalPendingFile]:

@@ -1,0 +1,45 @@
+"""The local archive keeps a received file durably before the poll deletes it from the server: the
+file, its name in its day folder, and a new day folder's own name in the archive (a crash right
+after the DELE must not lose a folder the disk never wrote down)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import List
+
+from warehouse_core.adapters.local_archive import LocalArchive
+
+DAY = dt.date(2026, 11, 26)
+
+
+def keep(archive: LocalArchive, name: str, data: bytes, day: dt.date = DAY) -> str:
+    with archive.receive() as pending:
+        pending.write(data)
+        return pending.keep(day, name)
+
+
+def test_a_new_day_folder_is_written_down_in_its_parents_before_keep_returns(tmp_path):
+    synced: List[Path] = []
+    archive = LocalArchive(tmp_path / "data", sync_folder=synced.append)
+    assert keep(archive, "a.txt", b"one\n") == "2026-11-26/a.txt"
+    root = (tmp_path / "data").resolve() / "archive"
+    # the file's name in the day folder, the day folder's in the archive, the archive's in the data folder
+    assert {root / "2026-11-26", root, root.parent} <= set(synced)
+
+
+def test_an_existing_day_folder_needs_only_the_files_name_written_down(tmp_path):
+    synced: List[Path] = []
+    archive = LocalArchive(tmp_path, sync_folder=synced.append)
+    keep(archive, "a.txt", b"one\n")
+    synced.clear()
+    keep(archive, "b.txt", b"two\n")
+    assert synced == [tmp_path.resolve() / "archive" / "2026-11-26"]
+    assert (tmp_path / "archive" / "2026-11-26" / "b.txt").read_bytes() == b"two\n"
+
+
+def test_the_real_folder_sync_runs(tmp_path):
+    """Without a recorder the archive syncs through the operating system, and the file is there."""
+    archive = LocalArchive(tmp_path)
+    keep(archive, "a.txt", b"one\n", dt.date(2026, 11, 27))
+    assert (tmp_path / "archive" / "2026-11-27" / "a.txt").read_bytes() == b"one\n"
