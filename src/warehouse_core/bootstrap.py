@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import gettext
 import logging
 import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
+from warehouse_core.adapters.catalogues import load_translations
 from warehouse_core.adapters.fs_remote_log import FsRemoteLog
 from warehouse_core.adapters.ftplib_files import FtplibFiles
 from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
@@ -60,6 +62,8 @@ class Core:
     store: Store
     clock: Clock
     sentences: Sentences
+    # The catalogue of WAREHOUSE_LANGUAGE, for the web page's templates.
+    translations: gettext.NullTranslations
     schedule: PollSchedule
     ingest_daily_file: IngestDailyFile
     import_upload: ImportUpload
@@ -166,10 +170,11 @@ def bootstrap(
             timeout=settings.ftp_timeout,
             ssl_context=tls,
         )
+    translations = load_translations(settings.language, settings.templates_dir)
     if renderer is None:
-        renderer = JinjaMailRenderer(settings.templates_dir)
+        renderer = JinjaMailRenderer(settings.templates_dir, translations, settings.language)
     if sentences is None:
-        sentences = JinjaSentences(settings.templates_dir)
+        sentences = JinjaSentences(settings.templates_dir, translations, settings.language)
     if clock is None:
         clock = SystemClock(settings.zone, start=settings.clock_start)
         if settings.clock_start is not None:
@@ -204,6 +209,7 @@ def bootstrap(
         store=store,
         clock=clock,
         sentences=sentences,
+        translations=translations,
         schedule=schedule,
         ingest_daily_file=IngestDailyFile(
             store=store, inbound=inbound, archive=archive, renderer=renderer, schedule=schedule

@@ -105,6 +105,8 @@ class Settings(BaseModel):
     remote_log_host_key: Tuple[str, ...] = Field(default=(), validate_default=True)
     ca_file: Optional[Path] = None
     trusted_proxy: Optional[str] = None
+    # The language of the page, the refusals, the history and the mails: its catalogue is checked at start.
+    language: str = "en"
 
     @field_validator(*TEXT_VALUES, mode="before")
     @classmethod

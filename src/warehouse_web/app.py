@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 import jinja2
 from flask import Flask, Response, g, jsonify, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from warehouse_core.adapters.catalogues import install
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.errors import DatabaseUnavailable
 from warehouse_core.settings import load_settings
@@ -19,9 +22,10 @@ from warehouse_web.history import history
 from warehouse_web.views import blueprint, message
 
 log = logging.getLogger(__name__)
+ISO_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 # Room for the multipart envelope around a file of exactly the configured size.
 MULTIPART_OVERHEAD = 64 * 1024
-PUBLIC_ENDPOINTS = {"warehouse.login", "warehouse.healthz", "history.metrics_endpoint", "static"}
+PUBLIC_ENDPOINTS = {"warehouse.login", "warehouse.favicon", "warehouse.healthz", "history.metrics_endpoint", "static"}
 # Extra templates included at the foot of the page, in order (the demo stack of ``make run`` adds its panel).
 PAGE_PANELS_KEY = "WAREHOUSE_PAGE_PANELS"
 
@@ -56,6 +60,9 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
                 jinja2.FileSystemLoader(str(Path(app.root_path) / "templates")),
             ]
         )
+    install(app.jinja_env, core.translations, settings.language)
+    app.jinja_env.filters["keep_dates_whole"] = keep_dates_whole
+    app.jinja_env.filters["wrap_points"] = wrap_points
     operators: Dict[str, str] = {user: h.get_secret_value() for user, h in settings.operators.items()}
     if not operators:
         log.warning("WAREHOUSE_OPERATORS is not set: the page and the API are open to everyone who can reach them")
@@ -68,6 +75,17 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     _install_hooks(app, operators)
     _install_error_handlers(app)
     return app
+
+
+def keep_dates_whole(text: Any) -> Markup:
+    """``text`` escaped, each ISO date in a span that the line never breaks at its hyphens."""
+    return Markup(ISO_DATE.sub(r'<span class="date">\1</span>', str(escape(text))))
+
+
+def wrap_points(text: Any) -> Markup:
+    """``text`` escaped, with a line-break opportunity after each ``_`` of a long file name,
+    so that a narrow screen wraps ``Spedizioni20261126_123.txt`` at its parts, not letter by letter."""
+    return Markup(str(escape(text)).replace("_", "_<wbr>"))
 
 
 def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:

@@ -7,7 +7,18 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
 
 from warehouse_core.audit import operator_actor
 from warehouse_core.bootstrap import Core
@@ -102,6 +113,14 @@ def index() -> Any:
     too_large = message("too_large", limit_mb=core().settings.max_upload_mb)
     return render_template(
         "index.html", status=status, refusals=refusal_texts(), refused_in=REFUSED_IN, too_large=too_large
+    )
+
+
+@blueprint.get("/favicon.ico")
+def favicon() -> Any:
+    """The icon for a browser that asks /favicon.ico whatever the page links: no login, no 404."""
+    return send_from_directory(
+        current_app.static_folder or "static", "favicon.svg", mimetype="image/svg+xml", max_age=86400
     )
 
 

@@ -43,7 +43,8 @@ def test_page_has_the_four_actions_the_status_line_and_a_csrf_token(client):
     assert page.status_code == 200
     for label in ("Start session", "Check session status", "Close session", "Manual session upload"):
         assert label in html
-    assert "No data for 2026-11-26 yet" in html
+    # The status line keeps the ISO date whole in a span (never broken at its hyphens).
+    assert "No data for 2026-11-26 yet" in re.sub(r"<[^>]+>", "", html)
     assert '<meta name="csrf-token"' in html and "<script>" not in html
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY" and page.headers["X-Content-Type-Options"] == "nosniff"
@@ -281,3 +282,13 @@ def test_status_is_shared_for_a_moment_and_forgotten_after_an_action(client, wor
     assert client.get("/api/session").get_json()["state"] == "none"
     assert upload(client).status_code == 201  # a POST: the cached "none" is forgotten at once
     assert client.get("/api/session").get_json()["state"] == "ready"
+
+
+def test_the_favicon_is_served_without_a_login_and_linked_from_every_page(guarded_client):
+    """No 404 on every page, and never the login page answered for the icon (SPEC §7)."""
+    for url in ("/favicon.ico", "/static/favicon.svg"):
+        icon = guarded_client.get(url)
+        assert icon.status_code == 200 and icon.mimetype == "image/svg+xml", url
+        assert icon.get_data(as_text=True).startswith("<svg")
+    login = guarded_client.get("/login").get_data(as_text=True)
+    assert '<link rel="icon" href="/static/favicon.svg"' in login

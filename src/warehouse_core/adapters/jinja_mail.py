@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gettext
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple
 
 import jinja2
 
+from warehouse_core.adapters.catalogues import install
 from warehouse_core.model import MailEvent
 
 BUILT_IN = Path(__file__).resolve().parent.parent / "templates"
@@ -22,13 +24,19 @@ def template_loader(templates_dir: Optional[Path] = None) -> jinja2.BaseLoader:
 
 
 class JinjaMailRenderer:
-    def __init__(self, templates_dir: Optional[Path] = None) -> None:
+    def __init__(
+        self,
+        templates_dir: Optional[Path] = None,
+        translations: Optional[gettext.NullTranslations] = None,
+        language: str = "en",
+    ) -> None:
         self.environment = jinja2.Environment(
             loader=template_loader(templates_dir),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
         )
+        install(self.environment, translations or gettext.NullTranslations(), language)
 
     def render(self, event: MailEvent, context: Mapping[str, Any]) -> Tuple[str, str, str]:
         def part(suffix: str) -> str:

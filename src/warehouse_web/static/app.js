@@ -15,22 +15,42 @@
   var lastStatus = { state: statusLine.dataset.state, day: null };
   var timer = null;
 
-  // A button the current state refuses is disabled, with the reason beside it (SPEC §7).
+  // A button the current state refuses is disabled, with the reason beside it (SPEC §7); a reason
+  // is said once: an action refused for the same reason as one before it points to that sentence.
   function applyState(status) {
+    var said = {};
     ["start", "close", "upload"].forEach(function (action) {
       var button = document.getElementById(action);
       var note = document.getElementById(action + "-refusal");
       var text = refusals.getAttribute("data-" + action + "-" + status.state);
+      if (text !== null) { text = text.split("{day}").join(status.day || ""); }
+      var first = text === null ? undefined : said[text];
       button.disabled = text !== null;
-      note.hidden = text === null;
-      note.textContent = text === null ? "" : text.split("{day}").join(status.day || "");
-      if (text === null) { button.removeAttribute("aria-describedby"); } else { button.setAttribute("aria-describedby", note.id); }
+      note.hidden = text === null || first !== undefined;
+      note.textContent = text === null || first !== undefined ? "" : text;
+      if (text === null) { button.removeAttribute("aria-describedby"); } else { button.setAttribute("aria-describedby", first || note.id); }
+      if (text !== null && first === undefined) { said[text] = note.id; }
     });
     document.getElementById("status").disabled = false;
   }
 
+  // The status line, with each ISO date kept whole (never broken at its hyphens).
+  function showLine(text) {
+    statusLine.textContent = "";
+    String(text || "").split(/(\d{4}-\d{2}-\d{2})/).forEach(function (part, index) {
+      if (index % 2 === 1) {
+        var date = document.createElement("span");
+        date.className = "date";
+        date.textContent = part;
+        statusLine.appendChild(date);
+      } else if (part) {
+        statusLine.appendChild(document.createTextNode(part));
+      }
+    });
+  }
+
   function showStatus(status) {
-    statusLine.textContent = status.message;
+    showLine(status.message);
     statusLine.dataset.state = status.state;
     progress.max = status.total || 1;
     progress.value = status.processed;

@@ -1,0 +1,276 @@
+"""The message catalogues (SPEC §7, §8 WAREHOUSE_LANGUAGE): every sentence of the page, the
+refusals, the history, the timeline and the mails comes from a gettext catalogue; Italian is built
+in and complete; a customer adds a language by dropping a .po file; an unknown language stops the start."""
+
+from __future__ import annotations
+
+import gettext
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
+from tests.unit.conftest import build_world
+from warehouse_core.adapters.catalogues import (
+    BUILT_IN_LOCALE,
+    extract_messages,
+    load_translations,
+    mo_bytes,
+    parse_po,
+    read_catalogue,
+    write_po,
+)
+from warehouse_core.errors import ConfigurationError
+from warehouse_web import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+ITALIAN = BUILT_IN_LOCALE / "it" / "LC_MESSAGES" / "warehouse.po"
+PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def key(message):
+    msgid, plural = message
+    return msgid if plural is None else msgid + "\0" + plural
+
+
+def test_the_catalogues_hold_every_marked_sentence_of_the_templates():
+    """scripts/update-catalogues --check: a sentence added to a template without its catalogue entry fails here."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "update-catalogues"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_italian_catalogue_translates_every_sentence_with_the_same_placeholders():
+    entries = parse_po(ITALIAN.read_text(encoding="utf-8"))
+    messages = extract_messages()
+    assert len(messages) > 150
+    untranslated = [message for message in messages if key(message) not in entries]
+    assert untranslated == []
+    for message in messages:
+        for msgid, msgstr in zip([message[0], message[1] or message[0]], entries[key(message)].split("\0")):
+            assert set(PLACEHOLDER.findall(msgstr)) == set(PLACEHOLDER.findall(msgid)), msgid
+
+
+def test_the_italian_buttons_and_status_line_read_as_spec_7_says(make_settings):
+    world = build_world(make_settings, language="it")
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    html = client.get("/").get_data(as_text=True)
+    assert '<html lang="it">' in html
+    for label in ("Avvia sessione", "Verifica stato sessione", "Chiudi sessione", "Caricamento manuale sessione"):
+        assert ">{}<".format(label) in html
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now(), actor="anna")
+    status = client.get("/api/session").get_json()
+    assert status["message"] == "Sessione aperta per 2026-11-26 - 0 spedizioni elaborate su {} totali".format(
+        status["total"]
+    )
+
+
+def test_the_italian_refusals_mails_and_command_line_reasons(make_settings):
+    world = build_world(make_settings, language="it")
+    assert world.core.sentences.text("no_data", day="2026-11-26") == (
+        "Nessun dato ancora importato per il 2026-11-26: non c'è una sessione da avviare o chiudere."
+    )
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.deliver()
+    [mail] = world.mailer.sent
+    assert mail.subject.startswith("File fatture {} importato".format(VALID_SAMPLE.name))
+    assert '<html lang="it">' in mail.html and "Righe memorizzate: 8" in mail.text.replace("  ", "")
+
+
+def test_english_is_the_default_and_needs_no_catalogue_entry(make_settings):
+    world = build_world(make_settings)
+    assert world.core.settings.language == "en"
+    assert world.core.sentences.text("no_file") == "Choose a file to upload first."
+
+
+def test_an_unknown_language_stops_the_start_naming_the_setting_and_the_languages_there_are(make_settings):
+    with pytest.raises(ConfigurationError) as raised:
+        build_world(make_settings, language="de")
+    assert "WAREHOUSE_LANGUAGE=de" in str(raised.value) and "en, it" in str(raised.value)
+    with pytest.raises(ConfigurationError, match="not a language code"):
+        load_translations("../etc")
+
+
+def test_a_customer_adds_a_language_by_dropping_its_catalogue_and_may_override_italian(tmp_path):
+    folder = tmp_path / "locale" / "de" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "warehouse.po").write_text(
+        'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        'msgid "Start session"\nmsgstr "Sitzung starten"\n',
+        encoding="utf-8",
+    )
+    assert load_translations("de", tmp_path).gettext("Start session") == "Sitzung starten"
+    assert load_translations("de", tmp_path).gettext("Close session") == "Close session"  # untranslated: English
+    italian = tmp_path / "locale" / "it" / "LC_MESSAGES"
+    italian.mkdir(parents=True)
+    (italian / "warehouse.po").write_text('msgid "Start session"\nmsgstr "Avvia la sessione"\n', encoding="utf-8")
+    translations = load_translations("it", tmp_path)
+    assert translations.gettext("Start session") == "Avvia la sessione"  # the customer's entry wins
+    assert translations.gettext("Close session") == "Chiudi sessione"  # the built-in one fills the rest
+
+
+def test_a_broken_catalogue_stops_the_start_naming_its_file_and_line(tmp_path):
+    folder = tmp_path / "locale" / "fr" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "warehouse.po").write_text('msgid "Start session"\nmsgstr Démarrer\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"warehouse\.po line 2"):
+        load_translations("fr", tmp_path)
+
+
+def test_the_po_reader_matches_msgfmt_on_plurals_context_fuzzy_and_escapes():
+    text = (
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n'
+        '"Plural-Forms: nplurals=2; plural=(n != 1);\\n"\n\n'
+        '#, fuzzy\nmsgid "Old"\nmsgstr "Vecchio"\n\n'
+        'msgid "one %(n)s"\nmsgid_plural "many %(n)s"\nmsgstr[0] "uno %(n)s"\nmsgstr[1] "tanti %(n)s"\n\n'
+        'msgctxt "button"\nmsgid "Close"\nmsgstr "Chiudi"\n\n'
+        'msgid "Say \\"hi\\"\\n"\nmsgstr ""\n"Di\' "\n"\\"ciao\\"\\n"\n\n'
+        'msgid "Empty"\nmsgstr ""\n'
+    )
+    translations = gettext.GNUTranslations(io.BytesIO(mo_bytes(parse_po(text))))
+    assert translations.gettext("Old") == "Old"  # fuzzy: left out, as msgfmt does
+    assert translations.ngettext("one %(n)s", "many %(n)s", 1) == "uno %(n)s"
+    assert translations.ngettext("one %(n)s", "many %(n)s", 3) == "tanti %(n)s"
+    assert translations.pgettext("button", "Close") == "Chiudi"
+    assert translations.gettext('Say "hi"\n') == 'Di\' "ciao"\n'
+    assert translations.gettext("Empty") == "Empty"
+
+
+def test_write_po_and_parse_po_round_trip_every_built_in_entry():
+    entries = parse_po(ITALIAN.read_text(encoding="utf-8"))
+    header = entries.pop("")
+    again = parse_po(write_po(extract_messages(), entries, header))
+    assert again.pop("") == header and again == entries
+
+
+def test_a_mo_file_is_read_as_well(tmp_path):
+    path = tmp_path / "warehouse.mo"
+    path.write_bytes(mo_bytes({"": "Content-Type: text/plain; charset=UTF-8\n", "Log in": "Accedi"}))
+    assert read_catalogue(path).gettext("Log in") == "Accedi"
+
+
+# --- No sentence outside a catalogue --------------------------------------------------------
+# Every page and mail is rendered in a pseudo-language whose catalogue wraps each translated
+# sentence in ⟦…⟧. What is left outside the brackets must be data (days, times, numbers, file
+# names, actors, reasons recorded as they came): an English word there is a sentence no catalogue has.
+
+OPEN, CLOSE = "\u27e6", "\u27e7"
+
+
+def pseudo_catalogue(folder: Path) -> None:
+    entries = {"": "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=2; plural=(n != 1);\n"}
+    for message in extract_messages():
+        msgid, plural = message
+        if plural is None:
+            entries[msgid] = OPEN + msgid + CLOSE
+        else:
+            entries[key(message)] = OPEN + msgid + CLOSE + "\0" + OPEN + plural + CLOSE
+    target = folder / "locale" / "xx" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    (target / "warehouse.po").write_text(write_po(extract_messages(), entries, entries.pop("")), encoding="utf-8")
+
+
+DATA = [
+    re.compile(r"\d{4}-\d{2}-\d{2}"),
+    re.compile(r"\d{2}:\d{2}(:\d{2})?"),
+    re.compile(r"[\w./-]+\.(txt|csv|log)\b"),
+    re.compile(r"\b(anonymous@[\d.]+|cli:\w+|anna|system)\b"),
+    re.compile(r"\b(import-summary|import-failed|session-completed|session-failed|no-file|extra-file)\b"),
+    re.compile(r"\b\d{6,}\b"),
+]
+
+
+def leftovers(text: str, data: list) -> str:
+    """``text`` without its translated sentences and its data: what no catalogue covers."""
+    previous = None
+    while previous != text:
+        previous = text
+        text = re.sub(OPEN + "[^" + OPEN + CLOSE + "]*" + CLOSE, " ", text)
+    for value in sorted(data, key=len, reverse=True):
+        text = text.replace(value, " ")
+    for pattern in DATA:
+        text = pattern.sub(" ", text)
+    return " ".join(word for word in text.split() if re.search(r"[A-Za-z]{2,}", word))
+
+
+def visible(html: str) -> str:
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    attributes = " ".join(
+        re.findall(
+            r'\b(?:title|aria-label|data-text|data-working|data-uploading|data-unreachable|data-line|data-file|data-too-large)="([^"]*)"',
+            html,
+        )
+    )
+    text = re.sub(r"<[^>]+>", " ", html.replace("<wbr>", "")) + " " + attributes
+    return text.replace("&#39;", "'").replace("&quot;", '"').replace("&amp;", "&").replace("&middot;", " ")
+
+
+@pytest.fixture
+def pseudo_world(make_settings, tmp_path):
+    pseudo_catalogue(tmp_path / "templates")
+    return build_world(make_settings, language="xx", templates_dir=str(tmp_path / "templates"))
+
+
+def test_every_sentence_on_every_page_comes_from_a_catalogue(pseudo_world):
+    world = pseudo_world
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    token = re.search(r'csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+    pages = {"none /": client.get("/"), "none /days": client.get("/days"), "none day": client.get("/days/2026-11-26")}
+    client.post(
+        "/api/session/upload",
+        headers={"X-CSRF-Token": token},
+        data={"file": (io.BytesIO(MALFORMED_SAMPLE.read_bytes()), MALFORMED_SAMPLE.name)},
+        content_type="multipart/form-data",
+    )
+    pages["rejected day"] = client.get("/days/2026-11-26")
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    pages["ready /"] = client.get("/")
+    world.core.start_session(world.clock.now(), actor="anna")
+    pages["running /"] = client.get("/")
+    world.outbound.fail_next = 3
+    world.work()
+    pages["failed /"] = client.get("/")
+    pages["failed day"] = client.get("/days/2026-11-26")
+    world.core.close_session(world.clock.now(), actor="anna")
+    world.deliver()
+    pages["closed /"] = client.get("/")
+    pages["closed /days"] = client.get("/days")
+    pages["closed day"] = client.get("/days/2026-11-26")
+    pages["error"] = client.get("/nowhere")
+    session = world.core.session_status()
+    # Recorded as they came (Python's words, not the page's): the failure and each line's problem.
+    data = [session.detail or ""] + re.findall(
+        r'"reason": "([^"]*)"', client.get("/api/days/2026-11-26").get_data(as_text=True)
+    )
+    missing = {name: leftovers(visible(page.get_data(as_text=True)), data) for name, page in pages.items()}
+    assert {name: words for name, words in missing.items() if words} == {}
+
+
+def test_every_sentence_of_every_mail_comes_from_a_catalogue(pseudo_world):
+    world = pseudo_world
+    world.inbound.files[MALFORMED_SAMPLE.name.replace("20261126", "20261125")] = MALFORMED_SAMPLE.read_bytes()
+    world.poll("2026-11-26T09:00")
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.importer_confirms()
+    world.core.start_session(world.clock.now(), actor="anna")
+    world.work()
+    world.deliver()
+    mails = list(world.mailer.sent)
+    assert {mail.event.value for mail in mails} >= {"import-summary", "session-completed"}
+    missing = {}
+    for mail in mails:
+        for part, text in (("subject", mail.subject), ("text", mail.text), ("html", visible(mail.html))):
+            words = leftovers(text, [])
+            if words:
+                missing["{} {}".format(mail.event.value, part)] = words
+    assert missing == {}
