@@ -237,6 +237,12 @@ class FakeFilesAndLines(_FakeTransaction):
     def release_exported(self, day: dt.date) -> None:
         self.data.exported = {(number, holder) for number, holder in self.data.exported if holder != day}
 
+    def drop_file_lines(self, file_id: int, day: dt.date) -> bool:
+        kept = [s for s in self.data.lines if s.file_id != file_id]
+        dropped = len(kept) != len(self.data.lines)
+        self.data.lines[:] = kept
+        return dropped
+
 
 class FakeSessions(_FakeTransaction):
     def session(self, day: dt.date) -> Optional[WorkSession]:

@@ -839,3 +839,65 @@ def test_an_invoice_listed_twice_in_the_view_is_exported_once(real_store, db_sch
             assert b"".join(blocks) == b"600000001|C001|1\n600000002|C002|3\n600000001|C001|4\n"
     finally:
         store.close()
+
+
+def test_the_retention_removes_one_file_s_lines_and_the_day_still_reads_and_guards(store, inspector):
+    """A day whose lines were removed: its statuses and export are empty, a second removal finds
+    nothing, the other day keeps every line, and its exported invoices still count for later days."""
+    imported_day(store)
+    later, last = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    imported_day(store, day=later, invoices=("600000002", "600000005"))
+    with store.unit_of_work() as uow:
+        uow.record_exported(DAY)
+        file_id = uow.find_file(record().name, DAY.isoformat()).id
+        assert uow.drop_file_lines(file_id, DAY)
+    with store.unit_of_work() as uow:
+        assert not uow.drop_file_lines(file_id, DAY)
+        assert uow.refresh_invoice_statuses(DAY) == 0
+        assert uow.invoices_with_status(DAY, InvoiceStatus.VALID) == ()
+        assert uow.refresh_invoice_statuses(later) == 1
+    assert [row["invoice_number"] for row in inspector.lines()] == ["600000002", "600000005"]
+    with store.export_lines(DAY, ("invoice_number",), skip=0) as blocks:
+        assert b"".join(blocks) == b""
+    with store.export_lines(later, ("invoice_number",), skip=0) as blocks:
+        assert b"".join(blocks) == b"600000005\n"  # 600000002 went out on DAY
+    imported_day(store, day=last, invoices=("600000001", "600000002"))
+    with store.unit_of_work() as uow:
+        assert uow.invoices_with_status(last, InvoiceStatus.ALREADY_EXPORTED) == ("600000001", "600000002")
+        assert uow.day_has_data(DAY), "what was recorded of the file stays"
+
+
+def partitions_of(connection, parent):
+    return [
+        row[0]
+        for row in connection.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname",
+            (parent,),
+        )
+    ]
+
+
+def test_each_imported_file_has_partitions_of_its_own_and_a_rejected_one_leaves_none(real_store):
+    imported_day(real_store)
+    with real_store.unit_of_work() as uow:
+        file_id = uow.record_file(record(day=DAY + dt.timedelta(days=1), sha="cd" * 32))
+        with pytest.raises(RuntimeError):
+            with uow.savepoint():
+                insert(uow, file_id, DAY + dt.timedelta(days=1), [line(2, "600000001")])
+                raise RuntimeError("rejected")
+    with real_store.connection() as connection:
+        [imported] = [row[0] for row in connection.execute("SELECT id FROM inbound_file WHERE day = %s", (DAY,))]
+        assert partitions_of(connection, "invoice_line") == ["invoice_line_20261126_{}".format(imported)]
+        assert partitions_of(connection, "invoice_line_category") == [
+            "invoice_line_category_20261126_{}".format(imported)
+        ]
+        plan = "\n".join(
+            row[0]
+            for row in connection.execute(
+                "EXPLAIN SELECT * FROM invoice_line l JOIN invoice_line_category lc"
+                " ON lc.file_id = l.file_id AND lc.line_number = l.line_number WHERE l.file_id = %s",
+                (imported,),
+            )
+        )
+    assert "invoice_line_20261126_{}".format(imported) in plan and "_before_007" not in plan

@@ -9,14 +9,22 @@ import subprocess
 import threading
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import psycopg
 import pytest
 
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.postgres.migrations import MIGRATIONS
-from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent
+from warehouse_core.model import (
+    FileSource,
+    FileStatus,
+    InboundFileRecord,
+    InvoiceLine,
+    InvoiceStatus,
+    Mail,
+    MailEvent,
+)
 from warehouse_core.parsing import blocks_of
 
 DBA_PAGE = Path(__file__).resolve().parents[2] / "docs" / "dba.md"
@@ -95,10 +103,12 @@ def readme_dba_queries() -> List[str]:
 
 
 def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_promise(real_store):
-    """One line of 'frutta secca' on today in Europe/Rome (WAREHOUSE_TIMEZONE's default) and one
-    undelivered mail: each query finds its one row in a psql session whose own time zone gives
-    another day. Of UTC+14 and UTC-12, whose dates always differ, one is on another day than Rome at
-    any instant: the test holds whatever the time, and never reads the machine's clock."""
+    """One line of 'frutta secca' on today in Europe/Rome (WAREHOUSE_TIMEZONE's default), and one on
+    each of the two days before, and one undelivered mail: each query finds its one row in a psql
+    session whose own time zone gives another day. Of UTC+14 and UTC-12, whose dates always differ,
+    one is on another day than Rome at any instant: the test holds whatever the time, and never reads
+    the machine's clock. The day's query reads one partition of each table, by their keys: the other
+    days' partitions are pruned before they are read."""
     with real_store.connection() as connection:
         today = connection.execute("SELECT (now() AT TIME ZONE 'Europe/Rome')::date").fetchone()[0]
         session_zone = next(
@@ -106,27 +116,29 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
             for zone in ("Pacific/Kiritimati", "Etc/GMT+12")
             if connection.execute("SELECT (now() AT TIME ZONE %s)::date", (zone,)).fetchone()[0] != today
         )
-    with real_store.unit_of_work() as uow:
-        file_id = uow.record_file(
-            InboundFileRecord(
-                name="Letture.txt",
-                day=today,
-                source=FileSource.UPLOAD,
-                sha256="ab" * 32,
-                declared_count=1,
-                actual_lines=2,
-                status=FileStatus.IMPORTED,
+    for day in (today - dt.timedelta(days=2), today - dt.timedelta(days=1), today):
+        with real_store.unit_of_work() as uow:
+            file_id = uow.record_file(
+                InboundFileRecord(
+                    name="Letture.txt",
+                    day=day,
+                    source=FileSource.UPLOAD,
+                    sha256=day.isoformat(),
+                    declared_count=1,
+                    actual_lines=2,
+                    status=FileStatus.IMPORTED,
+                )
             )
-        )
-        line = InvoiceLine(
-            line_number=2,
-            invoice_number="600000001",
-            quantity=1,
-            description="noci",
-            value=Decimal("1.50"),
-            categories=("frutta secca",),
-        )
-        uow.insert_lines(file_id, today, blocks_of([line]), ["600000001"])
+            line = InvoiceLine(
+                line_number=2,
+                invoice_number="600000001",
+                quantity=1,
+                description="noci",
+                value=Decimal("1.50"),
+                categories=("frutta secca",),
+            )
+            uow.insert_lines(file_id, day, blocks_of([line]), ["600000001"])
+    with real_store.unit_of_work() as uow:
         uow.enqueue_mail(Mail(event=MailEvent.IMPORT_SUMMARY, day=today, subject="s", text="t", html="h"))
     queries = readme_dba_queries()
     assert len(queries) == 2
@@ -134,6 +146,23 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
         connection.execute("SELECT set_config('TimeZone', %s, false)", (session_zone,))
         for query in queries:
             assert len(connection.execute(query).fetchall()) == 1, query
+        connection.execute("SET enable_seqscan = off")  # a table of 3 rows would be read whole, not by its key
+        [[plan]] = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + queries[0]).fetchall()
+    read = sorted(_relations_read(plan[0]["Plan"]))
+    suffix = "_{:%Y%m%d}_{}".format(today, file_id)
+    assert [name for name, _ in read if name.startswith("invoice_line")] == [
+        "invoice_line" + suffix,
+        "invoice_line_category" + suffix,
+    ]
+    assert all("Index" in how for name, how in read if name.startswith("invoice_line")), read
+
+
+def _relations_read(node: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
+    """The tables a plan read, and how (a node the executor pruned is not in the plan it ran)."""
+    if "Relation Name" in node and node.get("Actual Loops", 0) > 0:
+        yield node["Relation Name"], node["Node Type"]
+    for child in node.get("Plans", ()):
+        yield from _relations_read(child)
 
 
 OLD_DAY = "2026-10-05"
@@ -330,3 +359,100 @@ def test_migration_006_gives_each_earlier_day_its_delivery_and_holds_what_may_ha
             ]
     finally:
         store.close()
+
+
+LINES_AND_LINKS = (
+    "SELECT l.file_id, l.line_number, l.day, l.invoice_number, l.quantity, l.description, l.value, l.invoice_status,"
+    " array_agg(c.name ORDER BY c.name) FROM invoice_line l"
+    " JOIN invoice_line_category lc ON lc.file_id = l.file_id AND lc.line_number = l.line_number"
+    " JOIN category c ON c.id = lc.category_id GROUP BY 1, 2 ORDER BY 1, 2"
+)
+
+
+def test_migration_007_partitions_a_database_with_days_in_place_and_both_kinds_of_day_read_and_go(
+    postgres_server, empty_schema
+):
+    """A database of the release before 007 holding two imported days: 007 keeps their rows where
+    they are (one partition of each table), every query reads them as before; a day imported
+    afterwards gets partitions of its own; the retention removes a day of either kind."""
+    before_007 = [path for path in sorted(MIGRATIONS.glob("*.sql")) if path.stem < "007"]
+    for migration in before_007:
+        apply_by_hand(postgres_server, empty_schema, migration)
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('SET search_path TO "{}"'.format(empty_schema))
+        for file_id, day in ((1, "2026-10-05"), (2, "2026-10-06")):
+            connection.execute(
+                "INSERT INTO inbound_file (name, day, source, sha256, actual_lines, status)"
+                " VALUES (%s, %s, 'ftp', %s, 3, 'imported')",
+                ("Letture{}.txt".format(day), day, str(file_id) * 64),
+            )
+            connection.execute(
+                "INSERT INTO invoice_line (file_id, line_number, day, invoice_number, quantity, description, value,"
+                " invoice_status) VALUES (%s, 2, %s, '600000001', 1, 'noci', 1.5, 'valid'),"
+                " (%s, 3, %s, '600000002', 2, 'pane', 3, 'not_found')",
+                (file_id, day, file_id, day),
+            )
+        connection.execute("INSERT INTO category (name) VALUES ('frutta secca'), ('pane')")
+        connection.execute(
+            "INSERT INTO invoice_line_category SELECT c.id, l.file_id, l.line_number FROM invoice_line l"
+            " JOIN category c ON c.name = CASE l.line_number WHEN 2 THEN 'frutta secca' ELSE 'pane' END"
+        )
+        before = connection.execute(LINES_AND_LINKS).fetchall()
+    assert len(before) == 4
+    store = PsycopgStore(postgres_server, schema=empty_schema)
+    try:
+        assert store.migrate() == [path.stem for path in sorted(MIGRATIONS.glob("*.sql")) if path.stem >= "007"]
+        with store.connection() as connection:
+            assert connection.execute(LINES_AND_LINKS).fetchall() == before
+            kinds = connection.execute(
+                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relname LIKE 'invoice_line%%' AND c.relkind IN ('r', 'p')"
+                " ORDER BY 1",
+                (empty_schema,),
+            ).fetchall()
+        assert kinds == [
+            ("invoice_line", "p"),
+            ("invoice_line_before_007", "r"),
+            ("invoice_line_category", "p"),
+            ("invoice_line_category_before_007", "r"),
+        ]
+        new_day = dt.date(2026, 10, 7)
+        with store.unit_of_work() as uow:
+            assert uow.invoices_with_status(dt.date(2026, 10, 5), InvoiceStatus.NOT_FOUND) == ("600000002",)
+            assert uow.refresh_invoice_statuses(dt.date(2026, 10, 5)) == 2  # the view knows both
+            file_id = uow.record_file(
+                InboundFileRecord(
+                    name="Letture20261007.txt",
+                    day=new_day,
+                    source=FileSource.UPLOAD,
+                    sha256="ef" * 32,
+                    declared_count=None,
+                    actual_lines=2,
+                    status=FileStatus.IMPORTED,
+                )
+            )
+            line = InvoiceLine(2, "600000003", 5, "noci", Decimal("2"), ("frutta secca",))
+            uow.insert_lines(file_id, new_day, blocks_of([line]), ["600000003"])
+        assert file_id == 3
+        with store.connection() as connection:
+            assert len(connection.execute(LINES_AND_LINKS).fetchall()) == 5
+        with store.unit_of_work() as uow:
+            assert uow.drop_file_lines(1, dt.date(2026, 10, 5))  # stored before 007: deleted
+            assert uow.drop_file_lines(3, new_day)  # its own partitions: dropped
+        with store.connection() as connection:
+            assert connection.execute(LINES_AND_LINKS).fetchall() == before[2:]
+            assert connection.execute("SELECT to_regclass('invoice_line_20261007_3')").fetchone() == (None,)
+    finally:
+        store.close()
+
+
+def test_migration_007_on_a_new_database_leaves_only_the_partitioned_tables(real_store):
+    with real_store.connection() as connection:
+        names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+                " AND relname LIKE 'invoice_line%' AND relkind IN ('r', 'p') ORDER BY 1"
+            )
+        ]
+    assert names == ["invoice_line", "invoice_line_category"]

@@ -269,6 +269,14 @@ def test_retention_deletes_old_final_days_only_with_one_event_each(make_world):
     assert [day for day, _ in world.exports.files] == [dt.date(2026, 11, 25)]
     deleted = [e.kind.value for e in day_detail(world.store, dt.date(2026, 11, 23)).events if "deleted" in e.kind.value]
     assert deleted == ["file-deleted", "archive-deleted", "export-deleted"]
+    # The lines stored from the deleted file go with it (the day's partitions, on PostgreSQL);
+    # its counts and its exported invoices stay.
+    assert sorted({s.day.isoformat() for s in world.store.data.lines}) == ["2026-11-24", "2026-11-25", "2026-11-26"]
+    [archive_event] = [
+        e for e in day_detail(world.store, dt.date(2026, 11, 23)).events if e.kind.value == "archive-deleted"
+    ]
+    assert archive_event.detail["lines_removed"] is True
+    assert day_detail(world.store, dt.date(2026, 11, 23)).file.counts.stored > 0
     assert world.core.clean_up(world.clock.now(), "system").archived_deleted == 0, "each file is deleted once"
     with pytest.raises(NotFound):
         export_download(world.store, world.exports, dt.date(2026, 11, 23))

@@ -73,6 +73,10 @@ class FilesAndLines(Protocol):
     def release_exported(self, day: dt.date) -> None:
         """Drop the day's holds: its file never reached the consumer (delivery ``no``)."""
 
+    def drop_file_lines(self, file_id: int, day: dt.date) -> bool:
+        """Remove the lines and category links stored from the file (the retention); whether
+        there were any. What was recorded of the file, its day and its exported invoices stay."""
+
 
 class Sessions(Protocol):
     """The operator's session of each day; every transition is conditional and atomic."""

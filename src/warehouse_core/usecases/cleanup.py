@@ -1,6 +1,6 @@
-"""The daily clean-up (WAREHOUSE_ARCHIVE_KEEP_DAYS): archived inbound files and exports older than
-the setting are deleted, never today's and never a day whose session is not final; each deletion
-is an event of its day, written with the mark that it is gone."""
+"""The daily clean-up (WAREHOUSE_ARCHIVE_KEEP_DAYS): archived inbound files (with the lines stored
+from them) and exports older than the setting are deleted, never today's and never a day whose
+session is not final; each deletion is an event of its day, written with the mark that it is gone."""
 
 from __future__ import annotations
 
@@ -47,8 +47,19 @@ class CleanUp:
             with self.store.unit_of_work() as uow:
                 if not uow.mark_archive_deleted(file_id, now):
                     continue
+                # The lines stored from the file go with it (on PostgreSQL its partitions are
+                # dropped); what was recorded of the file and the invoices it exported stay.
+                lines_removed = uow.drop_file_lines(file_id, day)
                 existed = self.archive.delete(path)
-                uow.record_event(Event(day, EventKind.ARCHIVE_DELETED, now, actor, {"path": path, "existed": existed}))
+                uow.record_event(
+                    Event(
+                        day,
+                        EventKind.ARCHIVE_DELETED,
+                        now,
+                        actor,
+                        {"path": path, "existed": existed, "lines_removed": lines_removed},
+                    )
+                )
             archived_deleted += 1
             log.info("retention: deleted the archived file %s of %s", path, day)
         for day, name in exports:

@@ -15,6 +15,7 @@ from psycopg import sql
 
 from warehouse_core.adapters.postgres.connected import DAY_FILE, Connected
 from warehouse_core.adapters.postgres.link_copy import CHUNK_LINES, LinkSpill, copy_links
+from warehouse_core.adapters.postgres.partitions import attach_partitions, create_partitions, drop_file_rows
 from warehouse_core.errors import Conflict
 from warehouse_core.model import (
     FileSource,
@@ -43,9 +44,10 @@ VALID = InvoiceStatus.VALID.value
 # COPY text format: these characters are escaped inside a field.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
+# Into the file's own partition, created in the same subtransaction (see partitions).
 COPY_LINES = (
-    "COPY invoice_line (file_id, day, line_number, invoice_number, quantity, description, value, invoice_status)"
-    " FROM STDIN"
+    "COPY {} (file_id, day, line_number, invoice_number, quantity, description, value, invoice_status)"
+    " FROM STDIN WITH (FREEZE)"
 )
 
 
@@ -141,7 +143,8 @@ class PsycopgFilesAndLines(Connected):
         self, file_id: int, day: dt.date, blocks: Iterable[LineBlock], invoices: Iterable[str]
     ) -> StoredLines:
         """The day's invoices are looked up first, in one query, so the lines go by COPY straight
-        into their table while Python parses; the category links follow (see link_copy)."""
+        into the file's own table while Python parses; the category links follow (see link_copy),
+        then the keys and the attach (see partitions)."""
         unusual = self._unusual_statuses(day, invoices)
         seen_unusual: Set[str] = set()
         unusual_lines: Counter[str] = Counter()
@@ -156,8 +159,9 @@ class PsycopgFilesAndLines(Connected):
         stored = spilled = 0
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
         links = CategoryLinks()
+        lines_table, links_table = create_partitions(self.connection, day, file_id)
         with LinkSpill() as spill:
-            with self.connection.cursor().copy(COPY_LINES) as copy:
+            with self.connection.cursor().copy(sql.SQL(COPY_LINES).format(sql.Identifier(lines_table))) as copy:
                 for block in blocks:
                     copy.write(copy_rows(prefix, block, unusual))
                     count_unusual(block)
@@ -167,7 +171,8 @@ class PsycopgFilesAndLines(Connected):
                         spill.add(links.take())
                         spilled = stored
                 spill.add(links.take())
-            copy_links(self.connection, file_id, spill)
+            copy_links(self.connection, file_id, spill, links_table)
+        attach_partitions(self.connection, day, file_id)
         return StoredLines(
             stored=stored,
             not_found=tuple(sorted(i for i in seen_unusual if unusual[i] == InvoiceStatus.NOT_FOUND.value)),
@@ -190,25 +195,31 @@ class PsycopgFilesAndLines(Connected):
         return dict(rows)
 
     def refresh_invoice_statuses(self, day: dt.date) -> int:
+        # The file id as a value, not a subquery: the UPDATE is then planned on the file's one
+        # partition (with a subquery, PostgreSQL before 14 would plan it on every partition).
+        found = self._one(DAY_FILE, {"day": day})
+        if found is None:
+            return 0
+        params = {"day": day, "file": found[0]}
         self.connection.execute(
             sql.SQL(
-                "WITH invoices AS (SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = {day_file}),"
+                "WITH invoices AS (SELECT DISTINCT invoice_number FROM invoice_line WHERE file_id = %(file)s),"
                 " unusual AS ({unusual}),"
-                " computed AS (SELECT l.file_id, l.line_number, coalesce(u.status, 'valid') AS status"
+                " computed AS (SELECT l.line_number, coalesce(u.status, 'valid') AS status"
                 "  FROM invoice_line AS l LEFT JOIN unusual AS u ON u.invoice_number = l.invoice_number"
-                "  WHERE l.file_id = {day_file})"
+                "  WHERE l.file_id = %(file)s)"
                 " UPDATE invoice_line AS t SET invoice_status = c.status FROM computed AS c"
-                " WHERE t.file_id = c.file_id AND t.line_number = c.line_number AND t.invoice_status <> c.status"
-            ).format(day_file=DAY_FILE, unusual=UNUSUAL_STATUSES.format(view=self.view)),
-            {"day": day},
+                " WHERE t.file_id = %(file)s AND t.line_number = c.line_number AND t.invoice_status <> c.status"
+            ).format(unusual=UNUSUAL_STATUSES.format(view=self.view)),
+            params,
         )
         row = self._one(
-            sql.SQL("SELECT count(*) FROM invoice_line WHERE file_id = {} AND invoice_status = 'valid'").format(
-                DAY_FILE
-            ),
-            {"day": day},
+            "SELECT count(*) FROM invoice_line WHERE file_id = %(file)s AND invoice_status = 'valid'", params
         )
         return int(row[0]) if row else 0
+
+    def drop_file_lines(self, file_id: int, day: dt.date) -> bool:
+        return drop_file_rows(self.connection, day, file_id)
 
     def invoices_with_status(self, day: dt.date, status: InvoiceStatus) -> Tuple[str, ...]:
         rows = self.connection.execute(

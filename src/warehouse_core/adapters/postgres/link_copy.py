@@ -17,12 +17,14 @@ from collections import defaultdict
 from typing import DefaultDict, Dict, Iterator, List, Mapping, Tuple
 
 import psycopg
+from psycopg import sql
 
 from warehouse_core.parsing import LINE_NUMBER_TYPE
 
 # Lines whose links are kept in memory before they go to the spill file.
 CHUNK_LINES = 25_000
-COPY_LINKS = "COPY invoice_line_category (category_id, file_id, line_number) FROM STDIN"
+# Into the file's own table, created in the same subtransaction: FREEZE writes the rows final.
+COPY_LINKS = "COPY {} (category_id, file_id, line_number) FROM STDIN WITH (FREEZE)"
 ITEM = LINE_NUMBER_TYPE  # the line numbers as 4-byte integers, as CategoryLinks gathers them
 LINKS_PER_WRITE = 50_000
 
@@ -58,16 +60,16 @@ class LinkSpill:
             yield numbers
 
 
-def copy_links(connection: psycopg.Connection, file_id: int, spill: LinkSpill) -> None:
-    """New categories in one statement, then the links by COPY in the key's order (category, line):
-    one ascending run, each at the end of the index while the table is young."""
+def copy_links(connection: psycopg.Connection, file_id: int, spill: LinkSpill, table: str) -> None:
+    """New categories in one statement, then the links by COPY into ``table`` in the key's order
+    (category, line), so that the key's build after it finds them sorted."""
     names = spill.names()
     cursor = connection.cursor()
     cursor.execute("INSERT INTO category (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING", (names,))
     ids: Dict[str, int] = dict(
         cursor.execute("SELECT name, id FROM category WHERE name = ANY(%s)", (names,)).fetchall()
     )
-    with cursor.copy(COPY_LINKS) as copy:
+    with cursor.copy(sql.SQL(COPY_LINKS).format(sql.Identifier(table))) as copy:
         for name in sorted(names, key=ids.__getitem__):
             prefix = "{}\t{}\t".format(ids[name], file_id)
             for numbers in spill.numbers(name):
