@@ -41,6 +41,12 @@ FULL_LINES = 1_000_000
 HUGE_FACTOR = 5
 VIEW_INVOICES = 200_000
 FLOOR_SCHEMA = "bench_model_floor"
+# ingest_1m_after_history: 10 earlier days of the 1M file's rows, in a cluster kept under
+# var/bench/ between runs (built once: the first day imported, the others copied from it).
+HISTORY_DAYS = 10
+HISTORY_FIRST = dt.date(2025, 1, 6)
+HISTORY_SCHEMA = "bench_history"
+HISTORY_365_ROUNDS = 100
 STATIC_PATH = "/static/app.css"
 CATEGORIES = [
     "Frutta",
@@ -279,6 +285,7 @@ def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
     """The naive way: one SELECT per invoice and one INSERT per line and per category link."""
     import psycopg
 
+    from warehouse_core.adapters.postgres.partitions import attach_partitions, create_partitions
     from warehouse_core.parsing import ParseTally, inspect, parse_lines
 
     began = time.perf_counter()
@@ -291,6 +298,10 @@ def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
             " VALUES (%s, %s, 'upload', %s, NULL, %s, 'rejected') RETURNING id",
             (Path(path).name + ".naive", NAIVE_DAY, facts.sha256, facts.line_count),
         ).fetchone()[0]
+        # The file's partitions, keyed and attached while empty: each row below goes through the
+        # parent tables and their keys, one at a time.
+        create_partitions(connection, NAIVE_DAY, file_id)
+        attach_partitions(connection, NAIVE_DAY, file_id)
         with open(path, "rb") as stream:
             for line in parse_lines(stream, facts.encoding, tally):
                 found = connection.execute(
@@ -401,7 +412,35 @@ def step_clients(port: int, requests: int, clients: int) -> Dict[str, Any]:
     return result
 
 
+def step_retention(url: str, schema: str, data_dir: str, day: str, file_id: int) -> Dict[str, Any]:
+    """The retention's part in the database: one day's lines and links removed, committed."""
+    core = core_for(url, schema, data_dir)
+    began = time.perf_counter()
+    with core.store.unit_of_work() as uow:
+        removed = uow.drop_file_lines(file_id, dt.date.fromisoformat(day))
+    seconds = time.perf_counter() - began
+    core.close()
+    return {"seconds": seconds, "removed": removed}
+
+
+def step_history_365(url: str, work: str, big_lines: int, rounds: int) -> Dict[str, Any]:
+    """bench/history_bench.py's year of days with a big day; the pages' p99."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import history_bench
+
+    measured = history_bench.measure(url, Path(work), 365, big_lines, rounds)
+    by_url = {figure["url"]: figure for figure in measured["figures"]}
+    return {
+        "lines": measured["lines"],
+        "days_p99_ms": by_url["/days"]["p99_ms"],
+        "day_p99_ms": by_url["/days/{}".format(measured["big_day"])]["p99_ms"],
+        "metrics_p99_ms": by_url["/metrics"]["p99_ms"],
+    }
+
+
 STEPS = {
+    "retention": step_retention,
+    "history_365": step_history_365,
     "ingest": step_ingest,
     "poll": step_poll,
     "ftp_download": step_ftp_download,
@@ -468,26 +507,31 @@ def dump_stored_rows(url: str, schema: str, day: dt.date, work: Path) -> Dict[st
             dump[table] = connection.execute(
                 "SELECT count(*) FROM {}.{} WHERE file_id = %s".format(schema, table), (file_id,)
             ).fetchone()[0]
-    psql(
-        url,
-        "DROP SCHEMA IF EXISTS {f} CASCADE; CREATE SCHEMA {f};"
-        " CREATE TABLE {f}.invoice_line (LIKE {s}.invoice_line INCLUDING ALL);"
-        " CREATE TABLE {f}.invoice_line_category (LIKE {s}.invoice_line_category INCLUDING ALL)".format(
-            f=FLOOR_SCHEMA, s=schema
-        ),
-    )
+    psql(url, "DROP SCHEMA IF EXISTS {f} CASCADE; CREATE SCHEMA {f}".format(f=FLOOR_SCHEMA))
+    dump["schema"] = schema
     return dump
 
 
 def copy_into_floor(url: str, dump: Dict[str, Any]) -> Dict[str, Any]:
-    """The server's own minimum for the data model: the dumped rows by ``psql \\copy`` into empty
-    tables with the same keys, in one transaction."""
+    """The server's own minimum for the data model, stored as the model needs it: in one
+    transaction, two new tables, the dumped rows by ``psql \\copy`` (FREEZE, as the import), then
+    their keys built in one sorted pass each with the import's memory for it."""
     import psycopg
+
+    from warehouse_core.adapters.postgres.partitions import BUILD_MEMORY
 
     seconds = psql(
         url,
-        "\\copy {}.invoice_line FROM '{}'".format(FLOOR_SCHEMA, dump["lines"]),
-        "\\copy {}.invoice_line_category FROM '{}'".format(FLOOR_SCHEMA, dump["links"]),
+        "CREATE TABLE {f}.invoice_line (LIKE {s}.invoice_line INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
+        " CREATE TABLE {f}.invoice_line_category (LIKE {s}.invoice_line_category INCLUDING DEFAULTS"
+        " INCLUDING CONSTRAINTS)".format(f=FLOOR_SCHEMA, s=dump["schema"]),
+        "\\copy {}.invoice_line FROM '{}' WITH (FREEZE)".format(FLOOR_SCHEMA, dump["lines"]),
+        "\\copy {}.invoice_line_category FROM '{}' WITH (FREEZE)".format(FLOOR_SCHEMA, dump["links"]),
+        "SET LOCAL maintenance_work_mem = '{}';"
+        " ALTER TABLE {f}.invoice_line ADD PRIMARY KEY (file_id, line_number);"
+        " ALTER TABLE {f}.invoice_line_category ADD PRIMARY KEY (category_id, file_id, line_number)".format(
+            BUILD_MEMORY, f=FLOOR_SCHEMA
+        ),
         single_transaction=True,
     )
     with psycopg.connect(url, autocommit=True) as connection:
@@ -503,7 +547,7 @@ def copy_into_floor(url: str, dump: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def model_floor(url: str, schema: str, day: dt.date, work: Path) -> Dict[str, Any]:
-    """``model_floor_1m``: the rows stored for ``day``, dumped, then copied into empty keyed tables."""
+    """``model_floor_1m``: the rows stored for ``day``, dumped, then stored again as the model stores them."""
     return copy_into_floor(url, dump_stored_rows(url, schema, day, work))
 
 
@@ -538,6 +582,33 @@ def day_file_id(url: str, schema: str, day: dt.date) -> int:
         ).fetchone()
     if row is None:
         raise RuntimeError("no file imported for {}".format(day))
+    return int(row[0])
+
+
+def lines_bytes(url: str, schema: str) -> int:
+    """Bytes on disk of invoice_line and invoice_line_category: every partition's rows, keys and TOAST."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM unnest(%s::regclass[]) AS p,"
+            " pg_partition_tree(p) AS t WHERE t.isleaf",
+            (["{}.invoice_line".format(schema), "{}.invoice_line_category".format(schema)],),
+        ).fetchone()
+    return int(row[0])
+
+
+def day_bytes(url: str, schema: str, day: dt.date) -> int:
+    """Bytes on disk of the day's two partitions (rows, keys, TOAST)."""
+    import psycopg
+
+    from warehouse_core.adapters.postgres.partitions import partition_names
+
+    names = ["{}.{}".format(schema, name) for name in partition_names(day, day_file_id(url, schema, day))]
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT sum(pg_total_relation_size(n::regclass)) FROM unnest(%s::text[]) AS n", (names,)
+        ).fetchone()
     return int(row[0])
 
 
@@ -611,14 +682,24 @@ class Run:
         self.failures: List[str] = []
         self.lines = arguments.lines
         self.small_lines = arguments.small or max(1, arguments.lines // 10)
+        self.load_mark = load_average()
 
     def add(self, entry: Dict[str, Any]) -> Dict[str, Any]:
+        """The figure, with the load average before its step began and after it ended; taken at a
+        load above the core count, it is marked unreliable and not judged."""
+        after = load_average()
+        entry["load_average"] = {"before": self.load_mark, "after": after}
+        if max(self.load_mark[0], after[0]) > (os.cpu_count() or 1):
+            entry["unreliable"] = True
         self.figures.append(entry)
         print("  ", entry, flush=True)
+        self.load_mark = load_average()
         return entry
 
-    def counts_match(self, what: str, day: dt.date, expected: Dict[str, Any], schema: Optional[str] = None) -> None:
-        held = stored_counts(self.url, schema or self.schema, day)
+    def counts_match(
+        self, what: str, day: dt.date, expected: Dict[str, Any], schema: Optional[str] = None, url: Optional[str] = None
+    ) -> None:
+        held = stored_counts(url or self.url, schema or self.schema, day)
         check(
             held["stored"] == expected["stored"] and held["valid"] == expected["valid"],
             "{} counts (stored {} of {}, valid {} of {})".format(
@@ -732,6 +813,185 @@ class Run:
         )
         self.add(figure("export_1m", data["lines"], ours["seconds"], export_floor, ours["peak_rss_mb"]))
 
+    def storage(self, data: Dict[str, Any]) -> None:
+        """storage_1m: the 1M day's two partitions on disk, per stored line, beside the raw file's bytes."""
+        self.add(
+            {
+                "name": "storage_1m",
+                "lines": data["stored"],
+                "bytes_per_line": round(day_bytes(self.url, self.schema, DAY) / data["stored"], 1),
+                "raw_bytes_per_line": round(os.path.getsize(data["path"]) / data["lines"], 1),
+            }
+        )
+
+    def history(self, data: Dict[str, Any], ingest_seconds: float) -> None:
+        """ingest_1m_after_history and retention_1m, in a cluster under var/bench/ that holds 10
+        earlier days of the 1M file's rows (built at the first run, kept for the next): the file
+        imported as the day after them, then removed; the cluster is then as it was."""
+        from warehouse_devstack.servers import PostgresCluster
+
+        cache = OUT / ("history" if self.lines == FULL_LINES else "dev-history")
+        cache.mkdir(parents=True, exist_ok=True)
+        os.chmod(str(cache), 0o755)
+        cluster = None
+        url = os.environ.get("WAREHOUSE_TEST_DATABASE_URL")
+        if not url:
+            cluster = PostgresCluster(cache / "pg").start()
+            url = cluster.create_database("history")
+        try:
+            create_view(url)
+            held = self.history_days(url)
+            if held != HISTORY_DAYS:
+                print(
+                    "building the history: {} days of {} lines (kept in {}) …".format(HISTORY_DAYS, self.lines, cache)
+                )
+                self.build_history(url, data)
+            size_before = lines_bytes(url, HISTORY_SCHEMA)
+            day = self.next_history_day(url)
+            path = self.work / file_name(day, data["lines"])
+            os.link(data["path"], str(path))
+            print("ingest 1M after {} days …".format(HISTORY_DAYS), flush=True)
+            ours = run_child(
+                "ingest", url=url, schema=HISTORY_SCHEMA, data_dir=self.data_dir, path=str(path), day=day.isoformat()
+            )
+            check(ours["stored"] == data["stored"], "ingest_1m_after_history counts", self.failures)
+            self.counts_match("ingest_1m_after_history", day, data, schema=HISTORY_SCHEMA, url=url)
+            self.add(
+                {
+                    "name": "ingest_1m_after_history",
+                    "lines": data["lines"],
+                    "seconds": round(ours["seconds"], 3),
+                    "history_days": HISTORY_DAYS,
+                    "ratio": round(ours["seconds"] / ingest_seconds, 2),
+                    "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+                }
+            )
+            print("retention 1M …", flush=True)
+            removed = run_child(
+                "retention",
+                url=url,
+                schema=HISTORY_SCHEMA,
+                data_dir=self.data_dir,
+                day=day.isoformat(),
+                file_id=day_file_id(url, HISTORY_SCHEMA, day),
+            )
+            check(removed["removed"], "retention_1m removed the day's lines", self.failures)
+            size_after = lines_bytes(url, HISTORY_SCHEMA)
+            self.add(
+                {
+                    "name": "retention_1m",
+                    "lines": data["stored"],
+                    "seconds": round(removed["seconds"], 3),
+                    "size_before_mb": round(size_before / 1024**2, 1),
+                    "size_after_mb": round(size_after / 1024**2, 1),
+                }
+            )
+        finally:
+            if cluster is not None:
+                cluster.stop()
+
+    def history_days(self, url: str) -> int:
+        """How many imported days of the history still hold their lines (a failed run's extra
+        day, if any, loses its lines first)."""
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as connection:
+            if not connection.execute("SELECT to_regclass(%s)", (HISTORY_SCHEMA + ".inbound_file",)).fetchone()[0]:
+                return 0
+            files = connection.execute(
+                "SELECT id, day FROM {}.inbound_file WHERE status = 'imported' ORDER BY day".format(HISTORY_SCHEMA)
+            ).fetchall()
+        last = HISTORY_FIRST + dt.timedelta(days=HISTORY_DAYS - 1)
+        core = core_for(url, HISTORY_SCHEMA, self.data_dir)
+        try:
+            with core.store.unit_of_work() as uow:
+                for file_id, day in files:
+                    if day > last:
+                        uow.drop_file_lines(file_id, day)
+        finally:
+            core.close()
+        return sum(1 for _, day in files if HISTORY_FIRST <= day <= last)
+
+    def next_history_day(self, url: str) -> dt.date:
+        import psycopg
+
+        with psycopg.connect(url) as connection:
+            last = connection.execute("SELECT max(day) FROM {}.inbound_file".format(HISTORY_SCHEMA)).fetchone()[0]
+        return last + dt.timedelta(days=1)
+
+    def build_history(self, url: str, data: Dict[str, Any]) -> None:
+        """The first day by a real import, the others copied from its rows on the server (each into
+        partitions of its own, keys built after, as an import does)."""
+        import psycopg
+        from psycopg import sql
+
+        from warehouse_core.adapters.postgres.partitions import attach_partitions, create_partitions
+
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("DROP SCHEMA IF EXISTS {} CASCADE".format(HISTORY_SCHEMA))
+        core_for(url, HISTORY_SCHEMA, self.data_dir).close()  # the schema, migrated
+        path = self.work / file_name(HISTORY_FIRST, data["lines"])
+        os.link(data["path"], str(path))
+        run_child(
+            "ingest",
+            url=url,
+            schema=HISTORY_SCHEMA,
+            data_dir=self.data_dir,
+            path=str(path),
+            day=HISTORY_FIRST.isoformat(),
+        )
+        path.unlink()
+        first = day_file_id(url, HISTORY_SCHEMA, HISTORY_FIRST)
+        with psycopg.connect(url, options="-c search_path={},public".format(HISTORY_SCHEMA)) as connection:
+            for offset in range(1, HISTORY_DAYS):
+                day = HISTORY_FIRST + dt.timedelta(days=offset)
+                file_id = connection.execute(
+                    "INSERT INTO inbound_file (name, day, source, sha256, declared_count, actual_lines, status,"
+                    " archive_path, received_at, stored_lines, ignored_lines, not_found_lines, valid_lines)"
+                    " SELECT %(name)s, %(day)s, source, md5(%(name)s), declared_count, actual_lines, status, '',"
+                    " received_at + (%(day)s - day) * interval '1 day', stored_lines, ignored_lines, not_found_lines,"
+                    " valid_lines FROM inbound_file WHERE id = %(first)s RETURNING id",
+                    {"name": file_name(day, data["lines"]), "day": day, "first": first},
+                ).fetchone()[0]
+                lines, links = create_partitions(connection, day, file_id)
+                connection.execute(
+                    sql.SQL(
+                        "INSERT INTO {} SELECT %(id)s, line_number, %(day)s, invoice_number, quantity, description,"
+                        " value, invoice_status FROM invoice_line WHERE file_id = %(first)s"
+                    ).format(sql.Identifier(lines)),
+                    {"id": file_id, "day": day, "first": first},
+                )
+                connection.execute(
+                    sql.SQL(
+                        "INSERT INTO {} SELECT category_id, %(id)s, line_number FROM invoice_line_category"
+                        " WHERE file_id = %(first)s ORDER BY category_id, line_number"
+                    ).format(sql.Identifier(links)),
+                    {"id": file_id, "first": first},
+                )
+                attach_partitions(connection, day, file_id)
+                connection.commit()
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("VACUUM ANALYZE")
+
+    def history_365(self) -> None:
+        print("history 365 …", flush=True)
+        result = run_child(
+            "history_365",
+            url=self.url,
+            work=str(self.work / "history-365"),
+            big_lines=self.lines,
+            rounds=HISTORY_365_ROUNDS,
+        )
+        self.add(
+            {
+                "name": "history_365",
+                "days_p99_ms": result["days_p99_ms"],
+                "day_p99_ms": result["day_p99_ms"],
+                "metrics_p99_ms": result["metrics_p99_ms"],
+                "rounds": HISTORY_365_ROUNDS,
+            }
+        )
+
     def status_latency(self) -> None:
         import psycopg
 
@@ -767,7 +1027,7 @@ class Run:
 
     def go(self) -> Dict[str, Any]:
         arguments = self.arguments
-        self.load_at_start = load_average()  # other work on the machine slows every step: the report says how much
+        self.load_at_start = self.load_mark = load_average()  # other work slows every step: the report says how much
         print("generating data in {} …".format(self.work), flush=True)
         create_view(self.url)
         big = generate_file(self.work / "big.txt", self.lines, seed=1, day=DAY)
@@ -781,7 +1041,10 @@ class Run:
             profile_dir.mkdir(parents=True, exist_ok=True)
             statement_log(self.url, "0")
         log_start = self.cluster_log.stat().st_size if self.cluster_log and self.cluster_log.exists() else 0
-        self.ingest("ingest_1m", big, DAY, profile=str(profile_dir / "ingest_1m.prof") if arguments.profile else None)
+        self.load_mark = load_average()
+        ingest_1m = self.ingest(
+            "ingest_1m", big, DAY, profile=str(profile_dir / "ingest_1m.prof") if arguments.profile else None
+        )
         if arguments.profile:
             statement_log(self.url, "-1")
             if self.cluster_log:
@@ -799,6 +1062,8 @@ class Run:
         self.model_floor_seconds = floor["seconds"]
         entry = self.add(figure("model_floor_1m", floor["lines"], floor["seconds"], None, None))
         entry["links"] = floor["links"]
+        self.storage(big)
+        self.history(big, ingest_1m["seconds"])
 
         self.ingest("ingest_100k", small, NAIVE_DAY)
         if not arguments.skip_naive:
@@ -813,6 +1078,7 @@ class Run:
         self.poll(big)
         self.export(export_data)
         self.status_latency()
+        self.history_365()
         if arguments.huge:
             huge = generate_file(self.work / "huge.txt", self.lines * HUGE_FACTOR, seed=4, day=HUGE_DAY)
             size_mb = os.path.getsize(huge["path"]) // (1024 * 1024) + 1
@@ -827,19 +1093,27 @@ class Run:
 
 
 def targets(report: Dict[str, Any], failures: List[str]) -> List[Dict[str, Any]]:
-    """Each target of SPEC §11 with the figure it was measured by; a missed one is a failure."""
+    """Each target of SPEC §11 with the figure it was measured by; a missed one is a failure. A
+    target whose figures were taken at a load above the core count is reported, not judged."""
     by_name = {f["name"]: f for f in report["figures"]}
     held: List[Dict[str, Any]] = []
 
-    def target(what: str, value: float, limit: float, at_most: bool = True) -> None:
+    def target(what: str, value: float, limit: float, *names: str, at_most: bool = True) -> None:
         ok = value <= limit if at_most else value >= limit
-        held.append({"target": what, "value": round(value, 2), "limit": limit, "held": ok})
-        check(ok, "{}: {:.2f}".format(what, value), failures)
+        unreliable = any(by_name[name].get("unreliable") for name in names)
+        held.append({"target": what, "value": round(value, 2), "limit": limit, "held": None if unreliable else ok})
+        if not unreliable:
+            check(ok, "{}: {:.2f}".format(what, value), failures)
 
     ingest, floor = by_name["ingest_1m"], by_name["model_floor_1m"]
-    target("ingest_1m / model_floor_1m <= 1.5", ingest["seconds"] / floor["seconds"], 1.5)
-    target("poll_1m / (download + model_floor_1m) <= 1.6", by_name["poll_1m"]["ratio"], 1.6)
-    target("export_1m / its floor <= 2.5", by_name["export_1m"]["ratio"], 2.5)
+    target(
+        "ingest_1m / model_floor_1m <= 1.3", ingest["seconds"] / floor["seconds"], 1.3, "ingest_1m", "model_floor_1m"
+    )
+    target("ingest_1m / its bare floor <= 5", ingest["ratio"], 5, "ingest_1m")
+    target(
+        "poll_1m / (download + model_floor_1m) <= 1.5", by_name["poll_1m"]["ratio"], 1.5, "poll_1m", "model_floor_1m"
+    )
+    target("export_1m / its floor <= 2.5", by_name["export_1m"]["ratio"], 2.5, "export_1m")
     for name in ("ingest_1m", "ingest_100k", "poll_1m", "export_1m", "ingest_5m"):
         if name in by_name:
             target("{} peak RSS MB <= 150".format(name), by_name[name]["peak_rss_mb"], 150)
@@ -851,10 +1125,25 @@ def targets(report: Dict[str, Any], failures: List[str]) -> List[Dict[str, Any]]
     if "ingest_5m" in by_name:
         huge = by_name["ingest_5m"]
         target("ingest_5m - ingest_1m peak RSS MB <= 30", abs(huge["peak_rss_mb"] - ingest["peak_rss_mb"]), 30)
-        target("ingest_5m / ingest_1m seconds <= 5.5", huge["seconds"] / ingest["seconds"], 5.5)
-    target("status p99 / static p99 <= 2", by_name["status_latency"]["p99_ratio"], 2)
+        target(
+            "ingest_5m / ingest_1m seconds <= 5.5", huge["seconds"] / ingest["seconds"], 5.5, "ingest_5m", "ingest_1m"
+        )
+    target("status p99 / static p99 <= 2", by_name["status_latency"]["p99_ratio"], 2, "status_latency")
     if "naive_100k" in by_name:
-        target("naive_100k / ingest_100k >= 20", by_name["naive_100k"]["ratio"], 20, at_most=False)
+        target("naive_100k / ingest_100k >= 20", by_name["naive_100k"]["ratio"], 20, "naive_100k", at_most=False)
+    after = by_name["ingest_1m_after_history"]
+    target("ingest_1m_after_history / ingest_1m <= 1.15", after["ratio"], 1.15, "ingest_1m_after_history", "ingest_1m")
+    retention = by_name["retention_1m"]
+    target("retention_1m seconds <= 0.5", retention["seconds"], 0.5, "retention_1m")
+    target(
+        "retention_1m size after / before - 1 <= 0.05",
+        abs(retention["size_after_mb"] / retention["size_before_mb"] - 1),
+        0.05,
+    )
+    history = by_name["history_365"]
+    target("history_365 GET /days p99 ms <= 100", history["days_p99_ms"], 100, "history_365")
+    target("history_365 GET /days/<day> p99 ms <= 100", history["day_p99_ms"], 100, "history_365")
+    target("history_365 GET /metrics p99 ms <= 50", history["metrics_p99_ms"], 50, "history_365")
     return held
 
 
@@ -925,6 +1214,13 @@ def print_table(report: Dict[str, Any]) -> None:
         )
     )
     for f in report["figures"]:
+        load = "load {} -> {}{}".format(
+            f["load_average"]["before"][0], f["load_average"]["after"][0], " UNRELIABLE" if f.get("unreliable") else ""
+        )
+        if f["name"] not in ("status_latency",) and "floor_seconds" not in f:
+            extra = {k: v for k, v in f.items() if k not in ("name", "load_average", "unreliable")}
+            print("{:<16} {}; {}".format(f["name"], json.dumps(extra), load))
+            continue
         if f["name"] == "status_latency":
             print(
                 "{:<16} {} requests, {} clients: median {} ms, p99 {} ms; static median {} ms, p99 {} ms; p99 ratio {}".format(
@@ -937,10 +1233,12 @@ def print_table(report: Dict[str, Any]) -> None:
                     f["static_p99_ms"],
                     f["p99_ratio"],
                 )
+                + "; "
+                + load
             )
             continue
         print(
-            "{:<16} {:>9} {:>10} {:>12} {:>10} {:>8} {:>12}".format(
+            "{:<16} {:>9} {:>10} {:>12} {:>10} {:>8} {:>12}  {}".format(
                 f["name"],
                 f["lines"],
                 f["seconds"],
@@ -948,11 +1246,13 @@ def print_table(report: Dict[str, Any]) -> None:
                 f["floor_seconds"] or "-",
                 f["ratio"] or "-",
                 f["peak_rss_mb"] or "-",
+                load,
             )
         )
     print()
     for t in report["targets"]:
-        print("{:<6} {:<48} {}".format("held" if t["held"] else "MISSED", t["target"], t["value"]))
+        verdict = "held" if t["held"] else "not judged (load)" if t["held"] is None else "MISSED"
+        print("{:<17} {:<48} {}".format(verdict, t["target"], t["value"]))
 
 
 if __name__ == "__main__":

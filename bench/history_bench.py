@@ -25,7 +25,9 @@ from typing import Any, Dict, List
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "devstack"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "devstack")]
+from warehouse_core.adapters.postgres.partitions import attach_partitions, create_partitions  # noqa: E402
+
 OUT = ROOT / "var" / "bench"
 LAST_DAY = dt.date(2026, 11, 26)
 SCHEMA = "history_bench"
@@ -64,13 +66,19 @@ def fill(url: str, days: int, big_lines: int) -> dt.date:
                 "  'mail-queued', 'file-deleted', 'mail-sent', 'session-started', 'session-progress', 'session-uploaded',"
                 "  'session-confirmed', 'mail-queued', 'mail-sent']) WITH ORDINALITY AS kinds(kind, k)"
             )
+            # The big day's lines in partitions of their own, as an import stores them.
+            [file_id] = connection.execute("SELECT id FROM inbound_file WHERE day = %s", (big_day,)).fetchone()
+            lines, _ = create_partitions(connection, big_day, file_id)
             connection.execute(
-                "INSERT INTO invoice_line (file_id, line_number, day, invoice_number, quantity, description, value,"
-                " invoice_status)"
-                " SELECT f.id, g, f.day, '6' || lpad(g::text, 8, '0'), 1, 'Frutta', 1.5, 'valid'"
-                " FROM inbound_file AS f, generate_series(1, f.stored_lines) AS g WHERE f.day = %s",
-                (big_day,),
+                psycopg.sql.SQL(
+                    "INSERT INTO {} (file_id, line_number, day, invoice_number, quantity, description, value,"
+                    " invoice_status)"
+                    " SELECT f.id, g, f.day, '6' || lpad(g::text, 8, '0'), 1, 'Frutta', 1.5, 'valid'"
+                    " FROM inbound_file AS f, generate_series(1, f.stored_lines) AS g WHERE f.id = %s"
+                ).format(psycopg.sql.Identifier(lines)),
+                (file_id,),
             )
+            attach_partitions(connection, big_day, file_id)
         connection.execute("VACUUM ANALYZE")
     return big_day
 
@@ -90,6 +98,7 @@ def timed(client: Any, url: str, rounds: int) -> Dict[str, Any]:
         "rounds": rounds,
         "median_ms": round(statistics.median(samples), 2),
         "p90_ms": round(sorted(samples)[int(0.9 * (len(samples) - 1))], 2),
+        "p99_ms": round(sorted(samples)[int(0.99 * (len(samples) - 1))], 2),
         "bytes": size,
     }
 
@@ -114,6 +123,55 @@ def store_only(core: Any, big_day: dt.date, rounds: int) -> Dict[str, Any]:
     }
 
 
+def measure(url: str, work: Path, days: int, big_lines: int, rounds: int) -> Dict[str, Any]:
+    """The schema filled, then each page timed ``rounds`` times through the Flask test client."""
+    from warehouse_core.adapters.postgres import PsycopgStore
+    from warehouse_core.bootstrap import bootstrap
+    from warehouse_core.settings import Settings
+    from warehouse_devstack.servers import load_invoice_view
+    from warehouse_web import create_app
+
+    load_invoice_view(url, ROOT / "devstack" / "warehouse_devstack" / "samples" / "invoice_view.sql")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS {} CASCADE".format(SCHEMA))
+    store = PsycopgStore(url, schema=SCHEMA)
+    store.migrate()
+    began = time.perf_counter()
+    big_day = fill(url, days, big_lines)
+    filled = time.perf_counter() - began
+    settings = Settings(
+        database_url=url,
+        db_schema=SCHEMA,
+        inbound_ftp_url="ftp://u:p@127.0.0.1:21/",
+        outbound_ftp_url="ftp://u:p@127.0.0.1:21/",
+        remote_log_fs="osfs:///tmp",
+        remote_log_path="x.log",
+        smtp_url="smtp://127.0.0.1:25",
+        mail_from="a@example.com",
+        mail_to="b@example.com",
+        data_dir=str(work / "var"),
+    )
+    core = bootstrap(settings, store=store)
+    try:
+        client = create_app({"TESTING": True}, core=core).test_client()
+        figures = [
+            # The cheapest page of the same app, same store and same load: the floor to read the rest against.
+            timed(client, "/api/session", rounds),
+            store_only(core, big_day, rounds),
+            timed(client, "/days", rounds),
+            timed(client, "/days?before={}".format(big_day + dt.timedelta(days=30)), rounds),
+            timed(client, "/api/days?limit=366", rounds),
+            timed(client, "/days/{}".format(big_day), rounds),
+            timed(client, "/api/days/{}".format(big_day), rounds),
+            timed(client, "/metrics", rounds),
+        ]
+        with store.connection() as connection:
+            lines = connection.execute("SELECT count(*) FROM invoice_line").fetchone()[0]
+    finally:
+        core.close()
+    return {"big_day": big_day, "lines": lines, "filled": filled, "figures": figures}
+
+
 def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
@@ -121,11 +179,7 @@ def main(argv: Any = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     arguments = parser.parse_args(argv)
 
-    from warehouse_core.adapters.postgres import PsycopgStore
-    from warehouse_core.bootstrap import bootstrap
-    from warehouse_core.settings import Settings
-    from warehouse_devstack.servers import PostgresCluster, load_invoice_view
-    from warehouse_web import create_app
+    from warehouse_devstack.servers import PostgresCluster
 
     cluster = None
     url = os.environ.get("WAREHOUSE_TEST_DATABASE_URL")
@@ -135,45 +189,11 @@ def main(argv: Any = None) -> int:
         cluster = PostgresCluster(work / "pg").start()
         url = cluster.create_database("bench")
     try:
-        load_invoice_view(url, ROOT / "devstack" / "warehouse_devstack" / "samples" / "invoice_view.sql")
-        with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute("DROP SCHEMA IF EXISTS {} CASCADE".format(SCHEMA))
-        store = PsycopgStore(url, schema=SCHEMA)
-        store.migrate()
-        began = time.perf_counter()
-        big_day = fill(url, arguments.days, arguments.big_lines)
-        filled = time.perf_counter() - began
-        settings = Settings(
-            database_url=url,
-            db_schema=SCHEMA,
-            inbound_ftp_url="ftp://u:p@127.0.0.1:21/",
-            outbound_ftp_url="ftp://u:p@127.0.0.1:21/",
-            remote_log_fs="osfs:///tmp",
-            remote_log_path="x.log",
-            smtp_url="smtp://127.0.0.1:25",
-            mail_from="a@example.com",
-            mail_to="b@example.com",
-            data_dir=str(work / "var"),
-        )
-        core = bootstrap(settings, store=store)
-        client = create_app({"TESTING": True}, core=core).test_client()
-        figures = [
-            # The cheapest page of the same app, same store and same load: the floor to read the rest against.
-            timed(client, "/api/session", arguments.rounds),
-            store_only(core, big_day, arguments.rounds),
-            timed(client, "/days", arguments.rounds),
-            timed(client, "/days?before={}".format(big_day + dt.timedelta(days=30)), arguments.rounds),
-            timed(client, "/api/days?limit=366", arguments.rounds),
-            timed(client, "/days/{}".format(big_day), arguments.rounds),
-            timed(client, "/api/days/{}".format(big_day), arguments.rounds),
-            timed(client, "/metrics", arguments.rounds),
-        ]
-        with store.connection() as connection:
-            lines = connection.execute("SELECT count(*) FROM invoice_line").fetchone()[0]
-        core.close()
+        measured = measure(url, work, arguments.days, arguments.big_lines, arguments.rounds)
     finally:
         if cluster is not None:
             cluster.stop()
+    big_day, lines, filled, figures = (measured[k] for k in ("big_day", "lines", "filled", "figures"))
     report = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
