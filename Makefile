@@ -32,7 +32,15 @@ packages-run:
 run: packages-run $(STAMP)
 	$(DEVSTACK_PATH) $(BIN)/python -m warehouse_devstack $(RUN_ARGS)
 
-test: packages $(STAMP)
+# axe-core for the browser tests' accessibility checks, from the npm registry at the version
+# tests/browser/package-lock.json pins (node and npm come from scripts/ensure-system-packages).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+$(AXE): tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
+test: packages $(STAMP) $(AXE)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

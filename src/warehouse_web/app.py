@@ -83,9 +83,9 @@ def keep_dates_whole(text: Any) -> Markup:
 
 
 def wrap_points(text: Any) -> Markup:
-    """``text`` escaped, with a line-break opportunity after each ``_`` of a long file name,
+    """``text`` escaped, with a line-break opportunity after each ``_`` and ``/`` of a long file name or path,
     so that a narrow screen wraps ``Spedizioni20261126_123.txt`` at its parts, not letter by letter."""
-    return Markup(str(escape(text)).replace("_", "_<wbr>"))
+    return Markup(str(escape(text)).replace("_", "_<wbr>").replace("/", "/<wbr>"))
 
 
 def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:

@@ -27,27 +27,29 @@
       var first = text === null ? undefined : said[text];
       button.disabled = text !== null;
       note.hidden = text === null || first !== undefined;
-      note.textContent = text === null || first !== undefined ? "" : text;
+      showText(note, text === null || first !== undefined ? "" : text);
       if (text === null) { button.removeAttribute("aria-describedby"); } else { button.setAttribute("aria-describedby", first || note.id); }
       if (text !== null && first === undefined) { said[text] = note.id; }
     });
     document.getElementById("status").disabled = false;
   }
 
-  // The status line, with each ISO date kept whole (never broken at its hyphens).
-  function showLine(text) {
-    statusLine.textContent = "";
+  // A sentence with each ISO date kept whole (never broken at its hyphens).
+  function showText(element, text) {
+    element.textContent = "";
     String(text || "").split(/(\d{4}-\d{2}-\d{2})/).forEach(function (part, index) {
       if (index % 2 === 1) {
         var date = document.createElement("span");
         date.className = "date";
         date.textContent = part;
-        statusLine.appendChild(date);
+        element.appendChild(date);
       } else if (part) {
-        statusLine.appendChild(document.createTextNode(part));
+        element.appendChild(document.createTextNode(part));
       }
     });
   }
+
+  function showLine(text) { showText(statusLine, text); }
 
   function showStatus(status) {
     showLine(status.message);
@@ -109,7 +111,7 @@
   function act(button, confirmFirst) {
     button.addEventListener("click", function () {
       if (confirmFirst) {
-        closeQuestion.textContent = closeQuestion.dataset.text.split("{day}").join(lastStatus.day || "");
+        showText(closeQuestion, closeQuestion.dataset.text.split("{day}").join(lastStatus.day || ""));
         closeDialog.showModal();
         return;
       }
