@@ -257,7 +257,7 @@ def _cell(value: object) -> str:
 def retry_session(core: Core, arguments: argparse.Namespace, now: dt.datetime) -> int:
     ready = core.retry_session(arguments.day, arguments.reason, command_actor(), now, redeliver=arguments.redeliver)
     core.deliver_outbox(now)
-    print("session for {} is {} again: Start on the page exports it".format(ready.day.isoformat(), ready.state.value))
+    print(core.sentences.text("retried", day=ready.day.isoformat()))
     return 0
 
 
@@ -272,13 +272,22 @@ def import_file(core: Core, path: Path, now: dt.datetime) -> int:
     if summary.status is FileStatus.REJECTED:
         first = summary.problems[0]
         return fail(
-            "{} rejected: {} problems; line {}: {}".format(
-                summary.file_name, summary.problem_count, first.line, first.reason
+            core.sentences.text(
+                "cli_rejected",
+                file=summary.file_name,
+                count=summary.problem_count,
+                line=first.line,
+                reason=first.reason,
             )
         )
     print(
-        "{} imported for {}: {} lines stored, {} ignored, {} invoices not found".format(
-            summary.file_name, summary.day, summary.stored_lines, summary.ignored_lines, len(summary.not_found)
+        core.sentences.text(
+            "cli_imported",
+            file=summary.file_name,
+            day=summary.day,
+            stored=summary.stored_lines,
+            ignored=summary.ignored_lines,
+            not_found=len(summary.not_found),
         )
     )
     return 0

@@ -274,3 +274,21 @@ def test_every_sentence_of_every_mail_comes_from_a_catalogue(pseudo_world):
             if words:
                 missing["{} {}".format(mail.event.value, part)] = words
     assert missing == {}
+
+
+def test_the_command_lines_one_line_outcomes_are_in_the_language_too(make_settings, tmp_path, capsys):
+    from warehouse_runner.cli import import_file
+
+    world = build_world(make_settings, language="it")
+    bad = tmp_path / MALFORMED_SAMPLE.name
+    bad.write_bytes(MALFORMED_SAMPLE.read_bytes())
+    assert import_file(world.core, bad, world.clock.now()) == 1
+    assert "{} scartato: ".format(MALFORMED_SAMPLE.name) in capsys.readouterr().err
+    good = tmp_path / VALID_SAMPLE.name
+    good.write_bytes(VALID_SAMPLE.read_bytes())
+    assert import_file(world.core, good, world.clock.now()) == 0
+    assert capsys.readouterr().out.startswith(
+        "{} importato per il 2026-11-26: 8 righe memorizzate, 2 ignorate, 2 fatture non trovate".format(
+            VALID_SAMPLE.name
+        )
+    )
