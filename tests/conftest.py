@@ -324,6 +324,23 @@ def ssh_server() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def recording_ssh_account(ssh_server: Any) -> Iterator[Any]:
+    """An account on ``ssh_server`` whose login shell records every command it is asked to run
+    (``.commands()``); ``.url(ssh_server)`` logs it in with the server's user key. Needs root."""
+    from warehouse_devstack.servers import RecordingShellAccount
+
+    if os.geteuid() != 0:
+        pytest.skip("creating a local account needs root")
+    directory = Path(tempfile.mkdtemp(prefix="warehouse-sshd-recording-"))
+    account = RecordingShellAccount(directory, ssh_server.directory / "user_key.pub").create()
+    try:
+        yield account
+    finally:
+        account.remove()
+        shutil.rmtree(str(directory), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def impostor_ssh_server(ssh_server: Any) -> Iterator[Any]:
     """A second sshd with a host key of its own that lets the same user in with the same key:
     what a man in the middle between the service and the log server looks like."""

@@ -936,17 +936,23 @@ class FakeLogFollower:
         self.path = path
         self.offset = 0
 
-    def skip_existing(self) -> None:
+    def skip_existing(self) -> int:
         self.remote.check()
         self.offset = len(self.remote.logs.get(self.path, []))
+        return self.offset
 
-    def read_new(self) -> List[str]:
+    def start_at(self, position: int) -> None:
+        self.offset = position
+
+    def read_new(self) -> Iterator[str]:
+        """Lines one at a time, as the adapter gives them: the position moves past each."""
         self.remote.check()
         lines = self.remote.logs.get(self.path, [])
         if len(lines) < self.offset:
             self.offset = 0
-        new, self.offset = lines[self.offset :], len(lines)
-        return list(new)
+        while self.offset < len(lines):
+            self.offset += 1
+            yield lines[self.offset - 1]
 
 
 class FakeRemoteLog:

@@ -12,6 +12,7 @@ import email.policy
 import ipaddress
 import os
 import pwd
+import shlex
 import shutil
 import socket
 import subprocess
@@ -804,7 +805,8 @@ class SshServer:
                 ]
                 + ["HostKey {}".format(self.directory / ("host_key_" + t)) for t in self.extra_host_key_types]
                 + [
-                    "AuthorizedKeysFile {}".format(authorized),
+                    # The second file: the keys of a RecordingShellAccount, which sshd reads as that user.
+                    "AuthorizedKeysFile {} %h/{}".format(authorized, RecordingShellAccount.AUTHORIZED_KEYS),
                     "PidFile {}".format(self.directory / "sshd.pid"),
                     "PasswordAuthentication no",
                     "KbdInteractiveAuthentication no",
@@ -858,6 +860,59 @@ class SshServer:
         """This server's entry as ``~/.ssh/known_hosts`` would hold it."""
         key_type, key = (self.directory / "host_key.pub").read_text().split()[:2]
         return "[127.0.0.1]:{} {} {}".format(self.port, key_type, key)
+
+
+class RecordingShellAccount:
+    """A throwaway local user for an ``SshServer`` whose login shell records every command the
+    account is asked to run (sshd runs an exec request as ``<shell> -c <command>``), then runs it
+    with /bin/sh. SFTP through ``internal-sftp`` does not go through the shell: a client that only
+    reads files over SFTP leaves the record empty."""
+
+    AUTHORIZED_KEYS = "warehouse_authorized_keys"
+
+    def __init__(self, directory: Path, public_key: Path) -> None:
+        import secrets
+
+        self.directory = Path(directory)
+        self.public_key = Path(public_key)
+        self.user = "whlog" + secrets.token_hex(4)
+        self.record = self.directory / "commands.log"
+        self.created = False
+
+    def create(self) -> "RecordingShellAccount":
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o755)
+        shell = self.directory / "recording-shell"
+        shell.write_text(
+            "#!/bin/sh\n"
+            "# The login shell of a recording account: what it is asked to run, then run it.\n"
+            "printf '%s\\n' \"$*\" >> {record}\n"
+            'exec /bin/sh "$@"\n'.format(record=shlex.quote(str(self.record)))
+        )
+        shell.chmod(0o755)
+        self.record.write_text("")
+        self.record.chmod(0o666)
+        subprocess.run(["useradd", "-M", "-d", str(self.directory), "-s", str(shell), self.user], check=True)
+        self.created = True
+        # Not locked ("!"), which sshd without PAM refuses even for a key; no password either.
+        subprocess.run(["usermod", "-p", "*", self.user], check=True)
+        authorized = self.directory / self.AUTHORIZED_KEYS
+        authorized.write_bytes(self.public_key.read_bytes())
+        shutil.chown(str(authorized), user=self.user)
+        authorized.chmod(0o600)
+        return self
+
+    def url(self, server: "SshServer") -> str:
+        """``server``'s URL with this account as the user (the server's user key logs it in)."""
+        return server.url().replace("ssh://{}@".format(server.user), "ssh://{}@".format(self.user), 1)
+
+    def commands(self) -> List[str]:
+        return self.record.read_text().splitlines()
+
+    def remove(self) -> None:
+        if self.created:
+            subprocess.run(["userdel", self.user], check=False, stderr=subprocess.DEVNULL)
+            self.created = False
 
 
 # --- the customer's remote importer ----------------------------------------------------------

@@ -56,38 +56,45 @@ class FsSide:
 @pytest.fixture(params=["fake", "osfs", "ssh"])
 def side(request, tmp_path):
     if request.param == "fake":
-        return FakeSide()
+        yield FakeSide()
+        return
     if request.param == "osfs":
-        return FsSide(
+        yield FsSide(
             "osfs://" + str(tmp_path), tmp_path / "importer.log", "importer.log", "osfs://" + str(tmp_path / "absent")
         )
+        return
+    # Over SSH, as an account whose login shell records any command it is asked to run: reading
+    # the log never asks the server to run one (SPEC §4, "The log server is only read").
     server = request.getfixturevalue("ssh_server")
+    account = request.getfixturevalue("recording_ssh_account")
     folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
-    broken = server.url().replace(":{}/".format(server.port), ":{}/".format(free_port()))
-    return FsSide(
-        server.url(), folder / "importer.log", str(folder / "importer.log"), broken, [server.host_key_fingerprint()]
-    )
+    folder.chmod(0o777)
+    url = account.url(server)
+    broken = url.replace(":{}/".format(server.port), ":{}/".format(free_port()))
+    recorded = len(account.commands())
+    yield FsSide(url, folder / "importer.log", str(folder / "importer.log"), broken, [server.host_key_fingerprint()])
+    assert account.commands()[recorded:] == []
 
 
 def test_reads_only_complete_lines_appended_since_the_last_read(side):
     with side.remote_log.follow(side.path) as follower:
-        assert follower.read_new() == []  # no log yet
+        assert list(follower.read_new()) == []  # no log yet
         side.append("old line\n")
         follower.skip_existing()
         side.append("a.txt: 3 records read\nb.txt: ERR")
-        assert follower.read_new() == ["a.txt: 3 records read"]
-        assert follower.read_new() == []
+        assert list(follower.read_new()) == ["a.txt: 3 records read"]
+        assert list(follower.read_new()) == []
         side.append("OR\n")
-        assert follower.read_new() == ["b.txt: ERROR"]
+        assert list(follower.read_new()) == ["b.txt: ERROR"]
 
 
 def test_a_rotated_or_truncated_log_is_read_from_the_start(side):
     with side.remote_log.follow(side.path) as follower:
         side.append("one\ntwo\nthree\n")
-        assert follower.read_new() == ["one", "two", "three"]
+        assert list(follower.read_new()) == ["one", "two", "three"]
         side.truncate()
         side.append("new\n")
-        assert follower.read_new() == ["new"]
+        assert list(follower.read_new()) == ["new"]
 
 
 def test_an_unreachable_log_raises_transfer_error(side):
@@ -95,7 +102,74 @@ def test_an_unreachable_log_raises_transfer_error(side):
     side.break_it()
     with side.remote_log.follow(side.path) as follower:
         with pytest.raises(TransferError):
-            follower.read_new()
+            list(follower.read_new())
+
+
+def test_a_line_longer_than_a_read_chunk_and_a_log_many_chunks_long_are_read_whole(side):
+    long_line = "x" * 200000 + ".txt: 3 records read"
+    many = ["line {}".format(n) for n in range(20000)]
+    with side.remote_log.follow(side.path) as follower:
+        side.append(long_line + "\n" + "\n".join(many) + "\nhalf")
+        assert list(follower.read_new()) == [long_line] + many
+        side.append(" written\n")
+        assert list(follower.read_new()) == ["half written"]
+
+
+class ReadSpy:
+    """Wraps a filesystem: every read of a file opened through it is recorded (bytes asked, got)."""
+
+    def __init__(self, filesystem, reads):
+        self._filesystem, self._reads = filesystem, reads
+
+    def __getattr__(self, name):
+        return getattr(self._filesystem, name)
+
+    def openbin(self, *arguments, **options):
+        stream, reads = self._filesystem.openbin(*arguments, **options), self._reads
+
+        class Stream:
+            def __getattr__(self, name):
+                return getattr(stream, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                stream.close()
+
+            def read(self, size=-1):
+                data = stream.read(size)
+                reads.append((size, len(data)))
+                return data
+
+        return Stream()
+
+
+def test_the_new_part_is_streamed_in_bounded_chunks_as_the_lines_are_consumed(side, monkeypatch):
+    from warehouse_core.adapters import fs_remote_log
+
+    if isinstance(side, FakeSide):
+        pytest.skip("the fake holds no file")
+    reads = []
+    opened = side.remote_log.open_filesystem
+    monkeypatch.setattr(side.remote_log, "open_filesystem", lambda: ReadSpy(opened(), reads))
+    many = ["{:06d}.txt: 3 records read".format(n) for n in range(40000)]  # about 1 MB
+    with side.remote_log.follow(side.path) as follower:
+        side.append("\n".join(many) + "\n")
+        lines = iter(follower.read_new())
+        assert next(lines) == many[0]
+        assert sum(got for _, got in reads) <= fs_remote_log.CHUNK_BYTES  # one chunk read so far
+        assert [many[0]] + list(lines) == many
+    assert reads and all(0 <= asked <= fs_remote_log.CHUNK_BYTES for asked, _ in reads)
+
+
+def test_a_line_that_is_not_utf8_is_read_with_replacement_characters(side):
+    if isinstance(side, FakeSide):
+        pytest.skip("the fake holds text")
+    with side.remote_log.follow(side.path) as follower:
+        with open(side.file, "ab") as handle:
+            handle.write(b"caf\xe9.txt: 3 records read\n")
+        assert list(follower.read_new()) == ["caf\ufffd.txt: 3 records read"]
 
 
 def test_describe_hides_the_password():
@@ -110,7 +184,7 @@ def test_describe_hides_the_password():
 
 def read_through(remote_log, path="/nonexistent/importer.log"):
     with remote_log.follow(path) as follower:
-        return follower.read_new()
+        return list(follower.read_new())
 
 
 @pytest.fixture
@@ -206,3 +280,55 @@ def test_a_server_with_none_of_the_pinned_keys_is_refused_naming_every_key_it_of
 def test_an_ssh_url_without_pinned_host_keys_is_refused_before_any_connection(ssh_server):
     with pytest.raises(ConfigurationError, match="WAREHOUSE_REMOTE_LOG_HOST_KEY"):
         FsRemoteLog(RemoteLogEndpoint.parse(ssh_server.url()), timeout=5)
+
+
+# --- the log server is only read ---------------------------------------------------------------
+
+
+def test_the_recording_account_records_what_an_exec_request_runs_and_still_serves_sftp(
+    ssh_server, recording_ssh_account
+):
+    """The control for every "nothing recorded" assertion: an exec request does reach the shell."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(
+        "127.0.0.1",
+        ssh_server.port,
+        username=recording_ssh_account.user,
+        key_filename=str(ssh_server.user_key),
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=5,
+    )
+    try:
+        recorded = len(recording_ssh_account.commands())
+        _, out, _ = client.exec_command("echo recorded", timeout=5)
+        assert out.read().strip() == b"recorded"
+        assert recording_ssh_account.commands()[recorded:] == ["-c echo recorded"]
+        sftp = client.open_sftp()
+        assert sftp.stat(str(recording_ssh_account.record)).st_size > 0
+        sftp.close()
+    finally:
+        client.close()
+
+
+def test_reading_the_log_asks_the_server_to_run_nothing(ssh_server, recording_ssh_account):
+    folder = Path(tempfile.mkdtemp(prefix="warehouse-remote-log-"))
+    folder.chmod(0o755)
+    (folder / "importer.log").write_text("old.txt: 1 records read\n")
+    remote = FsRemoteLog(
+        RemoteLogEndpoint.parse(recording_ssh_account.url(ssh_server)),
+        timeout=5,
+        host_keys=[ssh_server.host_key_fingerprint()],
+    )
+    recorded = len(recording_ssh_account.commands())
+    with remote.follow(str(folder / "importer.log")) as follower:
+        follower.skip_existing()
+        with open(str(folder / "importer.log"), "a") as handle:
+            handle.write("a.txt: 3 records read\n")
+        assert list(follower.read_new()) == ["a.txt: 3 records read"]
+    with remote.follow(str(folder / "absent.log")) as follower:
+        assert list(follower.read_new()) == []
+    assert recording_ssh_account.commands()[recorded:] == []

@@ -75,6 +75,18 @@ def test_all_ok(environment, capsys, postgres_server, db_schema):
     assert found is None
 
 
+def test_check_asks_the_log_server_to_run_nothing(environment, capsys, monkeypatch, ssh_server, recording_ssh_account):
+    """SPEC §4: the log server is only read. The log account's login shell records any command."""
+    log_file = Path(environment["WAREHOUSE_REMOTE_LOG_PATH"].format(date="20261126"))
+    log_file.parent.chmod(0o755)
+    log_file.write_text("earlier.txt: 3 records read\n")
+    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_FS", recording_ssh_account.url(ssh_server))
+    recorded = len(recording_ssh_account.commands())
+    status, lines, _ = check(capsys)
+    assert status == 0 and lines["remote_log"] == "ok"
+    assert recording_ssh_account.commands()[recorded:] == []
+
+
 def test_database_down(environment, capsys, monkeypatch):
     monkeypatch.setenv("WAREHOUSE_DATABASE_URL", "postgresql://postgres@127.0.0.1:{}/warehouse".format(free_port()))
     status, lines, last = check(capsys)

@@ -43,19 +43,20 @@ def day(
 ):
     """The core wired to real servers; the remote log lives in a folder sshd serves."""
     log_folder = Path(tempfile.mkdtemp(prefix="warehouse-importer-"))
+    log_folder.chmod(0o755)  # readable by the recording account too
 
     class Day:
         clock = RunningClock(at("2026-11-26T10:00"))
         importer = None
 
-        def build(self, mode="ok", log_timeout=20):
+        def build(self, mode="ok", log_timeout=20, remote_log_fs=None):
             settings = make_settings(
                 database_url=postgres_server,
                 db_schema=db_schema,
                 inbound_ftp_url=ftp_server.url(),
                 outbound_ftp_url=outbound_server.url(),
                 smtp_url=smtp_server.url(),
-                remote_log_fs=ssh_server.url(),
+                remote_log_fs=remote_log_fs or ssh_server.url(),
                 remote_log_host_key=ssh_server.host_key_fingerprint(),
                 remote_log_path=str(log_folder / "importer-{date}.log"),
                 remote_log_interval=0.2,
@@ -135,6 +136,19 @@ def test_a_whole_day_import_start_export_confirm_complete(day, ftp_server, outbo
     assert smtp_server.events() == ["import-summary", "session-completed"]
     text = body_text(smtp_server.by_event("session-completed")[0])
     assert "600000004" in text and "600000099" in text and EXPORT in text and "Lines generated: 6" in text
+
+
+def test_a_whole_session_asks_the_log_server_to_run_nothing(
+    day, ftp_server, ssh_server, recording_ssh_account, smtp_server
+):
+    """SPEC §4: the log server is only read. The log account's login shell records any command."""
+    recorded = len(recording_ssh_account.commands())
+    day.build(remote_log_fs=recording_ssh_account.url(ssh_server))
+    import_sample(day, ftp_server)
+    assert day.post("/api/session/start").status_code == 202
+    status, _ = day.run_until_finished()
+    assert status["state"] == "completed", status
+    assert recording_ssh_account.commands()[recorded:] == []
 
 
 @pytest.mark.parametrize(

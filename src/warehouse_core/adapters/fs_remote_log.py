@@ -4,6 +4,14 @@ For ``ssh://`` the SSH connection is built here, not by fs.sshfs's URL opener: t
 any host key (paramiko's AutoAddPolicy), trusts ``~/.ssh/known_hosts`` and ``~/.ssh/config`` of
 whoever runs the service, and connects to ``gethostbyname(host)``. Here the server's key must be
 one of the configured SHA256 fingerprints, checked before any password or key is offered.
+
+The log server is only read (SPEC §4): fs.sshfs asks the server to run ``uname -s``, ``sysinfo``
+and ``echo $LANG`` the first time it describes a file (to guess the platform and locale), which a
+customer's audit flags and a restricted account refuses. The SSHFS here never does: its platform
+and locale are fixed, and it has no way to run a command. Only the SFTP subsystem is opened.
+
+The log is read from an offset in chunks of ``CHUNK_BYTES``, line by line as the caller consumes
+them: never the whole log, nor the whole new part, in memory at once.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 10
 # Host keys asked for before giving up: a server holds one per type (ed25519, ecdsa, rsa, dsa).
 MAX_HOST_KEYS = 6
+# How much of the log one read asks for: what a read holds in memory, with the longest line.
+CHUNK_BYTES = 64 * 1024
 
 
 def _import_fs() -> None:
@@ -32,6 +42,9 @@ def _import_fs() -> None:
         import fs  # noqa: F401
         import fs.opener  # noqa: F401
         import fs.sshfs  # noqa: F401
+    # paramiko logs a refused host key or a lost connection at ERROR with a traceback, from its
+    # own thread; the adapter says the same in one line (SPEC §9: one line per decision).
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 def fingerprint(key: Any) -> str:
@@ -86,6 +99,118 @@ def pinned_host_key_policy(expected: Sequence[str], where: str) -> Any:
     return PinnedHostKey()
 
 
+def connect_pinned(
+    host: str,
+    *,
+    port: int,
+    user: Optional[str],
+    password: Optional[str],
+    key_file: Optional[str],
+    timeout: float,
+    host_keys: Sequence[str],
+    where: str,
+) -> Any:
+    """A logged-in ``paramiko.SSHClient`` whose server showed one of ``host_keys``; it reads
+    neither ``~/.ssh/known_hosts`` nor ``~/.ssh/config``. Nothing is left open when it raises."""
+    import paramiko
+
+    # A server holds several host keys (ed25519, ecdsa, rsa) and shows the one paramiko prefers;
+    # when that one is not pinned, ask again with its type left out, so that a pinned rsa key is
+    # found. Nothing is sent before a key matches.
+    offered: List[Tuple[str, str]] = []
+    disabled: List[str] = []
+    while True:
+        client = paramiko.SSHClient()
+        policy = pinned_host_key_policy(host_keys, where)
+        client.set_missing_host_key_policy(policy)
+        try:
+            client.connect(
+                host,
+                port,
+                username=user,
+                password=password or None,
+                key_filename=key_file,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                # Only the credentials the URL names; the key files of ~/.ssh only when it names none.
+                look_for_keys=not (password or key_file),
+                allow_agent=False,
+                disabled_algorithms={"keys": disabled},
+            )
+            client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
+            return client
+        except HostKeyMismatch as mismatch:
+            client.close()
+            offered += [item for item in mismatch.offered if item not in offered]
+            more = [a for _, key_type in mismatch.offered for a in _host_key_algorithms(key_type)]
+            if len(offered) >= MAX_HOST_KEYS or all(a in disabled for a in more):
+                raise _mismatch(where, offered, host_keys) from None
+            disabled += [a for a in more if a not in disabled]
+        except paramiko.SSHException:
+            client.close()
+            if offered and not policy.accepted:  # no host key type left: none of them is pinned
+                raise _mismatch(where, offered, host_keys) from None
+            raise
+        except BaseException:
+            client.close()
+            raise
+
+
+_SFTP_ONLY_SSHFS: List[Any] = []
+
+
+def _sftp_only_sshfs_class() -> Any:
+    """``fs.sshfs.SSHFS`` over an SFTP channel alone (made once, after fs is imported)."""
+    if _SFTP_ONLY_SSHFS:
+        return _SFTP_ONLY_SSHFS[0]
+    _import_fs()
+    from fs.base import FS
+    from fs.errors import Unsupported
+    from fs.sshfs.sshfs import SSHFS
+
+    class SftpOnlySSHFS(SSHFS):
+        """Never asks the server to run a command: SSHFS probes the platform and the locale with
+        ``uname -s``, ``sysinfo`` and ``echo $LANG``; here they are fixed, and running a
+        command is refused. SSHFS.__init__ is skipped on purpose (the connection is made by
+        ``connect_pinned``); these are the attributes it sets and the rest of SSHFS reads."""
+
+        platform = "unknown"  # what SSHFS answers when it cannot tell; it only names st_ctime
+        locale = None  # file names are decoded as UTF-8
+
+        def __init__(self, client: Any, host: str, port: int, user: Optional[str], timeout: float) -> None:
+            FS.__init__(self)
+            self._user, self._host, self._port = user, host, port
+            self._timeout = self._exec_timeout = timeout
+            self._client = client
+            try:
+                self._sftp = client.open_sftp()
+                self._sftp.get_channel().settimeout(timeout)
+            except BaseException:
+                self._closed = True  # nothing left for close(), nor for FS.__del__ at exit
+                client.close()
+                raise
+
+        def _exec_command(self, cmd: str) -> Any:
+            raise Unsupported("the log server is only read over SFTP: no command is run on it")
+
+        def close(self) -> None:
+            if self._closed:
+                return
+            try:
+                self._client.close()
+            finally:
+                FS.close(self)
+
+        def __del__(self) -> None:
+            # Closed by its owner, always; the garbage collector at interpreter exit must not
+            # try again after paramiko's modules are gone (a traceback after the last line).
+            pass
+
+    _SFTP_ONLY_SSHFS.append(SftpOnlySSHFS)
+    return SftpOnlySSHFS
+
+
 def open_pinned_sshfs(
     host: str,
     *,
@@ -97,69 +222,19 @@ def open_pinned_sshfs(
     host_keys: Sequence[str],
     where: str,
 ) -> Any:
-    """An ``fs.sshfs.SSHFS`` over a paramiko client that checks the host key against ``host_keys``
-    and reads neither ``~/.ssh/known_hosts`` nor ``~/.ssh/config``."""
-    _import_fs()
-    import paramiko
-    from fs.base import FS
-    from fs.sshfs.sshfs import SSHFS
-
-    class PinnedSSHFS(SSHFS):
-        def __init__(self) -> None:
-            # SSHFS.__init__ is skipped on purpose (see the module's docstring); these are the
-            # attributes it sets and the rest of SSHFS reads.
-            FS.__init__(self)
-            self._user, self._host, self._port = user, host, port
-            self._timeout = self._exec_timeout = timeout
-            # A server holds several host keys (ed25519, ecdsa, rsa) and shows the one paramiko
-            # prefers; when that one is not pinned, ask again with its type left out, so that a
-            # pinned rsa key is found. Nothing is sent before a key matches.
-            offered: List[Tuple[str, str]] = []
-            disabled: List[str] = []
-            while True:
-                self._client = client = paramiko.SSHClient()
-                policy = pinned_host_key_policy(host_keys, where)
-                client.set_missing_host_key_policy(policy)
-                try:
-                    client.connect(
-                        host,
-                        port,
-                        username=user,
-                        password=password or None,
-                        key_filename=key_file,
-                        timeout=timeout,
-                        banner_timeout=timeout,
-                        auth_timeout=timeout,
-                        # Only the credentials the URL names; the key files of ~/.ssh only when it names none.
-                        look_for_keys=not (password or key_file),
-                        allow_agent=False,
-                        disabled_algorithms={"keys": disabled},
-                    )
-                    break
-                except HostKeyMismatch as mismatch:
-                    client.close()
-                    offered += [item for item in mismatch.offered if item not in offered]
-                    more = [a for _, key_type in mismatch.offered for a in _host_key_algorithms(key_type)]
-                    if len(offered) >= MAX_HOST_KEYS or all(a in disabled for a in more):
-                        raise _mismatch(where, offered, host_keys) from None
-                    disabled += [a for a in more if a not in disabled]
-                except paramiko.SSHException:
-                    client.close()
-                    if offered and not policy.accepted:  # no host key type left: none of them is pinned
-                        raise _mismatch(where, offered, host_keys) from None
-                    raise
-                except BaseException:
-                    client.close()
-                    raise
-            try:
-                client.get_transport().set_keepalive(KEEPALIVE_SECONDS)
-                self._sftp = client.open_sftp()
-                self._sftp.get_channel().settimeout(timeout)
-            except BaseException:
-                client.close()
-                raise
-
-    return PinnedSSHFS()
+    """An ``fs.sshfs.SSHFS`` over a pinned SSH connection that only ever opens the SFTP subsystem."""
+    sshfs_class = _sftp_only_sshfs_class()
+    client = connect_pinned(
+        host,
+        port=port,
+        user=user,
+        password=password,
+        key_file=key_file,
+        timeout=timeout,
+        host_keys=host_keys,
+        where=where,
+    )
+    return sshfs_class(client, host, port, user, timeout)
 
 
 class FsLogFollower:
@@ -182,11 +257,17 @@ class FsLogFollower:
             return 0
         return int(filesystem.getsize(self.path))
 
-    def skip_existing(self) -> None:
+    def skip_existing(self) -> int:
         with self._errors():
             self.offset = self._size()
+        return self.offset
 
-    def read_new(self) -> List[str]:
+    def start_at(self, offset: int) -> None:
+        self.offset = offset
+
+    def read_new(self) -> Iterator[str]:
+        """The complete lines after the offset, read in chunks as they are consumed; the offset
+        moves past each line given out. A line still being written is left for the next read."""
         with self._errors():
             size = self._size()
             if size < self.offset:
@@ -198,14 +279,29 @@ class FsLogFollower:
                 )
                 self.offset = 0
             if size == self.offset:
-                return []
-            with self._filesystem().openbin(self.path) as stream:
-                stream.seek(self.offset)
-                data = stream.read(size - self.offset)
-        complete = data.rfind(b"\n") + 1  # a line still being written is read next time
-        self.offset += complete
-        lines: List[str] = data[:complete].decode("utf-8", "replace").splitlines()
-        return lines
+                return
+            stream = self._filesystem().openbin(self.path)
+        try:
+            pending = b""
+            position = self.offset
+            with self._errors():
+                stream.seek(position)
+            while position < size:
+                with self._errors():
+                    chunk = stream.read(min(CHUNK_BYTES, size - position))
+                if not chunk:
+                    break
+                position += len(chunk)
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    self.offset += len(line) + 1
+                    yield line.decode("utf-8", "replace").rstrip("\r")
+        finally:
+            try:
+                stream.close()
+            except Exception:  # the connection is gone: the next read reconnects
+                self.close()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -267,7 +363,11 @@ class FsRemoteLog:
         if login.folder:
             from fs.subfs import ClosingSubFS
 
-            return filesystem.opendir(login.folder, factory=ClosingSubFS)
+            try:
+                return filesystem.opendir(login.folder, factory=ClosingSubFS)
+            except BaseException:
+                filesystem.close()  # a folder that is not there leaves no connection behind
+                raise
         return filesystem
 
     @contextmanager

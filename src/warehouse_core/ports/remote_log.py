@@ -1,15 +1,23 @@
 from __future__ import annotations
 
-from typing import ContextManager, List, Protocol
+from typing import ContextManager, Iterable, Protocol
 
 
 class LogFollower(Protocol):
-    def skip_existing(self) -> None:
-        """Start after what the log holds now."""
+    """Follows one log. Its position is opaque (bytes for a file): what ``skip_existing`` gives,
+    ``start_at`` takes back, also in another process (it is stored with the session)."""
 
-    def read_new(self) -> List[str]:
-        """The complete lines appended since the last read; from the start again if the log was
-        rotated or truncated. Failures raise TransferError."""
+    def skip_existing(self) -> int:
+        """Start after what the log holds now; the position of that point (0 when there is no log)."""
+
+    def start_at(self, position: int) -> None:
+        """Start at a position ``skip_existing`` gave earlier."""
+
+    def read_new(self) -> Iterable[str]:
+        """The complete lines appended since the last read, given out as they are read (the whole
+        new part is never held at once); the position moves past each line given out. From the
+        start again if the log was rotated or truncated. Failures raise TransferError, also while
+        the lines are being consumed."""
 
 
 class RemoteLog(Protocol):

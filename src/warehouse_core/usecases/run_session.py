@@ -394,19 +394,21 @@ class RunSession:
         error = re.compile(self.config.error_pattern)
         last_problem: Optional[str] = None
         while True:
+            verdict: Union[bool, str, None] = None
             try:
-                lines = follower.read_new()
+                for line in follower.read_new():  # streamed: the lines are read as they are looked at
+                    verdict = _verdict(line, name, session.processed, success, error)
+                    if verdict:
+                        break
                 last_problem = None
             except TransferError as problem:
                 log.warning("remote log %s: %s", self.remote_log.describe(), problem)
-                lines, last_problem = [], str(problem)
-            for line in lines:
-                verdict = _verdict(line, name, session.processed, success, error)
-                if verdict is True:
-                    self._complete(session)
-                    return
-                if verdict:
-                    raise SessionFailed(verdict)
+                last_problem = str(problem)
+            if verdict is True:
+                self._complete(session)
+                return
+            if verdict:
+                raise SessionFailed(verdict)
             if self.clock.monotonic() >= deadline:
                 reason = "no confirmation of {} in the remote log within {:g} s".format(name, self.config.log_timeout)
                 if last_problem:
