@@ -8,7 +8,7 @@ import logging
 import ssl
 import threading
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional, Tuple
 
 from warehouse_core.adapters.catalogues import load_translations
 from warehouse_core.adapters.fs_remote_log import FsRemoteLog
@@ -225,7 +225,13 @@ def bootstrap(
         check_dependencies=CheckDependencies(
             store=store,
             probes=dict(
-                probes_for(inbound_ftp=inbound, outbound_ftp=outbound, smtp=mailer, remote_log=remote_log),
+                probes_for(
+                    _todays_log(settings.remote_log_path, clock),
+                    inbound_ftp=inbound,
+                    outbound_ftp=outbound,
+                    smtp=mailer,
+                    remote_log=remote_log,
+                ),
                 database=database_probe(store.ping),
             )
             if probes is None
@@ -244,6 +250,15 @@ def bootstrap(
         ),
         session_wakeup=wakeup,
     )
+
+
+def _todays_log(template: str, clock: Clock) -> Callable[[], Tuple[str, bool]]:
+    """The remote log's path today (SPEC §8: it may hold ``{date}``), and whether it names the day."""
+
+    def todays() -> Tuple[str, bool]:
+        return template.format(date=clock.now().strftime("%Y%m%d")), "{date}" in template
+
+    return todays
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext:

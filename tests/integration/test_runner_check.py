@@ -42,6 +42,7 @@ def environment(
         "WAREHOUSE_MAIL_TO": "ops@example.com",
         "WAREHOUSE_DATA_DIR": str(tmp_path / "var"),
         "WAREHOUSE_FTP_TIMEOUT": "5",
+        "WAREHOUSE_CLOCK_START": "2026-11-26T10:00",  # today's log is importer-20261126.log
     }
     for key in [k for k in __import__("os").environ if k.startswith("WAREHOUSE_")]:
         monkeypatch.delenv(key)
@@ -80,11 +81,57 @@ def test_check_asks_the_log_server_to_run_nothing(environment, capsys, monkeypat
     log_file = Path(environment["WAREHOUSE_REMOTE_LOG_PATH"].format(date="20261126"))
     log_file.parent.chmod(0o755)
     log_file.write_text("earlier.txt: 3 records read\n")
+    log_file.chmod(0o644)
     monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_FS", recording_ssh_account.url(ssh_server))
     recorded = len(recording_ssh_account.commands())
     status, lines, _ = check(capsys)
     assert status == 0 and lines["remote_log"] == "ok"
     assert recording_ssh_account.commands()[recorded:] == []
+
+
+def remote_log_line(capsys):
+    _, lines, _ = check(capsys)
+    return lines["remote_log"]
+
+
+def test_the_remote_log_line_reads_todays_log_file(environment, capsys, monkeypatch, caplog):
+    """Not only the folder: the log itself, its size and the time of its last line (INFO above)."""
+    template = Path(environment["WAREHOUSE_REMOTE_LOG_PATH"])
+    today = Path(str(template).format(date="20261126"))
+    today.write_text("a.txt: 3 records read\nb.txt: 4 records read\n")
+    import os
+
+    os.utime(str(today), (1795161600, 1795161600))  # 2026-11-20T08:00:00Z
+    with caplog.at_level("INFO", logger="warehouse_core.adapters.probes"):
+        assert remote_log_line(capsys) == "ok"
+    said = [r.getMessage() for r in caplog.records if r.name == "warehouse_core.adapters.probes"]
+    assert any("44 bytes" in m and "2026-11-20T08:00:00+00:00" in m and today.name in m for m in said), said
+
+    today.unlink()
+    today.mkdir()
+    outcome = remote_log_line(capsys)
+    assert outcome != "ok" and today.name in outcome and "not a file" in outcome
+    today.rmdir()
+
+    # With {date}, no log yet today is how every morning starts; its folder must be there.
+    assert remote_log_line(capsys) == "ok"
+    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_PATH", str(template.parent / "missing" / template.name))
+    outcome = remote_log_line(capsys)
+    assert outcome != "ok" and "missing" in outcome
+    # Without {date}, the log must be there.
+    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_PATH", str(template.parent / "importer.log"))
+    outcome = remote_log_line(capsys)
+    assert outcome != "ok" and "importer.log" in outcome and "no such file" in outcome
+
+
+def test_a_log_the_account_may_not_read_is_not_ok(environment, capsys, monkeypatch, ssh_server, recording_ssh_account):
+    today = Path(environment["WAREHOUSE_REMOTE_LOG_PATH"].format(date="20261126"))
+    today.parent.chmod(0o755)
+    today.write_text("a.txt: 3 records read\n")
+    today.chmod(0o600)  # root's: the log account may see it but not read it
+    monkeypatch.setenv("WAREHOUSE_REMOTE_LOG_FS", recording_ssh_account.url(ssh_server))
+    outcome = remote_log_line(capsys)
+    assert outcome != "ok" and today.name in outcome and "ermission denied" in outcome
 
 
 def test_database_down(environment, capsys, monkeypatch):

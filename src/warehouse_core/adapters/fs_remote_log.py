@@ -17,8 +17,10 @@ them: never the whole log, nor the whole new part, in memory at once.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import logging
+import posixpath
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
@@ -369,6 +371,43 @@ class FsRemoteLog:
                 filesystem.close()  # a folder that is not there leaves no connection behind
                 raise
         return filesystem
+
+    def inspect(self, path: str, folder_is_enough: bool = False) -> Optional[Tuple[int, Optional[dt.datetime]]]:
+        """Reads the log's last chunk and says its size and when it was last written (its last
+        line); None when it is not there and ``folder_is_enough`` (its folder is). Raises
+        TransferError with a one-line reason."""
+        try:
+            filesystem = self.open_filesystem()
+        except HostKeyMismatch:
+            raise
+        except Exception as error:
+            raise TransferError("{}: {}".format(self.describe(), _reason(error))) from None
+        try:
+            from fs.errors import ResourceNotFound
+
+            try:
+                info = filesystem.getinfo(path, namespaces=["details"])
+            except ResourceNotFound:
+                folder = posixpath.dirname(path)
+                if folder_is_enough and (not folder or filesystem.isdir(folder)):
+                    return None
+                raise TransferError("{} on {}: no such file".format(path, self.describe())) from None
+            if info.is_dir:
+                raise TransferError("{} on {} is a folder, not a file".format(path, self.describe()))
+            size = int(info.size)
+            with filesystem.openbin(path) as stream:  # read, not only listed: the account may read it
+                stream.seek(max(0, size - CHUNK_BYTES))
+                stream.read(CHUNK_BYTES)
+            return size, info.modified
+        except TransferError:
+            raise
+        except Exception as error:
+            raise TransferError("reading {} on {}: {}".format(path, self.describe(), _reason(error))) from None
+        finally:
+            try:
+                filesystem.close()
+            except Exception:
+                pass
 
     @contextmanager
     def follow(self, path: str) -> Iterator[FsLogFollower]:

@@ -5,7 +5,8 @@ Each probe returns nothing or raises with a one-line reason; it logs in, looks, 
 
 from __future__ import annotations
 
-from typing import Callable, Dict
+import logging
+from typing import Callable, Dict, Tuple
 
 from warehouse_core.adapters.fs_remote_log import FsRemoteLog
 from warehouse_core.adapters.ftplib_files import FtplibFiles
@@ -13,6 +14,7 @@ from warehouse_core.adapters.smtp_mailer import SmtpMailer
 from warehouse_core.errors import TransferError
 
 Probe = Callable[[], None]
+log = logging.getLogger(__name__)
 
 
 def ftp_probe(files: FtplibFiles) -> Probe:
@@ -27,10 +29,25 @@ def smtp_probe(mailer: SmtpMailer) -> Probe:
     return mailer.check
 
 
-def remote_log_probe(remote_log: FsRemoteLog) -> Probe:
+def remote_log_probe(remote_log: FsRemoteLog, todays_log: Callable[[], Tuple[str, bool]]) -> Probe:
+    """Reads today's log file: its size and when its last line was written. ``todays_log`` gives
+    its path and whether the path names the day: then no log yet today is fine (every morning
+    starts so) as long as its folder is there."""
+
     def probe() -> None:
-        filesystem = remote_log.open_filesystem()
-        filesystem.close()
+        path, dated = todays_log()
+        facts = remote_log.inspect(path, folder_is_enough=dated)
+        if facts is None:
+            log.info("remote log %s on %s: not written yet today", path, remote_log.describe())
+            return
+        size, modified = facts
+        log.info(
+            "remote log %s on %s: %d bytes, last line written at %s",
+            path,
+            remote_log.describe(),
+            size,
+            modified.isoformat() if modified is not None else "an unknown time",
+        )
 
     return probe
 
@@ -43,8 +60,9 @@ def database_probe(ping: Callable[[], bool]) -> Probe:
     return probe
 
 
-def probes_for(**adapters: object) -> Dict[str, Probe]:
-    """The probes of the real adapters among ``adapters`` (a fake has none: tests pass their own)."""
+def probes_for(todays_log: Callable[[], Tuple[str, bool]], **adapters: object) -> Dict[str, Probe]:
+    """The probes of the real adapters among ``adapters`` (a fake has none: tests pass their own);
+    ``todays_log``: the remote log's path today, and whether it names the day."""
     probes: Dict[str, Probe] = {}
     for name, adapter in adapters.items():
         if isinstance(adapter, FtplibFiles):
@@ -52,5 +70,5 @@ def probes_for(**adapters: object) -> Dict[str, Probe]:
         elif isinstance(adapter, SmtpMailer):
             probes[name] = smtp_probe(adapter)
         elif isinstance(adapter, FsRemoteLog):
-            probes[name] = remote_log_probe(adapter)
+            probes[name] = remote_log_probe(adapter, todays_log)
     return probes
