@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import chain
-from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.days import DayFile, DaySummary, FileCounts
@@ -298,8 +298,16 @@ class FakeSessions(_FakeTransaction):
         processed: Optional[int] = None,
         export_file: Optional[str] = None,
         detail: Optional[str] = None,
+        log_positions: Optional[Mapping[str, int]] = None,
     ) -> bool:
-        changes = {"phase": phase, "total": total, "processed": processed, "export_file": export_file, "detail": detail}
+        changes = {
+            "phase": phase,
+            "total": total,
+            "processed": processed,
+            "export_file": export_file,
+            "detail": detail,
+            "log_positions": dict(log_positions) if log_positions is not None else None,
+        }
         return self._transition(day, (SessionState.RUNNING,), **{k: v for k, v in changes.items() if v is not None})
 
     def begin_session_try(self, day: dt.date) -> Optional[int]:
@@ -353,6 +361,7 @@ class FakeSessions(_FakeTransaction):
             finished_at=None,
             export_file=None,
             detail=None,
+            log_positions=None,
         )
         if retried:
             self.data.export_deleted.discard(day)  # the next run's export is a new file

@@ -241,6 +241,8 @@ class WorkSession:
     tries: int = 0
     # Whether the export reached the consumer (delivery_states); None until a rename was asked for.
     delivery: Optional[Delivery] = None
+    # Where each remote log ended when the rename was asked for (usecases/day_logs); None: unknown.
+    log_positions: Optional[Dict[str, int]] = None
 
     def as_dict(self) -> Dict[str, Any]:
         """The status object of the HTTP API, less its message."""

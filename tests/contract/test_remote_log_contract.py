@@ -88,6 +88,19 @@ def test_reads_only_complete_lines_appended_since_the_last_read(side):
         assert list(follower.read_new()) == ["b.txt: ERROR"]
 
 
+def test_a_position_noted_by_one_follower_is_where_another_starts(side):
+    """What a resumed worker does with the positions stored at the rename."""
+    side.append("earlier.txt: 3 records read\n")
+    with side.remote_log.follow(side.path) as follower:
+        position = follower.skip_existing()
+    side.append("a.txt: 3 records read\n")
+    with side.remote_log.follow(side.path) as resumed:
+        resumed.start_at(position)
+        assert list(resumed.read_new()) == ["a.txt: 3 records read"]
+    with side.remote_log.follow(side.path + ".absent") as follower:
+        assert follower.skip_existing() == 0
+
+
 def test_a_rotated_or_truncated_log_is_read_from_the_start(side):
     with side.remote_log.follow(side.path) as follower:
         side.append("one\ntwo\nthree\n")

@@ -500,6 +500,22 @@ def test_a_running_session_counts_its_tries_and_a_clean_stop_gives_one_back(stor
         assert uow.session(DAY).detail == "closed after S.txt was delivered"
 
 
+def test_the_log_positions_at_the_rename_are_kept_and_a_retry_forgets_them(store):
+    imported_day(store)
+    positions = {"/var/log/importer-20261126.log": 5120, "/var/log/importer-20261127.log": 0}
+    with store.unit_of_work() as uow:
+        assert uow.start_session(DAY, NOW)
+        assert uow.session(DAY).log_positions is None
+        assert uow.update_session(DAY, phase=SessionPhase.RENAMING, log_positions=positions)
+    with store.unit_of_work() as uow:
+        assert uow.session(DAY).log_positions == positions
+        assert uow.update_session(DAY, phase=SessionPhase.WATCHING)  # kept when not given
+        assert uow.session(DAY).log_positions == positions
+        assert uow.finish_session(DAY, SessionState.FAILED, NOW, "no confirmation")
+        assert uow.retry_session(DAY)
+        assert uow.session(DAY).log_positions is None  # the next run notes its own
+
+
 def test_closing_a_running_session_makes_its_progress_updates_fail(store):
     imported_day(store)
     with store.unit_of_work() as uow:

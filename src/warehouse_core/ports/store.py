@@ -8,7 +8,7 @@ The locks, the export and the schema are roles of the store itself, outside any 
 from __future__ import annotations
 
 import datetime as dt
-from typing import ContextManager, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple, TypeVar
+from typing import ContextManager, Iterable, Iterator, List, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from warehouse_core.model import (
     Delivery,
@@ -111,6 +111,7 @@ class Sessions(Protocol):
         processed: Optional[int] = None,
         export_file: Optional[str] = None,
         detail: Optional[str] = None,
+        log_positions: Optional[Mapping[str, int]] = None,
     ) -> bool:
         """Record progress of a running session; False when it is no longer running (closed)."""
 

@@ -17,7 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.errors import DatabaseUnavailable, TransferError, one_line
 from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
-from warehouse_core.ports import Clock, ExportFiles, LogFollower, MailRenderer, OutboundFiles, RemoteLog, Store
+from warehouse_core.ports import Clock, ExportFiles, MailRenderer, OutboundFiles, RemoteLog, Store
+from warehouse_core.usecases.day_logs import DayLogs
 from warehouse_core.usecases.delivery import in_place, renamed
 from warehouse_core.usecases.mails import compose, queue_mail
 from warehouse_core.usecases.sessions import settle_closed_rename
@@ -187,8 +188,9 @@ class RunSession:
         if session.phase in UPLOAD_PHASES:
             self._upload_and_watch(session, wait, resumed_in_upload, watch_deadline)
         else:
-            with self.remote_log.follow(self._log_path(day)) as follower:
-                self._watch(session, follower, wait, watch_deadline)
+            with self._day_logs(day) as logs:
+                logs.start_at(session.log_positions)  # where the logs ended at the rename
+                self._watch(session, logs, wait, watch_deadline)
 
     def _wait_for_the_database(self, day: dt.date, outage: DatabaseUnavailable, wait: Wait) -> bool:
         """One line per look while the database is away; True when the worker should stop: told
@@ -279,10 +281,12 @@ class RunSession:
     # --- upload ------------------------------------------------------------------------
 
     def _upload_and_watch(self, session: WorkSession, wait: Wait, resumed: bool, watch_deadline: List[float]) -> None:
-        with self.remote_log.follow(self._log_path(session.day)) as follower:
+        with self._day_logs(session.day) as logs:
             if resumed and self._already_delivered(session):
                 # Renamed into place before the worker stopped: the consumer may have read it and
-                # logged its confirmation already, so the log is read from the start.
+                # logged its confirmation already, so the logs are read from where they ended at
+                # the rename (from the start when that is not known).
+                logs.start_at(session.log_positions)
                 log.info(
                     "session for %s: %s is already on the outbound server; not uploaded again",
                     session.day,
@@ -290,14 +294,14 @@ class RunSession:
                 )
             else:
                 try:
-                    follower.skip_existing()
+                    logs.mark()
                 except TransferError as error:
                     log.warning("remote log not readable before the upload (%s); reading it from the start", error)
-                self._upload(session, wait, asked_before=session.phase is SessionPhase.RENAMING)
+                self._upload(session, wait, asked_before=session.phase is SessionPhase.RENAMING, logs=logs)
             uploaded = (EventKind.SESSION_UPLOADED, {"file": session.export_file, "server": self.outbound.describe()})
             # Closed meanwhile: Close found phase renaming and settles the delivery with the server.
             watching = self._update(session.day, uploaded, phase=SessionPhase.WATCHING)
-            self._watch(watching, follower, wait, watch_deadline)
+            self._watch(watching, logs, wait, watch_deadline)
 
     def _already_delivered(self, session: WorkSession) -> bool:
         """Resumed in phase ``renaming``: whether the rename went through. In ``uploading`` (a
@@ -306,7 +310,7 @@ class RunSession:
             return renamed(self.outbound, session)
         return in_place(self.outbound, self.exports, session)
 
-    def _upload(self, session: WorkSession, wait: Wait, asked_before: bool) -> None:
+    def _upload(self, session: WorkSession, wait: Wait, asked_before: bool, logs: DayLogs) -> None:
         """Upload with retries. The state and the claim are checked before every try; before the
         rename, the state is checked in the same transaction that sets phase ``renaming``, so a
         close stops the upload there. While phase ``renaming`` holds (a try asked for the rename,
@@ -321,7 +325,16 @@ class RunSession:
 
         def begin_rename() -> None:
             self._require_claim(day)
-            self._update(day, phase=SessionPhase.RENAMING)
+            # Where the logs end now: only a line written after this rename confirms it (an
+            # earlier upload of the same name may have its line there already). Stored with the
+            # phase, so that a resumed worker reads from the same place.
+            positions: Optional[Dict[str, int]]
+            try:
+                positions = logs.mark()
+            except TransferError as error:
+                positions = logs.positions  # those of the upload's start, if they were read
+                log.warning("session for %s: remote log not readable before the rename (%s)", day, error)
+            self._update(day, phase=SessionPhase.RENAMING, log_positions=positions)
             renaming[0] = True
 
         try:
@@ -332,6 +345,7 @@ class RunSession:
                     if renaming[0]:
                         if renamed(self.outbound, session):
                             log.info("upload of %s: the earlier rename went through; not uploaded again", name)
+                            logs.start_at(self._current(day).log_positions)  # as they were at that rename
                             return
                         self._update(day, phase=SessionPhase.UPLOADING)
                         renaming[0] = False
@@ -379,10 +393,10 @@ class RunSession:
 
     # --- remote log ----------------------------------------------------------------------
 
-    def _log_path(self, day: dt.date) -> str:
-        return self.config.remote_log_path.format(date=day.strftime("%Y%m%d"))
+    def _day_logs(self, day: dt.date) -> DayLogs:
+        return DayLogs(self.remote_log, self.config.remote_log_path, day, self.clock)
 
-    def _watch(self, session: WorkSession, follower: LogFollower, wait: Wait, watch_deadline: List[float]) -> None:
+    def _watch(self, session: WorkSession, follower: DayLogs, wait: Wait, watch_deadline: List[float]) -> None:
         """Until the remote log says, or the timeout: measured from the first look of this try, so
         a database outage that makes the worker start over does not extend it."""
         name = session.export_file

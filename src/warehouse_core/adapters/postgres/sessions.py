@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from warehouse_core.adapters.postgres.connected import Connected
 from warehouse_core.delivery_states import NEEDING_ATTENTION_STATES
 from warehouse_core.model import Delivery, SessionPhase, SessionState, WorkSession
 
 # The columns session_from_row reads, in its order: every query that builds a WorkSession selects these.
-SESSION_COLUMNS = "day, state, total, processed, phase, started_at, finished_at, export_file, detail, tries, delivery"
+SESSION_COLUMNS = (
+    "day, state, total, processed, phase, started_at, finished_at, export_file, detail, tries, delivery, log_positions"
+)
 
 
 def session_from_row(row: Any) -> WorkSession:
@@ -28,6 +31,7 @@ def session_from_row(row: Any) -> WorkSession:
         detail=row[8],
         tries=row[9],
         delivery=Delivery(row[10]) if row[10] else None,
+        log_positions=dict(row[11]) if row[11] is not None else None,
     )
 
 
@@ -74,7 +78,8 @@ class PsycopgSessions(Connected):
     def retry_session(self, day: dt.date) -> bool:
         return self._changed(
             "UPDATE work_session SET state = 'ready', phase = NULL, total = 0, processed = 0, started_at = NULL,"
-            " finished_at = NULL, export_file = NULL, detail = NULL, export_deleted_at = NULL, updated_at = now()"
+            " finished_at = NULL, export_file = NULL, detail = NULL, export_deleted_at = NULL, log_positions = NULL,"
+            " updated_at = now()"
             " WHERE day = %s AND state = 'failed'",
             (day,),
         )
@@ -113,6 +118,7 @@ class PsycopgSessions(Connected):
         processed: Optional[int] = None,
         export_file: Optional[str] = None,
         detail: Optional[str] = None,
+        log_positions: Optional[Mapping[str, int]] = None,
     ) -> bool:
         fields = {
             "phase": phase.value if phase else None,
@@ -120,6 +126,7 @@ class PsycopgSessions(Connected):
             "processed": processed,
             "export_file": export_file,
             "detail": detail,
+            "log_positions": Jsonb(dict(log_positions)) if log_positions is not None else None,
         }
         given = {name: value for name, value in fields.items() if value is not None}
         changes: List[sql.Composable] = [
