@@ -799,20 +799,27 @@ class FakePendingFile:
 
 
 class FakeArchive:
-    """``fail_delete``: every deletion raises it (a file the service may not delete)."""
+    """``fail_delete``: every deletion raises it (a file the service may not delete);
+    ``partial_downloads``: what killed polls left behind."""
 
     def __init__(self) -> None:
         self.files: Dict[str, bytes] = {}
         self.pending = 0
         self.fail_delete: Optional[BaseException] = None
+        # What killed polls left in incoming/: the names clear_partial_downloads removes.
+        self.partial_downloads: List[str] = []
 
     @contextmanager
-    def receive(self) -> Iterator[FakePendingFile]:
+    def receive(self, *, download: bool = False) -> Iterator[FakePendingFile]:
         self.pending += 1
         try:
             yield FakePendingFile(self)
         finally:
             self.pending -= 1
+
+    def clear_partial_downloads(self) -> List[str]:
+        removed, self.partial_downloads = self.partial_downloads, []
+        return removed
 
     def open(self, path: str) -> BinaryIO:
         if path not in self.files:

@@ -204,7 +204,7 @@ def bootstrap(
         log_interval=settings.remote_log_interval,
     )
     wakeup = threading.Event()
-    return Core(
+    core = Core(
         settings=settings,
         store=store,
         clock=clock,
@@ -250,6 +250,9 @@ def bootstrap(
         ),
         session_wakeup=wakeup,
     )
+    if migrate:  # a starting service: what a killed poll left goes, as each poll clears it too
+        core.ingest_daily_file.clear_stale_downloads()
+    return core
 
 
 def _todays_log(template: str, clock: Clock) -> Callable[[], Tuple[str, bool]]:

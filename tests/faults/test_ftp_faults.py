@@ -119,6 +119,28 @@ def test_poll_killed_at_an_ftp_step(step, command, service, real_store, ftp_serv
     outcome("restart imported it exactly once; archived")
 
 
+@pytest.mark.fault("4. poll SIGKILLed mid-download", "SIGKILL while the server holds RETR")
+def test_a_poll_killed_mid_download_leaves_a_partial_file_the_next_poll_clears(
+    service, real_store, ftp_server, smtp_server, outcome
+):
+    shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))
+    ftp_server.faults.hang_on.add("RETR")
+
+    def hold():
+        assert ftp_server.faults.hanging.wait(60), "the poll never reached RETR"
+
+    kill_when(service, ftp_server, hold)
+    ftp_server.faults.hang_on.clear()
+    incoming = service.data_dir / "incoming"
+    assert [p.suffix for p in incoming.iterdir()] == [".part"], "the killed poll left its partial download"
+    result = service.run(*AGAIN)
+    assert result.returncode == 0, result.stderr
+    assert list(incoming.iterdir()) == []
+    assert "removed a partial download" in result.stderr
+    imported_once(service, real_store, ftp_server, smtp_server)
+    outcome("the next poll removed the partial download and imported the file once")
+
+
 @pytest.mark.fault("4. poll SIGKILLed after archive", "SIGKILL while inbound_file is locked")
 def test_poll_killed_after_archiving(service, real_store, ftp_server, smtp_server, outcome):
     shutil.copy(str(VALID_SAMPLE), str(ftp_server.root))

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, SAMPLE_VIEW, VALID_SAMPLE, at
-from tests.fakes import FakeClock, FakeMailer, FakeStore, WorkerKilled
+from tests.fakes import FakeArchive, FakeClock, FakeMailer, FakeStore, WorkerKilled
 from warehouse_core.adapters.local_archive import LocalArchive
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.model import FileStatus, InvoiceStatus, RemoteFile, SessionState
@@ -378,3 +378,32 @@ def test_a_pretend_poll_leaves_the_poll_metrics_as_the_real_polls_left_them(worl
     assert world.core.ingest_daily_file(at(pretend_at), pretend=True).server_error is not None
     after = world.core.metrics_snapshot(dt.date(2026, 11, 26))
     assert (after.poll_last_success_at, after.poll_failures) == (before.poll_last_success_at, before.poll_failures)
+
+
+def test_each_poll_clears_the_partial_downloads_a_killed_poll_left_under_the_poll_lock(world):
+    world.archive.partial_downloads.append("download-killed.part")
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    report = world.core.ingest_daily_file(at("2026-11-26T10:00"))
+    assert world.archive.partial_downloads == []
+    assert report.imported == [VALID]  # and the poll went on to import
+
+
+def test_a_poll_that_another_process_holds_the_lock_for_clears_nothing(world):
+    world.archive.partial_downloads.append("download-being-written.part")
+    with world.store.exclusive_poll():
+        report = world.core.ingest_daily_file(at("2026-11-26T10:00"))
+        assert report.skipped == "another poll is running"
+        assert world.core.ingest_daily_file.clear_stale_downloads() == []
+    assert world.archive.partial_downloads == ["download-being-written.part"]
+
+
+def test_a_starting_service_clears_what_a_killed_poll_left(make_settings):
+    archive = FakeArchive()
+    archive.partial_downloads.append("tmpold.part")
+    bootstrap(
+        make_settings(),
+        store=FakeStore(invoice_view=SAMPLE_VIEW),
+        archive=archive,
+        clock=FakeClock(at("2026-11-26T10:00")),
+    )
+    assert archive.partial_downloads == []

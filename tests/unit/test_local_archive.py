@@ -43,3 +43,24 @@ def test_the_real_folder_sync_runs(tmp_path):
     archive = LocalArchive(tmp_path)
     keep(archive, "a.txt", b"one\n", dt.date(2026, 11, 27))
     assert (tmp_path / "archive" / "2026-11-27" / "a.txt").read_bytes() == b"one\n"
+
+
+def test_partial_downloads_are_cleared_and_uploads_in_progress_are_not(tmp_path):
+    """What a killed poll leaves in incoming/ (tmp*.part from earlier versions, download-*.part)
+    is removed; an upload's partial file belongs to a request that may still be writing it."""
+    archive = LocalArchive(tmp_path)
+    with archive.receive(download=True) as pending:
+        pending.write(b"half a file")
+        [downloading] = list(archive.incoming.iterdir())
+        assert downloading.name.startswith("download-") and downloading.name.endswith(".part")
+    archive.incoming.mkdir(exist_ok=True)
+    for name in ("tmpk3x9q0.part", "download-a1b2.part", "upload-c3d4.part", "notes.txt"):
+        (archive.incoming / name).write_bytes(b"x")
+    assert sorted(archive.clear_partial_downloads()) == ["download-a1b2.part", "tmpk3x9q0.part"]
+    assert sorted(p.name for p in archive.incoming.iterdir()) == ["notes.txt", "upload-c3d4.part"]
+    with archive.receive() as pending:
+        assert [p.name for p in archive.incoming.iterdir() if p.name.startswith("upload-")] != []
+
+
+def test_clearing_with_no_incoming_folder_is_nothing_to_do(tmp_path):
+    assert LocalArchive(tmp_path).clear_partial_downloads() == []

@@ -7,9 +7,15 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import BinaryIO, Callable, Iterator, List, Optional
 
 from warehouse_core.model import safe_file_name
+
+# incoming/ holds the files being received: the poll's downloads and the uploads, told apart by
+# their prefix; earlier versions named both tmp*.part.
+DOWNLOAD_PREFIX = "download-"
+UPLOAD_PREFIX = "upload-"
+EARLIER_PREFIX = "tmp"
 
 
 def archive_name(name: str) -> str:
@@ -70,9 +76,10 @@ class LocalArchive:
             self.sync_folder(created.parent)
 
     @contextmanager
-    def receive(self) -> Iterator[LocalPendingFile]:
+    def receive(self, *, download: bool = False) -> Iterator[LocalPendingFile]:
         self.incoming.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(dir=str(self.incoming), suffix=".part")
+        prefix = DOWNLOAD_PREFIX if download else UPLOAD_PREFIX
+        descriptor, name = tempfile.mkstemp(dir=str(self.incoming), prefix=prefix, suffix=".part")
         handle = os.fdopen(descriptor, "wb")
         pending = LocalPendingFile(self, handle, Path(name))
         try:
@@ -81,6 +88,18 @@ class LocalArchive:
             handle.close()
             if pending.kept is None:
                 Path(name).unlink()
+
+    def clear_partial_downloads(self) -> List[str]:
+        """The poll's partial files in incoming/, and the tmp*.part of earlier versions (which
+        named downloads and uploads alike, and whose processes are gone since the upgrade)."""
+        if not self.incoming.is_dir():
+            return []
+        removed = []
+        for path in sorted(self.incoming.iterdir()):
+            if path.suffix == ".part" and path.name.startswith((DOWNLOAD_PREFIX, EARLIER_PREFIX)):
+                if _unlink(path):
+                    removed.append(path.name)
+        return removed
 
     def _inside(self, path: str) -> Path:
         target = (self.root / path).resolve()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import BinaryIO, ContextManager, Protocol
+from typing import BinaryIO, ContextManager, List, Protocol
 
 
 class PendingFile(Protocol):
@@ -17,7 +17,13 @@ class PendingFile(Protocol):
 class Archive(Protocol):
     """The local, durable store of every received file."""
 
-    def receive(self) -> ContextManager[PendingFile]: ...
+    def receive(self, *, download: bool = False) -> ContextManager[PendingFile]:
+        """A file to write into; ``download``: the poll's, which clear_partial_downloads may remove
+        once no poll is running (an upload's is never removed there: its request may be writing it)."""
+
+    def clear_partial_downloads(self) -> List[str]:
+        """Remove the partial downloads a killed poll left behind; their names. Only the holder of
+        the poll lock may ask: then no download is being written."""
 
     def open(self, path: str) -> BinaryIO: ...
 

@@ -63,6 +63,7 @@ class IngestDailyFile:
             if acquired:
                 # Safe on the shared instance: only the holder of the poll lock gets here.
                 self.now, self.actor = now, actor
+                self._clear_partial_downloads()
                 report.server_error = self._poll_server(now.date(), report)
                 if not pretend:
                     with self.store.unit_of_work() as uow:
@@ -79,6 +80,19 @@ class IngestDailyFile:
         if acquired:
             log.info(report.describe())
         return report
+
+    def clear_stale_downloads(self) -> List[str]:
+        """At start: remove what a killed poll left in the archive's incoming folder, unless a poll
+        (of another process) is running, whose download is not stale; the names removed."""
+        with self.store.exclusive_poll() as acquired:
+            return self._clear_partial_downloads() if acquired else []
+
+    def _clear_partial_downloads(self) -> List[str]:
+        """Only under the poll lock: then no download is being written."""
+        removed = self.archive.clear_partial_downloads()
+        for name in removed:
+            log.warning("removed a partial download left by a poll that did not finish: incoming/%s", name)
+        return removed
 
     def _poll_server(self, today: dt.date, report: PollReport) -> Optional[str]:
         try:
@@ -127,7 +141,7 @@ class IngestDailyFile:
     def _take(self, connection: InboundConnection, remote: RemoteFile, today: dt.date, report: PollReport) -> None:
         name = InboundFileName.parse(remote.name)
         assert name is not None
-        with self.archive.receive() as pending:
+        with self.archive.receive(download=True) as pending:
             counter = FactsCounter()  # hashed and counted as the bytes arrive: nothing is read back
 
             def receive(block: bytes) -> None:
