@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
@@ -27,7 +28,8 @@ from warehouse_core.model import (
 )
 from warehouse_core.parsing import blocks_of
 
-DBA_PAGE = Path(__file__).resolve().parents[2] / "docs" / "dba.md"
+ROOT = Path(__file__).resolve().parents[2]
+DBA_PAGE = ROOT / "docs" / "dba.md"
 PSQL = shutil.which("psql")
 
 
@@ -79,6 +81,35 @@ def test_a_schema_applied_by_hand_is_up_to_date_for_migrate_and_the_services(pos
         assert store.migrate() == []
         with store.unit_of_work() as uow:
             assert uow.running_days() == []
+        with store.connection() as connection:
+            recorded = [row[0] for row in connection.execute("SELECT version FROM schema_migration ORDER BY version")]
+        assert recorded == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))]
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif(PSQL is None, reason="needs psql, as the DBA page does")
+def test_the_dba_pages_commands_apply_the_schema(postgres_server, empty_schema):
+    """The shell block of docs/dba.md, run as printed from the checkout's root with psql's
+    environment pointing at the test server and the test's schema in place of `warehouse`."""
+    block = DBA_PAGE.read_text(encoding="utf-8").split("```sh\n", 1)[1].split("```", 1)[0]
+    assert "TO warehouse'" in block and "SCHEMA warehouse'" in block
+    server = psycopg.conninfo.conninfo_to_dict(postgres_server)
+    environment = dict(
+        os.environ,
+        PGHOST=str(server.get("host", "")),
+        PGPORT=str(server.get("port", "")),
+        PGUSER=str(server.get("user", "")),
+        PGPASSWORD=str(server.get("password", "")),
+        PGDATABASE=str(server.get("dbname", "")),
+    )
+    script = block.replace("SCHEMA warehouse'", "SCHEMA {}'".format(empty_schema)).replace(
+        "TO warehouse'", "TO {}'".format(empty_schema)
+    )
+    subprocess.run(["bash", "-e", "-c", script], cwd=str(ROOT), env=environment, check=True, capture_output=True)
+    store = PsycopgStore(postgres_server, schema=empty_schema)
+    try:
+        assert store.migrate() == []
         with store.connection() as connection:
             recorded = [row[0] for row in connection.execute("SELECT version FROM schema_migration ORDER BY version")]
         assert recorded == [path.stem for path in sorted(MIGRATIONS.glob("*.sql"))]
