@@ -1147,7 +1147,8 @@ def targets(report: Dict[str, Any], failures: List[str]) -> List[Dict[str, Any]]
     return held
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The options of ``make bench BENCH_ARGS="…"``."""
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--lines", type=int, default=FULL_LINES, help="the big file's lines (less for developing)")
     parser.add_argument("--small", type=int, default=0, help="the small file's lines (default: a tenth of --lines)")
@@ -1158,7 +1159,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="statement log and cProfile of ingest_1m in var/bench/profile/"
     )
-    arguments = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    arguments = parser().parse_args(argv)
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "devstack")]  # the dev-only servers are not installed
     from warehouse_devstack.servers import PostgresCluster
 

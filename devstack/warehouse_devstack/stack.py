@@ -120,7 +120,8 @@ def write_env_file(path: Path, values: Dict[str, str]) -> None:
     path.chmod(0o600)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The options of ``make run RUN_ARGS="…"``."""
     parser = argparse.ArgumentParser(prog="make run", description=__doc__)
     parser.add_argument("--var", type=Path, default=Path("var"), help="where the stack keeps its state (default ./var)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -135,7 +136,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--importer-delay", type=float, default=2.0, help="seconds the stand-in importer takes per file"
     )
-    arguments = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    arguments = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("mail.log", "pyftpdlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -23,7 +23,8 @@ FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```$", re.S | re.M)
 # test that runs or checks it, by page and its position among the page's blocks.
 RUN_BY: Dict[Tuple[str, int], str] = {
     ("README.md", 0): "tests/unit/test_docs.py::test_the_two_setup_commands_are_what_make_runs",
-    ("docs/dba.md", 0): (
+    ("docs/dba.md", 0): "tests/integration/test_database_by_hand.py::test_the_dba_pages_commands_apply_the_schema",
+    ("docs/dba.md", 1): (
         "tests/integration/test_database_by_hand.py"
         "::test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_promise"
     ),
@@ -168,3 +169,90 @@ def test_the_ops_page_says_only_warehouse_web_serves_metrics():
     section = " ".join(metrics_section().split())
     assert "Only `warehouse-web` serves `/metrics`; `warehouse-runner` listens on no port" in section
     assert "`warehouse-web` and `warehouse-runner` report the same" not in section
+
+
+PLACEHOLDERS = {"H": "127.0.0.1", "P": "8000", "N": "5", "FILE": "Letture.txt", "DAY": "2026-11-26"}
+PLACEHOLDERS.update({"D": "2026-11-26", "TEXT": "why", "TIME": "2026-11-26T19:00"})
+
+
+def documented_command_lines() -> List[List[str]]:
+    """Each row of the Commands table as the words it shows, options in brackets included."""
+    section = (ROOT / "docs" / "ops.md").read_text(encoding="utf-8").split("## Commands", 1)[1].split("\n## ", 1)[0]
+    found = []
+    for line in section.splitlines():
+        match = re.match(r"^\| `(warehouse-(?:runner|web)[^`]*)` \|", line)
+        if match:
+            words = match.group(1).replace("[", " ").replace("]", " ").split()
+            found.append([PLACEHOLDERS.get(word, word) for word in words])
+    return found
+
+
+def parser_of(program: str):
+    from warehouse_runner import cli as runner_cli
+    from warehouse_web import cli as web_cli
+
+    return {"warehouse-runner": runner_cli.parser, "warehouse-web": web_cli.parser}[program]()
+
+
+def options_of(parser) -> set:
+    return {option for action in parser._actions for option in action.option_strings} - {"-h", "--help"}
+
+
+def subparsers_of(parser) -> dict:
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_every_documented_command_line_is_accepted_by_its_program():
+    lines = documented_command_lines()
+    assert len(lines) >= 9
+    for words in lines:
+        parser_of(words[0]).parse_args(words[1:])  # a usage error exits 2 and fails the test
+
+
+def test_every_command_and_option_of_the_programs_is_documented():
+    documented_options = {}
+    for words in documented_command_lines():
+        key = (words[0],) + tuple(w for w in words[1:3] if not w.startswith("-") and w not in PLACEHOLDERS.values())
+        documented_options.setdefault(key, set()).update(w for w in words if w.startswith("-"))
+    runner = parser_of("warehouse-runner")
+    for name, sub in subparsers_of(runner).items():
+        nested = subparsers_of(sub)
+        for leaf, leaf_parser in nested.items() if nested else [(None, sub)]:
+            key = ("warehouse-runner", name) + ((leaf,) if leaf else ())
+            assert key in documented_options, "warehouse-runner {} is not in the Commands table".format(name)
+            assert options_of(leaf_parser) <= documented_options[key], (key, options_of(leaf_parser))
+    assert options_of(parser_of("warehouse-web")) <= documented_options[("warehouse-web",)]
+
+
+MAKE_COMMAND = re.compile(r'make ([a-z][a-z-]*)((?: [A-Z_]+=(?:"[^"]*"|\S+))*)')
+
+
+def test_every_make_command_the_pages_show_names_a_target_and_options_its_program_takes():
+    """``make run RUN_ARGS="--fresh --no-sample"`` and the like: the target is in the Makefile, and
+    the options are accepted by the program the target runs (its own parser, nothing started)."""
+    import importlib.util
+    import shlex
+
+    from warehouse_devstack.stack import parser as run_parser
+
+    spec = importlib.util.spec_from_file_location("bench_script", str(ROOT / "bench" / "bench.py"))
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    takers = {"RUN_ARGS": run_parser(), "BENCH_ARGS": bench.parser()}
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M))
+    seen = set()
+    for page in ("README.md",) + PAGES:
+        for code in re.findall(r"`([^`\n]+)`|```sh\n(.*?)```", (ROOT / page).read_text(encoding="utf-8"), re.S):
+            for target, assignments in MAKE_COMMAND.findall(" ".join(code)):
+                assert target in targets, (page, target)
+                seen.add(target)
+                for name, value in re.findall(r'([A-Z_]+)=("[^"]*"|\S+)', assignments):
+                    if name in takers:
+                        takers[name].parse_args(shlex.split(shlex.split(value)[0]))
+    assert {"run", "test", "bench", "test-faketime"} <= seen
