@@ -198,6 +198,11 @@ def check_page(browser, url: str, width: int, name: str) -> Dict[str, object]:
             "lang": page.evaluate("document.documentElement.lang"),
             "serious": page.evaluate(AXE_RUN),
             "sideways": page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth"),
+            # An ISO date is never broken at its hyphens (the status line, the refusals, the dialog).
+            "broken_dates": page.evaluate(
+                "() => [...document.querySelectorAll('.date')].filter((d) => d.getClientRects().length > 1)"
+                ".map((d) => d.textContent)"
+            ),
             "text": page.locator("body").inner_text(),
         }
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -219,6 +224,7 @@ def test_every_page_in_every_state_on_a_phone_and_a_desktop(browser, make_settin
             assert found["serious"] == [], where
             assert found["sideways"] <= 0, "{} scrolls sideways by {} px".format(where, found["sideways"])
             assert found["console"] == [], where
+            assert found["broken_dates"] == [], where
             if language == "it" and state not in ("login",):
                 assert not re.search(r"\b(Warehouse|Session|History|Start|Close)\b", str(found["text"])), where
 

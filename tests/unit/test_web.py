@@ -292,3 +292,16 @@ def test_the_favicon_is_served_without_a_login_and_linked_from_every_page(guarde
         assert icon.get_data(as_text=True).startswith("<svg")
     login = guarded_client.get("/login").get_data(as_text=True)
     assert '<link rel="icon" href="/static/favicon.svg"' in login
+
+
+def test_a_refusal_is_said_once_beside_the_first_action_it_refuses(client):
+    """With no data, Start and Close are refused for one reason: one sentence, beside Start; Close
+    points to it (aria-describedby) and its own note stays empty and hidden."""
+    html = client.get("/").get_data(as_text=True)
+    sentence = "No data has been imported for"
+    shown = re.findall(
+        r'<span class="refusal" id="(\w+)-refusal">([^<]*(?:<span class="date">[^<]*</span>[^<]*)*)</span>', html
+    )
+    assert [action for action, text in shown if sentence in text] == ["start"]
+    assert re.search(r'id="close"[^>]*disabled aria-describedby="start-refusal"', html)
+    assert re.search(r'<span class="refusal" id="close-refusal" hidden></span>', html)
