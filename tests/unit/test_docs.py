@@ -256,3 +256,13 @@ def test_every_make_command_the_pages_show_names_a_target_and_options_its_progra
                     if name in takers:
                         takers[name].parse_args(shlex.split(shlex.split(value)[0]))
     assert {"run", "test", "bench", "test-faketime"} <= seen
+
+
+def test_the_readmes_screenshots_are_there_and_are_states_the_browser_tests_photograph():
+    readme = README.read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]+\]\((docs/screenshots/([a-z0-9-]+)\.png)\)", readme)
+    assert len(images) >= 3
+    browser_tests = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "tests" / "browser").glob("*.py"))
+    for path, name in images:
+        assert (ROOT / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+        assert 'shot(page, "{}")'.format(name) in browser_tests, name
