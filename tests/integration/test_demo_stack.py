@@ -83,6 +83,23 @@ class Demo:
         return output
 
 
+def readme_poll_command(var: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """The README's way to poll the demo again, run as printed but with this interpreter's module
+    for `.venv/bin/warehouse-runner` and the test's var folder for `var/`."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    [command] = re.findall(r"`(WAREHOUSE_CONFIG=var/demo\.env \.venv/bin/warehouse-runner poll)`", readme)
+    assignment, program, argument = command.split()
+    assert program == ".venv/bin/warehouse-runner"
+    config = str(var / assignment.split("=", 1)[1].split("/", 1)[1])
+    return subprocess.run(
+        [sys.executable, "-m", "warehouse_runner", argument],
+        env=dict(env, WAREHOUSE_CONFIG=config),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture
 def run_demo(tmp_path, postgres_server, service_environment) -> Iterator:
     env = service_environment(
@@ -96,6 +113,7 @@ def run_demo(tmp_path, postgres_server, service_environment) -> Iterator:
         started.append(demo)
         return demo
 
+    run.env = env  # type: ignore[attr-defined]
     yield run
     for demo in started:
         if demo.process.poll() is None:
@@ -106,7 +124,12 @@ def run_demo(tmp_path, postgres_server, service_environment) -> Iterator:
 def test_fresh_gives_the_demo_an_empty_day_for_a_manual_upload(run_demo, tmp_path):
     first = run_demo()
     first.wait_for_state("ready")  # the poll at start imported today's sample
-    first.stop()
+    poll = readme_poll_command(tmp_path / "var", run_demo.env)
+    assert poll.returncode == 0, poll.stderr
+    assert poll.stdout.startswith("poll at ") and "mails sent" in poll.stdout
+    output = first.stop()
+    [today] = [line for line in output.splitlines() if line.startswith(" Today ")]
+    assert today.endswith(": ready") or "none yet: the start-up poll is taking Letture" in today, today
     mails = sorted((tmp_path / "var" / "mail").glob("*.eml"))
     assert mails, "the first run mailed its import summary"
 
