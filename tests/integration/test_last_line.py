@@ -91,6 +91,23 @@ def test_check_with_a_host_key_that_is_not_the_servers(environment):
     assert_reason_is_last(lines, "warehouse-runner", "dependencies not ok: inbound_ftp, outbound_ftp, smtp, remote_log")
 
 
+@pytest.mark.parametrize(
+    "form",
+    ["password the server refuses", "no credentials", "nobody listening", "osfs"],
+)
+def test_check_with_every_form_of_remote_log_url(environment, ssh_server, tmp_path, form):
+    url = {
+        "password the server refuses": "ssh://{}:not-it@127.0.0.1:{}/".format(ssh_server.user, ssh_server.port),
+        "no credentials": "ssh://nobody-here@127.0.0.1:{}/".format(ssh_server.port),
+        "nobody listening": "ssh://u:pw@127.0.0.1:{}/".format(free_port()),
+        "osfs": "osfs://" + str(tmp_path),
+    }[form]
+    environment = dict(environment, WAREHOUSE_REMOTE_LOG_FS=url, HOME=str(tmp_path))
+    lines = stderr_of(environment, "warehouse_runner", "check")
+    assert_reason_is_last(lines, "warehouse-runner", "dependencies not ok")
+    assert "not-it" not in "\n".join(lines)
+
+
 def test_check_with_a_log_folder_that_is_not_there(environment, ssh_server):
     environment = dict(environment, WAREHOUSE_REMOTE_LOG_FS=ssh_server.url().replace("/?", "/no/such/folder?"))
     lines = stderr_of(environment, "warehouse_runner", "check")
