@@ -851,6 +851,7 @@ class Run:
             path = self.work / file_name(day, data["lines"])
             os.link(data["path"], str(path))
             print("ingest 1M after {} days …".format(HISTORY_DAYS), flush=True)
+            self.load_mark = load_average()  # after the history's build, if this run made it
             ours = run_child(
                 "ingest", url=url, schema=HISTORY_SCHEMA, data_dir=self.data_dir, path=str(path), day=day.isoformat()
             )
