@@ -39,6 +39,9 @@ from warehouse_core.settings import Settings
 from warehouse_core.usecases.checks import CheckDependencies
 from warehouse_core.usecases.cleanup import CleanUp
 from warehouse_core.usecases.deliver_outbox import DeliverOutbox
+from warehouse_core.usecases.earlier_days import Status
+from warehouse_core.usecases.earlier_days import metrics_snapshot as earlier_metrics_snapshot
+from warehouse_core.usecases.earlier_days import status as earlier_status
 from warehouse_core.usecases.import_upload import ImportUpload
 from warehouse_core.usecases.ingest_daily_file import IngestDailyFile
 from warehouse_core.usecases.retry import RetrySession
@@ -82,9 +85,12 @@ class Core:
     def session_status(self, day: Optional[dt.date] = None) -> WorkSession:
         return session_status(self.store, day or self.clock.now().date())
 
+    def status(self, today: Optional[dt.date] = None) -> Status:
+        """Today's session and the earlier days that still need someone (SPEC §5, §7)."""
+        return earlier_status(self.store, today or self.clock.now().date())
+
     def metrics_snapshot(self, today: dt.date) -> MetricsSnapshot:
-        with self.store.unit_of_work() as uow:
-            return uow.metrics_snapshot(today)
+        return earlier_metrics_snapshot(self.store, today)
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional, Tuple
 
+from warehouse_core.delivery_states import ATTENTION_DAYS, NEEDING_ATTENTION_STATES
 from warehouse_core.model import InvoiceStatus, SessionState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -31,6 +32,9 @@ class MetricsSnapshot:
     poll_failures: int = 0
     lines_imported: Mapping[str, int] = field(default_factory=dict)
     today_state: SessionState = SessionState.NONE
+    # The earlier days that still need someone (the status object's ``earlier``), by state.
+    days_needing_attention: Mapping[str, int] = field(default_factory=dict)
+    delivery_unknown_days: int = 0
     last_session_duration: Optional[float] = None
     outbox_pending: int = 0
     outbox_oldest_pending_at: Optional[dt.datetime] = None
@@ -86,6 +90,23 @@ def families(snapshot: MetricsSnapshot, now: dt.datetime) -> List[MetricFamily]:
             "gauge",
             "Today's session state: 1 for the current state, 0 for the others.",
             [((("state", state.value),), 1.0 if state is snapshot.today_state else 0.0) for state in SessionState],
+        ),
+        MetricFamily(
+            "warehouse_days_needing_attention",
+            "gauge",
+            "Earlier days (the last {}) that still need someone, by state: an alert on it outlives midnight.".format(
+                ATTENTION_DAYS
+            ),
+            [
+                ((("state", state),), float(snapshot.days_needing_attention.get(state, 0)))
+                for state in NEEDING_ATTENTION_STATES
+            ],
+        ),
+        MetricFamily(
+            "warehouse_delivery_unknown_days",
+            "gauge",
+            "Days, of any date, whose export may or may not have reached the consumer (being settled).",
+            [((), float(snapshot.delivery_unknown_days))],
         ),
         MetricFamily(
             "warehouse_session_last_duration_seconds",

@@ -16,8 +16,8 @@ from typing import List, Optional
 from warehouse_core.adapters.system_clock import SystemClock
 from warehouse_core.audit import cli_actor
 from warehouse_core.bootstrap import Core, bootstrap
-from warehouse_core.errors import InvalidArgument, Refusal, WarehouseError
-from warehouse_core.model import FileStatus
+from warehouse_core.errors import Conflict, InvalidArgument, Refusal, WarehouseError
+from warehouse_core.model import Delivery, FileStatus, SessionState
 from warehouse_core.redact import REDACTOR
 from warehouse_core.settings import load_settings
 from warehouse_core.usecases.history import MAX_PAGE_SIZE, PAGE_SIZE, list_days, page_limit
@@ -75,6 +75,13 @@ def parser() -> argparse.ArgumentParser:
         help="retry even though the failed run had put its file on the outbound server",
     )
     retry.add_argument("--at", type=_local_time, help="act as if at this local time (ISO)")
+    close = session_commands.add_parser(
+        "close",
+        help="close a day that is not final, or ask again whether a closed day's file was delivered (audited)",
+    )
+    close.add_argument("--day", type=dt.date.fromisoformat, required=True, help="the day (YYYY-MM-DD)")
+    close.add_argument("--reason", required=True, help="why: goes into the day's events")
+    close.add_argument("--at", type=_local_time, help="act as if at this local time (ISO)")
     return top
 
 
@@ -177,9 +184,11 @@ def run_command(core: Core, arguments: argparse.Namespace) -> int:
     if arguments.command == "days":
         return print_days(core, arguments.before, arguments.limit)
     if arguments.command == "session":
-        if arguments.session_command != "retry":
-            return fail("session: say what to do (retry)")
-        return retry_session(core, arguments, now)
+        if arguments.session_command == "retry":
+            return retry_session(core, arguments, now)
+        if arguments.session_command == "close":
+            return close_day(core, arguments, now)
+        return fail("session: say what to do (retry or close)")
     return daemon(core)
 
 
@@ -258,6 +267,22 @@ def retry_session(core: Core, arguments: argparse.Namespace, now: dt.datetime) -
     ready = core.retry_session(arguments.day, arguments.reason, command_actor(), now, redeliver=arguments.redeliver)
     core.deliver_outbox(now)
     print(core.sentences.text("retried", day=ready.day.isoformat()))
+    return 0
+
+
+def close_day(core: Core, arguments: argparse.Namespace, now: dt.datetime) -> int:
+    """``session close --day D --reason TEXT`` (SPEC §9): Close for any day, audited as cli:<user>
+    with the reason; a day already closed whose delivery is unknown is settled now, as Close does."""
+    day, reason = arguments.day, " ".join(arguments.reason.split())
+    if not reason:
+        raise Conflict(code="close_no_reason", day=day.isoformat())
+    found = core.session_status(day)
+    if found.state is SessionState.CLOSED and found.delivery is Delivery.UNKNOWN:
+        after = core.close_session.settle_now(now, command_actor(), day, reason)
+    else:
+        after = core.close_session(now, actor=command_actor(), day=day, reason=reason)
+    delivery = after.delivery.value if after.delivery is not None else None
+    print(core.sentences.text("closed_by_command", day=day.isoformat(), delivery=delivery))
     return 0
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     g,
     jsonify,
@@ -38,10 +39,23 @@ def message(code: str, **values: Any) -> str:
     return core().sentences.text(code, **values)
 
 
-def status_object(session_: WorkSession) -> Dict[str, Any]:
+def status_object(session_: WorkSession, earlier: Sequence[WorkSession] = ()) -> Dict[str, Any]:
     status = session_.as_dict()
     status["message"] = " ".join(render_template("status_message.txt", session=session_).split())
+    status["earlier"] = [earlier_day(day) for day in earlier]
     return status
+
+
+def earlier_day(session_: WorkSession) -> Dict[str, Any]:
+    """An earlier day that still needs someone, as the status object lists it (SPEC §7)."""
+    whole = session_.as_dict()
+    return {key: whole[key] for key in ("day", "state", "delivery", "detail")}
+
+
+def current_status() -> Dict[str, Any]:
+    """The status object: today's session and the earlier days, read together."""
+    today, earlier = core().status()
+    return status_object(today, earlier)
 
 
 class StatusCache:
@@ -108,7 +122,7 @@ def conflict(error: Conflict, day: dt.date) -> Tuple[Any, int]:
 
 @blueprint.get("/")
 def index() -> Any:
-    status = status_object(core().session_status())
+    status = current_status()
     # For a 413 that is not the app's own: a body past what waitress reads, or a proxy's limit.
     too_large = message("too_large", limit_mb=core().settings.max_upload_mb)
     return render_template(
@@ -133,7 +147,7 @@ def healthz() -> Any:
 
 @blueprint.get("/api/session")
 def get_session() -> Any:
-    return jsonify(status_cache().get(lambda: status_object(core().session_status())))
+    return jsonify(status_cache().get(current_status))
 
 
 @blueprint.after_app_request
@@ -147,20 +161,51 @@ def forget_status_after_an_action(response: Any) -> Any:
 def start_session() -> Any:
     now = core().clock.now()
     try:
-        started = core().start_session(now, actor=actor())
+        core().start_session(now, actor=actor())
     except Conflict as error:
         return conflict(error, now.date())
-    return jsonify(status_object(started)), 202
+    return jsonify(current_status()), 202
 
 
 @blueprint.post("/api/session/close")
 def close_session() -> Any:
     now = core().clock.now()
     try:
-        closed = core().close_session(now, actor=actor())
+        core().close_session(now, actor=actor())
     except Conflict as error:
         return conflict(error, now.date())
-    return jsonify(status_object(closed)), 200
+    return jsonify(current_status()), 200
+
+
+# Earlier days (SPEC §5 "Earlier days are never out of reach"): the same rules, codes and audit as
+# today's buttons, for the day in the path. The answer is the status object, today's with its list.
+
+
+def _path_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        abort(404)
+
+
+@blueprint.post("/api/days/<day>/start")
+def start_day(day: str) -> Any:
+    wanted = _path_day(day)
+    try:
+        core().start_session(core().clock.now(), actor=actor(), day=wanted)
+    except Conflict as error:
+        return conflict(error, wanted)
+    return jsonify(current_status()), 202
+
+
+@blueprint.post("/api/days/<day>/close")
+def close_day(day: str) -> Any:
+    wanted = _path_day(day)
+    try:
+        core().close_session(core().clock.now(), actor=actor(), day=wanted)
+    except Conflict as error:
+        return conflict(error, wanted)
+    return jsonify(current_status()), 200
 
 
 @blueprint.post("/api/session/upload")

@@ -83,8 +83,8 @@ def _closed(world: World) -> str:
 
 
 def _earlier(world: World) -> str:
-    """Yesterday failed and needs someone; today has nothing yet. (Helper "earlier" adds the
-    earlier-days block to the page: this state shows it as soon as it lands.)"""
+    """Yesterday failed and needs someone; today has nothing yet: the page lists the earlier day
+    with its Close (SPEC §5 "Earlier days are never out of reach")."""
     world.clock.set(at("2026-11-25T10:00"))
     world.inbound.files[VALID_SAMPLE.name.replace("20261126", "20261125")] = VALID_SAMPLE.read_bytes()
     world.core.ingest_daily_file(world.clock.now())
@@ -225,6 +225,8 @@ def test_every_page_in_every_state_on_a_phone_and_a_desktop(browser, make_settin
             assert found["sideways"] <= 0, "{} scrolls sideways by {} px".format(where, found["sideways"])
             assert found["console"] == [], where
             assert found["broken_dates"] == [], where
+            if state == "earlier":
+                assert "2026-11-25" in str(found["text"]), "{}: the earlier day is not on the page".format(where)
             if language == "it" and state not in ("login",):
                 assert not re.search(r"\b(Warehouse|Session|History|Start|Close)\b", str(found["text"])), where
 

@@ -4,6 +4,7 @@ under var/test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from warehouse_devstack.stack import todays_sample_name
 
 
 class Stack:
-    def __init__(self, var: Path, port: int, process: "subprocess.Popen[str]") -> None:
+    def __init__(self, var: Path, port: int, process: "subprocess.Popen[str]", schema: str = "") -> None:
         self.var = var
+        self.schema = schema
         self.url = "http://127.0.0.1:{}/".format(port)
         self.process = process
 
@@ -40,9 +42,8 @@ def start_stack(tmp_path, postgres_server, service_environment) -> Iterator:
     def start(name: str, **settings: str) -> Stack:
         var = tmp_path / name
         port = free_port()
-        env = service_environment(
-            WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA="browser_" + uuid.uuid4().hex[:10], **settings
-        )
+        schema = "browser_" + uuid.uuid4().hex[:10]
+        env = service_environment(WAREHOUSE_DATABASE_URL=postgres_server, WAREHOUSE_DB_SCHEMA=schema, **settings)
         env["PYTHONPATH"] = devstack_pythonpath(env)
         process = subprocess.Popen(
             [sys.executable, "-m", "warehouse_devstack", "--var", str(var), "--port", str(port), "--no-sample"],
@@ -53,7 +54,7 @@ def start_stack(tmp_path, postgres_server, service_environment) -> Iterator:
         )
         started.append(process)
         wait_for_port(port, timeout=60)
-        return Stack(var, port, process)
+        return Stack(var, port, process, schema)
 
     yield start
     for process in started:
@@ -205,3 +206,49 @@ def test_an_upload_over_the_limit_names_the_limit_on_the_page(start_stack, page)
         sync_api.expect(page.locator("#message")).to_have_text("The file is larger than the 1 MB upload limit.")
         shot(page, "10-upload-over-the-limit-{}mb".format(megabytes))
         page.evaluate("document.getElementById('message').textContent = ''")
+
+
+def test_a_day_that_failed_yesterday_is_on_the_page_and_closed_by_keyboard(start_stack, page, postgres_server):
+    """SPEC §5 "Earlier days are never out of reach": after midnight the failed day is listed with
+    why, its Close is reachable by keyboard and asks first, naming the day."""
+    import psycopg
+
+    stack = start_stack("earlier")
+    yesterday = (at(CLOCK_START) - dt.timedelta(days=1)).date().isoformat()
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(
+            'INSERT INTO "{}".work_session (day, state, phase, export_file, detail) VALUES'
+            " (%s, 'failed', 'watching', 'Spedizioni{}_6.txt', 'no confirmation in the remote log within 900 s')".format(
+                stack.schema, yesterday.replace("-", "")
+            ),
+            (yesterday,),
+        )
+    page.goto(stack.url)
+    earlier = page.locator("#earlier-days")
+    sync_api.expect(earlier).to_be_visible()
+    sync_api.expect(earlier).to_contain_text(yesterday)
+    sync_api.expect(earlier).to_contain_text("no confirmation in the remote log within 900 s")
+    shot(page, "14-earlier-day-failed")
+    close = page.locator(".earlier-close")
+    for _ in range(40):  # Tab through the page until the earlier day's Close has the focus
+        page.keyboard.press("Tab")
+        if close.evaluate("button => button === document.activeElement"):
+            break
+    else:
+        pytest.fail("the earlier day's Close is not reachable with Tab")
+    page.keyboard.press("Enter")
+    dialog = page.locator("#earlier-close-dialog")
+    sync_api.expect(dialog).to_be_visible()
+    sync_api.expect(dialog).to_contain_text(
+        "Close the session for {}? Nothing more happens on {}".format(yesterday, yesterday)
+    )
+    page.keyboard.press("Escape")
+    sync_api.expect(dialog).to_be_hidden()
+    assert close.evaluate("button => button === document.activeElement"), "the focus goes back to Close"
+    page.keyboard.press("Enter")
+    page.click("#earlier-close-confirm")
+    sync_api.expect(earlier).to_be_hidden()
+    page.goto(stack.url + "days/" + yesterday)
+    closed = page.locator('#timeline tr[data-kind="session-closed"]')
+    sync_api.expect(closed).to_have_count(1)
+    sync_api.expect(closed).to_contain_text("anonymous@127.0.0.1")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
+from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
 from tests.unit.conftest import build_world
 from warehouse_core.adapters.catalogues import (
     BUILT_IN_LOCALE,
@@ -205,7 +205,7 @@ def visible(html: str) -> str:
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
     attributes = " ".join(
         re.findall(
-            r'\b(?:title|aria-label|data-text|data-working|data-uploading|data-unreachable|data-line|data-file|data-too-large)="([^"]*)"',
+            r'\b(?:title|aria-label|data-text|data-working|data-uploading|data-unreachable|data-line|data-file|data-too-large|data-confirm)="([^"]*)"',
             html,
         )
     )
@@ -240,6 +240,9 @@ def test_every_sentence_on_every_page_comes_from_a_catalogue(pseudo_world):
     world.work()
     pages["failed /"] = client.get("/")
     pages["failed day"] = client.get("/days/2026-11-26")
+    world.clock.set(at("2026-11-27T09:00"))  # after midnight the failed day is an earlier day
+    pages["earlier failed /"] = client.get("/")
+    world.clock.set(at("2026-11-26T18:00"))
     world.core.close_session(world.clock.now(), actor="anna")
     world.deliver()
     pages["closed /"] = client.get("/")

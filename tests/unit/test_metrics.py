@@ -65,3 +65,26 @@ def test_an_empty_database_says_never_rather_than_failing():
 def test_with_the_database_down_it_says_so():
     samples = parsed(exposition(database_down_families()))
     assert samples == {("warehouse_dependency_up", (("dependency", "database"),)): 0}
+
+
+def test_earlier_days_needing_someone_are_counted_by_state_so_a_failed_days_alert_outlives_midnight():
+    """SPEC §7: warehouse_session_state is today's; the earlier days that still need someone are
+    counted apart, every state always present (an alert on > 0 never sees a series vanish)."""
+    snapshot = MetricsSnapshot(
+        today_state=SessionState.NONE,
+        days_needing_attention={"failed": 2, "closed": 1},
+        delivery_unknown_days=1,
+    )
+    samples = parsed(exposition(families(snapshot, at("2026-11-27T08:00"))))
+    attention = {
+        labels[0][1]: value for (name, labels), value in samples.items() if name == "warehouse_days_needing_attention"
+    }
+    assert attention == {"ready": 0, "running": 0, "failed": 2, "closed": 1}
+    assert samples[("warehouse_delivery_unknown_days", ())] == 1
+    assert samples[("warehouse_session_state", (("state", "none"),))] == 1
+
+
+def test_no_earlier_day_needing_someone_reads_zero():
+    samples = parsed(exposition(families(MetricsSnapshot(), at("2026-11-27T08:00"))))
+    assert samples[("warehouse_days_needing_attention", (("state", "failed"),))] == 0
+    assert samples[("warehouse_delivery_unknown_days", ())] == 0

@@ -61,6 +61,7 @@ def test_status_object_has_the_spec_keys(client):
         "export_file": None,
         "detail": None,
         "delivery": None,
+        "earlier": [],
     }
 
 

@@ -11,8 +11,9 @@ import logging
 from typing import Callable, List, Optional, Protocol, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
+from warehouse_core.delivery_states import attention_window
 from warehouse_core.errors import Conflict, TransferError
-from warehouse_core.model import SessionPhase, SessionState, WorkSession
+from warehouse_core.model import Delivery, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Events, FilesAndLines, OutboundFiles, Sessions, Transactions
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ def _transition(
     actor: str,
     kind: EventKind,
     change: Callable[[Role, dt.date, dt.datetime], bool],
+    day: Optional[dt.date] = None,
+    reason: Optional[str] = None,
 ) -> WorkSession:
-    """Apply one conditional state change to today's session; the refusal when it did not apply."""
-    day = now.date()
+    """Apply one conditional state change to ``day``'s session (today's by default); the refusal
+    when it did not apply."""
+    day = day or now.date()
     with store.unit_of_work() as uow:
         uow.lock_session(day)  # a worker's commit cannot slip between what is read and the change
         before = uow.session(day)
@@ -62,10 +66,18 @@ def _transition(
         session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
         if changed:
             previous = before.state.value if before is not None else SessionState.NONE.value
-            uow.record_event(Event(day, kind, now, actor, {"from": previous}))
+            detail = {"from": previous} if reason is None else {"from": previous, "reason": reason}
+            uow.record_event(Event(day, kind, now, actor, detail))
     if not changed:
         raise refusal(session)
     return session
+
+
+def _retried_and_ready(uow: Sessions, day: dt.date, today: dt.date) -> bool:
+    """An earlier day may be started when it is among the days that need someone as ``ready``:
+    ops retried it (the ledger's rule, delivery_states.needs_someone)."""
+    since, until = attention_window(today)
+    return any(s.day == day and s.state is SessionState.READY for s in uow.days_needing_attention(until, since))
 
 
 class StartSession:
@@ -75,9 +87,33 @@ class StartSession:
         self.store = store
         self.wake_worker = wake_worker or (lambda: None)
 
-    def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> WorkSession:
+    def __call__(self, now: dt.datetime, actor: str = SYSTEM, day: Optional[dt.date] = None) -> WorkSession:
+        """Start today's session, or ``day``'s: an earlier day only when ops retried it and it is
+        ``ready`` (SPEC §5 "Earlier days are never out of reach"), once, as today's."""
+        today = now.date()
+        if day is not None and day < today:
+            try:
+                return self._start(now, actor, day, lambda uow, d: _retried_and_ready(uow, d, today))
+            except Conflict as refused:
+                if refused.state == SessionState.READY.value:  # ready, but never retried
+                    raise Conflict(code="earlier_not_retried", state=refused.state, day=day.isoformat()) from None
+                raise
+        return self._start(now, actor, day, lambda uow, d: True)
+
+    def _start(
+        self,
+        now: dt.datetime,
+        actor: str,
+        day: Optional[dt.date],
+        allowed: Callable[[SessionsWithEvents, dt.date], bool],
+    ) -> WorkSession:
         session = _transition(
-            self.store, now, actor, EventKind.SESSION_STARTED, lambda uow, day, at: uow.start_session(day, at)
+            self.store,
+            now,
+            actor,
+            EventKind.SESSION_STARTED,
+            lambda uow, d, at: allowed(uow, d) and uow.start_session(d, at),
+            day,
         )
         log.info("session for %s started by %s", session.day, actor)
         self.wake_worker()
@@ -169,14 +205,20 @@ class CloseSession:
         self.store = store
         self.outbound = outbound
 
-    def __call__(self, now: dt.datetime, actor: str = SYSTEM) -> WorkSession:
+    def __call__(
+        self, now: dt.datetime, actor: str = SYSTEM, day: Optional[dt.date] = None, reason: Optional[str] = None
+    ) -> WorkSession:
+        """Close today's session, or ``day``'s (an earlier day: the same rules); ``reason`` (ops'
+        ``session close --day``) goes into the day's event."""
         found: List[WorkSession] = []  # the session as the close found it
         session = _transition(
             self.store,
             now,
             actor,
             EventKind.SESSION_CLOSED,
-            lambda uow, day, at: self._close(uow, day, at, found),
+            lambda uow, d, at: self._close(uow, d, at, found),
+            day,
+            reason,
         )
         log.info("session for %s closed by %s", session.day, actor)
         if found and found[0].phase is SessionPhase.RENAMING:
@@ -194,6 +236,22 @@ class CloseSession:
                     "session for %s: the temporary file of %s stays (%s)", session.day, found[0].export_file, error
                 )
         return session
+
+    def settle_now(self, now: dt.datetime, actor: str, day: dt.date, reason: str) -> WorkSession:
+        """Ops' ``session close --day`` on a day already closed whose delivery is unknown: ask the
+        outbound server now, as the Close did (the runner asks at each round anyway), and say who
+        asked and why in the day's events. The refusal of a closed day when its delivery is known."""
+        with self.store.unit_of_work() as uow:
+            uow.lock_session(day)
+            session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
+            if session.state is not SessionState.CLOSED or session.delivery is not Delivery.UNKNOWN:
+                raise refusal(session)
+            uow.record_event(
+                Event(day, EventKind.SESSION_CLOSED, now, actor, {"from": session.state.value, "reason": reason})
+            )
+        log.info("session for %s: %s asks the outbound server now whether its file was delivered", day, actor)
+        settle_closed_rename(self.store, self.outbound, day)
+        return session_status(self.store, day)
 
     @staticmethod
     def _close(uow: ClosingSessions, day: dt.date, now: dt.datetime, found: List[WorkSession]) -> bool:
