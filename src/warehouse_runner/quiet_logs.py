@@ -18,13 +18,23 @@ from typing import Callable, Dict, Tuple
 INTERVAL_SECONDS = 60.0
 # Loggers whose every line (not only warnings) repeats once per request or per failed connect.
 CHATTY_LOGGERS = ("psycopg.pool",)
+# Libraries whose numbers are counters and timings (a queue depth, a reconnect delay): their lines
+# say one thing whatever the numbers. The service's own numbers carry the decision ("try 2 of 3").
+NUMBERS_ARE_NOISE = ("waitress", "psycopg")
 _NUMBERS = re.compile(r"\d+")
 
 
+def _of(record: logging.LogRecord, names: Tuple[str, ...]) -> bool:
+    return any(record.name == name or record.name.startswith(name + ".") for name in names)
+
+
 def _kind(record: logging.LogRecord) -> Tuple[str, int, str]:
-    """What makes two lines "the same": logger, level and the text with its numbers blanked
-    (a queue depth, a port, a mail's id or a retry time change while the line says one thing)."""
-    return record.name, record.levelno, _NUMBERS.sub("#", record.getMessage())
+    """What makes two lines "the same": logger, level and the text, with a library's numbers
+    blanked (waitress's queue depth, psycopg.pool's delays change while the line says one thing)."""
+    text = record.getMessage()
+    if _of(record, NUMBERS_ARE_NOISE):
+        text = _NUMBERS.sub("#", text)
+    return record.name, record.levelno, text
 
 
 class RepeatFilter(logging.Filter):
@@ -48,7 +58,7 @@ class RepeatFilter(logging.Filter):
     def _watched(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.WARNING:
             return True
-        return any(record.name == name or record.name.startswith(name + ".") for name in self.chatty)
+        return _of(record, self.chatty)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._watched(record):

@@ -112,3 +112,21 @@ def test_the_daemons_log_handler_carries_the_filter():
         for handler in before:
             root.addHandler(handler)
         root.setLevel(level)
+
+
+def test_each_try_of_an_upload_is_its_own_line_not_a_repeat(said):
+    """The service's own lines are repeats only when they say the same thing: "try 1 of 3" and
+    "try 2 of 3" are two decisions an operator reads one after the other (a library's counter,
+    such as waitress's queue depth, is noise and is blanked)."""
+    ticks, lines, logger = said
+    worker = logger("warehouse_core.usecases.run_session")
+    for attempt in (1, 2, 3):
+        worker.warning("upload of %s, try %d of %d: %s", "Spedizioni20261126_6.txt", attempt, 3, "550 refused")
+        ticks.now += 2
+    assert [line.split(", try ")[1] for line in lines] == [
+        "1 of 3: 550 refused",
+        "2 of 3: 550 refused",
+        "3 of 3: 550 refused",
+    ]
+    worker.warning("upload of %s, try %d of %d: %s", "Spedizioni20261126_6.txt", 3, 3, "550 refused")
+    assert len(lines) == 3, "the very same line again within the minute is a repeat"
