@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
-	$(BIN)/python -c "import fs, fs.sshfs, psycopg, flask, schedule, pydantic; print('environment ready:', fs.__name__, psycopg.__version__)"
+	$(BIN)/python -c "import fs, fs.sshfs, psycopg, flask, pydantic; print('environment ready:', fs.__name__, psycopg.__version__)"
 	touch $(STAMP)
 
 # The system packages (PostgreSQL server, sshd, Chromium, vsftpd, libfaketime, make): installed
