@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from flask import (
     Blueprint,
@@ -21,6 +21,7 @@ from flask import (
     url_for,
 )
 
+from warehouse_core import reasons
 from warehouse_core.audit import operator_actor
 from warehouse_core.bootstrap import Core
 from warehouse_core.errors import Conflict, InvalidFile, PayloadTooLarge
@@ -37,6 +38,12 @@ def core() -> Core:
 def message(code: str, **values: Any) -> str:
     """An operator-visible sentence, from the core's templates/messages.txt (which the customer may replace)."""
     return core().sentences.text(code, **values)
+
+
+def said(problems: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Each problem's reason in WAREHOUSE_LANGUAGE, for the page that lists them (recorded in English)."""
+    gettext = core().translations.gettext
+    return [dict(problem, reason=reasons.translate(str(problem["reason"]), gettext)) for problem in problems]
 
 
 def status_object(session_: WorkSession, earlier: Sequence[WorkSession] = ()) -> Dict[str, Any]:
@@ -221,9 +228,12 @@ def upload() -> Any:
     except PayloadTooLarge as error:
         return jsonify(error=message(error.code, **error.values)), 413
     except InvalidFile as error:
-        return jsonify(error=message(error.code, **error.values), problems=[p.as_dict() for p in error.problems]), 400
+        return jsonify(
+            error=message(error.code, **error.values), problems=said(p.as_dict() for p in error.problems)
+        ), 400
     if summary.status is FileStatus.REJECTED:
         body = summary.as_dict()
+        body["problems"] = said(body.get("problems") or [])
         body["error"] = message("rejected", file=summary.file_name, count=summary.problem_count)
         return jsonify(body), 400
     body = summary.as_dict()

@@ -295,3 +295,61 @@ def test_the_command_lines_one_line_outcomes_are_in_the_language_too(make_settin
             VALID_SAMPLE.name
         )
     )
+
+
+# --- Reasons recorded in English, shown in the language ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "600000001|1|a\x00b|1.00",
+        "600000001|1|abc",
+        "60000001|1|abc|1.00",
+        "600000001|forty|abc|1.00",
+        "600000001|12345678901234567890|abc|1.00",
+        "600000001|1|abc|70,7",
+        "600000001|1|abc|seven",
+        "60000001|forty|abc|70,7",
+    ],
+)
+def test_every_reason_the_parser_writes_is_a_sentence_of_the_catalogues(line):
+    from warehouse_core import reasons
+    from warehouse_core.parsing import parse_line
+
+    problem = parse_line(2, line)
+    said = reasons.translate(problem.reason, lambda sentence: "<{}>".format(sentence))
+    assert re.fullmatch(r"<[^<>]+>(; <[^<>]+>)*", said), said
+    # Said in English again from the catalogue's sentences, it reads exactly as recorded.
+    assert reasons.translate(problem.reason, lambda sentence: sentence) == problem.reason
+
+
+def test_a_reason_no_sentence_knows_is_shown_as_recorded():
+    from warehouse_core import reasons
+
+    assert reasons.translate("the server said no", lambda s: "X") == "the server said no"
+
+
+def test_a_failed_sessions_reason_and_a_rejected_lines_reason_read_in_italian(make_settings):
+    world = build_world(make_settings, language="it")
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    token = re.search(r'csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
+    answer = client.post(
+        "/api/session/upload",
+        headers={"X-CSRF-Token": token},
+        data={"file": (io.BytesIO(MALFORMED_SAMPLE.read_bytes()), MALFORMED_SAMPLE.name)},
+        content_type="multipart/form-data",
+    ).get_json()
+    assert "la quantità 'forty' non è un numero intero" in [p["reason"] for p in answer["problems"]]
+    day = client.get("/days/2026-11-26").get_data(as_text=True)
+    assert "Riga 3: la quantità &#39;forty&#39; non è un numero intero" in day
+    assert client.get("/api/days/2026-11-26").get_json()["files"][0]["reasons"][1]["reason"] == (
+        "quantity 'forty' is not a whole number"  # recorded, and in the API, as the code wrote it
+    )
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:30")
+    world.outbound.fail_next = 3
+    world.core.start_session(world.clock.now(), actor="anna")
+    world.work()
+    status = client.get("/api/session").get_json()["message"]
+    assert status.startswith("Sessione del 2026-11-26 non riuscita - l'invio al server FTP di uscita non è riuscito")

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 import jinja2
 
+from warehouse_core import reasons
 from warehouse_core.errors import ConfigurationError
 
 DOMAIN = "warehouse"
@@ -197,6 +198,10 @@ def install(environment: jinja2.Environment, translations: gettext.NullTranslati
     environment.policies["ext.i18n.trimmed"] = True
     environment.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     environment.globals["language"] = language
+    # A reason recorded in English (a rejected line's, a failed session's), said in the language.
+    environment.filters["reason"] = lambda text: (
+        text if not text else reasons.translate(str(text), translations.gettext)
+    )
 
 
 # The templates whose text is marked for the catalogues (the page's and the core's).
@@ -227,6 +232,8 @@ def extract_messages(folders: Tuple[Path, ...] = TEMPLATE_FOLDERS) -> Dict[Messa
                         continue
                     where = "{}/{}:{}".format(folder.parent.name, path.relative_to(folder).as_posix(), line)
                     found.setdefault(key, []).append(where)
+    for sentence in reasons.REASONS:
+        found.setdefault((sentence, None), []).append("warehouse_core/reasons.py")
     return found
 
 

@@ -1,0 +1,64 @@
+"""The reasons the service records in English, in the operator's language when shown.
+
+A rejected line's problem, a file's, and why a session failed are written by the core as English
+text: stored so, in the problems CSV, the API's ``reason`` and ``detail`` fields and the logs alike
+(one spelling to search for). The page, the history and the mails show them in WAREHOUSE_LANGUAGE:
+each sentence below is a msgid of the catalogues (``%(name)s`` for what varies), and
+:func:`translate` recognises a recorded reason by its sentence and says it again from the catalogue.
+A reason no sentence matches (a server's own words, a newer message) is shown as recorded."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, List, Pattern, Tuple
+
+# Keep each sentence exactly as the code that writes it words it (parsing.py, usecases/importing.py,
+# usecases/run_session.py); tests/unit/test_i18n.py checks them against what the code writes.
+REASONS = (
+    "contains a NUL character",
+    "has %(fields)s fields separated by '|', expected 4",
+    "invoice number %(invoice)s has %(length)s characters, expected %(expected)s",
+    "quantity %(quantity)s is not a whole number",
+    "quantity %(quantity)s is too large",
+    "value %(value)s uses a comma; the decimal separator is a dot",
+    "value %(value)s is not a decimal number",
+    "the name declares %(records)s records (%(lines)s lines) but the file has %(actual)s lines",
+    "the upload to the outbound FTP server failed after %(tries)s tries: %(error)s",
+    "no confirmation of %(file)s in the remote log within %(seconds)s s",
+    "the remote log reports %(records)s records read from %(file)s, but %(written)s were written",
+    "the remote log reports an error for %(file)s: %(line)s",
+    "the export has %(written)s lines but %(total)s valid lines were counted at the start",
+)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def _pattern(sentence: str) -> Pattern[str]:
+    parts: List[str] = []
+    last = 0
+    for match in _PLACEHOLDER.finditer(sentence):
+        parts.append(re.escape(sentence[last : match.start()]))
+        parts.append("(?P<{}>.+?)".format(match.group(1)))
+        last = match.end()
+    parts.append(re.escape(sentence[last:]))
+    # A sentence ends where the text ends or where the next reason starts ("; " joins a line's reasons).
+    return re.compile("".join(parts) + r"(?:; (?=.)|$)", re.S)
+
+
+_PATTERNS: Tuple[Tuple[str, Pattern[str]], ...] = tuple((sentence, _pattern(sentence)) for sentence in REASONS)
+
+
+def translate(text: str, gettext: Callable[[str], str]) -> str:
+    """``text`` (one reason, or several joined by "; ") in the catalogue's language."""
+    said: List[str] = []
+    rest = text
+    while rest:
+        for sentence, pattern in _PATTERNS:
+            match = pattern.match(rest)
+            if match is not None:
+                said.append(gettext(sentence) % match.groupdict())
+                rest = rest[match.end() :]
+                break
+        else:
+            said.append(rest)
+            break
+    return "; ".join(said)
