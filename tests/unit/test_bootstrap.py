@@ -78,3 +78,18 @@ def test_the_server_ends_the_backend_of_a_client_it_no_longer_hears_within_about
         assert 0 < idle < 60 and idle + interval * count <= 60
     finally:
         core.close()
+
+
+def test_the_dba_page_states_the_server_side_limits_the_connections_set(make_settings):
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "dba.md").read_text(encoding="utf-8")
+    documented = dict(re.findall(r"`(tcp_[a-z_]+)=(\d+)`", page))
+    core = bootstrap(make_settings(), migrate=False, check_view=False)
+    try:
+        options = core.store.connection_options()["options"]
+    finally:
+        core.close()
+    served = dict(re.findall(r"-c (tcp_[a-z_]+)=(\d+)", options))
+    assert documented and documented == served

@@ -176,3 +176,19 @@ def test_today_through_the_days_route_is_todays_start(world, client):
     world.poll("2026-11-26T10:00")
     assert post(client, "/api/days/{}/start".format(DAY)).status_code == 202
     assert world.core.session_status().state is SessionState.RUNNING
+
+
+def test_the_page_keeps_the_list_it_shows_so_its_script_redraws_only_on_a_change(world, client):
+    """earlier.js compares the list drawn with GET /api/session's every minute: a page left open
+    across midnight shows the day that just ended once it needs someone."""
+    import html as html_module
+    import json
+
+    def listed():
+        page = client.get("/").get_data(as_text=True)
+        return json.loads(html_module.unescape(re.search(r'data-listed="([^"]*)"', page).group(1)))
+
+    assert listed() == [] == client.get("/api/session").get_json()["earlier"]
+    failed_yesterday(world)
+    client.application.extensions["warehouse_status_cache"].clear()  # as 0.25 s later
+    assert listed() == client.get("/api/session").get_json()["earlier"] != []

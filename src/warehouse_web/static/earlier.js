@@ -56,6 +56,21 @@
     if (pending && dialog.returnValue !== "confirmed") { pending.focus(); }
     dialog.returnValue = "";
   });
+  // A page left open across midnight (or while another operator acts): when the list the server
+  // gives differs from the one shown, the page is drawn again, unless a question is open.
+  function listChanged() {
+    if (dialog.open) { return; }
+    fetch(section.dataset.statusUrl, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (status) {
+        if (status && JSON.stringify(status.earlier) !== JSON.stringify(JSON.parse(section.dataset.listed))) {
+          window.location.reload();
+        }
+      })
+      .catch(function () { return null; });
+  }
+  window.setInterval(listChanged, 60000);
+
   confirmButton.addEventListener("click", function () {
     var button = pending;
     dialog.close("confirmed");
