@@ -806,7 +806,7 @@ class FakeArchive:
         self.files: Dict[str, bytes] = {}
         self.pending = 0
         self.fail_delete: Optional[BaseException] = None
-        # What killed polls left in incoming/: the names clear_partial_downloads removes.
+        # What killed polls left in incoming/: the names clear_partial_files removes.
         self.partial_downloads: List[str] = []
 
     @contextmanager
@@ -817,7 +817,7 @@ class FakeArchive:
         finally:
             self.pending -= 1
 
-    def clear_partial_downloads(self) -> List[str]:
+    def clear_partial_files(self) -> List[str]:
         removed, self.partial_downloads = self.partial_downloads, []
         return removed
 

@@ -132,10 +132,10 @@ def test_a_poll_killed_mid_download_leaves_a_partial_file_the_next_poll_clears(
     kill_when(service, ftp_server, hold)
     ftp_server.faults.hang_on.clear()
     incoming = service.data_dir / "incoming"
-    assert [p.suffix for p in incoming.iterdir()] == [".part"], "the killed poll left its partial download"
+    assert [p.name[:9] for p in incoming.glob("*.part")] == ["download-"], "the killed poll left its partial download"
     result = service.run(*AGAIN)
     assert result.returncode == 0, result.stderr
-    assert list(incoming.iterdir()) == []
+    assert list(incoming.glob("*.part")) == []
     assert "removed a partial download" in result.stderr
     imported_once(service, real_store, ftp_server, smtp_server)
     outcome("the next poll removed the partial download and imported the file once")

@@ -45,22 +45,39 @@ def test_the_real_folder_sync_runs(tmp_path):
     assert (tmp_path / "archive" / "2026-11-27" / "a.txt").read_bytes() == b"one\n"
 
 
-def test_partial_downloads_are_cleared_and_uploads_in_progress_are_not(tmp_path):
+def test_partial_downloads_are_cleared_and_uploads_are_not_while_one_is_received(tmp_path):
     """What a killed poll leaves in incoming/ (tmp*.part from earlier versions, download-*.part)
-    is removed; an upload's partial file belongs to a request that may still be writing it."""
+    is removed; an upload's partial file stays while an upload is being received, since it may be
+    that one's."""
     archive = LocalArchive(tmp_path)
     with archive.receive(download=True) as pending:
         pending.write(b"half a file")
-        [downloading] = list(archive.incoming.iterdir())
-        assert downloading.name.startswith("download-") and downloading.name.endswith(".part")
-    archive.incoming.mkdir(exist_ok=True)
+        [downloading] = [p for p in archive.incoming.iterdir() if p.suffix == ".part"]
+        assert downloading.name.startswith("download-")
     for name in ("tmpk3x9q0.part", "download-a1b2.part", "upload-c3d4.part", "notes.txt"):
         (archive.incoming / name).write_bytes(b"x")
-    assert sorted(archive.clear_partial_downloads()) == ["download-a1b2.part", "tmpk3x9q0.part"]
-    assert sorted(p.name for p in archive.incoming.iterdir()) == ["notes.txt", "upload-c3d4.part"]
-    with archive.receive() as pending:
-        assert [p.name for p in archive.incoming.iterdir() if p.name.startswith("upload-")] != []
+    with archive.receive() as uploading:
+        uploading.write(b"being written")
+        assert sorted(archive.clear_partial_files()) == ["download-a1b2.part", "tmpk3x9q0.part"]
+        left = sorted(p.name for p in archive.incoming.iterdir() if p.suffix == ".part")
+        assert len(left) == 2 and "upload-c3d4.part" in left  # the other one is being written
+    assert sorted(p.name for p in archive.incoming.iterdir()) == [".receiving", "notes.txt", "upload-c3d4.part"]
 
 
 def test_clearing_with_no_incoming_folder_is_nothing_to_do(tmp_path):
-    assert LocalArchive(tmp_path).clear_partial_downloads() == []
+    assert LocalArchive(tmp_path).clear_partial_files() == []
+
+
+def test_an_upload_a_killed_request_left_is_cleared_once_no_upload_is_running(tmp_path):
+    """A request killed mid-upload leaves upload-*.part; it goes at the next clearing, unless an
+    upload is being received right then (in any process: they hold incoming/'s lock shared)."""
+    archive = LocalArchive(tmp_path)
+    archive.incoming.mkdir(parents=True)
+    (archive.incoming / "upload-killed.part").write_bytes(b"half")
+    with archive.receive() as pending:
+        pending.write(b"being written")
+        assert archive.clear_partial_files() == []
+        assert (archive.incoming / "upload-killed.part").exists()
+        assert LocalArchive(tmp_path).clear_partial_files() == [], "another process's view: the same"
+    assert archive.clear_partial_files() == ["upload-killed.part"]
+    assert sorted(p.name for p in archive.incoming.iterdir()) == [".receiving"]

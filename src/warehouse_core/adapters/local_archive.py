@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import tempfile
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from warehouse_core.model import safe_file_name
 DOWNLOAD_PREFIX = "download-"
 UPLOAD_PREFIX = "upload-"
 EARLIER_PREFIX = "tmp"
+RECEIVING_LOCK = ".receiving"
 
 
 def archive_name(name: str) -> str:
@@ -78,26 +80,47 @@ class LocalArchive:
     @contextmanager
     def receive(self, *, download: bool = False) -> Iterator[LocalPendingFile]:
         self.incoming.mkdir(parents=True, exist_ok=True)
-        prefix = DOWNLOAD_PREFIX if download else UPLOAD_PREFIX
-        descriptor, name = tempfile.mkstemp(dir=str(self.incoming), prefix=prefix, suffix=".part")
-        handle = os.fdopen(descriptor, "wb")
-        pending = LocalPendingFile(self, handle, Path(name))
-        try:
-            yield pending
-        finally:
-            handle.close()
-            if pending.kept is None:
-                Path(name).unlink()
+        with self._receiving(shared=True, wait=True):  # an upload is only cleared while none runs
+            prefix = DOWNLOAD_PREFIX if download else UPLOAD_PREFIX
+            descriptor, name = tempfile.mkstemp(dir=str(self.incoming), prefix=prefix, suffix=".part")
+            handle = os.fdopen(descriptor, "wb")
+            pending = LocalPendingFile(self, handle, Path(name))
+            try:
+                yield pending
+            finally:
+                handle.close()
+                if pending.kept is None:
+                    Path(name).unlink()
 
-    def clear_partial_downloads(self) -> List[str]:
-        """The poll's partial files in incoming/, and the tmp*.part of earlier versions (which
-        named downloads and uploads alike, and whose processes are gone since the upgrade)."""
+    @contextmanager
+    def _receiving(self, shared: bool, wait: bool) -> Iterator[bool]:
+        """incoming/'s lock (flock on incoming/.receiving): every receive holds it shared, and
+        clearing takes it exclusive without waiting, so only when nothing is being received in
+        any process of this host. Whether it was taken."""
+        descriptor = os.open(str(self.incoming / RECEIVING_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+            try:
+                fcntl.flock(descriptor, mode)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(descriptor)  # and with it the lock
+
+    def clear_partial_files(self) -> List[str]:
+        """The poll's partial files in incoming/ (the caller holds the poll lock), the tmp*.part of
+        earlier versions (which named downloads and uploads alike), and, when no upload is being
+        received, the uploads' partial files: what killed processes left half written."""
         if not self.incoming.is_dir():
             return []
-        removed = []
-        for path in sorted(self.incoming.iterdir()):
-            if path.suffix == ".part" and path.name.startswith((DOWNLOAD_PREFIX, EARLIER_PREFIX)):
-                if _unlink(path):
+        stale = (DOWNLOAD_PREFIX, EARLIER_PREFIX)
+        with self._receiving(shared=False, wait=False) as nothing_received:
+            removed = []
+            for path in sorted(self.incoming.iterdir()):
+                ours = path.name.startswith(stale) or (nothing_received and path.name.startswith(UPLOAD_PREFIX))
+                if path.suffix == ".part" and ours and _unlink(path):
                     removed.append(path.name)
         return removed
 

@@ -18,12 +18,12 @@ class Archive(Protocol):
     """The local, durable store of every received file."""
 
     def receive(self, *, download: bool = False) -> ContextManager[PendingFile]:
-        """A file to write into; ``download``: the poll's, which clear_partial_downloads may remove
-        once no poll is running (an upload's is never removed there: its request may be writing it)."""
+        """A file to write into; ``download``: the poll's (an upload's otherwise)."""
 
-    def clear_partial_downloads(self) -> List[str]:
-        """Remove the partial downloads a killed poll left behind; their names. Only the holder of
-        the poll lock may ask: then no download is being written."""
+    def clear_partial_files(self) -> List[str]:
+        """Remove what a killed poll or upload left half written; their names. Only the holder of
+        the poll lock may ask (then no download is being written); an upload's file goes only when
+        no upload is being received, which the archive itself knows."""
 
     def open(self, path: str) -> BinaryIO: ...
 

@@ -63,7 +63,7 @@ class IngestDailyFile:
             if acquired:
                 # Safe on the shared instance: only the holder of the poll lock gets here.
                 self.now, self.actor = now, actor
-                self._clear_partial_downloads()
+                self._clear_partial_files()
                 report.server_error = self._poll_server(now.date(), report)
                 if not pretend:
                     with self.store.unit_of_work() as uow:
@@ -85,13 +85,13 @@ class IngestDailyFile:
         """At start: remove what a killed poll left in the archive's incoming folder, unless a poll
         (of another process) is running, whose download is not stale; the names removed."""
         with self.store.exclusive_poll() as acquired:
-            return self._clear_partial_downloads() if acquired else []
+            return self._clear_partial_files() if acquired else []
 
-    def _clear_partial_downloads(self) -> List[str]:
+    def _clear_partial_files(self) -> List[str]:
         """Only under the poll lock: then no download is being written."""
-        removed = self.archive.clear_partial_downloads()
+        removed = self.archive.clear_partial_files()
         for name in removed:
-            log.warning("removed a partial download left by a poll that did not finish: incoming/%s", name)
+            log.warning("removed a partial download or upload that did not finish: incoming/%s", name)
         return removed
 
     def _poll_server(self, today: dt.date, report: PollReport) -> Optional[str]:
