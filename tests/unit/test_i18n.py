@@ -353,3 +353,31 @@ def test_a_failed_sessions_reason_and_a_rejected_lines_reason_read_in_italian(ma
     world.work()
     status = client.get("/api/session").get_json()["message"]
     assert status.startswith("Sessione del 2026-11-26 non riuscita - l'invio al server FTP di uscita non è riuscito")
+
+
+def test_the_other_mails_too_come_from_a_catalogue(pseudo_world):
+    """import-failed, extra-file, session-failed, session-retry and no-file, in the pseudo-language."""
+    world = pseudo_world
+    world.inbound.files[MALFORMED_SAMPLE.name] = MALFORMED_SAMPLE.read_bytes()
+    world.poll("2026-11-26T09:00")
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.inbound.files[VALID_SAMPLE.name.replace("083015123", "103015123")] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:30")
+    world.outbound.fail_next = 3
+    world.core.start_session(world.clock.now(), actor="anna")
+    world.work()
+    world.core.retry_session(world.clock.now().date(), "the server is back", "cli:ops", world.clock.now())
+    world.poll("2026-11-27T19:00")
+    world.deliver()
+    mails = list(world.mailer.sent)
+    events = {mail.event.value for mail in mails}
+    assert events >= {"import-failed", "extra-file", "session-failed", "session-retry", "no-file"}, events
+    data = ["the server is back", "STOR", "refused by the fake server", "451"]
+    missing = {}
+    for mail in mails:
+        for part, text in (("subject", mail.subject), ("text", mail.text), ("html", visible(mail.html))):
+            words = leftovers(text, data)
+            if words:
+                missing["{} {}".format(mail.event.value, part)] = words
+    assert missing == {}
