@@ -381,3 +381,20 @@ def test_the_other_mails_too_come_from_a_catalogue(pseudo_world):
             if words:
                 missing["{} {}".format(mail.event.value, part)] = words
     assert missing == {}
+
+
+def test_the_runner_refuses_to_start_in_an_unknown_language_with_one_line(tmp_path):
+    from tests.conftest import settings_values
+    from warehouse_core.settings import variable_name
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env.update({variable_name(key): str(value) for key, value in settings_values(language="de").items()})
+    env["WAREHOUSE_DATA_DIR"] = str(tmp_path / "var")
+    result = subprocess.run(
+        [sys.executable, "-m", "warehouse_runner", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "warehouse-runner: WAREHOUSE_LANGUAGE=de: no catalogue for it (languages available: en, it); "
+        "to add one, put its warehouse.po in WAREHOUSE_TEMPLATES_DIR/locale/de/LC_MESSAGES"
+    )
