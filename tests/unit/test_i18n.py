@@ -56,6 +56,36 @@ def test_the_italian_catalogue_translates_every_sentence_with_the_same_placehold
             assert set(PLACEHOLDER.findall(msgstr)) == set(PLACEHOLDER.findall(msgid)), msgid
 
 
+# The Italian sentences speak to the operator impersonally ("ricaricare la pagina e riprovare"), never
+# with "tu" (only button labels, like SPEC's "Avvia sessione", are imperatives); and each thing has one
+# name: the customer's server is "il server FTP", the consumer's "il server del destinatario", the
+# invoice view "l'elenco fatture" (an operator does not know what a database view is).
+INFORMAL = re.compile(r"(?<!si )\b(riprova|ricarica|controlla|premi|scegli|aggiungi|tuo|tua|tuoi|tue)\b", re.IGNORECASE)
+SECOND_NAMES = (
+    "server di uscita",
+    "server FTP di uscita",
+    "server di ingresso",
+    "log remoto",
+    "importatore",
+    "vista fatture",
+)
+
+
+def test_the_italian_catalogue_keeps_one_register_and_one_name_for_each_thing():
+    entries = parse_po(ITALIAN.read_text(encoding="utf-8"))
+    labels = {
+        "Log in",
+        "Log out",
+        "Start session",
+        "Close session",
+        "Keep the session open",
+        "Close the session for good",
+    }
+    sentences = {msgid: msgstr for msgid, msgstr in entries.items() if msgid and msgid not in labels}
+    assert {msgid: text for msgid, text in sentences.items() if INFORMAL.search(text)} == {}
+    assert {msgid: text for msgid, text in sentences.items() if any(name in text for name in SECOND_NAMES)} == {}
+
+
 def test_the_italian_buttons_and_status_line_read_as_spec_7_says(make_settings):
     world = build_world(make_settings, language="it")
     client = create_app({"TESTING": True}, core=world.core).test_client()
@@ -352,7 +382,7 @@ def test_a_failed_sessions_reason_and_a_rejected_lines_reason_read_in_italian(ma
     world.core.start_session(world.clock.now(), actor="anna")
     world.work()
     status = client.get("/api/session").get_json()["message"]
-    assert status.startswith("Sessione del 2026-11-26 non riuscita - l'invio al server FTP di uscita non è riuscito")
+    assert status.startswith("Sessione del 2026-11-26 non riuscita - l'invio al server del destinatario non è riuscito")
 
 
 def test_the_other_mails_too_come_from_a_catalogue(pseudo_world):
