@@ -28,6 +28,7 @@ REASONS = (
     "the remote log reports %(records)s records read from %(file)s, but %(written)s were written",
     "the remote log reports an error for %(file)s: %(line)s",
     "the export has %(written)s lines but %(total)s valid lines were counted at the start",
+    "no records to generate: the day has no valid invoice line",
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 

@@ -428,3 +428,16 @@ def test_the_runner_refuses_to_start_in_an_unknown_language_with_one_line(tmp_pa
         "warehouse-runner: WAREHOUSE_LANGUAGE=de: no catalogue for it (languages available: en, it); "
         "to add one, put its warehouse.po in WAREHOUSE_TEMPLATES_DIR/locale/de/LC_MESSAGES"
     )
+
+
+def test_a_day_without_a_valid_line_fails_with_its_reason_in_italian(make_settings):
+    world = build_world(make_settings, language="it")
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    world.store.invoice_view.clear()
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now(), actor="anna")
+    world.work()
+    assert client.get("/api/session").get_json()["message"] == (
+        "Sessione del 2026-11-26 non riuscita - nessuna riga da esportare: per questo giorno non c'è nessuna riga fattura valida"
+    )
