@@ -5,6 +5,7 @@
 -- the file ('no') releases them; a later export treats them as exported.
 --
 -- The backfill reads what earlier versions left:
+--   retried with --redeliver (a session-retried event says so) -> yes (a run had delivered)
 --   completed                                          -> yes
 --   running, failed or closed in phase watching        -> yes (the rename comes before the watch)
 --   closed in phase renaming, its detail saying the file was delivered -> yes
@@ -28,6 +29,10 @@ ALTER TABLE work_session ADD COLUMN delivery text CONSTRAINT work_session_delive
     CHECK (delivery IN ('no', 'yes', 'unknown'));
 
 UPDATE work_session SET delivery = CASE
+    -- Retried with --redeliver: an earlier run's file had reached the consumer (the old retry
+    -- recorded nothing and reset the phase; its event says so), whatever the day did since.
+    WHEN EXISTS (SELECT 1 FROM event AS e WHERE e.day = work_session.day AND e.kind = 'session-retried'
+                 AND e.detail->>'redeliver' = 'true') THEN 'yes'
     WHEN state = 'completed' THEN 'yes'
     WHEN phase = 'watching' AND state IN ('running', 'failed', 'closed') THEN 'yes'
     WHEN state = 'closed' AND phase = 'renaming' AND detail LIKE 'closed by an operator after % was delivered%' THEN 'yes'
