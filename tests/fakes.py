@@ -349,7 +349,7 @@ class FakeSessions(_FakeTransaction):
     def unknown_delivery_days(self) -> List[dt.date]:
         return sorted(day for day, s in self.data.sessions.items() if s.delivery is Delivery.UNKNOWN)
 
-    def retry_session(self, day: dt.date) -> bool:
+    def retry_session(self, day: dt.date, kept_export: Optional[str] = None) -> bool:
         retried = self._transition(
             day,
             (SessionState.FAILED,),
@@ -359,7 +359,7 @@ class FakeSessions(_FakeTransaction):
             processed=0,
             started_at=None,
             finished_at=None,
-            export_file=None,
+            export_file=kept_export,
             detail=None,
             log_positions=None,
         )
@@ -582,7 +582,7 @@ class FakeStore:
             raise FakeQueryError(self.broken_view)
         if invoice_number not in self.invoice_view:
             return InvoiceStatus.NOT_FOUND
-        if any(number == invoice_number and earlier < day for number, earlier in self.data.exported):
+        if any(number == invoice_number and holder != day for number, holder in self.data.exported):
             return InvoiceStatus.ALREADY_EXPORTED
         return InvoiceStatus.VALID
 
@@ -1024,6 +1024,12 @@ class FakeExportFiles:
 
     def discard(self, day: dt.date, name: str) -> bool:
         return self.files.pop((day, name), None) is not None
+
+    def keep_aside(self, day: dt.date, name: str, kept: str) -> bool:
+        data = self.files.pop((day, name), None)
+        if data is not None:
+            self.files[(day, kept)] = data
+        return data is not None
 
     def lines(self, day: dt.date, name: str) -> List[str]:
         return bytes(self.files[(day, name)]).decode("utf-8").splitlines()

@@ -20,7 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Dict, FrozenSet, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, FrozenSet, Optional, Protocol, Tuple
+
+if TYPE_CHECKING:  # the ports import the model, which imports this module
+    from warehouse_core.ports import FilesAndLines, OutboundFiles, Sessions
+
+    class Ledger(FilesAndLines, Sessions, Protocol):
+        """A unit of work seen as the two roles a delivery touches: the session and its holds."""
 
 
 class SessionPhase(str, enum.Enum):
@@ -61,7 +67,8 @@ PHASE_TRANSITIONS: Dict[Optional[SessionPhase], FrozenSet[SessionPhase]] = {
 
 # The delivery a day may go to from each delivery.
 DELIVERY_TRANSITIONS: Dict[Optional[Delivery], FrozenSet[Delivery]] = {
-    None: frozenset({Delivery.UNKNOWN}),  # the phase renaming is committed
+    # The phase renaming is committed; or a worker from before that phase finds its file in place.
+    None: frozenset({Delivery.UNKNOWN, Delivery.YES}),
     Delivery.UNKNOWN: frozenset({Delivery.YES, Delivery.NO}),  # proof, one way or the other
     Delivery.NO: frozenset({Delivery.UNKNOWN}),  # a retried day's new run asks for its rename
     Delivery.YES: frozenset(),  # final: a redelivery never releases what reached the consumer
@@ -104,3 +111,57 @@ def needs_someone(state: str, delivery: Optional[Delivery], retried: bool) -> bo
     if state in ("running", "failed"):
         return True
     return state == "closed" and delivery is Delivery.UNKNOWN
+
+
+# --- "Was it renamed?": the one answer, asked by the worker, Close, retry and the settle job -------
+
+
+def rename_verdict(outbound: OutboundFiles, name: str) -> Delivery:
+    """Asked while the session's own worker may still rename (it is running and found in phase
+    renaming): the temporary file gone says the rename went through (only the rename moves it once
+    it was stored and checked, even if the consumer has since taken the final file away); the
+    temporary file there and the final one absent says it did not; both there (a refused rename
+    over an older file of the same name) says nothing. Raises TransferError when the server cannot
+    be asked."""
+    if not outbound.temporary_present(name):
+        return Delivery.YES
+    return Delivery.NO if outbound.size(name) is None else Delivery.UNKNOWN
+
+
+def fence_verdict(outbound: OutboundFiles, name: str) -> Delivery:
+    """Asked when nobody may rename any more (the day is closed or failed): the temporary file is
+    set aside, which no rename can follow. Set aside: the consumer never saw the file; gone: the
+    rename went through. Raises TransferError when the server cannot say."""
+    return Delivery.NO if outbound.fence(name) else Delivery.YES
+
+
+# --- The transitions, each applied in the caller's unit of work -------------------------------------
+
+
+def begin_renaming(uow: Ledger, day: dt.date, current: Optional[Delivery]) -> Tuple[str, ...]:
+    """In the transaction that commits phase renaming, before the rename is sent: the day's
+    exported invoices are held and its delivery becomes unknown (yes stays yes: a redelivery). When
+    another day holds some of them already (its rename came after this day's export was written),
+    those invoices, and nothing changes: the file must not be renamed into place."""
+    taken = uow.hold_exported(day)
+    if not taken and current is not Delivery.YES:
+        uow.set_delivery(day, Delivery.UNKNOWN)
+    return taken
+
+
+def record_verdict(uow: Ledger, day: dt.date, current: Optional[Delivery], verdict: Delivery) -> Optional[Delivery]:
+    """Record what the outbound server proved; the day's delivery after it. ``yes`` holds the
+    invoices for good; ``no`` releases them (valid again for later days), unless the day was
+    delivered before (yes is final: a redelivery that did not arrive takes nothing back);
+    ``unknown`` changes nothing."""
+    if verdict is Delivery.UNKNOWN or current is Delivery.YES:
+        if current is Delivery.YES:
+            uow.record_exported(day)
+        return current
+    assert allowed(current, verdict), (current, verdict)
+    uow.set_delivery(day, verdict)
+    if verdict is Delivery.YES:
+        uow.record_exported(day)
+    else:
+        uow.release_exported(day)
+    return verdict

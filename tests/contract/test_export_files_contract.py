@@ -43,6 +43,16 @@ def test_resuming_keeps_the_first_lines_and_drops_a_torn_one(exports):
     assert read(exports) == b"a\nb\nc2\n"
 
 
+def test_a_file_kept_aside_is_read_under_its_new_name_and_the_old_name_is_free(exports):
+    with exports.writer(DAY, NAME, keep_lines=0) as writer:
+        writer.write(b"a|1\n")
+    assert exports.keep_aside(DAY, NAME, NAME + ".run1")
+    assert exports.complete_lines(DAY, NAME) == 0  # a new run's export starts afresh
+    with exports.open(DAY, NAME + ".run1") as stream:
+        assert stream.read() == b"a|1\n"
+    assert not exports.keep_aside(DAY, NAME, NAME + ".run2")
+
+
 def test_local_export_names_cannot_leave_the_folder(tmp_path):
     exports = LocalExportFiles(tmp_path)
     assert exports.path(DAY, "../../etc/passwd").parent == tmp_path.resolve() / "exports" / "2026-11-26"

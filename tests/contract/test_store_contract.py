@@ -786,6 +786,20 @@ def test_a_day_holds_its_valid_invoices_and_releasing_them_makes_them_valid_agai
         assert uow.refresh_invoice_statuses(later) == 2  # nothing of DAY was held
 
 
+def test_an_invoice_held_by_any_other_day_is_already_exported_a_later_one_too(store):
+    """A retried earlier day must not ship what a later day shipped meanwhile (SPEC §5: an invoice
+    is in at most one export whose delivery is yes or unknown)."""
+    imported_day(store)
+    later = DAY + dt.timedelta(days=1)
+    imported_day(store, day=later, invoices=("600000001", "600000005"))
+    with store.unit_of_work() as uow:
+        assert uow.refresh_invoice_statuses(later) == 2
+        assert uow.hold_exported(later) == ()
+        assert uow.refresh_invoice_statuses(DAY) == 1  # 600000001 (two lines) is the later day's
+        assert uow.invoices_with_status(DAY, InvoiceStatus.ALREADY_EXPORTED) == ("600000001",)
+        assert uow.refresh_invoice_statuses(later) == 2  # a day's own holds are not "exported"
+
+
 def test_two_days_holding_one_invoice_at_once_get_one_hold(real_store):
     """The check and the hold are one step: two transactions cannot both pass the check."""
     store = real_store

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import VALID_SAMPLE
 from tests.fakes import WorkerKilled
-from warehouse_core.model import InvoiceStatus, SessionPhase, SessionState
+from warehouse_core.model import Delivery, InvoiceStatus, SessionPhase, SessionState
 from warehouse_core.usecases.sessions import CloseSession
 
 DAY = dt.date(2026, 11, 26)
@@ -208,14 +208,14 @@ def the_worker_dies_after_the_rename(world):
 
 def test_close_after_the_rename_while_the_server_cannot_be_asked_is_settled_by_the_runner_later(running):
     """Close commits first and asks after: the server does not answer, so the day says it is being
-    checked, nothing counts as exported yet, and the runner's next round, once the server answers,
-    records the delivery."""
+    checked, its delivery is unknown and its invoices are held (the ledger: as if exported), and
+    the runner's next round, once the server answers, records the delivery."""
     the_worker_dies_after_the_rename(running)
     running.outbound.unreachable = True
     closed = running.core.close_session(running.clock.now())
     assert closed.state is SessionState.CLOSED and closed.phase is SessionPhase.SETTLING
     assert "being checked" in closed.detail and EXPORT in closed.detail
-    assert exported(running) == set()
+    assert closed.delivery is Delivery.UNKNOWN and exported(running) == SHIPPED
     running.work()  # the server still does not answer: still being checked
     assert running.core.session_status().phase is SessionPhase.SETTLING
     running.outbound.unreachable = False
@@ -228,13 +228,14 @@ def test_close_after_the_rename_while_the_server_cannot_be_asked_is_settled_by_t
 def test_close_with_no_outbound_server_to_ask_leaves_the_settling_to_the_runner(running):
     the_worker_dies_after_the_rename(running)
     closed = CloseSession(store=running.store)(running.clock.now())
-    assert closed.phase is SessionPhase.SETTLING and exported(running) == set()
+    assert closed.phase is SessionPhase.SETTLING and exported(running) == SHIPPED  # held
     running.work()
     assert "delivered" in running.core.session_status().detail and exported(running) == SHIPPED
+    assert running.core.session_status().delivery is Delivery.YES
 
 
 def test_settling_a_close_twice_records_it_once(running):
-    from warehouse_core.usecases.sessions import settle_closed_rename
+    from warehouse_core.usecases.delivery import settle as settle_closed_rename
 
     the_worker_dies_after_the_rename(running)
     running.outbound.unreachable = True
@@ -474,7 +475,9 @@ def test_close_after_the_rename_finds_no_temporary_file_and_records_the_delivery
     assert exported(running) == SHIPPED
 
 
-def test_an_unexpected_error_while_settling_a_close_never_holds_up_the_running_sessions(running):
+def test_a_later_day_waits_for_an_earlier_unknown_delivery_and_fails_like_an_upload_when_it_stays_unknown(running):
+    """Issue 18 item 1: the later day used to export the same invoices before the earlier day settled.
+    An odd reply while settling is logged and asked again; the later day waits, naming the day."""
     the_worker_dies_after_the_rename(running)
     running.outbound.unreachable = True
     close(running)  # settling, the server not answering
@@ -491,9 +494,13 @@ def test_an_unexpected_error_while_settling_a_close_never_holds_up_the_running_s
         "importer-20261127.log", "{}: {} records read".format(name, data.count(b"\n"))
     )
     running.work()
-    assert running.core.session_status().state is SessionState.COMPLETED  # the next day's session
+    later = running.core.session_status()  # the next day's session waited for the earlier one, then failed
+    assert later.state is SessionState.FAILED and "2026-11-26" in later.detail
+    assert later.export_file is None and not any("20261127" in name for name in running.outbound.files)
     with running.store.unit_of_work() as uow:
         assert uow.session(DAY).phase is SessionPhase.SETTLING  # the earlier one still to settle
+        assert uow.session(DAY).delivery is Delivery.UNKNOWN
+    assert exported(running) == SHIPPED  # still held: shipped at most once
 
 
 # --- A day that failed after its file reached the consumer (SPEC §5: never valid again) -----------

@@ -9,7 +9,7 @@ from warehouse_core.errors import Conflict, InvalidFile, PayloadTooLarge
 from warehouse_core.usecases.sessions import REFUSALS
 
 # Every refusal the core raises: the session's, and an upload on a day that already has data.
-CORE_REFUSALS = sorted(set(REFUSALS.values()) | {"day_has_data"})
+CORE_REFUSALS = sorted(set(REFUSALS.values()) | {"day_has_data", "retry_unknown"})
 FALLBACK = "The request was refused"
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tests.conftest import VALID_SAMPLE
+from tests.conftest import SAMPLE_VIEW, VALID_SAMPLE
 from tests.fakes import WorkerKilled
 from warehouse_core.errors import Conflict
 from warehouse_core.model import SessionPhase, SessionState
@@ -285,7 +285,12 @@ def test_a_worker_works_every_running_session_a_left_over_one_too(ready):
     """Yesterday's session is still running (its worker died) when today's starts: one round of
     the worker takes both, and says so."""
     ready.core.start_session(ready.clock.now())
-    ready.inbound.files["Letture20261127080000000_9.txt"] = VALID_SAMPLE.read_bytes()
+    # The next day's file carries other invoices (the same ones would be held by yesterday's export).
+    for number, row in SAMPLE_VIEW.items():
+        ready.store.invoice_view["61" + number[2:]] = dict(row, invoice_number="61" + number[2:])
+    ready.inbound.files["Letture20261127080000000_9.txt"] = (b"\n" + VALID_SAMPLE.read_bytes()).replace(
+        b"\n60", b"\n61"
+    )[1:]
     ready.poll("2026-11-27T08:00")
     ready.core.start_session(ready.clock.now())
     assert ready.core.run_session.run_pending(lambda seconds: seconds > 0) == 2  # each stops at its first wait

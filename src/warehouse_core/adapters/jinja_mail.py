@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import re
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple
 
@@ -11,6 +12,8 @@ import jinja2
 from warehouse_core.adapters.catalogues import install
 from warehouse_core.model import MailEvent
 
+# The note of a fallback goes right after the body's opening tag.
+_BODY = re.compile(r"<body[^>]*>", re.IGNORECASE)
 BUILT_IN = Path(__file__).resolve().parent.parent / "templates"
 
 
@@ -23,6 +26,19 @@ def template_loader(templates_dir: Optional[Path] = None) -> jinja2.BaseLoader:
     return jinja2.ChoiceLoader(loaders)
 
 
+def _environment(
+    loader: jinja2.BaseLoader, translations: gettext.NullTranslations, language: str
+) -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=loader,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    install(environment, translations, language)
+    return environment
+
+
 class JinjaMailRenderer:
     def __init__(
         self,
@@ -30,17 +46,20 @@ class JinjaMailRenderer:
         translations: Optional[gettext.NullTranslations] = None,
         language: str = "en",
     ) -> None:
-        self.environment = jinja2.Environment(
-            loader=template_loader(templates_dir),
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
-        )
-        install(self.environment, translations or gettext.NullTranslations(), language)
+        translations = translations or gettext.NullTranslations()
+        self.environment = _environment(template_loader(templates_dir), translations, language)
+        self.built_in = _environment(template_loader(None), translations, language)
 
-    def render(self, event: MailEvent, context: Mapping[str, Any]) -> Tuple[str, str, str]:
-        def part(suffix: str) -> str:
-            return self.environment.get_template("mail/{}.{}".format(event.value, suffix)).render(context)
+    def render(self, event: MailEvent, context: Mapping[str, Any], built_in: bool = False) -> Tuple[str, str, str]:
+        environment = self.built_in if built_in else self.environment
+
+        def part(suffix: str, name: str = event.value) -> str:
+            return environment.get_template("mail/{}.{}".format(name, suffix)).render(context)
 
         subject = " ".join(part("subject.txt").split())
-        return subject, part("txt"), part("html")
+        text, html = part("txt"), part("html")
+        if built_in and "template_error" in context:  # the mail says that it fell back, and why
+            text = part("txt", "_template-error") + text
+            note, body = part("html", "_template-error"), _BODY.search(html)
+            html = html[: body.end()] + note + html[body.end() :] if body else note + html
+        return subject, text, html

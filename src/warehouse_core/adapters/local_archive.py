@@ -205,6 +205,15 @@ class LocalExportFiles:
     def discard(self, day: dt.date, name: str) -> bool:
         return _unlink(self.path(day, name))
 
+    def keep_aside(self, day: dt.date, name: str, kept: str) -> bool:
+        source = self.path(day, name)
+        try:
+            os.replace(source, self.path(day, kept))
+        except FileNotFoundError:
+            return False
+        _fsync_folder(source.parent)
+        return True
+
 
 def _unlink(path: Path) -> bool:
     try:

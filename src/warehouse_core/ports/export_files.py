@@ -25,3 +25,7 @@ class ExportFiles(Protocol):
 
     def discard(self, day: dt.date, name: str) -> bool:
         """Remove the day's export file (a retried day's, the retention's); whether it was there."""
+
+    def keep_aside(self, day: dt.date, name: str, kept: str) -> bool:
+        """Rename the day's export file ``name`` to ``kept`` (a retried day's run that reached the
+        consumer: what it shipped stays downloadable); whether it was there."""

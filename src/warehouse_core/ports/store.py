@@ -131,9 +131,10 @@ class Sessions(Protocol):
     def running_days(self) -> List[dt.date]:
         """Days whose session is running, oldest first."""
 
-    def retry_session(self, day: dt.date) -> bool:
+    def retry_session(self, day: dt.date, kept_export: Optional[str] = None) -> bool:
         """failed -> ready, forgetting the failed run (ops' audited retry); whether this call did it.
-        The day's delivery stays: it is about what the failed run shipped."""
+        The day's delivery stays: it is about what the failed run shipped. ``kept_export``: the
+        export file's name until the next start (the kept file of a run that was delivered)."""
 
     def set_delivery(self, day: dt.date, delivery: Delivery) -> bool:
         """Record whether the day's export reached the consumer, whatever the session's state (see

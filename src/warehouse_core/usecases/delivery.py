@@ -1,19 +1,39 @@
-"""Whether a session's export reached the outbound server (SPEC §5).
+"""Settling a day's delivery with the outbound server (SPEC §5 "The delivery ledger").
 
-Asked wherever the rename may have gone through unseen: by a worker resumed after it, by a worker
-whose rename reply was lost or whose day fails in phase renaming, and by ``session retry``. (Close
-does not ask: it sets the temporary file aside, see sessions.settle_closed_rename.)
+A day whose delivery is ``unknown`` and whose worker is gone (closed while renaming, failed in
+phase renaming, retried by ops) is settled here: the temporary file is set aside, which no rename
+can follow, and the verdict recorded (delivery_states). The runner asks about every such day at
+each round, whatever its date; a later day's Start asks first; Close asks once it has committed;
+``session retry`` asks before it turns the day back to ready.
 """
 
 from __future__ import annotations
 
-from warehouse_core.model import WorkSession
-from warehouse_core.ports import ExportFiles, OutboundFiles
+import datetime as dt
+import logging
+from typing import List, Optional, Protocol
+
+from warehouse_core.delivery_states import Delivery, SessionPhase, fence_verdict, record_verdict
+from warehouse_core.errors import TransferError
+from warehouse_core.model import SessionState, WorkSession
+from warehouse_core.ports import ExportFiles, FilesAndLines, OutboundFiles, Sessions, Transactions
+
+log = logging.getLogger(__name__)
+
+DELIVERED_BEFORE_CLOSE = (
+    "closed by an operator after {file} was delivered to the outbound server; its invoices are recorded as exported"
+)
+SET_ASIDE_AT_CLOSE = "closed by an operator before {file} was renamed into place: the consumer never saw it"
+
+
+class LedgerRoles(Sessions, FilesAndLines, Protocol):
+    """A unit of work seen as the roles a delivery touches: the session and its holds."""
 
 
 def in_place(outbound: OutboundFiles, exports: ExportFiles, session: WorkSession) -> bool:
-    """True when the final file is on the outbound server with the local export's size; raises
-    TransferError when the server cannot be asked."""
+    """For a worker from before phase renaming, resumed in ``uploading``: True when the final file
+    is on the outbound server with the local export's size; raises TransferError when the server
+    cannot be asked."""
     name = session.export_file
     assert name is not None
     with exports.open(session.day, name) as local:
@@ -21,13 +41,57 @@ def in_place(outbound: OutboundFiles, exports: ExportFiles, session: WorkSession
     return outbound.size(name) == expected
 
 
-def renamed(outbound: OutboundFiles, session: WorkSession) -> bool:
-    """For a session in phase ``renaming``: whether the rename went through. The temporary file was
-    stored and checked before that phase was committed, and only the rename removes it while the
-    session runs (a Close sets it aside, which still counts as there), so its absence says so, even
-    once the consumer has taken the final file away (a refused rename over an older file of the
-    same name and size leaves it there). Raises
-    TransferError when the server cannot be asked."""
-    name = session.export_file
-    assert name is not None
-    return not outbound.temporary_present(name)
+def settle(store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], day: dt.date) -> bool:
+    """Settle the day's delivery if it is unknown and no worker may still rename (not running);
+    whether it is settled now. Idempotent, and safe whoever calls it, whenever. Raises nothing
+    but what the database raises: a server that cannot answer (or answers oddly) leaves it for the
+    next round."""
+    with store.unit_of_work() as uow:
+        found = uow.session(day)
+    if found is None or found.delivery is not Delivery.UNKNOWN:
+        return True
+    if found.state is SessionState.RUNNING or outbound is None or not found.export_file:
+        return False  # a running day's own worker asks (delivery_states.rename_verdict)
+    try:
+        verdict = fence_verdict(outbound, found.export_file)
+    except Exception as error:  # unreachable, or a reply the adapter cannot read: asked again next round
+        log.warning("session for %s: could not yet settle whether %s was delivered: %s", day, found.export_file, error)
+        return False
+    with store.unit_of_work() as uow:
+        uow.lock_session(day)
+        current = uow.session(day)
+        if current is None or current.state is not found.state or current.delivery is not Delivery.UNKNOWN:
+            return True
+        record_verdict(uow, day, current.delivery, verdict)
+        if current.state is SessionState.CLOSED and current.phase is SessionPhase.SETTLING:
+            uow.set_closed_phase(day, SessionPhase.RENAMING)
+            text = SET_ASIDE_AT_CLOSE if verdict is Delivery.NO else DELIVERED_BEFORE_CLOSE
+            uow.set_closed_detail(day, text.format(file=found.export_file))
+    if verdict is Delivery.NO:
+        log.info("session for %s: %s was never renamed into place; its invoices are free again", day, found.export_file)
+        try:
+            outbound.discard(found.export_file)
+        except TransferError as error:
+            log.warning("session for %s: the set-aside file of %s stays (%s)", day, found.export_file, error)
+    else:
+        log.warning("session for %s: %s had reached the consumer; its invoices stay exported", day, found.export_file)
+    return True
+
+
+def settle_unknown_days(
+    store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], before: Optional[dt.date] = None
+) -> List[dt.date]:
+    """Settle every day whose delivery is unknown (only those before ``before`` when given), oldest
+    first; the days still unknown afterwards. One day's trouble never stops the others."""
+    with store.unit_of_work() as uow:
+        days = [day for day in uow.unknown_delivery_days() if before is None or day < before]
+    left = []
+    for day in days:
+        try:
+            settled = settle(store, outbound, day)
+        except Exception:  # the database or a bug: this day waits for the next round, the others go on
+            log.exception("session for %s: settling its delivery failed; tried again next round", day)
+            settled = False
+        if not settled:
+            left.append(day)
+    return left

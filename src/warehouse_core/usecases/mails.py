@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any, Optional, Protocol
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
+from warehouse_core.errors import one_line
 from warehouse_core.model import Mail, MailEvent
 from warehouse_core.ports import Events, MailRenderer, Outbox
 
+log = logging.getLogger(__name__)
+
 
 def compose(renderer: MailRenderer, event: MailEvent, day: dt.date, **context: Any) -> Mail:
-    subject, text, html = renderer.render(event, dict(context, day=day, event=event.value))
+    """The mail of the event. A template that cannot be rendered (a customer's typo, met months
+    later at the first such event) never stops what the mail reports (SPEC §5 "The failure path
+    cannot fail"): the built-in template is used instead, and the mail says so."""
+    values = dict(context, day=day, event=event.value)
+    try:
+        subject, text, html = renderer.render(event, values)
+    except Exception as error:
+        log.exception(
+            "the %s mail of %s: its template could not be rendered; the built-in one is used", event.value, day
+        )
+        subject, text, html = renderer.render(event, dict(values, template_error=one_line(error)), built_in=True)
     return Mail(event=event, day=day, subject=subject, text=text, html=html)
 
 

@@ -9,30 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import List, Optional
+from typing import Optional
 
 from warehouse_core.audit import Event, EventKind
+from warehouse_core.delivery_states import record_verdict
 from warehouse_core.errors import Conflict
-from warehouse_core.model import MailEvent, SessionPhase, SessionState, WorkSession
+from warehouse_core.model import Delivery, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import ExportFiles, MailRenderer, OutboundFiles, Transactions, UnitOfWork
-from warehouse_core.usecases.delivery import renamed
+from warehouse_core.usecases.delivery import settle
 from warehouse_core.usecases.mails import compose, queue_mail
 
 log = logging.getLogger(__name__)
-
-
-def delivered_by_failed_run(session: WorkSession, events: List[Event]) -> bool:
-    """Whether the failed run's export reached its final name on the outbound server: it was
-    watching the consumer's log (the rename comes before), or it said it had uploaded."""
-    if session.phase is SessionPhase.WATCHING:
-        return True
-    uploaded = False
-    for event in events:
-        if event.kind in (EventKind.SESSION_STARTED, EventKind.SESSION_RETRIED):
-            uploaded = False
-        elif event.kind is EventKind.SESSION_UPLOADED:
-            uploaded = True
-    return uploaded
 
 
 class RetrySession:
@@ -48,31 +35,13 @@ class RetrySession:
         reason = " ".join(reason.split())
         if not reason:
             raise Conflict(code="retry_no_reason", day=day.isoformat())
-        with self.store.unit_of_work() as uow:
-            failed = self._failed_session(uow, day)
-            delivered = delivered_by_failed_run(failed, uow.events_of_day(day))
-        if (
-            not delivered
-            and not redeliver
-            and failed.phase in (SessionPhase.UPLOADING, SessionPhase.RENAMING)
-            and failed.export_file
-        ):
-            # The rename may have gone through although the run saw an error (a reply lost, a
-            # connection cut after RNTO): the outbound server says (in phase renaming, by the
-            # temporary file's absence, whether or not the consumer took the final file away).
-            # Unreachable: TransferError, so ops try again later or say --redeliver; never a guess
-            # that ships the day twice.
-            if failed.phase is SessionPhase.RENAMING:
-                delivered = renamed(self.outbound, failed)
-            else:
-                delivered = self.outbound.size(failed.export_file) is not None
+        failed = self._settled(day, redeliver)
+        delivered = failed.delivery is Delivery.YES
         if delivered and not redeliver:
             raise Conflict(code="retry_delivered", day=day.isoformat(), export_file=failed.export_file)
-        if failed.export_file:
-            # A later start must write the export anew with the statuses of then, not resume this one.
-            self.exports.discard(day, failed.export_file)
+        kept = self._keep_export(failed, delivered)
         with self.store.unit_of_work() as uow:
-            if not uow.retry_session(day):
+            if not uow.retry_session(day, kept):
                 raise _not_failed(day, uow.session(day))
             uow.record_event(
                 Event(
@@ -85,6 +54,7 @@ class RetrySession:
                         "previous_detail": failed.detail,
                         "redeliver": delivered,
                         "previous_export_file": failed.export_file,
+                        "kept_export_file": kept,
                     },
                 )
             )
@@ -104,6 +74,47 @@ class RetrySession:
         assert ready is not None
         log.warning("session for %s turned back to ready by %s: %s", day, actor, reason)
         return ready
+
+    def _settled(self, day: dt.date, redeliver: bool) -> WorkSession:
+        """The failed session, its delivery settled first: a day turned back to ready must know
+        whether its failed run's file reached the consumer (yes is recorded, and the retry refused
+        without ``redeliver``; no releases its invoices). Unknown with ``redeliver``: recorded as
+        yes, its invoices held, never guessed the other way; unknown without it: refused until the
+        outbound server answers."""
+        with self.store.unit_of_work() as uow:
+            failed = self._failed_session(uow, day)
+        if failed.delivery is Delivery.UNKNOWN and not settle(self.store, self.outbound, day) and not redeliver:
+            raise Conflict(code="retry_unknown", day=day.isoformat(), export_file=failed.export_file)
+        with self.store.unit_of_work() as uow:
+            uow.lock_session(day)
+            failed = self._failed_session(uow, day)
+            if failed.delivery is Delivery.UNKNOWN or (failed.delivery is None and self._legacy_in_place(failed)):
+                record_verdict(uow, day, failed.delivery, Delivery.YES)
+                failed = self._failed_session(uow, day)
+        return failed
+
+    def _legacy_in_place(self, failed: WorkSession) -> bool:
+        """A run from before the ledger (no delivery recorded) that failed while uploading: whether
+        its file is in place on the outbound server (TransferError when it cannot be asked)."""
+        return (
+            failed.phase is SessionPhase.UPLOADING
+            and bool(failed.export_file)
+            and (self.outbound.size(failed.export_file or "") is not None)
+        )
+
+    def _keep_export(self, failed: WorkSession, delivered: bool) -> Optional[str]:
+        """A later start writes the export anew with the statuses of then, never resuming this
+        one: the local file goes. What reached the consumer stays downloadable under the name of
+        its run (``<file>.run<N>``); the session shows it until the next start."""
+        if not failed.export_file:
+            return None
+        if not delivered:
+            self.exports.discard(failed.day, failed.export_file)
+            return None
+        with self.store.unit_of_work() as uow:
+            runs = 1 + sum(1 for event in uow.events_of_day(failed.day) if event.kind is EventKind.SESSION_RETRIED)
+        kept = "{}.run{}".format(failed.export_file, runs)
+        return kept if self.exports.keep_aside(failed.day, failed.export_file, kept) else None
 
     @staticmethod
     def _failed_session(uow: UnitOfWork, day: dt.date) -> WorkSession:

@@ -11,17 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from warehouse_core.audit import Event, EventKind
+from warehouse_core.delivery_states import Delivery, begin_renaming, record_verdict, rename_verdict
 from warehouse_core.errors import DatabaseUnavailable, TransferError, one_line
-from warehouse_core.model import InvoiceStatus, MailEvent, SessionPhase, SessionState, WorkSession
+from warehouse_core.model import InvoiceStatus, Mail, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, MailRenderer, OutboundFiles, RemoteLog, Store
 from warehouse_core.usecases.day_logs import DayLogs
-from warehouse_core.usecases.delivery import in_place, renamed
+from warehouse_core.usecases.delivery import in_place, settle_unknown_days
 from warehouse_core.usecases.mails import compose, queue_mail
-from warehouse_core.usecases.sessions import settle_closed_rename
 
 log = logging.getLogger(__name__)
 # Progress is made durable and recorded at most this often (the export file itself is what a
@@ -31,6 +31,8 @@ UPLOAD_TRIES = 3
 # An unexpected error (a bug, a broken view, a full disk) is retried at most 3 times (SPEC §5).
 SESSION_TRIES = 4
 
+# The detail of a session waiting for an earlier day's delivery to be settled (SPEC §5).
+WAITING_FOR = "waiting for the outbound server to say whether the export of {day} reached the consumer"
 # A worker resumed in these phases looks for the final file first (SPEC §5).
 UPLOAD_PHASES = (SessionPhase.UPLOADING, SessionPhase.RENAMING)
 
@@ -54,6 +56,10 @@ class SessionConfig:
 
 class SessionFailed(Exception):
     """The run cannot succeed; the message is the reason mailed and shown."""
+
+
+class HeldElsewhere(SessionFailed):
+    """Another day's rename came first and holds some of this export's invoices: not renamed."""
 
 
 class SessionStopped(Exception):
@@ -94,25 +100,25 @@ class RunSession:
         self.config = config
 
     def run_pending(self, wait: Wait) -> int:
-        """Settle the sessions closed during a rename (see CloseSession), then work every running
-        session this worker can claim; how many it finished or left."""
-        with self.store.unit_of_work() as uow:
-            settling = uow.settling_days()
-        for day in settling:
-            try:
-                settle_closed_rename(self.store, self.outbound, day)
-            except DatabaseUnavailable as outage:
-                log.warning("session for %s: settling the close waits for the database: %s", day, outage)
-            except Exception:  # one day's trouble never keeps the running sessions waiting
-                log.exception("session for %s: settling the close failed; tried again next round", day)
+        """Settle every day whose delivery is unknown and whose worker is gone, whatever its date
+        (SPEC §5: until the outbound server says), then work every running session this worker
+        can claim, oldest first; how many it finished or left. One day's trouble never holds up
+        another day's session."""
+        settle_unknown_days(self.store, self.outbound)
         with self.store.unit_of_work() as uow:
             days = uow.running_days()
         handled = 0
         for day in days:
             with self.store.claim_session(day) as claimed:
-                if claimed:
+                if not claimed:
+                    continue
+                try:
                     self.run(day, wait)
-                    handled += 1
+                except DatabaseUnavailable:
+                    raise
+                except Exception:  # the failure path itself failed: the next round takes it up again
+                    log.exception("session for %s: the worker stopped on an unexpected error; next round", day)
+                handled += 1
         return handled
 
     def run(self, day: dt.date, wait: Wait) -> None:
@@ -240,6 +246,7 @@ class RunSession:
     def _export(self, session: WorkSession, wait: Wait) -> WorkSession:
         day = session.day
         if session.export_file is None:
+            self._settle_earlier_days(day, wait)
             with self.store.unit_of_work() as uow:
                 total = uow.refresh_invoice_statuses(day)
             name = self.config.export_name.format(date=day.strftime("%Y%m%d"), records=total)
@@ -278,6 +285,25 @@ class RunSession:
         progress = (EventKind.SESSION_PROGRESS, {"file": export_file, "written": written, "total": session.total})
         return self._update(day, progress, processed=written, phase=SessionPhase.UPLOADING)
 
+    def _settle_earlier_days(self, day: dt.date, wait: Wait) -> None:
+        """Before the day's invoices are counted: every earlier day whose delivery is unknown is
+        settled first (its invoices may have reached the consumer); while one stays unknown the
+        session waits, its detail naming that day, and fails like an upload when the outbound
+        server does not answer within the upload tries."""
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            self._current(day)
+            waiting = settle_unknown_days(self.store, self.outbound, before=day)
+            if not waiting:
+                return
+            if attempt == UPLOAD_TRIES:
+                raise SessionFailed(
+                    "the outbound FTP server did not say within {} tries whether the export of {} reached the"
+                    " consumer: nothing was exported".format(UPLOAD_TRIES, waiting[0])
+                )
+            self._note(day, WAITING_FOR.format(day=waiting[0]))
+            if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
+                raise WorkerShutdown("worker shutting down while waiting for an earlier day's delivery")
+
     # --- upload ------------------------------------------------------------------------
 
     def _upload_and_watch(self, session: WorkSession, wait: Wait, resumed: bool, watch_deadline: List[float]) -> None:
@@ -297,31 +323,77 @@ class RunSession:
                     logs.mark()
                 except TransferError as error:
                     log.warning("remote log not readable before the upload (%s); reading it from the start", error)
-                self._upload(session, wait, asked_before=session.phase is SessionPhase.RENAMING, logs=logs)
-            uploaded = (EventKind.SESSION_UPLOADED, {"file": session.export_file, "server": self.outbound.describe()})
-            # Closed meanwhile: Close found phase renaming and settles the delivery with the server.
-            watching = self._update(session.day, uploaded, phase=SessionPhase.WATCHING)
-            self._watch(watching, logs, wait, watch_deadline)
+                self._upload(session, wait, logs)
+            self._watch(self._delivered(session), logs, wait, watch_deadline)
 
     def _already_delivered(self, session: WorkSession) -> bool:
-        """Resumed in phase ``renaming``: whether the rename went through. In ``uploading`` (a
-        worker from before phase ``renaming`` existed): whether the final file has the export's size."""
+        """Resumed in phase ``renaming``: whether the rename went through (not: recorded, and
+        the phase back to ``uploading``). In ``uploading`` (a worker from before phase
+        ``renaming`` existed): whether the final file has the export's size."""
         if session.phase is SessionPhase.RENAMING:
-            return renamed(self.outbound, session)
+            return self._own_rename(session.day, rename_verdict(self.outbound, session.export_file or ""))
         return in_place(self.outbound, self.exports, session)
 
-    def _upload(self, session: WorkSession, wait: Wait, asked_before: bool, logs: DayLogs) -> None:
+    def _begin_renaming(self, day: dt.date, log_positions: Optional[Dict[str, int]]) -> None:
+        """The check before the rename: phase renaming, delivery unknown and the invoices held, in
+        one transaction that also checks the state (a Close stops the upload here)."""
+        self._require_claim(day)
+        with self.store.unit_of_work() as uow:
+            if not uow.update_session(day, phase=SessionPhase.RENAMING, log_positions=log_positions):
+                raise SessionClosed("closed by an operator; stopped before the rename")
+            current = uow.session(day)
+            assert current is not None
+            taken = begin_renaming(uow, day, current.delivery)
+            if taken:  # rolled back with the phase: nothing of this day is held
+                raise HeldElsewhere(
+                    "{} invoice(s) of the export, {}{}, are held by another day's export that was renamed into"
+                    " place first: not renamed; retry the day to export it without them".format(
+                        len(taken), ", ".join(taken[:5]), ", ..." if len(taken) > 5 else ""
+                    )
+                )
+
+    def _own_rename(self, day: dt.date, verdict: Delivery) -> bool:
+        """Record what the server said of this worker's own rename; whether it went through. Not
+        through: the phase goes back to ``uploading`` (delivery ``no`` releases the holds)."""
+        if verdict is Delivery.YES:
+            return True
+        with self.store.unit_of_work() as uow:
+            current = uow.session(day)
+            if current is None or not uow.update_session(day, phase=SessionPhase.UPLOADING):
+                raise SessionClosed("closed by an operator; Close settles the rename")
+            record_verdict(uow, day, current.delivery, verdict)
+        return False
+
+    def _delivered(self, session: WorkSession) -> WorkSession:
+        """The rename went through: phase watching and delivery yes, with the uploaded event. Closed
+        meanwhile: Close found phase renaming and settles the delivery with the server."""
+        uploaded = Event(
+            session.day,
+            EventKind.SESSION_UPLOADED,
+            self.clock.now(),
+            detail={"file": session.export_file, "server": self.outbound.describe()},
+        )
+        with self.store.unit_of_work() as uow:
+            current = uow.session(session.day)
+            if current is None or not uow.update_session(session.day, phase=SessionPhase.WATCHING):
+                raise SessionClosed("closed by an operator; stopped")
+            record_verdict(uow, session.day, current.delivery, Delivery.YES)
+            uow.record_event(uploaded)
+            watching = uow.session(session.day)
+        assert watching is not None
+        return watching
+
+    def _upload(self, session: WorkSession, wait: Wait, logs: DayLogs) -> None:
         """Upload with retries. The state and the claim are checked before every try; before the
-        rename, the state is checked in the same transaction that sets phase ``renaming``, so a
-        close stops the upload there. While phase ``renaming`` holds (a try asked for the rename,
-        or ``asked_before`` by an earlier worker) the temporary file is the fence: the next try
-        first asks whether it is gone (the rename went through, its reply lost); if it is there, the
-        phase goes back to ``uploading`` before it is stored again. Closed in phase ``renaming``,
-        Close settled it and the worker leaves the file alone."""
+        rename, the state is checked in the same transaction that sets phase ``renaming`` and holds
+        the invoices, so a close stops the upload there. Once a try asked for the rename the
+        temporary file is the fence: the next try first asks whether the rename went through (its
+        reply lost) and records what the server said. Closed in phase ``renaming``, Close settles
+        it and the worker leaves the file alone."""
         name = session.export_file
         assert name is not None
         day = session.day
-        renaming = [asked_before]
+        renaming = [False]
 
         def begin_rename() -> None:
             self._require_claim(day)
@@ -334,7 +406,7 @@ class RunSession:
             except TransferError as error:
                 positions = logs.positions  # those of the upload's start, if they were read
                 log.warning("session for %s: remote log not readable before the rename (%s)", day, error)
-            self._update(day, phase=SessionPhase.RENAMING, log_positions=positions)
+            self._begin_renaming(day, positions)
             renaming[0] = True
 
         try:
@@ -343,47 +415,50 @@ class RunSession:
                 self._require_claim(day)
                 try:
                     if renaming[0]:
-                        if renamed(self.outbound, session):
+                        if self._own_rename(day, rename_verdict(self.outbound, name)):
                             log.info("upload of %s: the earlier rename went through; not uploaded again", name)
                             logs.start_at(self._current(day).log_positions)  # as they were at that rename
                             return
-                        self._update(day, phase=SessionPhase.UPLOADING)
                         renaming[0] = False
                     self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=begin_rename)
                 except TransferError as error:
                     log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
-                    if attempt == UPLOAD_TRIES:
-                        went_through = self._renamed_after_all(session) if renaming[0] else False
-                        if went_through:
-                            return
-                        if went_through is not None:  # not renamed: nothing of this upload stays
-                            if renaming[0]:  # the phase first: then nobody reads the gone file as renamed
-                                self._update(day, phase=SessionPhase.UPLOADING)
-                            self._discard(name)
-                        raise SessionFailed(
-                            "the upload to the outbound FTP server failed after {} tries: {}".format(
-                                UPLOAD_TRIES, error
-                            )
-                        ) from None
-                    if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
-                        raise WorkerShutdown("worker shutting down during the upload retries") from None
-                    continue
+                    if attempt < UPLOAD_TRIES:
+                        if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
+                            raise WorkerShutdown("worker shutting down during the upload retries") from None
+                        continue
+                    if renaming[0] and self._last_rename_went_through(session):
+                        return
+                    if not renaming[0]:  # not renamed: nothing of this upload stays
+                        self._discard(name)
+                    # Else the server cannot say: failed in phase renaming, delivery unknown, the
+                    # invoices held; the runner settles it.
+                    raise SessionFailed(
+                        "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
+                    ) from None
                 log.info("uploaded %s to %s", name, self.outbound.describe())
                 return
+        except HeldElsewhere:
+            self._discard(name)
+            raise
         except SessionClosed:
             if not renaming[0]:
                 self._discard(name)
             raise
 
-    def _renamed_after_all(self, session: WorkSession) -> Optional[bool]:
+    def _last_rename_went_through(self, session: WorkSession) -> bool:
         """The last try asked for the rename and saw an error: whether the rename went through
-        anyway (its reply lost); None when the server cannot say: the session fails in phase
-        renaming with its temporary file, and a retry asks the server again."""
+        anyway (its reply lost). Not: recorded, the phase back to uploading. The server cannot say:
+        False, and the phase stays renaming with delivery unknown."""
         try:
-            return renamed(self.outbound, session)
+            verdict = rename_verdict(self.outbound, session.export_file or "")
         except TransferError as error:
             log.warning("session for %s: could not ask whether the rename went through (%s)", session.day, error)
-            return None
+            return False
+        went_through = self._own_rename(session.day, verdict)
+        if not went_through and verdict is Delivery.NO:
+            self._discard(session.export_file or "")
+        return went_through
 
     def _discard(self, name: str) -> None:
         try:
@@ -439,9 +514,9 @@ class RunSession:
         with self.store.unit_of_work() as uow:
             if not uow.finish_session(session.day, SessionState.COMPLETED, now, None):
                 return
-            uow.record_exported(session.day)
             finished = uow.session(session.day)
             assert finished is not None
+            record_verdict(uow, session.day, finished.delivery, Delivery.YES)  # the consumer's log names it
             uow.record_event(
                 Event(
                     session.day,
@@ -469,28 +544,35 @@ class RunSession:
         )
 
     def _fail(self, day: dt.date, reason: str) -> None:
-        """Failed, with the alert. Failed while watching the remote log, or in phase renaming with
-        the rename gone through (the server is asked), the file had reached the consumer: its
-        invoices are recorded as exported in the same transaction (SPEC §5: never valid again on a
-        later day); ``session retry --redeliver`` sends the day again. Unknown (the server does not
-        answer): not recorded, and the retry command asks again."""
+        """Failed, with the alert; nothing in here may keep the session running (SPEC §5 "The
+        failure path cannot fail"): no question to the outbound server, and the alert is composed
+        before the transaction (a customer's broken template falls back to the built-in one; should
+        that fail too, the session fails without it, logged). Failed while watching, the file had
+        reached the consumer: delivery yes. Failed in phase renaming: delivery stays unknown with
+        the invoices held, and the runner settles it with the server."""
         now = self.clock.now()
         with self.store.unit_of_work() as uow:
-            current = uow.session(day)
-        delivered = current is not None and (
-            current.phase is SessionPhase.WATCHING
-            or (current.phase is SessionPhase.RENAMING and self._renamed_after_all(current) is True)
-        )
-        with self.store.unit_of_work() as uow:
             before = uow.session(day)
-            if not uow.finish_session(day, SessionState.FAILED, now, reason):
+        if before is None or before.state is not SessionState.RUNNING:
+            return
+        mail = self._alert(replace(before, state=SessionState.FAILED, finished_at=now, detail=reason), reason)
+        with self.store.unit_of_work() as uow:
+            current = uow.session(day)
+            if current is None or not uow.finish_session(day, SessionState.FAILED, now, reason):
                 return
-            if before is not None and current is not None and before.phase is current.phase and delivered:
-                uow.record_exported(day)
-            failed = uow.session(day)
+            if current.phase is SessionPhase.WATCHING:
+                record_verdict(uow, day, current.delivery, Delivery.YES)
             uow.record_event(Event(day, EventKind.SESSION_FAILED, now, detail={"reason": reason}))
-            queue_mail(uow, compose(self.renderer, MailEvent.SESSION_FAILED, day, session=failed, reason=reason), now)
+            if mail is not None:
+                queue_mail(uow, mail, now)
         log.error("session for %s failed: %s", day, reason)
+
+    def _alert(self, failed: WorkSession, reason: str) -> Optional[Mail]:
+        try:
+            return compose(self.renderer, MailEvent.SESSION_FAILED, failed.day, session=failed, reason=reason)
+        except Exception:
+            log.exception("session for %s: the alert could not be written, even from the built-in template", failed.day)
+            return None
 
 
 def _verdict(line: str, name: str, expected: int, success: Any, error: Any) -> Union[bool, str, None]:

@@ -11,10 +11,11 @@ import logging
 from typing import Callable, List, Optional, Protocol, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
-from warehouse_core.delivery_states import attention_window
+from warehouse_core.delivery_states import attention_window, record_verdict
 from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import Delivery, SessionPhase, SessionState, WorkSession
-from warehouse_core.ports import Events, FilesAndLines, OutboundFiles, Sessions, Transactions
+from warehouse_core.ports import Events, OutboundFiles, Sessions, Transactions
+from warehouse_core.usecases.delivery import DELIVERED_BEFORE_CLOSE, LedgerRoles, settle
 
 log = logging.getLogger(__name__)
 
@@ -120,79 +121,26 @@ class StartSession:
         return session
 
 
-DELIVERED_BEFORE_CLOSE = (
-    "closed by an operator after {file} was delivered to the outbound server; its invoices are recorded as exported"
-)
 SETTLING_AT_CLOSE = (
     "closed by an operator while {file} was being renamed into place on the outbound server;"
     " whether the consumer got it is being checked"
 )
-SET_ASIDE_AT_CLOSE = "closed by an operator before {file} was renamed into place: the consumer never saw it"
 
 
-class ClosingSessions(SessionsWithEvents, FilesAndLines, Protocol):
-    """Closing after the file was delivered also records the day's invoices as exported."""
-
-
-def record_delivered_before_close(uow: ClosingSessions, day: dt.date, export_file: Optional[str]) -> bool:
-    """A session closed once its file was in place on the outbound server: the consumer may read
-    it, so the day's invoices count as exported (never ``valid`` again on a later day)."""
-    if not uow.set_closed_detail(day, DELIVERED_BEFORE_CLOSE.format(file=export_file)):
-        return False
-    uow.record_exported(day)
-    log.warning("session for %s closed after %s was delivered: its invoices are recorded as exported", day, export_file)
-    return True
-
-
-def settle_closed_rename(store: Transactions[ClosingSessions], outbound: Optional[OutboundFiles], day: dt.date) -> bool:
-    """A session closed in phase renaming (now ``settling``): the worker had asked for the rename.
-    The temporary file is set aside on the outbound server (``fence``), which no rename can follow:
-    set aside means nothing was delivered; gone means the rename went through, and the day's
-    invoices are recorded as exported. Idempotent, and safe whoever calls it, whenever: Close right
-    after it commits, the runner's worker at each round until the server answers. Whether it is
-    settled now."""
-    with store.unit_of_work() as uow:
-        session = uow.session(day)
-    if session is None or session.state is not SessionState.CLOSED or session.phase is not SessionPhase.SETTLING:
-        return True
-    if outbound is None or not session.export_file:
-        return False
-    try:
-        set_aside = outbound.fence(session.export_file)
-    except TransferError as error:
-        log.warning(
-            "session for %s: could not yet settle whether %s was delivered: %s", day, session.export_file, error
-        )
-        return False
-    with store.unit_of_work() as uow:
-        uow.lock_session(day)
-        current = uow.session(day)
-        if current is None or current.phase is not SessionPhase.SETTLING:
-            return True
-        uow.set_closed_phase(day, SessionPhase.RENAMING)
-        if set_aside:
-            uow.set_closed_detail(day, SET_ASIDE_AT_CLOSE.format(file=session.export_file))
-        else:
-            record_delivered_before_close(uow, day, session.export_file)
-    if set_aside:
-        log.info("session for %s: closed before %s was renamed into place; nothing delivered", day, session.export_file)
-        try:
-            outbound.discard(session.export_file)
-        except TransferError as error:
-            log.warning("session for %s: the set-aside file of %s stays (%s)", day, session.export_file, error)
-    return True
+class ClosingSessions(SessionsWithEvents, LedgerRoles, Protocol):
+    """Closing after the file was delivered also records the day's delivery and its holds."""
 
 
 class CloseSession:
-    """Closes the day, and settles what a running session's worker had done, whether or not a
-    worker is alive to do it:
+    """Closes the day (today's unless ``day`` is given: an earlier day closes by the same rules),
+    and settles what a running or failed session's worker had done, whether or not a worker is
+    alive to do it (delivery_states):
 
-    - ``watching``: the file was delivered; its invoices are recorded as exported, in the close's
-      transaction.
-    - ``renaming`` (the worker passed its last check and asked for the rename): the close commits
-      with phase ``settling``, then the temporary file is set aside on the outbound server, which
-      no rename can follow, and the verdict recorded (``settle_closed_rename``). When the server
-      cannot be asked now, the runner asks again at each round; the detail says it is being checked.
+    - ``watching``: the file was delivered: delivery yes, in the close's transaction.
+    - ``renaming`` (the worker passed its last check and asked for the rename; delivery unknown,
+      its invoices held): the close commits with phase ``settling``, then the temporary file is
+      set aside on the outbound server, which no rename can follow, and the verdict recorded
+      (delivery.settle). When the server cannot be asked now, the runner asks again at each round.
     - ``uploading``: nothing was delivered, and no worker renames after the close (its step into
       ``renaming`` is conditional on the state). Once the close has committed, a temporary file a
       dead worker left is removed (best effort: the consumer ignores it).
@@ -221,9 +169,9 @@ class CloseSession:
             reason,
         )
         log.info("session for %s closed by %s", session.day, actor)
-        if found and found[0].phase is SessionPhase.RENAMING:
+        if session.delivery is Delivery.UNKNOWN:
             try:
-                settle_closed_rename(self.store, self.outbound, session.day)
+                settle(self.store, self.outbound, session.day)
             except Exception:  # closed all the same: the runner settles it at its next round
                 log.exception("session for %s: settling the close failed; the runner tries again", session.day)
                 return session
@@ -250,7 +198,7 @@ class CloseSession:
                 Event(day, EventKind.SESSION_CLOSED, now, actor, {"from": session.state.value, "reason": reason})
             )
         log.info("session for %s: %s asks the outbound server now whether its file was delivered", day, actor)
-        settle_closed_rename(self.store, self.outbound, day)
+        settle(self.store, self.outbound, day)
         return session_status(self.store, day)
 
     @staticmethod
@@ -262,11 +210,12 @@ class CloseSession:
         if before is None or before.state not in (SessionState.RUNNING, SessionState.FAILED) or not before.export_file:
             return True
         found.append(before)
-        if before.phase is SessionPhase.WATCHING and before.state is SessionState.FAILED:
-            uow.record_exported(day)  # done when it failed (see RunSession._fail); its reason stays the detail
-        elif before.phase is SessionPhase.WATCHING:
-            record_delivered_before_close(uow, day, before.export_file)
-        elif before.phase is SessionPhase.RENAMING:
+        if before.phase is SessionPhase.WATCHING:
+            record_verdict(uow, day, before.delivery, Delivery.YES)
+            if before.state is SessionState.RUNNING:  # a failed day's reason stays its detail
+                uow.set_closed_detail(day, DELIVERED_BEFORE_CLOSE.format(file=before.export_file))
+                log.warning("session for %s closed after %s was delivered", day, before.export_file)
+        elif before.phase is SessionPhase.RENAMING and before.delivery is Delivery.UNKNOWN:
             uow.set_closed_phase(day, SessionPhase.SETTLING)
             uow.set_closed_detail(day, SETTLING_AT_CLOSE.format(file=before.export_file))
         return True

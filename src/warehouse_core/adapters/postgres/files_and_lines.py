@@ -30,14 +30,16 @@ from warehouse_core.parsing import FIELD_SEPARATOR, CategoryLinks, LineBlock
 
 # How an invoice's status is decided, at the import and again at the session's start. Of the numbers
 # in the CTE ``invoices`` (one row each), those the view does not list are not_found, those it lists
-# that an earlier day exported are already_exported; the others are valid and do not come back.
+# that another day holds (delivery yes or unknown: the ledger, SPEC §5) are already_exported; the
+# others are valid and do not come back. Any other day, not only an earlier one: a retried earlier
+# day must not ship what a later day shipped meanwhile.
 # An anti-join and two semi-joins: hash joins however many numbers there are.
 UNUSUAL_STATUSES = sql.SQL(
     "SELECT c.invoice_number, 'not_found' AS status FROM invoices AS c"
     "  WHERE NOT EXISTS (SELECT 1 FROM {view} AS v WHERE v.invoice_number = c.invoice_number)"
     " UNION ALL"
     " SELECT c.invoice_number, 'already_exported' FROM invoices AS c"
-    "  WHERE EXISTS (SELECT 1 FROM exported_invoice AS e WHERE e.invoice_number = c.invoice_number AND e.day < %(day)s)"
+    "  WHERE EXISTS (SELECT 1 FROM exported_invoice AS e WHERE e.invoice_number = c.invoice_number AND e.day <> %(day)s)"
     "  AND EXISTS (SELECT 1 FROM {view} AS v WHERE v.invoice_number = c.invoice_number)"
 )
 VALID = InvoiceStatus.VALID.value

@@ -75,13 +75,13 @@ class PsycopgSessions(Connected):
     def lock_session(self, day: dt.date) -> None:
         self.connection.execute("SELECT 1 FROM work_session WHERE day = %s FOR UPDATE", (day,))
 
-    def retry_session(self, day: dt.date) -> bool:
+    def retry_session(self, day: dt.date, kept_export: Optional[str] = None) -> bool:
         return self._changed(
             "UPDATE work_session SET state = 'ready', phase = NULL, total = 0, processed = 0, started_at = NULL,"
-            " finished_at = NULL, export_file = NULL, detail = NULL, export_deleted_at = NULL, log_positions = NULL,"
+            " finished_at = NULL, export_file = %s, detail = NULL, export_deleted_at = NULL, log_positions = NULL,"
             " updated_at = now()"
             " WHERE day = %s AND state = 'failed'",
-            (day,),
+            (kept_export, day),
         )
 
     def set_delivery(self, day: dt.date, delivery: Delivery) -> bool:

@@ -1,0 +1,395 @@
+"""The delivery ledger (SPEC §5, issue 18): what may have reached the consumer is never shipped again."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.conftest import SAMPLE_VIEW, VALID_SAMPLE, at
+from tests.fakes import WorkerKilled
+from warehouse_core.delivery_states import (
+    DELIVERY_TRANSITIONS,
+    PHASE_TRANSITIONS,
+    Delivery,
+    SessionPhase,
+    allowed,
+    needs_someone,
+)
+from warehouse_core.errors import Conflict
+from warehouse_core.model import InvoiceStatus, SessionState
+from warehouse_core.usecases.history import export_download
+
+DAY = dt.date(2026, 11, 26)
+NEXT = dt.date(2026, 11, 27)
+EXPORT = "Spedizioni20261126_6.txt"
+SHIPPED = {"600000001", "600000002", "600000005", "600000006", "600000007", "600000008"}
+NEXT_FILE = "Letture20261127080000000_9.txt"
+
+
+@pytest.fixture
+def running(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    return world
+
+
+def held(world, day=DAY):
+    return {number for number, holder in world.store.data.exported if holder == day}
+
+
+def session(world, day=DAY):
+    with world.store.unit_of_work() as uow:
+        return uow.session(day)
+
+
+def next_day_started(world, confirm=True):
+    """The same invoices in the next day's file, its session started."""
+    world.inbound.files[NEXT_FILE] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-27T08:00")
+    if confirm:
+        world.outbound.on_upload = lambda name, data: world.remote_log.append(
+            "importer-20261127.log", "{}: {} records read".format(name, data.count(b"\n"))
+        )
+    world.core.start_session(world.clock.now())
+
+
+def shipped_by(world, day):
+    """The invoice numbers of the day's export file on the outbound server."""
+    names = [name for name in world.outbound.files if day.strftime("%Y%m%d") in name and not name.startswith(".")]
+    return {line.split(b"|")[0].decode() for name in names for line in world.outbound.files[name].splitlines()}
+
+
+def fails_before_the_rename_without_an_answer(world):
+    """The rename is refused, and the server stops answering right then: the day fails in phase
+    renaming not knowing that its temporary file is still there."""
+
+    def silent_from_now_on(name):
+        world.outbound.on_renaming = None
+        world.outbound.refuse_rename_next = 1
+        world.outbound.unreachable = True
+
+    world.outbound.on_renaming = silent_from_now_on
+    world.work()
+
+
+def fails_in_renaming_without_an_answer(world):
+    """Every rename's reply is lost and then the server stops answering (issue 18 item 2)."""
+    world.outbound.lose_rename_reply_next = 3
+    world.outbound.on_upload = lambda name, data: setattr(world.outbound, "unreachable", True)
+    world.work()
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def test_the_tables_name_every_state_and_yes_is_final():
+    assert set(PHASE_TRANSITIONS) == {None, *SessionPhase}
+    assert set(DELIVERY_TRANSITIONS) == {None, *Delivery}
+    assert DELIVERY_TRANSITIONS[Delivery.YES] == frozenset()
+    assert allowed(Delivery.UNKNOWN, Delivery.NO) and not allowed(Delivery.YES, Delivery.NO)
+    assert needs_someone("closed", Delivery.UNKNOWN, False) and not needs_someone("closed", Delivery.YES, False)
+    assert needs_someone("ready", None, True) and not needs_someone("ready", None, False)
+
+
+# --- item 1: held from the rename on ----------------------------------------------------------------
+
+
+def test_the_invoices_are_held_and_the_delivery_unknown_in_the_transaction_that_commits_renaming(running):
+    seen = []
+    running.outbound.on_renaming = lambda name: seen.append((session(running).phase, session(running).delivery))
+    running.outbound.on_upload = lambda name, data: seen.append(set(held(running)))
+    running.work()
+    assert seen[0] == (SessionPhase.RENAMING, Delivery.UNKNOWN)
+    assert seen[1] == SHIPPED  # before the rename's reply: held, exactly as if exported
+    assert session(running).delivery is Delivery.YES  # the rename went through
+
+
+def test_a_close_that_sets_the_file_aside_releases_the_invoices_for_later_days(running):
+    running.outbound.on_renaming = lambda name: running.core.close_session(running.clock.now())
+    running.outbound.refuse_rename_next = 1  # the fence came first: the rename finds no file
+    running.work()
+    running.outbound.on_renaming = None
+    closed = session(running)
+    assert closed.state is SessionState.CLOSED and closed.delivery is Delivery.NO
+    assert held(running) == set()
+    next_day_started(running)
+    running.work()
+    assert session(running, NEXT).state is SessionState.COMPLETED and shipped_by(running, NEXT) == SHIPPED
+
+
+def test_a_later_day_never_ships_what_an_earlier_day_closed_while_settling_delivered(running):
+    """Issue 18 item 1: closed while settling, the server silent until the next day's Start."""
+    running.outbound.on_upload = lambda name, data: (_ for _ in ()).throw(WorkerKilled("after the rename"))
+    with pytest.raises(WorkerKilled):
+        running.work()
+    running.outbound.unreachable = True
+    running.core.close_session(running.clock.now())
+    assert session(running).delivery is Delivery.UNKNOWN and held(running) == SHIPPED
+    next_day_started(running)
+    waits = []
+
+    def the_server_answers_after_the_first_wait(seconds):
+        waits.append(session(running, NEXT).detail)
+        running.outbound.unreachable = False
+        return running.clock.wait(seconds)
+
+    running.core.run_session.run_pending(the_server_answers_after_the_first_wait)
+    assert "2026-11-26" in waits[0]  # the later session says which day it waits for
+    assert session(running).delivery is Delivery.YES
+    later = session(running, NEXT)
+    assert later.state is SessionState.FAILED and "no records" in later.detail  # all held by the 26th
+    assert shipped_by(running, NEXT) == set()
+
+
+def test_a_later_day_ships_what_the_settling_proved_never_arrived(running):
+    fails_before_the_rename_without_an_answer(running)
+    assert (session(running).state, session(running).delivery) == (SessionState.FAILED, Delivery.UNKNOWN)
+    running.outbound.unreachable = False
+    next_day_started(running)
+    running.work()  # the earlier day first: the temporary file is set aside, nothing arrived
+    assert session(running).delivery is Delivery.NO and held(running) == set()
+    assert session(running, NEXT).state is SessionState.COMPLETED and shipped_by(running, NEXT) == SHIPPED
+
+
+# --- item 2: failed in renaming without an answer ----------------------------------------------
+
+
+def test_a_day_failing_in_renaming_without_an_answer_stays_unknown_holds_and_the_runner_settles_it(running):
+    fails_in_renaming_without_an_answer(running)
+    failed = session(running)
+    assert (failed.state, failed.phase, failed.delivery) == (
+        SessionState.FAILED,
+        SessionPhase.RENAMING,
+        Delivery.UNKNOWN,
+    )
+    assert held(running) == SHIPPED
+    running.work()  # still silent: still unknown
+    assert session(running).delivery is Delivery.UNKNOWN
+    running.outbound.unreachable = False
+    running.work()
+    assert session(running).delivery is Delivery.YES and held(running) == SHIPPED
+    assert session(running).state is SessionState.FAILED  # the runner settles, it does not close
+
+
+def test_the_runner_settles_unknown_days_whatever_their_date(running):
+    fails_in_renaming_without_an_answer(running)
+    running.outbound.unreachable = False
+    running.clock.set(at("2027-01-20T10:00"))  # weeks later
+    running.work()
+    assert session(running).delivery is Delivery.YES
+
+
+# --- item 3: retry records what it learns -------------------------------------------------------
+
+
+def retry(world, redeliver=False, day=DAY):
+    return world.core.retry_session(day, "the outbound server was down", "cli:ops", world.clock.now(), redeliver)
+
+
+def test_a_retry_that_learns_the_file_went_through_records_yes_and_refuses(running):
+    fails_in_renaming_without_an_answer(running)
+    running.outbound.unreachable = False
+    with pytest.raises(Conflict) as caught:
+        retry(running)
+    assert caught.value.code == "retry_delivered"
+    assert "recorded as exported" in running.core.sentences.text(caught.value.code, **caught.value.values)
+    assert session(running).delivery is Delivery.YES and session(running).state is SessionState.FAILED
+    assert held(running) == SHIPPED
+
+
+def test_a_retry_that_learns_the_file_never_arrived_releases_the_invoices(running):
+    fails_before_the_rename_without_an_answer(running)
+    running.outbound.unreachable = False
+    assert retry(running).state is SessionState.READY
+    assert session(running).delivery is Delivery.NO and held(running) == set()
+
+
+def test_a_retry_while_the_server_cannot_say_is_refused_and_redeliver_holds_for_good(running):
+    fails_in_renaming_without_an_answer(running)
+    with pytest.raises(Conflict) as caught:
+        retry(running)
+    assert caught.value.code == "retry_unknown"
+    assert retry(running, redeliver=True).state is SessionState.READY
+    assert session(running).delivery is Delivery.YES and held(running) == SHIPPED
+
+
+# --- item 4: the failure path cannot fail ----------------------------------------------------
+
+
+def test_a_broken_customer_alert_template_still_fails_the_day_with_the_built_in_alert(make_world, tmp_path, caplog):
+    folder = tmp_path / "templates" / "mail"
+    folder.mkdir(parents=True)
+    (folder / "session-failed.txt").write_text("The session {{ day.isoformat( }} failed\n")
+    (folder / "import-summary.txt").write_text("{{ no_such_value }}\n")
+    world = make_world(templates_dir=str(tmp_path / "templates"))
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    assert world.core.session_status().state is SessionState.READY  # the import was not rolled back
+    [summary] = world.store.mails("import-summary")
+    assert "built-in template" in summary.text and "no_such_value" in summary.text
+    world.outbound.fail_next = 3
+    world.core.start_session(world.clock.now())
+    world.work()
+    assert world.core.session_status().state is SessionState.FAILED
+    [alert] = world.store.mails("session-failed")
+    assert "built-in template" in alert.text and "failed after 3 tries" in alert.text
+    assert "built-in template" in alert.html and alert.html.index("<body") < alert.html.index("built-in template")
+
+
+def test_an_odd_server_reply_while_failing_still_fails_the_day_and_the_next_day_goes_on(running):
+    running.outbound.lose_rename_reply_next = 3
+
+    def an_odd_size_reply(name):
+        raise ValueError("invalid literal for int() with base 10: '1,234'")
+
+    running.outbound.temporary_present = an_odd_size_reply
+    running.work()
+    failed = session(running)
+    assert failed.state is SessionState.FAILED and running.store.mails("session-failed")
+    assert failed.delivery is Delivery.UNKNOWN and held(running) == SHIPPED
+
+
+def test_one_days_broken_worker_never_holds_up_the_next_days(running, caplog):
+    """An error the failure path cannot handle (here: the transaction that fails the day) is
+    logged; the next day's session is worked all the same in the same round."""
+    fail = running.core.run_session._fail
+
+    def a_broken_failure_path(day, reason):
+        if day == DAY:
+            raise RuntimeError("the failure path broke")
+        fail(day, reason)
+
+    running.core.run_session._fail = a_broken_failure_path
+    running.outbound.fail_next = 3
+    for number, row in SAMPLE_VIEW.items():
+        running.store.invoice_view["61" + number[2:]] = dict(row, invoice_number="61" + number[2:])
+    running.inbound.files[NEXT_FILE] = (b"\n" + VALID_SAMPLE.read_bytes()).replace(b"\n60", b"\n61")[1:]
+    running.poll("2026-11-27T08:00")
+    running.core.start_session(running.clock.now())
+    running.outbound.on_upload = lambda name, data: running.remote_log.append(
+        "importer-20261127.log", "{}: {} records read".format(name, data.count(b"\n"))
+    )
+    running.work()
+    assert session(running, NEXT).state is SessionState.COMPLETED
+    assert "the failure path broke" in caplog.text
+
+
+# --- item 5: two processes ------------------------------------------------------------------------
+
+
+def test_an_earlier_day_running_after_its_rename_in_another_process_holds_its_invoices(make_world):
+    """Worker A renamed the 26th's file into place and is waiting for the log (it holds the day's
+    claim); worker B, in another process over the same database, works the 27th."""
+    a = make_world()
+    b = rebuild_over(make_world(), a)
+    a.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    a.poll("2026-11-26T10:00")
+    a.core.start_session(a.clock.now())
+    a.core.run_session.run_pending(lambda seconds: True)  # A stops while watching: the day stays running
+    assert session(a).phase is SessionPhase.WATCHING
+    a.inbound.files[NEXT_FILE] = VALID_SAMPLE.read_bytes()
+    a.poll("2026-11-27T08:00")
+    a.core.start_session(a.clock.now())
+    with a.store.claim_session(DAY):  # A is still at it
+        b.core.run_session.run_pending(b.clock.wait)
+    later = session(a, NEXT)
+    assert later.state is SessionState.FAILED and "no records" in later.detail
+    assert shipped_by(b, NEXT) == set()
+    with a.store.unit_of_work() as uow:
+        assert set(uow.invoices_with_status(NEXT, InvoiceStatus.ALREADY_EXPORTED)) == SHIPPED
+
+
+def rebuild_over(world, other):
+    """A second service process: its own outbound client and clock, the same database."""
+    from warehouse_core.bootstrap import bootstrap
+
+    world.core = bootstrap(
+        other.core.settings,
+        store=other.store,
+        inbound=world.inbound,
+        archive=world.archive,
+        mailer=world.mailer,
+        clock=other.clock,
+        outbound=world.outbound,
+        remote_log=world.remote_log,
+        exports=world.exports,
+    )
+    world.store, world.clock = other.store, other.clock
+    return world
+
+
+# --- item 8: an earlier day retried is startable once; what was shipped stays downloadable -------
+
+
+def test_a_retried_earlier_day_can_be_started_once_and_keeps_what_its_failed_run_shipped(running):
+    running.importer_confirms(records=5)  # the consumer counted wrong: failed while watching
+    running.work()
+    assert session(running).delivery is Delivery.YES
+    running.clock.set(at("2026-11-28T09:00"))  # two days later
+    ready = retry(running, redeliver=True)
+    assert ready.state is SessionState.READY and ready.export_file == EXPORT + ".run1"
+    name, stream = export_download(running.store, running.exports, DAY)
+    with stream:
+        assert name == EXPORT + ".run1" and stream.read().count(b"\n") == 6
+    with running.store.unit_of_work() as uow:
+        assert [s.day for s in uow.days_needing_attention(NEXT + dt.timedelta(days=1), DAY)] == [DAY]
+    started = running.core.start_session(running.clock.now(), actor="anna", day=DAY)
+    assert started.state is SessionState.RUNNING and started.day == DAY
+    with pytest.raises(Conflict) as caught:
+        running.core.start_session(running.clock.now(), actor="anna", day=DAY)
+    assert caught.value.code == "running"
+    running.importer_confirms()
+    running.work()
+    assert session(running).state is SessionState.COMPLETED and session(running).delivery is Delivery.YES
+    assert (DAY, EXPORT + ".run1") in running.exports.files  # the first run's file is still kept
+
+
+def test_an_earlier_day_that_was_never_retried_cannot_be_started(world):
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.clock.set(at("2026-11-27T09:00"))
+    with pytest.raises(Conflict) as caught:
+        world.core.start_session(world.clock.now(), day=DAY)
+    assert caught.value.code == "earlier_not_retried"
+    assert "2026-11-26" in world.core.sentences.text(caught.value.code, **caught.value.values)
+    assert session(world).state is SessionState.READY
+
+
+def test_an_earlier_day_can_be_closed_by_the_same_rules_and_a_closed_unknown_day_settled_again(running):
+    fails_in_renaming_without_an_answer(running)
+    running.clock.set(at("2026-11-27T09:00"))
+    closed = running.core.close_session(running.clock.now(), actor="ops", day=DAY)
+    assert closed.state is SessionState.CLOSED and closed.delivery is Delivery.UNKNOWN  # still silent
+    running.outbound.unreachable = False
+    again = running.core.close_session.settle_now(running.clock.now(), "cli:ops", DAY, "the server is back")
+    assert again.delivery is Delivery.YES and "delivered" in again.detail
+    with pytest.raises(Conflict):
+        running.core.close_session.settle_now(running.clock.now(), "cli:ops", DAY, "again")  # known now
+
+
+def test_a_retried_day_keeps_no_local_file_of_a_run_that_never_shipped(running):
+    running.outbound.fail_next = 3
+    running.work()
+    assert session(running).delivery is None
+    assert retry(running).export_file is None and running.exports.files == {}
+
+
+def test_a_retried_earlier_day_never_ships_what_a_later_day_shipped_meanwhile(running):
+    """The invariant: every invoice is in at most one export whose delivery is yes or unknown. The
+    26th failed before its rename (nothing held); the 27th shipped the same invoices; the 26th,
+    retried and started after, must count them as exported: a hold of any other day, not only of
+    an earlier one, makes an invoice already_exported."""
+    running.outbound.fail_next = 3
+    running.work()
+    assert session(running).delivery is None and held(running) == set()
+    next_day_started(running)
+    running.work()
+    assert session(running, NEXT).state is SessionState.COMPLETED and shipped_by(running, NEXT) == SHIPPED
+    retry(running)
+    running.core.start_session(running.clock.now(), actor="anna", day=DAY)
+    running.work()
+    again = session(running)
+    assert again.state is SessionState.FAILED and "no records" in again.detail
+    assert shipped_by(running, DAY) == set() and held(running) == set()
