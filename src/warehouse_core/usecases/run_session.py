@@ -12,32 +12,35 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from warehouse_core.audit import Event, EventKind
-from warehouse_core.delivery_states import Delivery, begin_renaming, record_verdict, rename_verdict
+from warehouse_core.delivery_states import Delivery, record_verdict
 from warehouse_core.errors import DatabaseUnavailable, TransferError, one_line
 from warehouse_core.model import InvoiceStatus, Mail, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Clock, ExportFiles, MailRenderer, OutboundFiles, RemoteLog, Store
 from warehouse_core.usecases.day_logs import DayLogs
-from warehouse_core.usecases.delivery import in_place, settle_unknown_days
+from warehouse_core.usecases.delivery import settle_unknown_days
 from warehouse_core.usecases.mails import compose, queue_mail
+from warehouse_core.usecases.upload import (
+    ClaimLost,
+    SessionClosed,
+    SessionFailed,
+    SessionStopped,
+    Upload,
+    Wait,
+    WorkerShutdown,
+)
 
 log = logging.getLogger(__name__)
 # Progress is made durable and recorded at most this often (the export file itself is what a
 # resumed worker trusts); the close request and shutdown are checked at the same moments.
 PROGRESS_INTERVAL = 0.5  # seconds, on the monotonic clock
-UPLOAD_TRIES = 3
 # An unexpected error (a bug, a broken view, a full disk) is retried at most 3 times (SPEC §5).
 SESSION_TRIES = 4
 
-# The detail of a session waiting for an earlier day's delivery to be settled (SPEC §5).
-WAITING_FOR = "waiting for the outbound server to say whether the export of {day} reached the consumer"
 # A worker resumed in these phases looks for the final file first (SPEC §5).
 UPLOAD_PHASES = (SessionPhase.UPLOADING, SessionPhase.RENAMING)
-
-# Waits the given seconds; True when the worker should stop (shutdown).
-Wait = Callable[[float], bool]
 
 
 @dataclass(frozen=True)
@@ -52,31 +55,6 @@ class SessionConfig:
     upload_backoff: float = 2.0
     # Seconds before the first retry after an unexpected error; three times longer each retry.
     error_backoff: float = 10.0
-
-
-class SessionFailed(Exception):
-    """The run cannot succeed; the message is the reason mailed and shown."""
-
-
-class HeldElsewhere(SessionFailed):
-    """Another day's rename came first and holds some of this export's invoices: not renamed."""
-
-
-class SessionStopped(Exception):
-    """The session was closed by an operator, or the worker is shutting down."""
-
-
-class SessionClosed(SessionStopped):
-    """An operator closed the session: nothing more happens today."""
-
-
-class WorkerShutdown(SessionStopped):
-    """The worker is shutting down; the next worker resumes where this one stopped."""
-
-
-class ClaimLost(SessionStopped):
-    """The worker's claim on the session died with its database connection (a restart): another
-    worker may hold the session now. It stops; the try counts, so a claim lost at every run ends."""
 
 
 class RunSession:
@@ -98,6 +76,9 @@ class RunSession:
         self.renderer = renderer
         self.clock = clock
         self.config = config
+        self.uploads = Upload(
+            store=store, exports=exports, outbound=outbound, clock=clock, backoff=config.upload_backoff
+        )
 
     def run_pending(self, wait: Wait) -> int:
         """Settle every day whose delivery is unknown and whose worker is gone, whatever its date
@@ -180,14 +161,14 @@ class RunSession:
                     self._fail(day, description)
                     return
                 backoff = self.config.error_backoff * 3 ** (tries - 1)
-                self._note(
+                self.uploads.note(
                     day, "try {} of {} failed, retried in {:g} s: {}".format(tries, SESSION_TRIES, backoff, description)
                 )
                 if wait(backoff):
                     return
 
     def _run_once(self, day: dt.date, wait: Wait, watch_deadline: List[float]) -> None:
-        session = self._current(day)
+        session = self.uploads.current(day)
         resumed_in_upload = session.phase in UPLOAD_PHASES
         if session.phase in (None, SessionPhase.EXPORTING):
             session = self._export(session, wait)
@@ -211,23 +192,6 @@ class RunSession:
             return True
         return False
 
-    def _require_claim(self, day: dt.date) -> None:
-        if not self.store.still_claimed(day):
-            raise ClaimLost(
-                "the worker lost its claim on the session (the database restarted); stopped before the upload"
-            )
-
-    def _note(self, day: dt.date, detail: str) -> None:
-        with self.store.unit_of_work() as uow:
-            uow.update_session(day, detail=detail)
-
-    def _current(self, day: dt.date) -> WorkSession:
-        with self.store.unit_of_work() as uow:
-            session = uow.session(day)
-        if session is None or session.state is not SessionState.RUNNING:
-            raise SessionClosed("no longer running")
-        return session
-
     def _update(
         self, day: dt.date, event: Optional[Tuple[EventKind, Dict[str, Any]]] = None, **fields: Any
     ) -> WorkSession:
@@ -246,7 +210,7 @@ class RunSession:
     def _export(self, session: WorkSession, wait: Wait) -> WorkSession:
         day = session.day
         if session.export_file is None:
-            self._settle_earlier_days(day, wait)
+            self.uploads.settle_earlier_days(day, wait)
             with self.store.unit_of_work() as uow:
                 total = uow.refresh_invoice_statuses(day)
             name = self.config.export_name.format(date=day.strftime("%Y%m%d"), records=total)
@@ -285,30 +249,11 @@ class RunSession:
         progress = (EventKind.SESSION_PROGRESS, {"file": export_file, "written": written, "total": session.total})
         return self._update(day, progress, processed=written, phase=SessionPhase.UPLOADING)
 
-    def _settle_earlier_days(self, day: dt.date, wait: Wait) -> None:
-        """Before the day's invoices are counted: every earlier day whose delivery is unknown is
-        settled first (its invoices may have reached the consumer); while one stays unknown the
-        session waits, its detail naming that day, and fails like an upload when the outbound
-        server does not answer within the upload tries."""
-        for attempt in range(1, UPLOAD_TRIES + 1):
-            self._current(day)
-            waiting = settle_unknown_days(self.store, self.outbound, before=day)
-            if not waiting:
-                return
-            if attempt == UPLOAD_TRIES:
-                raise SessionFailed(
-                    "the outbound FTP server did not say within {} tries whether the export of {} reached the"
-                    " consumer: nothing was exported".format(UPLOAD_TRIES, waiting[0])
-                )
-            self._note(day, WAITING_FOR.format(day=waiting[0]))
-            if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
-                raise WorkerShutdown("worker shutting down while waiting for an earlier day's delivery")
-
     # --- upload ------------------------------------------------------------------------
 
     def _upload_and_watch(self, session: WorkSession, wait: Wait, resumed: bool, watch_deadline: List[float]) -> None:
         with self._day_logs(session.day) as logs:
-            if resumed and self._already_delivered(session):
+            if resumed and self.uploads.already_delivered(session):
                 # Renamed into place before the worker stopped: the consumer may have read it and
                 # logged its confirmation already, so the logs are read from where they ended at
                 # the rename (from the start when that is not known).
@@ -323,148 +268,8 @@ class RunSession:
                     logs.mark()
                 except TransferError as error:
                     log.warning("remote log not readable before the upload (%s); reading it from the start", error)
-                self._upload(session, wait, logs)
-            self._watch(self._delivered(session), logs, wait, watch_deadline)
-
-    def _already_delivered(self, session: WorkSession) -> bool:
-        """Resumed in phase ``renaming``: whether the rename went through (not: recorded, and
-        the phase back to ``uploading``). In ``uploading`` (a worker from before phase
-        ``renaming`` existed): whether the final file has the export's size."""
-        if session.phase is SessionPhase.RENAMING:
-            return self._own_rename(session.day, rename_verdict(self.outbound, session.export_file or ""))
-        return in_place(self.outbound, self.exports, session)
-
-    def _begin_renaming(self, day: dt.date, log_positions: Optional[Dict[str, int]]) -> None:
-        """The check before the rename: phase renaming, delivery unknown and the invoices held, in
-        one transaction that also checks the state (a Close stops the upload here)."""
-        self._require_claim(day)
-        with self.store.unit_of_work() as uow:
-            if not uow.update_session(day, phase=SessionPhase.RENAMING, log_positions=log_positions):
-                raise SessionClosed("closed by an operator; stopped before the rename")
-            current = uow.session(day)
-            assert current is not None
-            taken = begin_renaming(uow, day, current.delivery)
-            if taken:  # rolled back with the phase: nothing of this day is held
-                raise HeldElsewhere(
-                    "{} invoice(s) of the export, {}{}, are held by another day's export that was renamed into"
-                    " place first: not renamed; retry the day to export it without them".format(
-                        len(taken), ", ".join(taken[:5]), ", ..." if len(taken) > 5 else ""
-                    )
-                )
-
-    def _own_rename(self, day: dt.date, verdict: Delivery) -> bool:
-        """Record what the server said of this worker's own rename; whether it went through. Not
-        through: the phase goes back to ``uploading`` (delivery ``no`` releases the holds)."""
-        if verdict is Delivery.YES:
-            return True
-        with self.store.unit_of_work() as uow:
-            current = uow.session(day)
-            if current is None or not uow.update_session(day, phase=SessionPhase.UPLOADING):
-                raise SessionClosed("closed by an operator; Close settles the rename")
-            record_verdict(uow, day, current.delivery, verdict)
-        return False
-
-    def _delivered(self, session: WorkSession) -> WorkSession:
-        """The rename went through: phase watching and delivery yes, with the uploaded event. Closed
-        meanwhile: Close found phase renaming and settles the delivery with the server."""
-        uploaded = Event(
-            session.day,
-            EventKind.SESSION_UPLOADED,
-            self.clock.now(),
-            detail={"file": session.export_file, "server": self.outbound.describe()},
-        )
-        with self.store.unit_of_work() as uow:
-            current = uow.session(session.day)
-            if current is None or not uow.update_session(session.day, phase=SessionPhase.WATCHING):
-                raise SessionClosed("closed by an operator; stopped")
-            record_verdict(uow, session.day, current.delivery, Delivery.YES)
-            uow.record_event(uploaded)
-            watching = uow.session(session.day)
-        assert watching is not None
-        return watching
-
-    def _upload(self, session: WorkSession, wait: Wait, logs: DayLogs) -> None:
-        """Upload with retries. The state and the claim are checked before every try; before the
-        rename, the state is checked in the same transaction that sets phase ``renaming`` and holds
-        the invoices, so a close stops the upload there. Once a try asked for the rename the
-        temporary file is the fence: the next try first asks whether the rename went through (its
-        reply lost) and records what the server said. Closed in phase ``renaming``, Close settles
-        it and the worker leaves the file alone."""
-        name = session.export_file
-        assert name is not None
-        day = session.day
-        renaming = [False]
-
-        def begin_rename() -> None:
-            self._require_claim(day)
-            # Where the logs end now: only a line written after this rename confirms it (an
-            # earlier upload of the same name may have its line there already). Stored with the
-            # phase, so that a resumed worker reads from the same place.
-            positions: Optional[Dict[str, int]]
-            try:
-                positions = logs.mark()
-            except TransferError as error:
-                positions = logs.positions  # those of the upload's start, if they were read
-                log.warning("session for %s: remote log not readable before the rename (%s)", day, error)
-            self._begin_renaming(day, positions)
-            renaming[0] = True
-
-        try:
-            for attempt in range(1, UPLOAD_TRIES + 1):
-                self._current(day)
-                self._require_claim(day)
-                try:
-                    if renaming[0]:
-                        if self._own_rename(day, rename_verdict(self.outbound, name)):
-                            log.info("upload of %s: the earlier rename went through; not uploaded again", name)
-                            logs.start_at(self._current(day).log_positions)  # as they were at that rename
-                            return
-                        renaming[0] = False
-                    self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=begin_rename)
-                except TransferError as error:
-                    log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
-                    if attempt < UPLOAD_TRIES:
-                        if wait(self.config.upload_backoff * 2 ** (attempt - 1)):
-                            raise WorkerShutdown("worker shutting down during the upload retries") from None
-                        continue
-                    if renaming[0] and self._last_rename_went_through(session):
-                        return
-                    if not renaming[0]:  # not renamed: nothing of this upload stays
-                        self._discard(name)
-                    # Else the server cannot say: failed in phase renaming, delivery unknown, the
-                    # invoices held; the runner settles it.
-                    raise SessionFailed(
-                        "the upload to the outbound FTP server failed after {} tries: {}".format(UPLOAD_TRIES, error)
-                    ) from None
-                log.info("uploaded %s to %s", name, self.outbound.describe())
-                return
-        except HeldElsewhere:
-            self._discard(name)
-            raise
-        except SessionClosed:
-            if not renaming[0]:
-                self._discard(name)
-            raise
-
-    def _last_rename_went_through(self, session: WorkSession) -> bool:
-        """The last try asked for the rename and saw an error: whether the rename went through
-        anyway (its reply lost). Not: recorded, the phase back to uploading. The server cannot say:
-        False, and the phase stays renaming with delivery unknown."""
-        try:
-            verdict = rename_verdict(self.outbound, session.export_file or "")
-        except TransferError as error:
-            log.warning("session for %s: could not ask whether the rename went through (%s)", session.day, error)
-            return False
-        went_through = self._own_rename(session.day, verdict)
-        if not went_through and verdict is Delivery.NO:
-            self._discard(session.export_file or "")
-        return went_through
-
-    def _discard(self, name: str) -> None:
-        try:
-            self.outbound.discard(name)
-        except TransferError as error:
-            log.warning("could not remove the temporary file of %s (%s); the consumer ignores it", name, error)
+                self.uploads.upload(session, wait, logs)
+            self._watch(self.uploads.delivered(session), logs, wait, watch_deadline)
 
     # --- remote log ----------------------------------------------------------------------
 
@@ -503,7 +308,7 @@ class RunSession:
                 if last_problem:
                     reason += " (the log could not be read: {})".format(last_problem)
                 raise SessionFailed(reason)
-            self._current(session.day)  # closed while watching: Close recorded the delivery
+            self.uploads.current(session.day)  # closed while watching: Close recorded the delivery
             if wait(self.config.log_interval):
                 raise WorkerShutdown("worker shutting down while watching the remote log")
 
