@@ -69,7 +69,7 @@ faketime-at-%: $(STAMP)
 
 # The model test of a day's life (tests/unit/test_day_in_the_life.py) with thousands of examples.
 soak: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_day_in_the_life.py --hypothesis-profile=soak $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_day_in_the_life.py tests/unit/test_ledger_life.py --hypothesis-profile=soak $(PYTEST_ARGS)
 
 # Mutation testing of the rules (pyproject.toml [tool.mutmut]) against the unit tests, niced: the
 # machine is shared. `$(BIN)/mutmut results` lists the survivors, `$(BIN)/mutmut show NAME` one.
