@@ -148,6 +148,16 @@ class StoredLines:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A text file that goes with a mail (invoices.csv), kept in the outbox with it;
+    ``media_type`` is a text type (``text/csv``)."""
+
+    name: str
+    media_type: str
+    content: str
+
+
+@dataclass(frozen=True)
 class Mail:
     """A rendered mail, as it waits in the outbox."""
 
@@ -158,6 +168,7 @@ class Mail:
     html: str
     id: Optional[int] = None
     attempts: int = 0
+    attachments: Tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,18 @@ class FakeSide:
     def received(self):
         return [(m.event.value, m.subject, m.text) for m in self.mailer.sent]
 
+    def delivered(self):
+        """(text, html, [(name, media type, content)], size in bytes) of each mail sent."""
+        return [
+            (
+                m.text,
+                m.html,
+                [(a.name, a.media_type, a.content) for a in m.attachments],
+                len((m.text + m.html + "".join(a.content for a in m.attachments)).encode("utf-8")),
+            )
+            for m in self.mailer.sent
+        ]
+
     def stop(self) -> None:
         self.mailer.down = True
 
@@ -49,6 +61,18 @@ class SmtpSide:
     def received(self):
         return [
             (m[EVENT_HEADER], m["Subject"], body_text(m).replace("\r\n", "\n").strip()) for m in self.server.messages
+        ]
+
+    def delivered(self):
+        """(text, html, [(name, media type, content)], size in bytes) of each message received."""
+        return [
+            (
+                body_text(m),
+                m.get_body(preferencelist=("html",)).get_content(),
+                [(a.get_filename(), a.get_content_type(), a.get_content()) for a in m.iter_attachments()],
+                len(m.as_bytes()),
+            )
+            for m in self.server.messages
         ]
 
     def stop(self) -> None:
@@ -123,3 +147,56 @@ def test_an_error_at_quit_after_the_server_took_the_mail_is_not_a_failure(smtp_s
     mailer.send(MAIL)
     assert len(smtp_server.messages) == 1
     mailer.check()  # the same for the check's NOOP: the server answered it
+
+
+def big_mail():
+    """A 300-invoice import summary as the service composes it: 200 in the body, all in invoices.csv."""
+    from warehouse_core.adapters.jinja_mail import JinjaMailRenderer
+    from warehouse_core.model import FileStatus, ImportSummary
+    from warehouse_core.usecases.mails import compose
+
+    missing = tuple("6{:08d}".format(70000000 + i) for i in range(300))
+    summary = ImportSummary(
+        file_name="Letture20261126083015123_300.txt",
+        day=dt.date(2026, 11, 26),
+        status=FileStatus.IMPORTED,
+        total_lines=300,
+        stored_lines=300,
+        ignored_lines=0,
+        not_found=missing,
+    )
+    mail = compose(
+        JinjaMailRenderer(),
+        MailEvent.IMPORT_SUMMARY,
+        summary.day,
+        invoices={"not_found": missing, "already_exported": ()},
+        summary=summary,
+        source="ftp",
+    )
+    return replace_id(mail, 8), missing
+
+
+def replace_id(mail, mail_id):
+    from dataclasses import replace
+
+    return replace(mail, id=mail_id)
+
+
+def test_a_300_invoice_mail_lists_200_in_its_bodies_and_carries_all_300_in_invoices_csv(side):
+    """SPEC §6, through every side of the port: the relay gets a bounded message, with the whole
+    list attached (issue 20: all 300 went into both bodies, and a big day's mail grew past the
+    relay's size limit)."""
+    import csv
+    import io
+
+    mail, missing = big_mail()
+    side.mailer.send(mail)
+    [(text, html, attachments, size)] = side.delivered()
+    for body in (text, html):
+        assert len(set(re.findall(r"\b6\d{8}\b", body))) == 200
+        assert "and 100 more, see the attachment invoices.csv" in body
+    [(name, media_type, content)] = attachments
+    assert (name, media_type) == ("invoices.csv", "text/csv")
+    rows = list(csv.reader(io.StringIO(content)))
+    assert rows[0] == ["invoice", "list"] and [row[0] for row in rows[1:]] == list(missing)
+    assert size < 32 * 1024, "a 300-invoice day is a small message"

@@ -16,7 +16,16 @@ from tests.fakes import FakeStore, FakeUnitOfWork
 from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
 from warehouse_core.errors import Conflict
 from warehouse_core.export_format import export_line
-from warehouse_core.model import FileSource, FileStatus, InboundFileRecord, InvoiceLine, Mail, MailEvent, Problem
+from warehouse_core.model import (
+    Attachment,
+    FileSource,
+    FileStatus,
+    InboundFileRecord,
+    InvoiceLine,
+    Mail,
+    MailEvent,
+    Problem,
+)
 from warehouse_core.parsing import UTF8, ParseTally, blocks_of, parse_blocks
 from warehouse_core.ports import (
     Events,
@@ -376,6 +385,30 @@ def test_outbox_once_key_claim_and_retry(store):
         assert uow.claim_due_mail(now) is None
         again = uow.claim_due_mail(now + dt.timedelta(minutes=1))
         assert again.subject == "first" and again.attempts == 1 and again.text == "text" and again.html == "<p>html</p>"
+
+
+def test_a_mails_attachment_is_kept_in_the_outbox_until_it_is_sent(store):
+    """SPEC §6: invoices.csv waits in the outbox with its mail, across a restart (the mail is read
+    back from the table by the next sender), and a mail without one comes back without one."""
+    csv_text = "invoice,list\r\n" + "".join("6{:08d},not_found\r\n".format(i) for i in range(300))
+    big = Mail(
+        event=MailEvent.IMPORT_SUMMARY,
+        day=DAY,
+        subject="big",
+        text="text",
+        html="<p>html</p>",
+        attachments=(Attachment(name="invoices.csv", media_type="text/csv", content=csv_text),),
+    )
+    now = at("2026-11-26T12:00")
+    with store.unit_of_work() as uow:
+        assert uow.enqueue_mail(big)
+        assert uow.enqueue_mail(mail(subject="small"))
+    with store.unit_of_work() as uow:
+        first = uow.claim_due_mail(now)
+        assert first.attachments == big.attachments
+        uow.mark_mail_sent(first.id, now)
+        second = uow.claim_due_mail(now)
+        assert second.subject == "small" and second.attachments == ()
 
 
 def test_a_claimed_mail_is_not_given_to_a_second_sender(store):

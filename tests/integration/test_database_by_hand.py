@@ -18,6 +18,7 @@ import pytest
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.postgres.migrations import MIGRATIONS
 from warehouse_core.model import (
+    Attachment,
     Delivery,
     FileSource,
     FileStatus,
@@ -171,11 +172,20 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
             )
             uow.insert_lines(file_id, day, blocks_of([line]), ["600000001"])
     with real_store.unit_of_work() as uow:
-        uow.enqueue_mail(Mail(event=MailEvent.IMPORT_SUMMARY, day=today, subject="s", text="t", html="h"))
+        uow.enqueue_mail(
+            Mail(
+                event=MailEvent.IMPORT_SUMMARY,
+                day=today,
+                subject="s",
+                text="t",
+                html="h",
+                attachments=(Attachment(name="invoices.csv", media_type="text/csv", content="invoice,list\r\n"),),
+            )
+        )
         uow.open_session(today)
         uow.set_delivery(today, Delivery.UNKNOWN)
     queries = readme_dba_queries()
-    assert len(queries) == 3
+    assert len(queries) == 4
     with real_store.connection() as connection:
         connection.execute("SELECT set_config('TimeZone', %s, false)", (session_zone,))
         for query in queries:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def build_message(mail: Mail, sender: str, recipients: Sequence[str]) -> EmailMessage:
-    """The MIME message: plain text with an HTML alternative and the event header."""
+    """The MIME message: plain text with an HTML alternative, the attachments and the event header."""
     message = EmailMessage()
     message["Subject"] = mail.subject
     message["From"] = sender
@@ -29,6 +29,9 @@ def build_message(mail: Mail, sender: str, recipients: Sequence[str]) -> EmailMe
     message[EVENT_HEADER] = mail.event.value
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
+    for attachment in mail.attachments:  # the whole invoice list (SPEC §6): multipart/mixed
+        subtype = attachment.media_type.partition("/")[2]  # a text type: the content is text
+        message.add_attachment(attachment.content, subtype=subtype, filename=attachment.name)
     return message
 
 

@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
-from typing import Any, Optional, Protocol
+from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence, Tuple
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import one_line
-from warehouse_core.model import Mail, MailEvent
+from warehouse_core.model import Attachment, Mail, MailEvent
 from warehouse_core.ports import Events, MailRenderer, Outbox
+from warehouse_core.usecases.history import spreadsheet_safe
+
+# SPEC §6: a mail lists at most this many invoices in its body; the whole list goes as a CSV.
+LISTED_IN_BODY = 200
+INVOICES_CSV = "invoices.csv"
 
 log = logging.getLogger(__name__)
 
 
-def compose(renderer: MailRenderer, event: MailEvent, day: dt.date, **context: Any) -> Mail:
-    """The mail of the event. A template that cannot be rendered (a customer's typo, met months
-    later at the first such event) never stops what the mail reports (SPEC §5 "The failure path
-    cannot fail"): the built-in template is used instead, and the mail says so."""
+class InvoiceList:
+    """A list of invoices as a mail template sees it: ``len()`` and ``total`` count them all,
+    iterating gives at most LISTED_IN_BODY of them (``shown``), ``more`` says how many are left
+    to the attachment. A customer's template written for a plain list keeps working, bounded."""
+
+    def __init__(self, invoices: Sequence[str]) -> None:
+        self.shown: Tuple[str, ...] = tuple(invoices[:LISTED_IN_BODY])
+        self.total = len(invoices)
+        self.more = self.total - len(self.shown)
+        self.attachment_name = INVOICES_CSV
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.shown)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
+def compose(
+    renderer: MailRenderer,
+    event: MailEvent,
+    day: dt.date,
+    *,
+    invoices: Optional[Mapping[str, Sequence[str]]] = None,
+    **context: Any,
+) -> Mail:
+    """The mail of ``event``. Each list in ``invoices`` reaches the templates under its name as an
+    InvoiceList; when one of them is longer than the body lists, every list goes with the mail
+    whole in invoices.csv (invoice, list name). A template that cannot be rendered (a customer's
+    typo, met months later at the first such event) never stops what the mail reports (SPEC §5
+    "The failure path cannot fail"): the built-in template is used instead, and the mail says so."""
+    lists = dict(invoices or {})
     values = dict(context, day=day, event=event.value)
+    values.update((name, InvoiceList(numbers)) for name, numbers in lists.items())
     try:
         subject, text, html = renderer.render(event, values)
     except Exception as error:
@@ -26,7 +65,22 @@ def compose(renderer: MailRenderer, event: MailEvent, day: dt.date, **context: A
             "the %s mail of %s: its template could not be rendered; the built-in one is used", event.value, day
         )
         subject, text, html = renderer.render(event, dict(values, template_error=one_line(error)), built_in=True)
-    return Mail(event=event, day=day, subject=subject, text=text, html=html)
+    attachments: Tuple[Attachment, ...] = ()
+    if any(len(numbers) > LISTED_IN_BODY for numbers in lists.values()):
+        attachments = (invoices_csv(lists),)
+    return Mail(event=event, day=day, subject=subject, text=text, html=html, attachments=attachments)
+
+
+def invoices_csv(lists: Mapping[str, Sequence[str]]) -> Attachment:
+    """Every invoice of the mail's lists, one a row, with the name of its list; a cell that a
+    spreadsheet would take for a formula starts with a quote (problems.csv does the same)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(["invoice", "list"])
+    for name, numbers in lists.items():
+        for number in numbers:
+            writer.writerow([spreadsheet_safe(number), name])
+    return Attachment(name=INVOICES_CSV, media_type="text/csv", content=buffer.getvalue())
 
 
 class OutboxWithEvents(Outbox, Events, Protocol):

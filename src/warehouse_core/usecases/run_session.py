@@ -339,8 +339,8 @@ class RunSession:
                     self.renderer,
                     MailEvent.SESSION_COMPLETED,
                     session.day,
+                    invoices={"not_present": uow.invoices_with_status(session.day, InvoiceStatus.NOT_FOUND)},
                     session=finished,
-                    not_present=uow.invoices_with_status(session.day, InvoiceStatus.NOT_FOUND),
                 ),
                 now,
             )

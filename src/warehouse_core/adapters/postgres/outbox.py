@@ -6,17 +6,24 @@ import datetime as dt
 from typing import Optional
 
 from warehouse_core.adapters.postgres.connected import Connected
-from warehouse_core.model import Mail, MailEvent
+from warehouse_core.model import Attachment, Mail, MailEvent
 
 
 class PsycopgOutbox(Connected):
     def enqueue_mail(self, mail: Mail, once_key: Optional[str] = None, queued_at: Optional[dt.datetime] = None) -> bool:
-        cursor = self.connection.execute(
+        row = self._one(
             "INSERT INTO mail_outbox (event, day, subject, body_text, body_html, once_key, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now())) ON CONFLICT (once_key) DO NOTHING",
+            " VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now())) ON CONFLICT (once_key) DO NOTHING RETURNING id",
             (mail.event.value, mail.day, mail.subject, mail.text, mail.html, once_key, queued_at),
         )
-        return cursor.rowcount == 1
+        if row is None:
+            return False
+        for ordinal, attachment in enumerate(mail.attachments):
+            self.connection.execute(
+                "INSERT INTO mail_attachment (mail_id, ordinal, name, media_type, content) VALUES (%s, %s, %s, %s, %s)",
+                (row[0], ordinal, attachment.name, attachment.media_type, attachment.content),
+            )
+        return True
 
     def claim_due_mail(self, now: dt.datetime) -> Optional[Mail]:
         row = self._one(
@@ -27,8 +34,21 @@ class PsycopgOutbox(Connected):
         )
         if row is None:
             return None
+        attachments = tuple(
+            Attachment(name=name, media_type=media_type, content=content)
+            for name, media_type, content in self.connection.execute(
+                "SELECT name, media_type, content FROM mail_attachment WHERE mail_id = %s ORDER BY ordinal", (row[0],)
+            ).fetchall()
+        )
         return Mail(
-            id=row[0], event=MailEvent(row[1]), day=row[2], subject=row[3], text=row[4], html=row[5], attempts=row[6]
+            id=row[0],
+            event=MailEvent(row[1]),
+            day=row[2],
+            subject=row[3],
+            text=row[4],
+            html=row[5],
+            attempts=row[6],
+            attachments=attachments,
         )
 
     def mark_mail_sent(self, mail_id: int, now: dt.datetime) -> None:
