@@ -44,6 +44,7 @@ from warehouse_core.usecases.earlier_days import metrics_snapshot as earlier_met
 from warehouse_core.usecases.earlier_days import status as earlier_status
 from warehouse_core.usecases.import_upload import ImportUpload
 from warehouse_core.usecases.ingest_daily_file import IngestDailyFile
+from warehouse_core.usecases.mails import mail_template_sample
 from warehouse_core.usecases.retry import RetrySession
 from warehouse_core.usecases.run_session import RunSession, SessionConfig
 from warehouse_core.usecases.schedule import PollSchedule
@@ -178,7 +179,9 @@ def bootstrap(
         )
     translations = load_translations(settings.language, settings.templates_dir)
     if renderer is None:
-        renderer = JinjaMailRenderer(settings.templates_dir, translations, settings.language)
+        mail_templates = JinjaMailRenderer(settings.templates_dir, translations, settings.language)
+        mail_templates.check(mail_template_sample)  # SPEC §8: a broken template stops the start
+        renderer = mail_templates
     if sentences is None:
         sentences = JinjaSentences(settings.templates_dir, translations, settings.language)
     if clock is None:

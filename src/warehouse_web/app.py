@@ -14,11 +14,13 @@ from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from warehouse_core.adapters.catalogues import install
+from warehouse_core.adapters.template_check import check_templates
 from warehouse_core.bootstrap import Core, bootstrap
 from warehouse_core.errors import DatabaseUnavailable
 from warehouse_core.settings import load_settings
 from warehouse_web import security
 from warehouse_web.history import history
+from warehouse_web.samples import page_sample
 from warehouse_web.views import blueprint, message
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ def create_app(config: Optional[Mapping[str, Any]] = None, *, core: Optional[Cor
     app.register_blueprint(history)
     _install_hooks(app, operators)
     _install_error_handlers(app)
+    check_page_templates(app)
     return app
 
 
@@ -86,6 +89,16 @@ def wrap_points(text: Any) -> Markup:
     """``text`` escaped, with a line-break opportunity after each ``_`` and ``/`` of a long file name or path,
     so that a narrow screen wraps ``Spedizioni20261126_123.txt`` at its parts, not letter by letter."""
     return Markup(str(escape(text)).replace("_", "_<wbr>").replace("/", "/<wbr>"))
+
+
+def check_page_templates(app: Flask) -> int:
+    """SPEC §8, at start: every page template, the customer's and the built-in ones, renders with
+    sample values (inside a request, as the views render them); a broken one raises
+    ConfigurationError naming its file and line. How many templates were checked."""
+    with app.test_request_context("/"):
+        return check_templates(
+            app.jinja_env, page_sample, render=lambda template, values: render_template(template, **values)
+        )
 
 
 def _install_hooks(app: Flask, operators: Dict[str, str]) -> None:

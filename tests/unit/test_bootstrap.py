@@ -93,3 +93,66 @@ def test_the_dba_page_states_the_server_side_limits_the_connections_set(make_set
         core.close()
     served = dict(re.findall(r"-c (tcp_[a-z_]+)=(\d+)", options))
     assert documented and documented == served
+
+
+def customer_templates(tmp_path, files):
+    for name, text in files.items():
+        path = tmp_path / "customer-templates" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return tmp_path / "customer-templates"
+
+
+@pytest.mark.parametrize(
+    "text, line, reason",
+    [
+        ("No file for {{ day.isoformat() }}.\n\n{% if server_error %}\n{{ server_error }\n", 4, "unexpected '}'"),
+        ("No file for {{ day.isoformat() }}.\n\nSee {{ day.weekday_name }}\n", 3, "has no attribute 'weekday_name'"),
+        ("No file.\n{% for name in incomplet %}{{ name }}{% endfor %}\n", 2, "'incomplet' is undefined"),
+    ],
+    ids=["syntax", "undefined-attribute", "undefined-name"],
+)
+def test_a_broken_customer_mail_template_stops_the_start_naming_its_file_and_line(
+    make_settings, tmp_path, text, line, reason
+):
+    """SPEC §8: not months later, at the first no-file alert."""
+    folder = customer_templates(tmp_path, {"mail/no-file.txt": text})
+    with pytest.raises(ConfigurationError) as caught:
+        bootstrap(make_settings(templates_dir=str(folder)), store=FakeStore(invoice_view=SAMPLE_VIEW))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "{}, line {}".format(folder / "mail" / "no-file.txt", line) in message and reason in message
+
+
+def test_the_built_in_templates_and_a_sound_customer_template_pass_the_check(make_settings, tmp_path):
+    folder = customer_templates(
+        tmp_path,
+        {"mail/no-file.txt": "Nessun file per {{ day.isoformat() }}.\n{% for n in other_days %}{{ n }}{% endfor %}"},
+    )
+    assert bootstrap(make_settings(templates_dir=str(folder)), store=FakeStore(invoice_view=SAMPLE_VIEW))
+    assert bootstrap(make_settings(), store=FakeStore(invoice_view=SAMPLE_VIEW))
+
+
+def test_a_customer_template_of_the_big_lists_written_for_a_plain_list_still_renders_bounded(make_settings, tmp_path):
+    """A template written before invoices.csv (``|length``, a plain ``for``) passes the check and
+    lists at most 200: the count is still the whole list's."""
+    from warehouse_core.model import MailEvent
+    from warehouse_core.usecases.mails import compose
+
+    folder = customer_templates(
+        tmp_path,
+        {
+            "mail/session-completed.txt": "Mancano {{ not_present|length }}:\n{% for i in not_present %}{{ i }}\n{% endfor %}"
+        },
+    )
+    core = bootstrap(make_settings(templates_dir=str(folder)), store=FakeStore(invoice_view=SAMPLE_VIEW))
+    numbers = ["6{:08d}".format(i) for i in range(300)]
+    mail = compose(
+        core.ingest_daily_file.renderer,
+        MailEvent.SESSION_COMPLETED,
+        core.clock.now().date(),
+        invoices={"not_present": numbers},
+        session=core.session_status(),
+    )
+    assert mail.text.startswith("Mancano 300:\n") and mail.text.count("\n") == 201
+    assert len(mail.attachments) == 1

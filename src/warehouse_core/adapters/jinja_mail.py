@@ -5,11 +5,12 @@ from __future__ import annotations
 import gettext
 import re
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 import jinja2
 
 from warehouse_core.adapters.catalogues import install
+from warehouse_core.adapters.template_check import check_templates
 from warehouse_core.model import MailEvent
 
 # The note of a fallback goes right after the body's opening tag.
@@ -63,3 +64,8 @@ class JinjaMailRenderer:
             note, body = part("html", "_template-error"), _BODY.search(html)
             html = html[: body.end()] + note + html[body.end() :] if body else note + html
         return subject, text, html
+
+    def check(self, sample: Callable[[str], Optional[Mapping[str, Any]]]) -> int:
+        """SPEC §8, at start: every template of both folders compiles, and each one ``sample`` has
+        values for renders with them; ConfigurationError naming the first broken file and line."""
+        return check_templates(self.environment, sample)

@@ -6,11 +6,20 @@ import csv
 import datetime as dt
 import io
 import logging
-from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import one_line
-from warehouse_core.model import Attachment, Mail, MailEvent
+from warehouse_core.model import (
+    Attachment,
+    FileStatus,
+    ImportSummary,
+    Mail,
+    MailEvent,
+    Problem,
+    SessionState,
+    WorkSession,
+)
 from warehouse_core.ports import Events, MailRenderer, Outbox
 from warehouse_core.usecases.history import spreadsheet_safe
 
@@ -98,3 +107,65 @@ def queue_mail(
             Event(mail.day, EventKind.MAIL_QUEUED, at, actor, {"event": mail.event.value, "subject": mail.subject})
         )
     return queued
+
+
+def sample_context(event: MailEvent) -> Dict[str, Any]:
+    """Sample values of what ``event``'s mail is composed with, every list filled (and longer than
+    a body lists): the start-up check renders each mail template with them (SPEC §8), so a
+    template that names a value the service does not give fails at start, not at its first mail."""
+    day = dt.date(2026, 11, 26)
+    at = dt.datetime(2026, 11, 26, 10, 0, 0)
+    invoices = ["6{:08d}".format(i) for i in range(LISTED_IN_BODY + 1)]
+    summary = ImportSummary(
+        file_name="Letture20261126083015123_9.txt",
+        day=day,
+        status=FileStatus.IMPORTED,
+        total_lines=10,
+        stored_lines=9,
+        ignored_lines=1,
+        not_found=tuple(invoices),
+        problems=(Problem(3, "the quantity is not a whole number"),),
+        problem_count=1,
+    )
+    session = WorkSession(
+        day=day,
+        state=SessionState.COMPLETED,
+        total=9,
+        processed=9,
+        started_at=at,
+        finished_at=at,
+        export_file="Spedizioni20261126_9.txt",
+        detail="the remote importer reported an error",
+    )
+    names = ["Letture20261126083015123_9.txt"]
+    lists: Dict[MailEvent, Dict[str, Any]] = {
+        MailEvent.NO_FILE: dict(
+            incomplete=names, rejected=names, other_days=names, failed=names, server_error="530 Login incorrect."
+        ),
+        MailEvent.IMPORT_SUMMARY: dict(
+            summary=summary, source="ftp", not_found=InvoiceList(invoices), already_exported=InvoiceList(invoices)
+        ),
+        MailEvent.IMPORT_FAILED: dict(summary=summary, source="ftp"),
+        MailEvent.EXTRA_FILE: dict(summary=summary, source="ftp", archive_path="var/archive/2026-11-26/" + names[0]),
+        MailEvent.SESSION_COMPLETED: dict(session=session, not_present=InvoiceList(invoices)),
+        MailEvent.SESSION_FAILED: dict(session=session, reason="the remote importer reported an error"),
+        MailEvent.SESSION_RETRY: dict(
+            actor="cli:ops",
+            reason="the consumer fixed its importer",
+            previous_detail="the remote importer reported an error",
+            failed_at=at,
+            redeliver=True,
+            export_file=session.export_file,
+        ),
+    }
+    return dict(lists[event], day=day, event=event.value)
+
+
+def mail_template_sample(name: str) -> Optional[Dict[str, Any]]:
+    """The sample values of a mail template (``mail/<event>.subject.txt``, ``.txt``, ``.html``); None
+    for any other template (a layout, a page), which the start-up check only compiles."""
+    folder, _, file = name.partition("/")
+    event = file.partition(".")[0]
+    if folder != "mail" or event not in {e.value for e in MailEvent}:
+        return None
+    return sample_context(MailEvent(event))
