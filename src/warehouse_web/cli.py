@@ -31,6 +31,14 @@ PROGRAM = "warehouse-web"
 REQUEST_GRACE_SECONDS = 5.0
 # How far past the app's upload limit waitress still reads a body, so the app can answer it.
 UPLOAD_READ_FACTOR = 2
+# waitress sized for 20 operators' pages polling GET /api/session at once (docs/ops.md, measured by
+# tests/integration/test_web_load.py): with 8 threads, 1000 such requests queued tasks 326 times
+# ("Task queue depth"); with a thread per client and headroom none queue. Connections: two per
+# page (the poll and a download) for 20 pages, and the reverse proxy's, well inside 100; the
+# listen backlog takes a burst of all of them connecting at once.
+THREADS = 24
+CONNECTION_LIMIT = 100
+BACKLOG = 128
 
 
 class StopRequest:
@@ -77,7 +85,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "--no-scheduler", action="store_true", help="serve only; polls and sessions run in warehouse-runner"
     )
-    top.add_argument("--threads", type=int, default=8, help="request threads (default 8)")
+    top.add_argument(
+        "--threads", type=int, default=THREADS, help="request threads (default %(default)s: 20 pages polling at once)"
+    )
     return top
 
 
@@ -154,7 +164,7 @@ def serve(
     port: int,
     *,
     scheduler: bool = True,
-    threads: int = 8,
+    threads: int = THREADS,
     on_ready: Optional[Callable[[int], None]] = None,
 ) -> int:
     """Serve until SIGTERM or Ctrl-C, with the scheduler and session worker unless told not to."""
@@ -166,6 +176,8 @@ def serve(
             host=host,
             port=port,
             threads=threads,
+            connection_limit=CONNECTION_LIMIT,
+            backlog=BACKLOG,
             max_request_body_size=waitress_body_limit(app),
             **proxy_options(core.settings.trusted_proxy),
         )
