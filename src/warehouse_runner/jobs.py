@@ -18,29 +18,74 @@ log = logging.getLogger(__name__)
 class PollTicks:
     """Which poll the scheduler owes, run at most once each: the one of ``now``'s minute, or the
     last one it could not run at its minute (a slow server, a long round), late, never skipped
-    (SPEC §4). The alert time is a poll of its own, so the no-file alert is checked at its time
-    whatever the polls around it do. ``after_poll`` runs after each poll (the mail thread's wake-up)."""
+    (SPEC §4). Each poll runs through ``spawn`` (a thread of its own, one poll at a time), so the
+    scheduler goes on ticking while a poll waits for a server. The alert time is a poll of its own,
+    and while a poll still runs at a tick where the alert is due, the alert is checked at once
+    without it: a poll never postpones the no-file alert. ``after_poll`` runs after each poll
+    (the mail thread's wake-up)."""
 
-    def __init__(self, core: Core, after_poll: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        after_poll: Callable[[], None] = lambda: None,
+        spawn: Optional[Callable[[Callable[[], None]], None]] = None,
+    ) -> None:
         self.core = core
         self.after_poll = after_poll
+        self.spawn = spawn or _in_thread("warehouse-poll")
+        self.idle = threading.Lock()  # held while a poll runs
         self.done: Optional[dt.datetime] = None
+        self.alert_checked: Optional[dt.datetime] = None
 
     def __call__(self, now: dt.datetime) -> bool:
-        """Run the poll ``now`` owes, if any; whether it polled."""
+        """Start the poll ``now`` owes, if any; whether one started."""
         due = self.core.schedule.due_poll(now)
         if due is None or due == self.done:
+            return False
+        if not self.idle.acquire(blocking=False):
+            # The previous poll still runs: this one runs when it ends, but the alert does not wait.
+            if self.core.schedule.alert_due(now) and self.alert_checked != due:
+                self.alert_checked = due
+                log.warning("a poll still runs at %s: the no-file alert is checked without it", now.strftime("%H:%M"))
+                # The running poll holds the poll lock, so this one only checks the alert.
+                self.core.ingest_daily_file(now, any_time=True)
             return False
         late = self.done is not None and now - due >= dt.timedelta(minutes=1)
         self.done = due
         if late:
             log.warning("the poll of %s runs late, at %s", due.strftime("%H:%M"), now.strftime("%H:%M:%S"))
         try:
+            self.spawn(lambda: self._poll(now))
+        except BaseException:  # no thread to run it (the process is out of threads): not running
+            self.idle.release()
+            raise
+        return True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no poll runs (a stop lets the current poll end); whether none runs."""
+        if not self.idle.acquire(timeout=timeout):
+            return False
+        self.idle.release()
+        return True
+
+    def _poll(self, now: dt.datetime) -> None:
+        try:
             # The window was open at the poll's own time: a late one runs even if it has shut since.
             self.core.ingest_daily_file(now, any_time=True)
+        except DatabaseUnavailable as error:
+            log.error("poll failed: %s; it runs again at its next tick", error)
+        except Exception:
+            log.exception("poll failed; it runs again at its next tick")
         finally:
+            self.idle.release()
             self.after_poll()
-        return True
+
+
+def _in_thread(name: str) -> Callable[[Callable[[], None]], None]:
+    def spawn(job: Callable[[], None]) -> None:
+        threading.Thread(target=job, name=name, daemon=True).start()
+
+    return spawn
 
 
 def mail_tick(core: Core, now: dt.datetime) -> None:
@@ -107,17 +152,23 @@ def run_mail_delivery(core: Core, stop: threading.Event, wakeup: threading.Event
     log.info("mail delivery stopped")
 
 
-def run_scheduler(core: Core, stop: threading.Event, wait: Optional[Callable[[float], bool]] = None) -> None:
-    """Polls as they fall due (one at start when the window's latest poll is owed), the
-    dependency checks and retention each minute; mail delivery runs beside it in its own thread.
-    ``wait(seconds)`` is the idle wait between two looks at the clock (``stop.wait``)."""
+def run_scheduler(
+    core: Core,
+    stop: threading.Event,
+    wait: Optional[Callable[[float], bool]] = None,
+    spawn: Optional[Callable[[Callable[[], None]], None]] = None,
+) -> None:
+    """Polls as they fall due (one at start when the window's latest poll is owed), each in a
+    thread of its own, the dependency checks and retention each minute; mail delivery runs beside
+    them in its own thread. ``wait(seconds)`` is the idle wait between two looks at the clock
+    (``stop.wait``); ``spawn`` starts a poll (PollTicks). A stop lets the running poll end."""
     wait = wait or stop.wait
     mail_wakeup = threading.Event()
     mail = threading.Thread(
         target=run_mail_delivery, args=(core, stop, mail_wakeup), name="warehouse-mail", daemon=True
     )
     mail.start()
-    polls = PollTicks(core, after_poll=mail_wakeup.set)
+    polls = PollTicks(core, after_poll=mail_wakeup.set, spawn=spawn)
     poll = guarded("poll", lambda c, now: polls(now), core)
     # A check of a dependency that is down waits for its timeout: never in the thread that polls.
     upkeep = in_background("warehouse-upkeep", guarded("dependency checks and retention", upkeep_tick, core))
@@ -130,6 +181,7 @@ def run_scheduler(core: Core, stop: threading.Event, wait: Optional[Callable[[fl
             upkept = minute
             upkeep()
         wait(1.0)
+    polls.wait_idle(timeout=60)
     mail_wakeup.set()
     mail.join(timeout=30)
     log.info("scheduler stopped")

@@ -12,8 +12,13 @@ from warehouse_core.model import MailEvent
 from warehouse_runner.jobs import PollTicks, guarded, mail_tick, run_scheduler, run_session_worker, upkeep_tick
 
 
+def inline(job):
+    """PollTicks' spawn, for tests that want each poll over when the tick returns."""
+    job()
+
+
 def test_polls_happen_on_the_half_hour_inside_the_window_on_poll_days_once_each(world):
-    polls = PollTicks(world.core)
+    polls = PollTicks(world.core, spawn=inline)
     minutes = [at("2026-11-26T07:00") + dt.timedelta(minutes=m, seconds=s) for m in range(14 * 60) for s in (0, 30)]
     polled = [now.strftime("%H:%M:%S") for now in minutes if polls(now)]
     assert polled == ["{:02}:{:02}:00".format(8 + m // 60, m % 60) for m in range(0, 12 * 60 + 1, 30)]
@@ -22,7 +27,7 @@ def test_polls_happen_on_the_half_hour_inside_the_window_on_poll_days_once_each(
 
 def test_a_poll_the_scheduler_could_not_run_at_its_minute_runs_late_once_never_skipped(world, caplog):
     """issue 20: a poll had to run inside its exact minute; a long round before it skipped it."""
-    polls = PollTicks(world.core)
+    polls = PollTicks(world.core, spawn=inline)
     assert polls(at("2026-11-26T10:00"))
     assert polls(at("2026-11-26T10:47:10")), "the 10:30 poll, 17 minutes late"
     assert "the poll of 10:30 runs late, at 10:47:10" in caplog.text
@@ -70,7 +75,7 @@ def test_a_slow_mail_round_neither_skips_the_poll_nor_pushes_the_alert_to_the_ne
 
     while_in_smtp = {}
     world.clock.set(at("2026-11-26T18:58:30"))
-    scheduler = threading.Thread(target=run_scheduler, args=(core, stop), kwargs={"wait": wait})
+    scheduler = threading.Thread(target=run_scheduler, args=(core, stop), kwargs={"wait": wait, "spawn": inline})
     scheduler.start()
     scheduler.join(10)
     assert not scheduler.is_alive()
@@ -78,12 +83,42 @@ def test_a_slow_mail_round_neither_skips_the_poll_nor_pushes_the_alert_to_the_ne
     assert world.mailer.events() == ["no-file"], "the round, let go, delivered the alert; the stop waited for it"
 
 
-def test_a_poll_running_past_the_alert_time_delays_the_alert_by_minutes_not_to_the_next_poll(world):
-    polls = PollTicks(world.core)
+def test_a_poll_hanging_past_the_alert_time_neither_postpones_the_alert_nor_skips_its_own_poll(world):
+    """The 18:30 poll's server stops answering until 19:07: at 19:00 the alert is checked all the
+    same (the hanging poll holds the poll lock; the alert does not wait for it), and the 19:00 poll
+    runs late, once the 18:30 one has ended. The poll runs in a thread of its own; the test lets
+    the server answer when it wants, with no sleeps."""
+    from contextlib import contextmanager
+
+    in_listing, answer = threading.Event(), threading.Event()
+    connect = world.inbound.connect
+
+    @contextmanager
+    def hanging_server():
+        in_listing.set()
+        assert answer.wait(10), "the test lets the server answer"
+        with connect() as connection:
+            yield connection
+
+    world.inbound.connect = hanging_server
+    threads = []
+
+    def spawn(job):
+        threads.append(threading.Thread(target=job))
+        threads[-1].start()
+
+    polls = PollTicks(world.core, spawn=spawn)
     assert polls(at("2026-11-26T18:30"))
-    assert polls(at("2026-11-26T19:07:30")), "the 18:30 poll's server answered at 19:07"
-    alerts = [e for e in world.store.data.outbox if e.mail.event is MailEvent.NO_FILE]
-    assert [e.queued_at for e in alerts] == [at("2026-11-26T19:07:30")]
+    assert in_listing.wait(10)
+    assert not polls(at("2026-11-26T19:00")), "the 18:30 poll still runs: the 19:00 one waits"
+    alerts = [e.queued_at for e in world.store.data.outbox if e.mail.event is MailEvent.NO_FILE]
+    assert alerts == [at("2026-11-26T19:00")], "checked at its time, while the 18:30 poll hangs"
+    answer.set()
+    threads[0].join(10)
+    assert polls(at("2026-11-26T19:07")), "the 19:00 poll, late"
+    threads[1].join(10)
+    with world.store.unit_of_work() as uow:
+        assert uow.metrics_snapshot(at("2026-11-26T19:07").date()).poll_last_success_at == at("2026-11-26T19:07")
 
 
 def test_a_failing_job_is_logged_and_the_daemon_goes_on(world, caplog):
@@ -167,7 +202,7 @@ def test_while_the_database_is_down_each_tick_logs_one_error_line_naming_it_with
     world.store.available = False
 
     def poll_tick(core, now):
-        PollTicks(core)(now)
+        PollTicks(core, spawn=inline)(now)
 
     for name, job in (("poll", poll_tick), ("mail delivery", mail_tick), ("upkeep", upkeep_tick)):
         caplog.clear()
