@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.days import DayFile, DaySummary, FileCounts
-from warehouse_core.model import FileSource, FileStatus, Problem, SessionState, WorkSession
+from warehouse_core.model import Delivery, FileSource, FileStatus, Problem, SessionState, WorkSession
 from warehouse_core.usecases.history import DaysPage
 from warehouse_web.views import REFUSED_IN, message, refusal_texts, status_object
 
@@ -100,8 +100,23 @@ def page_sample(name: str) -> Optional[Dict[str, Any]]:
     app); None for a template that is not a page of its own (a layout, macros, a mail)."""
     if name == "index.html":
         session = WorkSession(day=DAY, state=SessionState.RUNNING, total=6, processed=3, started_at=AT)
+        earlier = [
+            WorkSession(
+                day=DAY - dt.timedelta(days=n), state=state, delivery=delivery, detail="the remote importer failed"
+            )
+            for n, (state, delivery) in enumerate(
+                [
+                    (SessionState.READY, None),
+                    (SessionState.RUNNING, None),
+                    (SessionState.FAILED, Delivery.UNKNOWN),
+                    (SessionState.FAILED, Delivery.NO),
+                    (SessionState.CLOSED, Delivery.UNKNOWN),
+                ],
+                start=1,
+            )
+        ]
         return {
-            "status": status_object(session),
+            "status": status_object(session, earlier),
             "refusals": refusal_texts(),
             "refused_in": REFUSED_IN,
             "too_large": message("too_large", limit_mb=50),
