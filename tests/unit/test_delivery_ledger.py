@@ -15,6 +15,7 @@ from warehouse_core.delivery_states import (
     SessionPhase,
     allowed,
     needs_someone,
+    phase_allowed,
 )
 from warehouse_core.errors import Conflict
 from warehouse_core.model import InvoiceStatus, SessionState
@@ -91,6 +92,9 @@ def test_the_tables_name_every_state_and_yes_is_final():
     assert allowed(Delivery.UNKNOWN, Delivery.NO) and not allowed(Delivery.YES, Delivery.NO)
     assert needs_someone("closed", Delivery.UNKNOWN, False) and not needs_someone("closed", Delivery.YES, False)
     assert needs_someone("ready", None, True) and not needs_someone("ready", None, False)
+    assert phase_allowed(SessionPhase.RENAMING, SessionPhase.SETTLING) and phase_allowed(None, SessionPhase.EXPORTING)
+    assert phase_allowed(SessionPhase.WATCHING, SessionPhase.WATCHING)
+    assert not phase_allowed(SessionPhase.WATCHING, SessionPhase.UPLOADING)
 
 
 # --- item 1: held from the rename on ----------------------------------------------------------------
@@ -397,3 +401,44 @@ def test_a_retried_earlier_day_never_ships_what_a_later_day_shipped_meanwhile(ru
     again = session(running)
     assert again.state is SessionState.FAILED and "no records" in again.detail
     assert shipped_by(running, DAY) == set() and held(running) == set()
+
+
+# --- the transitions one by one (mutation testing found these unguarded) ----------------------------
+
+
+def test_the_group_of_days_that_need_someone_by_state():
+    assert needs_someone("running", None, False) and needs_someone("failed", Delivery.YES, False)
+    assert not needs_someone("completed", Delivery.YES, True) and not needs_someone("closed", Delivery.NO, False)
+
+
+def test_the_rename_verdict_reads_the_two_files():
+    from tests.fakes import FakeOutbound
+    from warehouse_core.delivery_states import rename_verdict
+
+    outbound = FakeOutbound()
+    assert rename_verdict(outbound, EXPORT) is Delivery.YES  # the temporary file gone
+    outbound.files[FakeOutbound.temporary(EXPORT)] = b"stored"
+    assert rename_verdict(outbound, EXPORT) is Delivery.NO  # there, and no final file
+    outbound.files[EXPORT] = b"an older file of the same name"
+    assert rename_verdict(outbound, EXPORT) is Delivery.UNKNOWN  # both there: it says nothing
+
+
+def test_an_unknown_verdict_keeps_the_holds_and_yes_is_final(running):
+    from warehouse_core.delivery_states import begin_renaming, record_verdict
+
+    with running.store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(DAY)
+        assert begin_renaming(uow, DAY, None) == ()
+        assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.UNKNOWN) is Delivery.UNKNOWN
+        assert uow.session(DAY).delivery is Delivery.UNKNOWN
+    assert held(running) == SHIPPED
+    with running.store.unit_of_work() as uow:
+        assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.YES) is Delivery.YES
+        assert record_verdict(uow, DAY, Delivery.YES, Delivery.NO) is Delivery.YES  # a redelivery that failed
+        assert begin_renaming(uow, DAY, Delivery.YES) == ()  # a redelivery's rename: still yes
+        assert uow.session(DAY).delivery is Delivery.YES
+    assert held(running) == SHIPPED
+    with running.store.unit_of_work() as uow:
+        uow.set_delivery(DAY, Delivery.UNKNOWN)
+        assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.NO) is Delivery.NO
+    assert held(running) == set()
