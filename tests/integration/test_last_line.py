@@ -165,3 +165,9 @@ def test_warehouse_web_start_up_failure(environment):
     environment = dict(environment, WAREHOUSE_INVOICE_VIEW="public.no_such_view")
     lines = stderr_of(environment, "warehouse_web", "--no-scheduler", "--port", str(free_port()))
     assert_reason_is_last(lines, "warehouse-web", "")
+
+
+def test_session_close(environment):
+    migrated(environment)
+    lines = stderr_of(environment, "warehouse_runner", "session", "close", "--day", "2026-11-25", "--reason", "test")
+    assert_reason_is_last(lines, "warehouse-runner", "2026-11-25")
