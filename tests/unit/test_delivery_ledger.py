@@ -17,7 +17,7 @@ from warehouse_core.delivery_states import (
     needs_someone,
     phase_allowed,
 )
-from warehouse_core.errors import Conflict
+from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import InvoiceStatus, SessionState
 from warehouse_core.usecases.history import export_download
 
@@ -442,3 +442,44 @@ def test_an_unknown_verdict_keeps_the_holds_and_yes_is_final(running):
         uow.set_delivery(DAY, Delivery.UNKNOWN)
         assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.NO) is Delivery.NO
     assert held(running) == set()
+
+
+# --- An earlier run's files on the outbound server are never this run's evidence ---------------------
+
+
+def test_a_set_aside_copy_an_earlier_run_left_is_removed_before_the_next_run_uploads_so_it_ships_once(running):
+    """Ships twice: the 26th failed in phase renaming without an answer; the runner's settle set the
+    temporary file aside (delivery no, invoices released), but the DELE of the set-aside file failed
+    (the server dropped the connection): .Spedizioni20261126_6.txt.part.closed stays, logged only.
+    Ops retry the day; the new run has the same lines, so the same export name. Its rename goes
+    through, the reply is lost, and the consumer takes the file. The next try asks rename_verdict:
+    temporary_present() counts the OLD set-aside file as this run's temporary file, the final file
+    is gone, so the verdict would be "no": the holds released, the file uploaded and renamed again,
+    the consumer getting the same invoices twice. So each try first removes what an earlier run
+    left under the temporary and set-aside names (not removed: the try fails like a refused STOR)."""
+
+    fails_before_the_rename_without_an_answer(running)
+    assert session(running).delivery is Delivery.UNKNOWN
+    running.outbound.unreachable = False
+    discard = running.outbound.discard
+
+    def the_connection_drops_once(name):
+        running.outbound.discard = discard
+        raise TransferError("DELE {}: connection reset".format(name))
+
+    running.outbound.discard = the_connection_drops_once
+    running.work()  # the runner settles: set aside, delivery no; the set-aside file stays
+    assert session(running).delivery is Delivery.NO
+    assert running.outbound.set_aside("Spedizioni20261126_6.txt") in running.outbound.files
+    retry(running)
+    running.core.start_session(running.clock.now())
+    delivered = []
+
+    def the_consumer_takes_the_file(name, data):
+        delivered.append(name)
+        running.outbound.files.pop(name)
+
+    running.outbound.on_upload = the_consumer_takes_the_file
+    running.outbound.lose_rename_reply_next = 1
+    running.work()
+    assert delivered == ["Spedizioni20261126_6.txt"]  # fails: renamed into place twice

@@ -223,7 +223,8 @@ def test_a_run_failed_in_the_renaming_phase_needs_redeliver_when_the_server_has_
     world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")
     world.outbound.lose_rename_reply_next = 3
-    world.outbound.unreachable = True
+    # Silent from the first rename on (before it, each try removes an earlier run's leftovers).
+    world.outbound.on_upload = lambda name, data: setattr(world.outbound, "unreachable", True)
     world.core.start_session(world.clock.now())
     world.work()
     assert world.core.session_status().state is SessionState.FAILED

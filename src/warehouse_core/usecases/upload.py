@@ -192,6 +192,11 @@ class Upload:
                             logs.start_at(self.current(day).log_positions)  # as they were at that rename
                             return
                         renaming[0] = False
+                    # An earlier run's leftovers go first: a copy its settle set aside and could not
+                    # remove (the DELE failed, or the process died before it) would be taken for this
+                    # run's temporary file by the questions after the rename (rename_verdict, the
+                    # fence). Not removed: this try fails like a refused upload.
+                    self.outbound.discard(name)
                     self.outbound.upload(name, lambda: self.exports.open(day, name), before_rename=begin_rename)
                 except TransferError as error:
                     log.warning("upload of %s, try %d of %d: %s", name, attempt, UPLOAD_TRIES, error)
