@@ -483,3 +483,32 @@ def test_a_set_aside_copy_an_earlier_run_left_is_removed_before_the_next_run_upl
     running.outbound.lose_rename_reply_next = 1
     running.work()
     assert delivered == ["Spedizioni20261126_6.txt"]  # fails: renamed into place twice
+
+
+def test_a_redelivery_killed_while_uploading_is_uploaded_and_renamed_again_when_resumed(running):
+    """Redelivery silently skipped: the first run delivered and the consumer counted wrong (failed
+    while watching, delivery yes). Ops retry with --redeliver; the second run (same lines, so the
+    same name and size) is killed while uploading, its temporary file stored. The resumed worker is
+    in phase uploading, finds the FIRST run's final file of that name and size (Upload.already_delivered
+    -> in_place), takes it as its own delivery without renaming anything, and reads the remote log
+    from the start (no positions are stored before phase renaming): the first run's line fails it
+    again: the consumer would never get the redelivery ops asked for. In phase uploading a run has
+    not asked for its rename, so only a run from before the ledger (delivery None) trusts that file."""
+    running.importer_confirms(records=5)
+    running.work()
+    assert session(running).delivery is Delivery.YES
+    retry(running, redeliver=True)
+    running.core.start_session(running.clock.now())
+    redelivered = []
+    running.outbound.on_upload = lambda name, data: redelivered.append(name)
+
+    def killed(name):
+        raise WorkerKilled("killed while uploading")
+
+    running.outbound.on_stored = killed
+    with pytest.raises(WorkerKilled):
+        running.work()
+    running.outbound.on_stored = None
+    assert session(running).phase is SessionPhase.UPLOADING
+    running.work()
+    assert redelivered == ["Spedizioni20261126_6.txt"]  # fails: [] (never renamed into place again)

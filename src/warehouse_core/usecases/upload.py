@@ -100,11 +100,13 @@ class Upload:
 
     def already_delivered(self, session: WorkSession) -> bool:
         """Resumed in phase ``renaming``: whether the rename went through (not: recorded, and
-        the phase back to ``uploading``). In ``uploading`` (a worker from before phase
-        ``renaming`` existed): whether the final file has the export's size."""
+        the phase back to ``uploading``). In ``uploading``: this run never asked for its rename, so
+        a final file of that name is an earlier run's (a redelivery's first delivery) and says
+        nothing of this one: not delivered. Only a worker from before the ledger (no delivery
+        recorded, phase ``renaming`` unknown to it) trusts a final file of the export's size."""
         if session.phase is SessionPhase.RENAMING:
             return self._own_rename(session.day, rename_verdict(self.outbound, session.export_file or ""))
-        return in_place(self.outbound, self.exports, session)
+        return session.delivery is None and in_place(self.outbound, self.exports, session)
 
     def _begin_renaming(self, day: dt.date, log_positions: Optional[Dict[str, int]]) -> None:
         """The check before the rename: phase renaming, delivery unknown and the invoices held, in
