@@ -125,6 +125,8 @@ class FakeData:
     categories: Dict[str, int] = field(default_factory=dict)
     outbox: List[OutboxEntry] = field(default_factory=list)
     exported: Set[Tuple[str, dt.date]] = field(default_factory=set)
+    # The holds not yet proven delivered (a subset of ``exported``): released when the rename never happened.
+    pending: Set[Tuple[str, dt.date]] = field(default_factory=set)
     sessions: Dict[dt.date, WorkSession] = field(default_factory=dict)
     events: List[Event] = field(default_factory=list)
     file_counts: Dict[int, FileCounts] = field(default_factory=dict)
@@ -220,22 +222,28 @@ class FakeFilesAndLines(_FakeTransaction):
             sorted({s.line.invoice_number for s in self.data.lines if s.day == day and s.invoice_status is status})
         )
 
-    def record_exported(self, day: dt.date) -> None:
-        for stored in self.data.lines:
-            if stored.day == day and stored.invoice_status is InvoiceStatus.VALID:
-                self.data.exported.add((stored.line.invoice_number, day))
-
-    def hold_exported(self, day: dt.date) -> Tuple[str, ...]:
-        mine = {
+    def _valid_invoices(self, day: dt.date) -> Set[str]:
+        return {
             s.line.invoice_number for s in self.data.lines if s.day == day and s.invoice_status is InvoiceStatus.VALID
         }
+
+    def record_exported(self, day: dt.date) -> None:
+        self.data.exported |= {(number, day) for number in self._valid_invoices(day)}
+        self.data.pending = {(number, holder) for number, holder in self.data.pending if holder != day}
+
+    def hold_exported(self, day: dt.date) -> Tuple[str, ...]:
+        mine = self._valid_invoices(day)
         taken = tuple(sorted({number for number, holder in self.data.exported if holder != day and number in mine}))
         if not taken:
-            self.record_exported(day)
+            new = {(number, day) for number in mine} - self.data.exported
+            self.data.exported |= new
+            self.data.pending |= new
         return taken
 
-    def release_exported(self, day: dt.date) -> None:
-        self.data.exported = {(number, holder) for number, holder in self.data.exported if holder != day}
+    def release_exported(self, day: dt.date) -> bool:
+        self.data.exported -= {(number, holder) for number, holder in self.data.pending if holder == day}
+        self.data.pending = {(number, holder) for number, holder in self.data.pending if holder != day}
+        return any(holder == day for _, holder in self.data.exported)
 
     def drop_file_lines(self, file_id: int, day: dt.date) -> bool:
         kept = [s for s in self.data.lines if s.file_id != file_id]

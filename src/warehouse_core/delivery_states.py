@@ -6,11 +6,19 @@ the day's **delivery**, written in the same transaction as the phase ``renaming`
 
 - ``None``: no rename was ever asked for; nothing of the day can have reached the consumer.
 - ``unknown``: a rename was asked for and nobody knows yet whether it went through. The day's
-  exported invoices are **held** (rows of the ledger, ``exported_invoice``), exactly as if exported.
-- ``yes``: proof of the rename (the temporary file is gone, or the consumer's log names the file).
-  Final for the day: a redelivery after it never releases what the first delivery shipped.
+  exported invoices are **held** (rows of the ledger, ``exported_invoice``), exactly as if exported,
+  as *pending*: held for this rename, not yet proven delivered.
+- ``yes``: proof of a rename (the temporary file is gone, or the consumer's log names the file):
+  the day's holds are proven **delivered**, and a delivered hold is never released.
 - ``no``: proof that the consumer never saw the file (the fence set it aside, or the temporary
-  file is there and the final one is not): the holds are released, the invoices valid again later.
+  file is there and the final one is not): the pending holds are released, the invoices valid
+  again later.
+
+A redelivery (``session retry --redeliver`` of a day whose delivery is ``yes``) is a run of its
+own: at its rename the delivery goes back to ``unknown`` (whether *this* file arrives), the
+invoices only it exports are held as pending, and it is settled like any run (its own worker, a
+Close's fence, the runner). Proof that it never arrived releases only its pending holds: the
+delivery is ``yes`` again, for the first run's delivered invoices, and never ``no``.
 
 The tables below are the only transitions there are; the worker, Close, retry and the settle job
 move a day through them, and the model test checks that every change it sees is one of them.
@@ -71,7 +79,8 @@ DELIVERY_TRANSITIONS: Dict[Optional[Delivery], FrozenSet[Delivery]] = {
     None: frozenset({Delivery.UNKNOWN, Delivery.YES}),
     Delivery.UNKNOWN: frozenset({Delivery.YES, Delivery.NO}),  # proof, one way or the other
     Delivery.NO: frozenset({Delivery.UNKNOWN}),  # a retried day's new run asks for its rename
-    Delivery.YES: frozenset(),  # final: a redelivery never releases what reached the consumer
+    # A redelivery asks for its rename; never ``no``: what reached the consumer is never released.
+    Delivery.YES: frozenset({Delivery.UNKNOWN}),
 }
 
 # Deliveries whose day holds its exported invoices: no other day's export may contain them.
@@ -140,28 +149,31 @@ def fence_verdict(outbound: OutboundFiles, name: str) -> Delivery:
 
 def begin_renaming(uow: Ledger, day: dt.date, current: Optional[Delivery]) -> Tuple[str, ...]:
     """In the transaction that commits phase renaming, before the rename is sent: the day's
-    exported invoices are held and its delivery becomes unknown (yes stays yes: a redelivery). When
-    another day holds some of them already (its rename came after this day's export was written),
-    those invoices, and nothing changes: the file must not be renamed into place."""
+    exported invoices are held (pending; those an earlier delivery of the day shipped stay
+    delivered) and its delivery becomes unknown, a redelivery's too. When another day holds some of
+    them already (its rename came after this day's export was written), those invoices, and nothing
+    changes: the file must not be renamed into place."""
     taken = uow.hold_exported(day)
-    if not taken and current is not Delivery.YES:
+    if not taken and current is not Delivery.UNKNOWN:
+        assert allowed(current, Delivery.UNKNOWN), current
         uow.set_delivery(day, Delivery.UNKNOWN)
     return taken
 
 
 def record_verdict(uow: Ledger, day: dt.date, current: Optional[Delivery], verdict: Delivery) -> Optional[Delivery]:
     """Record what the outbound server proved; the day's delivery after it. ``yes`` holds the
-    invoices for good; ``no`` releases them (valid again for later days), unless the day was
-    delivered before (yes is final: a redelivery that did not arrive takes nothing back);
-    ``unknown`` changes nothing."""
-    if verdict is Delivery.UNKNOWN or current is Delivery.YES:
-        if current is Delivery.YES:
-            uow.record_exported(day)
+    invoices for good (delivered); ``no`` releases the pending holds (valid again for later days):
+    the delivery is then ``no``, or ``yes`` when an earlier delivery of the day still holds what it
+    shipped (a redelivery that did not arrive takes nothing of it back); ``unknown`` changes nothing."""
+    if verdict is Delivery.UNKNOWN:
         return current
-    assert allowed(current, verdict), (current, verdict)
-    uow.set_delivery(day, verdict)
     if verdict is Delivery.YES:
         uow.record_exported(day)
+        after = Delivery.YES
     else:
-        uow.release_exported(day)
-    return verdict
+        delivered_before = uow.release_exported(day)
+        after = Delivery.YES if delivered_before or current is Delivery.YES else Delivery.NO
+    if after is not current:
+        assert allowed(current, after), (current, after)
+        uow.set_delivery(day, after)
+    return after

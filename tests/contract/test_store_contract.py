@@ -819,6 +819,24 @@ def test_a_day_holds_its_valid_invoices_and_releasing_them_makes_them_valid_agai
         assert uow.refresh_invoice_statuses(later) == 2  # nothing of DAY was held
 
 
+def test_a_hold_proven_delivered_is_never_released_only_pending_ones_are(store):
+    """A rename's holds are pending until proof; once the day's file is proven delivered
+    (record_exported) they stay, so a redelivery that never arrived releases only its own."""
+    imported_day(store)
+    later = DAY + dt.timedelta(days=1)
+    imported_day(store, day=later, invoices=("600000001", "600000005"))
+    with store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(DAY)
+        assert uow.hold_exported(DAY) == ()
+        assert uow.release_exported(DAY) is False  # only pending holds: nothing of DAY stays
+        assert uow.refresh_invoice_statuses(later) == 2
+        assert uow.hold_exported(DAY) == ()
+        uow.record_exported(DAY)  # the rename proven: delivered
+        assert uow.hold_exported(DAY) == ()  # a redelivery's hold: the delivered ones stay delivered
+        assert uow.release_exported(DAY) is True
+        assert uow.refresh_invoice_statuses(later) == 1  # 600000001 stays DAY's
+
+
 def test_an_invoice_held_by_any_other_day_is_already_exported_a_later_one_too(store):
     """A retried earlier day must not ship what a later day shipped meanwhile (SPEC §5: an invoice
     is in at most one export whose delivery is yes or unknown)."""

@@ -85,10 +85,11 @@ def fails_in_renaming_without_an_answer(world):
 # --- the table ------------------------------------------------------------------------------
 
 
-def test_the_tables_name_every_state_and_yes_is_final():
+def test_the_tables_name_every_state_and_yes_never_turns_no():
+    """Yes goes only to unknown (a redelivery's rename, settled back to yes when it never arrived)."""
     assert set(PHASE_TRANSITIONS) == {None, *SessionPhase}
     assert set(DELIVERY_TRANSITIONS) == {None, *Delivery}
-    assert DELIVERY_TRANSITIONS[Delivery.YES] == frozenset()
+    assert DELIVERY_TRANSITIONS[Delivery.YES] == frozenset({Delivery.UNKNOWN})
     assert allowed(Delivery.UNKNOWN, Delivery.NO) and not allowed(Delivery.YES, Delivery.NO)
     assert needs_someone("closed", Delivery.UNKNOWN, False) and not needs_someone("closed", Delivery.YES, False)
     assert needs_someone("ready", None, True) and not needs_someone("ready", None, False)
@@ -423,7 +424,7 @@ def test_the_rename_verdict_reads_the_two_files():
     assert rename_verdict(outbound, EXPORT) is Delivery.UNKNOWN  # both there: it says nothing
 
 
-def test_an_unknown_verdict_keeps_the_holds_and_yes_is_final(running):
+def test_an_unknown_verdict_keeps_the_holds_and_yes_never_turns_no(running):
     from warehouse_core.delivery_states import begin_renaming, record_verdict
 
     with running.store.unit_of_work() as uow:
@@ -433,15 +434,18 @@ def test_an_unknown_verdict_keeps_the_holds_and_yes_is_final(running):
         assert uow.session(DAY).delivery is Delivery.UNKNOWN
     assert held(running) == SHIPPED
     with running.store.unit_of_work() as uow:
+        assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.NO) is Delivery.NO  # never arrived: released
+        assert uow.session(DAY).delivery is Delivery.NO
+    assert held(running) == set()
+    with running.store.unit_of_work() as uow:
+        assert begin_renaming(uow, DAY, Delivery.NO) == ()  # a retried run's rename
         assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.YES) is Delivery.YES
-        assert record_verdict(uow, DAY, Delivery.YES, Delivery.NO) is Delivery.YES  # a redelivery that failed
-        assert begin_renaming(uow, DAY, Delivery.YES) == ()  # a redelivery's rename: still yes
+        assert record_verdict(uow, DAY, Delivery.YES, Delivery.NO) is Delivery.YES  # yes never turns no
+        assert begin_renaming(uow, DAY, Delivery.YES) == ()  # a redelivery's rename: unknown, for this run
+        assert uow.session(DAY).delivery is Delivery.UNKNOWN
+        assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.NO) is Delivery.YES  # the first delivery stands
         assert uow.session(DAY).delivery is Delivery.YES
     assert held(running) == SHIPPED
-    with running.store.unit_of_work() as uow:
-        uow.set_delivery(DAY, Delivery.UNKNOWN)
-        assert record_verdict(uow, DAY, Delivery.UNKNOWN, Delivery.NO) is Delivery.NO
-    assert held(running) == set()
 
 
 # --- An earlier run's files on the outbound server are never this run's evidence ---------------------
@@ -512,3 +516,70 @@ def test_a_redelivery_killed_while_uploading_is_uploaded_and_renamed_again_when_
     assert session(running).phase is SessionPhase.UPLOADING
     running.work()
     assert redelivered == ["Spedizioni20261126_6.txt"]  # fails: [] (never renamed into place again)
+
+
+# --- A redelivery's rename is tracked for that run: its extra invoices held until proof, Close fences it
+
+
+# In the day's file, but not (yet) in the customer's view at the first run.
+LATE_INVOICE = "600000004"
+
+
+def the_late_invoice_appears_in_the_view(world):
+    world.store.invoice_view[LATE_INVOICE] = {
+        "invoice_number": LATE_INVOICE,
+        "invoice_date": dt.date(2026, 11, 26),
+        "customer_code": "C009",
+        "customer_name": "Late Srl",
+        "delivery_address": "Via Nuova 4, Roma",
+    }
+
+
+def test_a_redelivery_that_never_arrived_releases_what_only_it_held_and_keeps_what_the_first_run_shipped(running):
+    """Lost: the first run delivered 6 invoices (yes) and failed while watching; 600000004 was not
+    in the view then. Retried with --redeliver, the second run exports 7 lines; its renames are
+    refused and the server proves each time that the file never arrived (temporary file there,
+    final one absent). The day fails again, its delivery yes (the first run's stands), and only what
+    the redelivery alone held is released: 600000004 never reached the consumer, so a later day may
+    export it; the six the first run shipped stay held for good."""
+    running.importer_confirms(records=5)  # the consumer counted wrong: failed while watching
+    running.work()
+    assert session(running).delivery is Delivery.YES and held(running) == SHIPPED
+    the_late_invoice_appears_in_the_view(running)
+    retry(running, redeliver=True)
+    running.core.start_session(running.clock.now())
+    running.outbound.on_upload = None
+    running.outbound.refuse_rename_next = 3  # every rename refused: the file stays temporary
+    running.work()
+    again = session(running)
+    assert again.state is SessionState.FAILED
+    assert not any(name.startswith("Spedizioni20261126_7") for name in running.outbound.files)  # never arrived
+    assert again.delivery is Delivery.YES and held(running) == SHIPPED  # 600000004 released, the six kept
+
+
+def test_a_close_between_a_redeliverys_check_and_its_rename_sets_its_file_aside(running):
+    """Ships after Close: a redelivery run (the day's delivery yes) commits phase renaming; the
+    operator presses Close right then. The redelivery's rename is in flight like any run's (its
+    delivery unknown until proof), so Close fences it: the temporary file is set aside, the worker's
+    rename cannot follow, and the closed day's detail says the consumer has only the earlier
+    delivery, whose invoices stay held (SPEC §5: closed before the rename, the upload stops)."""
+    running.importer_confirms(records=5)
+    running.work()
+    retry(running, redeliver=True)
+    running.core.start_session(running.clock.now())
+    renamed = []
+    running.outbound.on_upload = lambda name, data: renamed.append(name)
+    closed = []
+
+    def close_now(name):
+        running.outbound.on_renaming = None
+        closed.append(running.core.close_session(running.clock.now(), actor="anna"))
+
+    running.outbound.on_renaming = close_now
+    running.work()
+    assert closed and session(running).state is SessionState.CLOSED
+    assert renamed == []  # the redelivery never renamed into place after the Close
+    assert running.outbound.temporary(EXPORT) not in running.outbound.files
+    closed_day = session(running)
+    assert closed_day.delivery is Delivery.YES and held(running) == SHIPPED  # the first delivery stands
+    assert "redelivery" in (closed_day.detail or "") and "delivered earlier" in (closed_day.detail or "")

@@ -62,16 +62,19 @@ class FilesAndLines(Protocol):
         """The distinct invoice numbers of the day's lines in that status, sorted."""
 
     def record_exported(self, day: dt.date) -> None:
-        """Remember the day's valid invoices as exported, for later days' statuses."""
+        """Remember the day's valid invoices as exported and delivered, for later days' statuses:
+        every hold of the day is proven delivered (never released again)."""
 
     def hold_exported(self, day: dt.date) -> Tuple[str, ...]:
         """The ledger: hold the day's valid invoices (rows of ``exported_invoice``, as if exported),
         unless another day holds some of them already: then those, sorted, and nothing is held.
+        New holds are pending (not proven delivered); those of the day already delivered stay so.
         Serialised against every other day's hold (PostgreSQL: a lock on the ledger until the
         unit of work ends), so two days never both hold one invoice."""
 
-    def release_exported(self, day: dt.date) -> None:
-        """Drop the day's holds: its file never reached the consumer (delivery ``no``)."""
+    def release_exported(self, day: dt.date) -> bool:
+        """Drop the day's pending holds: this run's file never reached the consumer. Whether the
+        day still holds delivered invoices (an earlier delivery of the day: a redelivery's first)."""
 
     def drop_file_lines(self, file_id: int, day: dt.date) -> bool:
         """Remove the lines and category links stored from the file (the retention); whether

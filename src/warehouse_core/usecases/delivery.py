@@ -24,6 +24,10 @@ DELIVERED_BEFORE_CLOSE = (
     "closed by an operator after {file} was delivered to the outbound server; its invoices are recorded as exported"
 )
 SET_ASIDE_AT_CLOSE = "closed by an operator before {file} was renamed into place: the consumer never saw it"
+REDELIVERY_SET_ASIDE_AT_CLOSE = (
+    "closed by an operator before the redelivery of {file} was renamed into place: the consumer has only the file"
+    " delivered earlier, whose invoices stay recorded as exported"
+)
 
 
 class LedgerRoles(Sessions, FilesAndLines, Protocol):
@@ -62,10 +66,13 @@ def settle(store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], 
         current = uow.session(day)
         if current is None or current.state is not found.state or current.delivery is not Delivery.UNKNOWN:
             return True
-        record_verdict(uow, day, current.delivery, verdict)
+        after = record_verdict(uow, day, current.delivery, verdict)
         if current.state is SessionState.CLOSED and current.phase is SessionPhase.SETTLING:
             uow.set_closed_phase(day, SessionPhase.RENAMING)
-            text = SET_ASIDE_AT_CLOSE if verdict is Delivery.NO else DELIVERED_BEFORE_CLOSE
+            if verdict is Delivery.YES:
+                text = DELIVERED_BEFORE_CLOSE
+            else:  # set aside; a redelivery's day keeps its earlier delivery (yes)
+                text = REDELIVERY_SET_ASIDE_AT_CLOSE if after is Delivery.YES else SET_ASIDE_AT_CLOSE
             uow.set_closed_detail(day, text.format(file=found.export_file))
     if verdict is Delivery.NO:
         log.info("session for %s: %s was never renamed into place; its invoices are free again", day, found.export_file)

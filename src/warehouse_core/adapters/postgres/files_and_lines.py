@@ -234,13 +234,18 @@ class PsycopgFilesAndLines(Connected):
         return tuple(row[0] for row in rows)
 
     def record_exported(self, day: dt.date) -> None:
+        self.connection.execute("UPDATE exported_invoice SET delivered = true WHERE day = %s AND NOT delivered", (day,))
+        self._hold(day, delivered=True)
+
+    def _hold(self, day: dt.date, delivered: bool) -> None:
+        """The day's valid invoices into the ledger; a row already there keeps what it says."""
         self.connection.execute(
             sql.SQL(
-                "INSERT INTO exported_invoice (invoice_number, day)"
-                " SELECT DISTINCT invoice_number, day FROM invoice_line WHERE file_id = {}"
+                "INSERT INTO exported_invoice (invoice_number, day, delivered)"
+                " SELECT DISTINCT invoice_number, day, %(delivered)s FROM invoice_line WHERE file_id = {}"
                 " AND invoice_status = 'valid' ON CONFLICT DO NOTHING"
             ).format(DAY_FILE),
-            {"day": day},
+            {"day": day, "delivered": delivered},
         )
 
     def hold_exported(self, day: dt.date) -> Tuple[str, ...]:
@@ -258,8 +263,12 @@ class PsycopgFilesAndLines(Connected):
         ).fetchall()
         if rows:
             return tuple(row[0] for row in rows)
-        self.record_exported(day)
+        self._hold(day, delivered=False)  # pending until the rename is proven
         return ()
 
-    def release_exported(self, day: dt.date) -> None:
-        self.connection.execute("DELETE FROM exported_invoice WHERE day = %s", (day,))
+    def release_exported(self, day: dt.date) -> bool:
+        self.connection.execute("DELETE FROM exported_invoice WHERE day = %s AND NOT delivered", (day,))
+        row = self.connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM exported_invoice WHERE day = %s)", (day,)
+        ).fetchone()
+        return bool(row and row[0])
