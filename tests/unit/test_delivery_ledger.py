@@ -583,3 +583,50 @@ def test_a_close_between_a_redeliverys_check_and_its_rename_sets_its_file_aside(
     closed_day = session(running)
     assert closed_day.delivery is Delivery.YES and held(running) == SHIPPED  # the first delivery stands
     assert "redelivery" in (closed_day.detail or "") and "delivered earlier" in (closed_day.detail or "")
+
+
+# --- A later day waits for an earlier day's own worker, never fails for it ------------------------------
+
+
+def test_a_later_day_waits_naming_an_earlier_day_whose_own_worker_is_mid_rename_in_another_process(make_world):
+    """Stuck/misleading: process A holds the 26th's claim, its worker between the committed phase
+    renaming and the rename's reply (a slow server). Process B works the 27th: settle() never asks
+    the server about a running day, so the 27th 'waits' 2 s + 4 s and then fails with "the outbound
+    FTP server did not say within 3 tries" although the server was never asked and answers fine.
+    The 27th would need ops (session retry) for an outbound failure that never was. So while an
+    earlier unknown day is running (its own worker asks the server) the later day's worker leaves
+    it running, its detail naming that day, the try given back, and comes back at the next round;
+    once the earlier day is settled, the later day goes on."""
+    a = make_world()
+    b = rebuild_over(make_world(), a)
+    a.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    a.poll("2026-11-26T10:00")
+    a.core.start_session(a.clock.now())
+
+    def killed(name):
+        raise WorkerKilled("A's worker is stuck in the rename")
+
+    a.outbound.on_renaming = killed
+    with pytest.raises(WorkerKilled):
+        a.core.run_session.run_pending(a.clock.wait)
+    earlier = session(a)
+    assert (earlier.state, earlier.phase, earlier.delivery) == (
+        SessionState.RUNNING,
+        SessionPhase.RENAMING,
+        Delivery.UNKNOWN,
+    )
+    a.inbound.files[NEXT_FILE] = VALID_SAMPLE.read_bytes()
+    a.poll("2026-11-27T08:00")
+    a.core.start_session(a.clock.now())
+    with a.store.claim_session(DAY):  # A is still at it, alive
+        b.core.run_session.run_pending(b.clock.wait)
+    later = session(a, NEXT)
+    assert later.state is SessionState.RUNNING and "2026-11-26" in (later.detail or "")
+    assert later.tries == 0  # given back: waiting is not a failed try
+    for _ in range(4):  # A still at it: as many rounds as it takes, never failed
+        with a.store.claim_session(DAY):
+            b.core.run_session.run_pending(b.clock.wait)
+    assert session(a, NEXT).state is SessionState.RUNNING
+    a.outbound.on_renaming = None
+    b.core.run_session.run_pending(b.clock.wait)  # A is gone: the 26th is worked, then the 27th
+    assert session(a).delivery is Delivery.YES and session(a, NEXT).export_file is not None

@@ -47,6 +47,13 @@ class WorkerShutdown(SessionStopped):
     """The worker is shutting down; the next worker resumes where this one stopped."""
 
 
+class WaitingForEarlierDay(WorkerShutdown):
+    """An earlier day's delivery is unknown and its own worker (in this process or another) is at
+    its rename: that worker asks the server. The later day stays running, its detail naming the
+    earlier day; the try is given back and the next round comes back to it, after working the
+    earlier day itself if its worker is gone by then (days are worked oldest first)."""
+
+
 class ClaimLost(SessionStopped):
     """The worker's claim on the session died with its database connection (a restart): another
     worker may hold the session now. It stops; the try counts, so a claim lost at every run ends."""
@@ -82,21 +89,34 @@ class Upload:
     def settle_earlier_days(self, day: dt.date, wait: Wait) -> None:
         """Before the day's invoices are counted: every earlier day whose delivery is unknown is
         settled first (its invoices may have reached the consumer); while one stays unknown the
-        session waits, its detail naming that day, and fails like an upload when the outbound
-        server does not answer within the upload tries."""
+        session waits, its detail naming that day. An earlier day still running is its own
+        worker's to settle (it is at its rename, the server not asked from here): the session is
+        left running for the next round (WaitingForEarlierDay), never failed for it. Otherwise it
+        fails like an upload when the outbound server does not answer within the upload tries."""
         for attempt in range(1, UPLOAD_TRIES + 1):
             self.current(day)
             waiting = settle_unknown_days(self.store, self.outbound, before=day)
             if not waiting:
                 return
+            silent = [earlier for earlier in waiting if not self._running(earlier)]
+            if not silent:
+                self.note(day, WAITING_FOR.format(day=waiting[0]))
+                raise WaitingForEarlierDay(
+                    "waiting for the worker of {} to learn whether its rename went through".format(waiting[0])
+                )
             if attempt == UPLOAD_TRIES:
                 raise SessionFailed(
                     "the outbound FTP server did not say within {} tries whether the export of {} reached the"
-                    " consumer: nothing was exported".format(UPLOAD_TRIES, waiting[0])
+                    " consumer: nothing was exported".format(UPLOAD_TRIES, silent[0])
                 )
-            self.note(day, WAITING_FOR.format(day=waiting[0]))
+            self.note(day, WAITING_FOR.format(day=silent[0]))
             if wait(self.backoff * 2 ** (attempt - 1)):
                 raise WorkerShutdown("worker shutting down while waiting for an earlier day's delivery")
+
+    def _running(self, day: dt.date) -> bool:
+        with self.store.unit_of_work() as uow:
+            session = uow.session(day)
+        return session is not None and session.state is SessionState.RUNNING
 
     def already_delivered(self, session: WorkSession) -> bool:
         """Resumed in phase ``renaming``: whether the rename went through (not: recorded, and
