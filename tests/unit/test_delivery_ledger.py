@@ -630,3 +630,45 @@ def test_a_later_day_waits_naming_an_earlier_day_whose_own_worker_is_mid_rename_
     a.outbound.on_renaming = None
     b.core.run_session.run_pending(b.clock.wait)  # A is gone: the 26th is worked, then the 27th
     assert session(a).delivery is Delivery.YES and session(a, NEXT).export_file is not None
+
+
+# --- No question to the outbound server while a session's row is locked -------------------------------
+
+
+def test_a_retry_asks_the_server_about_a_run_from_before_the_ledger_without_holding_the_days_row(running):
+    """A run from before the ledger (no delivery recorded) failed while uploading, its file in
+    place: the retry asks the server (SIZE) whether it went through, and records yes. That question
+    waits for the server's timeout when it is slow: asked before the row is locked, never with it."""
+    import threading
+
+    running.outbound.fail_next = 3
+    running.work()
+    assert (session(running).state, session(running).phase, session(running).delivery) == (
+        SessionState.FAILED,
+        SessionPhase.UPLOADING,
+        None,
+    )
+    running.outbound.files[EXPORT] = b"renamed by a version before the ledger\n"
+    asked_while_locked = []
+    size = running.outbound.size
+
+    def size_noting_the_lock(name):
+        free = []
+
+        def probe_the_lock():  # another thread: does a unit of work of this one hold the store?
+            got = running.store.transaction_lock.acquire(blocking=False)
+            if got:
+                running.store.transaction_lock.release()
+            free.append(got)
+
+        probe = threading.Thread(target=probe_the_lock)
+        probe.start()
+        probe.join()
+        asked_while_locked.append(not free[0])
+        return size(name)
+
+    running.outbound.size = size_noting_the_lock
+    with pytest.raises(Conflict) as refused:
+        retry(running)
+    assert refused.value.code == "retry_delivered" and session(running).delivery is Delivery.YES
+    assert asked_while_locked == [False]

@@ -85,10 +85,13 @@ class RetrySession:
             failed = self._failed_session(uow, day)
         if failed.delivery is Delivery.UNKNOWN and not settle(self.store, self.outbound, day) and not redeliver:
             raise Conflict(code="retry_unknown", day=day.isoformat(), export_file=failed.export_file)
+        # Asked before the row is locked (no FTP under a lock): a failed run's phase and file no
+        # longer change, and the state is checked again under the lock.
+        legacy_in_place = failed.delivery is None and self._legacy_in_place(failed)
         with self.store.unit_of_work() as uow:
             uow.lock_session(day)
             failed = self._failed_session(uow, day)
-            if failed.delivery is Delivery.UNKNOWN or (failed.delivery is None and self._legacy_in_place(failed)):
+            if failed.delivery is Delivery.UNKNOWN or (failed.delivery is None and legacy_in_place):
                 record_verdict(uow, day, failed.delivery, Delivery.YES)
                 failed = self._failed_session(uow, day)
         return failed
