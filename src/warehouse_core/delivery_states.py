@@ -10,9 +10,11 @@ the day's **delivery**, written in the same transaction as the phase ``renaming`
   as *pending*: held for this rename, not yet proven delivered.
 - ``yes``: proof of a rename (the temporary file is gone, or the consumer's log names the file):
   the day's holds are proven **delivered**, and a delivered hold is never released.
-- ``no``: proof that the consumer never saw the file (the fence set it aside, or the temporary
-  file is there and the final one is not): the pending holds are released, the invoices valid
-  again later.
+- ``no``: proof that the consumer never saw the file: the fence set the temporary file aside
+  (RNFR/RNTO to a name the consumer ignores), which no late rename can follow. Never concluded
+  from "temporary file there, final one absent" alone: a rename the server received may still be
+  carried out (a stalled server; a worker whose claim died mid-rename). The pending holds are
+  released, the invoices valid again later; a next try uploads afresh.
 
 A redelivery (``session retry --redeliver`` of a day whose delivery is ``yes``) is a run of its
 own: at its rename the delivery goes back to ``unknown`` (whether *this* file arrives), the
@@ -65,7 +67,7 @@ PHASE_TRANSITIONS: Dict[Optional[SessionPhase], FrozenSet[SessionPhase]] = {
     SessionPhase.EXPORTING: frozenset({SessionPhase.UPLOADING}),
     # A worker from before phase renaming, resumed with the final file in place, goes to watching.
     SessionPhase.UPLOADING: frozenset({SessionPhase.RENAMING, SessionPhase.WATCHING}),
-    # Back to uploading when the temporary file is still there (the rename did not happen); to
+    # Back to uploading when the fence set the temporary file aside (the rename did not happen); to
     # settling when a Close finds it here; to watching once the rename went through.
     SessionPhase.RENAMING: frozenset({SessionPhase.UPLOADING, SessionPhase.WATCHING, SessionPhase.SETTLING}),
     SessionPhase.WATCHING: frozenset(),
@@ -126,15 +128,21 @@ def needs_someone(state: str, delivery: Optional[Delivery], retried: bool) -> bo
 
 
 def rename_verdict(outbound: OutboundFiles, name: str) -> Delivery:
-    """Asked while the session's own worker may still rename (it is running and found in phase
-    renaming): the temporary file gone says the rename went through (only the rename moves it once
-    it was stored and checked, even if the consumer has since taken the final file away); the
-    temporary file there and the final one absent says it did not; both there (a refused rename
-    over an older file of the same name) says nothing. Raises TransferError when the server cannot
-    be asked."""
+    """Asked while a rename may still be carried out (the session is running and found in phase
+    renaming: the server may still hold a queued RNTO that timed out, or a worker whose claim died
+    may still be renaming): the temporary file gone says the rename went through (only the rename
+    moves it once it was stored and checked, even if the consumer has since taken the final file
+    away). Otherwise the fence sets the temporary file aside first, so that no late rename can
+    follow, and only then: set aside with the final file absent says the rename did not go
+    through (the next try uploads afresh); set aside over an older file of the same name (a
+    refused rename) says nothing; nothing left to set aside says it went through meanwhile.
+    Raises TransferError when the server cannot be asked."""
     if not outbound.temporary_present(name):
         return Delivery.YES
-    return Delivery.NO if outbound.size(name) is None else Delivery.UNKNOWN
+    final_there = outbound.size(name) is not None
+    if not outbound.fence(name):  # renamed between the two questions: nothing to set aside
+        return Delivery.YES
+    return Delivery.UNKNOWN if final_there else Delivery.NO
 
 
 def fence_verdict(outbound: OutboundFiles, name: str) -> Delivery:

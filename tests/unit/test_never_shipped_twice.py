@@ -30,6 +30,11 @@ def close(world):
     world.core.close_session(world.clock.now())
 
 
+def session(world):
+    with world.store.unit_of_work() as uow:
+        return uow.session(DAY)
+
+
 def exported(world):
     return {number for number, day in world.store.data.exported if day == DAY}
 
@@ -563,3 +568,77 @@ def test_an_unexpected_error_settling_at_close_still_answers_closed_and_the_runn
     running.outbound.fence = fence
     running.work()
     assert "delivered" in running.core.session_status().detail and exported(running) == SHIPPED
+
+
+# --- Review B, 0a: "not renamed" is concluded only once the fence set the temporary file aside ----
+
+
+def test_a_rename_the_server_carries_out_late_is_never_followed_by_a_second_upload(running):
+    """The RNTO times out on a stalled outbound server (no reply, the command still queued there).
+    The next try asks whether it went through; right after answering that try's SIZE the server
+    carries out the queued RNTO. "Not renamed" may only be concluded once the fence has set the
+    temporary file aside, which the late RNTO cannot follow: here the fence finds nothing to set
+    aside, so the rename went through and the file is not uploaded and renamed a second time."""
+    temporary = running.outbound.temporary(EXPORT)
+    placed = []  # each time the file was put in place under its final name
+
+    def first_rename_stalls(_):
+        running.outbound.on_renaming = None
+        running.outbound.refuse_rename_next = 1  # the client's RNTO times out: no reply
+
+    size = running.outbound.size
+
+    def server_does_the_queued_rename_after_answering(asked):
+        answer = size(asked)
+        if asked == EXPORT and not placed and temporary in running.outbound.files:
+            running.outbound.files[EXPORT] = running.outbound.files.pop(temporary)
+            placed.append("late RNTO")
+        return answer
+
+    def consumer(file_name, data):
+        placed.append("rename")
+        running.remote_log.append(LOG, "{}: {} records read".format(file_name, data.count(b"\n")))
+
+    running.outbound.on_renaming = first_rename_stalls
+    running.outbound.size = server_does_the_queued_rename_after_answering
+    running.outbound.on_upload = consumer
+    running.work()
+    assert placed == ["late RNTO"], "the same file was put in place for the consumer {} times".format(len(placed))
+    assert running.outbound.attempts == 1
+    assert session(running).delivery is Delivery.YES and exported(running) == SHIPPED
+
+
+def test_a_worker_taking_over_a_day_in_phase_renaming_never_releases_what_the_first_worker_still_renames(running):
+    """Worker A commits phase renaming and sends RNFR/RNTO to a stalled outbound server; its
+    database connection dies meanwhile (a restart: its claim with it). Worker B claims the day and
+    resumes it in phase renaming: before it may say "not renamed" and release the invoices, its
+    fence sets A's temporary file aside, so A's RNTO, carried out late by the server, finds nothing
+    to put in place. Whatever the ledger says of the day, the outbound server says the same: the
+    file is in place exactly when the day holds its invoices."""
+    temporary = running.outbound.temporary(EXPORT)
+    late_rename = []  # what A's queued RNTO found when the server carried it out
+
+    def b_waits(seconds):  # while B backs off, A's stalled RNTO is carried out by the server
+        if not late_rename:
+            found = temporary in running.outbound.files
+            if found:
+                running.outbound.files[EXPORT] = running.outbound.files.pop(temporary)
+            late_rename.append(found)
+        return running.clock.wait(seconds)
+
+    def a_stalls_in_its_rename(name):
+        running.outbound.on_renaming = None
+        claim = running.store.session_locks[DAY]
+        claim.release()  # A's database connection ends: its claim with it
+        running.outbound.fail_next = 3  # the stalled server refuses B's uploads
+        running.core.run_session.run_pending(b_waits)  # worker B, another process
+        claim.acquire()
+        running.outbound.refuse_rename_next = 1  # A's own RNTO reply: an error
+
+    running.outbound.on_renaming = a_stalls_in_its_rename
+    running.work()  # worker A
+    after = session(running)
+    assert late_rename == [False], "A's late RNTO put the file in place after B took the day over"
+    assert EXPORT not in running.outbound.files
+    assert after.delivery is Delivery.NO and exported(running) == set()
+    assert next_days_statuses(running) == SHIPPED  # never shipped: valid for a later day, once

@@ -125,7 +125,8 @@ class Upload:
         nothing of this one: not delivered. Only a worker from before the ledger (no delivery
         recorded, phase ``renaming`` unknown to it) trusts a final file of the export's size."""
         if session.phase is SessionPhase.RENAMING:
-            return self._own_rename(session.day, rename_verdict(self.outbound, session.export_file or ""))
+            name = session.export_file or ""
+            return self._own_rename(session.day, name, rename_verdict(self.outbound, name))
         return session.delivery is None and in_place(self.outbound, self.exports, session)
 
     def _begin_renaming(self, day: dt.date, log_positions: Optional[Dict[str, int]]) -> None:
@@ -146,9 +147,10 @@ class Upload:
                     )
                 )
 
-    def _own_rename(self, day: dt.date, verdict: Delivery) -> bool:
+    def _own_rename(self, day: dt.date, name: str, verdict: Delivery) -> bool:
         """Record what the server said of this worker's own rename; whether it went through. Not
-        through: the phase goes back to ``uploading`` (delivery ``no`` releases the holds)."""
+        through: the phase goes back to ``uploading`` (delivery ``no`` releases the holds, and the
+        file the fence set aside is removed: the next try uploads afresh)."""
         if verdict is Delivery.YES:
             return True
         with self.store.unit_of_work() as uow:
@@ -156,6 +158,8 @@ class Upload:
             if current is None or not uow.update_session(day, phase=SessionPhase.UPLOADING):
                 raise SessionClosed("closed by an operator; Close settles the rename")
             record_verdict(uow, day, current.delivery, verdict)
+        if verdict is Delivery.NO:
+            self.discard(name)
         return False
 
     def delivered(self, session: WorkSession) -> WorkSession:
@@ -209,7 +213,7 @@ class Upload:
                 self.require_claim(day)
                 try:
                     if renaming[0]:
-                        if self._own_rename(day, rename_verdict(self.outbound, name)):
+                        if self._own_rename(day, name, rename_verdict(self.outbound, name)):
                             log.info("upload of %s: the earlier rename went through; not uploaded again", name)
                             logs.start_at(self.current(day).log_positions)  # as they were at that rename
                             return
@@ -254,10 +258,7 @@ class Upload:
         except TransferError as error:
             log.warning("session for %s: could not ask whether the rename went through (%s)", session.day, error)
             return False
-        went_through = self._own_rename(session.day, verdict)
-        if not went_through and verdict is Delivery.NO:
-            self.discard(session.export_file or "")
-        return went_through
+        return self._own_rename(session.day, session.export_file or "", verdict)
 
     def discard(self, name: str) -> None:
         try:
