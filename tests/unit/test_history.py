@@ -165,6 +165,34 @@ def test_a_failed_day_is_retried_then_completed_and_the_retry_is_audited(failed)
     assert list(failed.outbound.files) == [EXPORT]
 
 
+def test_a_day_ops_can_retry_can_then_be_started_up_to_the_last_day_the_page_reaches(failed):
+    """The 26th, retried on the last day it is still in the page's earlier list (30 days), is
+    listed as ready and can be started there."""
+    failed.clock.set(at("2026-12-26T09:00"))
+    assert retry(failed).state is SessionState.READY
+    assert [s.day for s in failed.core.status(failed.clock.now().date()).earlier] == [DAY]
+    assert failed.core.start_session(failed.clock.now(), day=DAY).state is SessionState.RUNNING
+
+
+def test_a_retry_of_a_day_the_page_no_longer_reaches_is_refused_saying_why_and_what_to_do(failed):
+    """Review B, finding 3: 40 days later `session retry` was accepted and mailed ("Start on the
+    page exports it"), but the day was in no earlier list and its Start answered 409 "was not
+    retried": ready for ever. A day the page cannot start is not retried: one line says why (the
+    page starts days of the last 30 only) and what to do; nothing changes, nothing is mailed."""
+    failed.clock.set(at("2027-01-05T09:00"))
+    with pytest.raises(Conflict) as caught:
+        retry(failed)
+    assert caught.value.code == "retry_out_of_reach"
+    sentence = failed.core.sentences.text(caught.value.code, **caught.value.values)
+    assert sentence == (
+        "2026-11-26 is more than 30 days ago: the page no longer starts it, so it is not retried"
+        " (nothing changed). To ship its invoices, have them sent again in a current day's file."
+    )
+    assert failed.core.session_status(DAY).state is SessionState.FAILED
+    assert failed.store.mails("session-retry") == []
+    assert [e for e in day_detail(failed.store, DAY).events if e.kind.value == "session-retried"] == []
+
+
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_a_retry_without_a_reason_is_refused(failed, reason):
     with pytest.raises(Conflict) as caught:
