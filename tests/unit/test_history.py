@@ -28,6 +28,8 @@ from warehouse_core.usecases.history import (
 
 DAY = dt.date(2026, 11, 26)
 EXPORT = "Spedizioni20261126_6.txt"
+FAILED_FILE = "Letture20261126083015123_9.txt"
+SHIPPED = {"600000001", "600000002", "600000005", "600000006", "600000007", "600000008"}
 
 
 def kinds(world, day=DAY):
@@ -163,6 +165,34 @@ def test_a_failed_day_is_retried_then_completed_and_the_retry_is_audited(failed)
     assert list(failed.outbound.files) == [EXPORT]
 
 
+def test_a_day_ops_can_retry_can_then_be_started_up_to_the_last_day_the_page_reaches(failed):
+    """The 26th, retried on the last day it is still in the page's earlier list (30 days), is
+    listed as ready and can be started there."""
+    failed.clock.set(at("2026-12-26T09:00"))
+    assert retry(failed).state is SessionState.READY
+    assert [s.day for s in failed.core.status(failed.clock.now().date()).earlier] == [DAY]
+    assert failed.core.start_session(failed.clock.now(), day=DAY).state is SessionState.RUNNING
+
+
+def test_a_retry_of_a_day_the_page_no_longer_reaches_is_refused_saying_why_and_what_to_do(failed):
+    """Review B, finding 3: 40 days later `session retry` was accepted and mailed ("Start on the
+    page exports it"), but the day was in no earlier list and its Start answered 409 "was not
+    retried": ready for ever. A day the page cannot start is not retried: one line says why (the
+    page starts days of the last 30 only) and what to do; nothing changes, nothing is mailed."""
+    failed.clock.set(at("2027-01-05T09:00"))
+    with pytest.raises(Conflict) as caught:
+        retry(failed)
+    assert caught.value.code == "retry_out_of_reach"
+    sentence = failed.core.sentences.text(caught.value.code, **caught.value.values)
+    assert sentence == (
+        "2026-11-26 is more than 30 days ago: the page no longer starts it, so it is not retried"
+        " (nothing changed). To ship its invoices, have them sent again in a current day's file."
+    )
+    assert failed.core.session_status(DAY).state is SessionState.FAILED
+    assert failed.store.mails("session-retry") == []
+    assert [e for e in day_detail(failed.store, DAY).events if e.kind.value == "session-retried"] == []
+
+
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_a_retry_without_a_reason_is_refused(failed, reason):
     with pytest.raises(Conflict) as caught:
@@ -256,9 +286,12 @@ def test_retention_deletes_old_final_days_only_with_one_event_each(make_world):
         world.clock.set(at(day + "T11:00"))
         world.core.start_session(world.clock.now())
         world.work()
-    # 23rd: failed at the upload, its invoices never delivered (final); 24th: still ready (not
-    # final); 25th: inside the two days kept.
+    # 23rd: failed at the upload, its invoices never delivered, then closed by the operator
+    # (final and settled: nobody needs it any more); 24th: still ready (not final); 25th: inside
+    # the two days kept.
     assert world.core.session_status(dt.date(2026, 11, 23)).state is SessionState.FAILED
+    world.core.close_session(world.clock.now(), actor="operator", day=dt.date(2026, 11, 23))
+    assert world.core.session_status(dt.date(2026, 11, 23)).state is SessionState.CLOSED
     world.clock.set(at("2026-11-27T03:00"))
     report = world.core.clean_up(world.clock.now(), "system")
     assert (report.archived_deleted, report.exports_deleted) == (1, 1)
@@ -281,6 +314,48 @@ def test_retention_deletes_old_final_days_only_with_one_event_each(make_world):
     assert world.core.clean_up(world.clock.now(), "system").archived_deleted == 0, "each file is deleted once"
     with pytest.raises(NotFound):
         export_download(world.store, world.exports, dt.date(2026, 11, 23))
+
+
+def test_retention_keeps_the_lines_of_a_failed_day_that_can_still_be_retried_and_started(make_world):
+    """WAREHOUSE_ARCHIVE_KEEP_DAYS=2. The 26th fails at the upload (nothing delivered). On the 29th
+    it is still in the page's "earlier" list (failed, within 30 days), so the 03:00 retention keeps
+    its lines, archived file and export: ops retry it, the operator starts it and its invoices,
+    never delivered, are shipped. (Review B, finding 1.)"""
+    world = make_world(archive_keep_days=2)
+    world.inbound.files[FAILED_FILE] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    world.outbound.fail_next = 3
+    world.work()
+    assert world.core.session_status(DAY).state is SessionState.FAILED
+    world.clock.set(at("2026-11-29T03:00"))
+    assert [s.day for s in world.core.status(world.clock.now().date()).earlier] == [DAY]
+    report = world.core.clean_up(world.clock.now(), "system")
+    assert (report.archived_deleted, report.exports_deleted) == (0, 0)
+    assert sorted(world.archive.files) == ["2026-11-26/" + FAILED_FILE]
+    world.clock.set(at("2026-11-29T09:00"))
+    world.core.retry_session(DAY, "the outbound server was down", "cli:ops", world.clock.now(), False)
+    world.importer_confirms()
+    world.core.start_session(world.clock.now(), day=DAY)
+    world.work()
+    after = world.core.session_status(DAY)
+    assert after.state is SessionState.COMPLETED, after.detail
+    assert {n for n, d in world.store.data.exported if d == DAY} == SHIPPED
+
+
+def test_retention_removes_a_failed_day_once_it_is_out_of_the_earlier_list(make_world):
+    """The same failed day, once older than the 30 days the page reaches, is settled for retention:
+    its archived file and the lines stored from it are deleted."""
+    world = make_world(archive_keep_days=2)
+    world.inbound.files[FAILED_FILE] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    world.outbound.fail_next = 3
+    world.work()
+    world.clock.set(at("2026-12-27T03:00"))
+    assert world.core.status(world.clock.now().date()).earlier == []
+    assert world.core.clean_up(world.clock.now(), "system").archived_deleted == 1
+    assert world.archive.files == {}
 
 
 class _RacingArchive:

@@ -1,6 +1,8 @@
 """The daily clean-up (WAREHOUSE_ARCHIVE_KEEP_DAYS): archived inbound files (with the lines stored
-from them) and exports older than the setting are deleted, never today's and never a day whose
-session is not final; each deletion is an event of its day, written with the mark that it is gone."""
+from them) and exports older than the setting are deleted, never today's and never those of a day
+that still needs someone: not final, failed within the earlier days' window (ops may retry it and
+the operator start it, which needs its lines), or with delivery unknown (SPEC §5). Only settled
+days lose them. Each deletion is an event of its day, written with the mark that it is gone."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.ports import Archive, ExportFiles, Transactions, UnitOfWork
+from warehouse_core.usecases.earlier_days import earlier_days
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,15 @@ class CleanUp:
         # keep_days >= 1 keeps today's always).
         cutoff = now.date() - dt.timedelta(days=self.keep_days)
         with self.store.unit_of_work() as uow:
-            files = uow.archived_files_before(cutoff)
-            exports = uow.exports_before(cutoff)
+            # The store's candidates are of final days; the days still needing someone (the
+            # page's earlier list, the ledger's rule) and those whose delivery is unknown (any
+            # date, the settle job's) are left out here, in the same unit of work.
+            needed = {session.day for session in earlier_days(uow, now.date())}
+            needed.update(uow.unknown_delivery_days())
+            files = [
+                (file_id, day, path) for file_id, day, path in uow.archived_files_before(cutoff) if day not in needed
+            ]
+            exports = [(day, name) for day, name in uow.exports_before(cutoff) if day not in needed]
         # Each deletion is claimed, done and recorded in one transaction: a clean-up of another
         # process (the web app and the runner both run it) that read the same candidates finds the
         # claim and skips the file, so there is one event per deletion. A crash after the unlink

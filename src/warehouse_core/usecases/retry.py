@@ -3,6 +3,7 @@
 Not a button: operators get one Start a day. A retry records who and why in the day's events and
 mails ``session-retry``. When the failed run had already renamed its export into place on the
 outbound server, the consumer may have read it: the retry is refused unless ``redeliver``.
+A day older than the earlier days' window (30 days) is refused too: the page could never start it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from typing import Optional
 
 from warehouse_core.audit import Event, EventKind
-from warehouse_core.delivery_states import record_verdict
+from warehouse_core.delivery_states import ATTENTION_DAYS, attention_window, record_verdict
 from warehouse_core.errors import Conflict
 from warehouse_core.model import Delivery, MailEvent, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import ExportFiles, MailRenderer, OutboundFiles, Transactions, UnitOfWork
@@ -35,6 +36,10 @@ class RetrySession:
         reason = " ".join(reason.split())
         if not reason:
             raise Conflict(code="retry_no_reason", day=day.isoformat())
+        if day < attention_window(now.date())[0]:
+            # The page starts an earlier day only while it lists it (the last 30 days): a day
+            # retried beyond would be ready for ever, its Start refused as "not retried".
+            raise Conflict(code="retry_out_of_reach", day=day.isoformat(), days=ATTENTION_DAYS)
         failed = self._settled(day, redeliver)
         delivered = failed.delivery is Delivery.YES
         if delivered and not redeliver:
