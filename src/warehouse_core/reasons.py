@@ -29,6 +29,9 @@ REASONS = (
     "the remote log reports an error for %(file)s: %(line)s",
     "the export has %(written)s lines but %(total)s valid lines were counted at the start",
     "no records to generate: the day has no valid invoice line",
+    # A running session's detail (usecases/upload.py WAITING_FOR, usecases/run_session.py), shown on the page.
+    "waiting for the outbound server to say whether the export of %(day)s reached the consumer",
+    "try %(try)s of %(tries)s failed, retried in %(seconds)s s: %(error)s",
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 

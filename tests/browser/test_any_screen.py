@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 from tests.browser.support import CHROMIUM, LAUNCH_ARGS, sync_api
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
 from tests.unit.conftest import World, build_world
+from warehouse_core.model import Delivery
 from warehouse_web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,29 @@ def _ready(world: World) -> str:
 def _running(world: World) -> str:
     _ready(world)
     world.core.start_session(world.clock.now(), actor="anna")
+    return "/"
+
+
+def _running_with_a_detail(world: World) -> str:
+    """The longest status line: a running session whose try failed with a long error, or that waits
+    for an earlier day's delivery; it wraps, nothing scrolls sideways."""
+    _running(world)
+    with world.store.unit_of_work() as uow:
+        uow.update_session(
+            world.clock.now().date(),
+            detail="try 2 of 3 failed, retried in 6 s: OSError: [Errno 28] No space left on device: "
+            "'/var/lib/warehouse/exports/Spedizioni20261126_6.txt.partial-0123456789abcdef'",
+        )
+    return "/"
+
+
+def _closed_being_checked(world: World) -> str:
+    """Closed after the rename was asked for, the outbound server silent: the delivery is being checked."""
+    _running(world)
+    with world.store.unit_of_work() as uow:
+        uow.set_delivery(world.clock.now().date(), Delivery.UNKNOWN)
+    world.outbound.unreachable = True
+    world.core.close_session(world.clock.now(), actor="anna")
     return "/"
 
 
@@ -129,6 +153,8 @@ STATES: Dict[str, Callable[[World], str]] = {
     "none": _none,
     "ready": _ready,
     "running": _running,
+    "running-with-a-detail": _running_with_a_detail,
+    "closed-being-checked": _closed_being_checked,
     "completed": _completed,
     "failed": _failed,
     "closed": _closed,

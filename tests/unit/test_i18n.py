@@ -441,3 +441,49 @@ def test_a_day_without_a_valid_line_fails_with_its_reason_in_italian(make_settin
     assert client.get("/api/session").get_json()["message"] == (
         "Sessione del 2026-11-26 non riuscita - nessuna riga da esportare: per questo giorno non c'è nessuna riga fattura valida"
     )
+
+
+def test_a_running_sessions_detail_and_a_delivery_being_checked_read_in_italian(make_settings):
+    """The running detail is recorded in English (usecases/upload.py, run_session.py) and said in the
+    language on the status line; so is the line of a day closed while its delivery is being checked."""
+    from warehouse_core.model import Delivery
+    from warehouse_core.usecases.upload import WAITING_FOR
+
+    world = build_world(make_settings, language="it")
+    app = create_app({"TESTING": True}, core=world.core)
+    client = app.test_client()
+
+    def message():
+        if "warehouse_status_cache" in app.extensions:  # shared for a quarter of a second otherwise
+            app.extensions["warehouse_status_cache"].clear()
+        return client.get("/api/session").get_json()["message"]
+
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now(), actor="anna")
+    day = world.clock.now().date()
+    for detail, said in (
+        (
+            WAITING_FOR.format(day="2026-11-25"),
+            "in attesa che il server del destinatario dica se il file del 2026-11-25 è arrivato",
+        ),
+        (
+            "try 2 of 3 failed, retried in 6 s: disk full",
+            "tentativo 2 di 3 non riuscito, nuovo tentativo tra 6 s: disk full",
+        ),
+    ):
+        with world.store.unit_of_work() as uow:
+            uow.update_session(day, detail=detail)
+        total = world.core.session_status().total
+        assert message() == "Sessione aperta per 2026-11-26 - 0 spedizioni elaborate su {} totali - {}".format(
+            total, said
+        )
+    with world.store.unit_of_work() as uow:
+        uow.update_session(day, detail=None)
+        uow.set_delivery(day, Delivery.UNKNOWN)
+    world.outbound.unreachable = True
+    world.core.close_session(world.clock.now())
+    assert message() == (
+        "Sessione del 2026-11-26 chiusa - il suo file potrebbe essere arrivato al destinatario: "
+        "il servizio lo sta verificando sul server del destinatario"
+    )

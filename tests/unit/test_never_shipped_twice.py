@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 
 import pytest
 
@@ -642,3 +643,52 @@ def test_a_worker_taking_over_a_day_in_phase_renaming_never_releases_what_the_fi
     assert EXPORT not in running.outbound.files
     assert after.delivery is Delivery.NO and exported(running) == set()
     assert next_days_statuses(running) == SHIPPED  # never shipped: valid for a later day, once
+
+
+# --- What the session-failed alert says of the delivery (review B finding 6) ----------------------
+
+
+def test_the_alert_of_a_day_failed_not_knowing_whether_its_file_arrived_says_it_may_be_there_and_is_held(running):
+    """Every rename's reply is lost, then the server stops answering: the day fails in phase
+    renaming, delivery unknown. The alert must not read as "nothing reached the consumer": it says
+    the file may be there, its invoices are held, the service keeps asking, and what the operator
+    may do (Close the day, or nothing)."""
+    running.outbound.lose_rename_reply_next = 3
+    running.outbound.on_upload = lambda name, data: setattr(running.outbound, "unreachable", True)
+    running.work()
+    assert running.core.session_status().delivery is Delivery.UNKNOWN
+    [mail] = running.store.mails("session-failed")
+    for body in (mail.text, " ".join(re.sub(r"<[^>]+>", " ", mail.html).split())):
+        flat = " ".join(body.split())
+        assert EXPORT + " may have reached the consumer" in flat and "is not known yet" in flat, flat
+        assert "its invoices are held" in flat and "keeps asking the outbound server" in flat, flat
+        assert "Close session" in flat and "or do nothing" in flat, flat
+
+
+def the_importer_reports_an_error(world):
+    world.outbound.on_upload = lambda name, data: world.remote_log.append(
+        LOG, "{}: ERROR line 1: customer unknown".format(name)
+    )
+
+
+def every_upload_is_refused(world):
+    world.outbound.fail_next = 3
+
+
+@pytest.mark.parametrize(
+    "failure, delivery", [(the_importer_reports_an_error, Delivery.YES), (every_upload_is_refused, None)]
+)
+def test_the_alert_of_a_day_whose_file_did_or_did_not_reach_the_consumer_does_not_say_it_may_have(
+    running, failure, delivery
+):
+    """Failed after the delivery (the importer reported an error): the file is there, nothing to
+    check. Failed at the upload (every STOR refused): nothing is there. Neither alert speaks of a
+    file that may have reached the consumer, nor of held invoices."""
+    failure(running)
+    running.work()
+    status = running.core.session_status()
+    assert status.state is SessionState.FAILED and status.delivery is delivery
+    [mail] = running.store.mails("session-failed")
+    for body in (mail.text, mail.html):
+        assert "may have reached" not in body and "held" not in body
+        assert "nothing more is exported for this day" in " ".join(body.split())

@@ -306,3 +306,70 @@ def test_a_refusal_is_said_once_beside_the_first_action_it_refuses(client):
     assert [action for action, text in shown if sentence in text] == ["start"]
     assert re.search(r'id="close"[^>]*disabled aria-describedby="start-refusal"', html)
     assert re.search(r'<span class="refusal" id="close-refusal" hidden></span>', html)
+
+
+# --- What today's status line says while the delivery is open (review B finding 7) ----------------
+
+
+def test_todays_status_line_says_a_closed_days_delivery_is_being_checked(client, world):
+    """Today's worker asks for its rename and the server goes silent; the operator presses Close:
+    the day is closed with delivery unknown (its invoices held; the runner keeps asking). The
+    status line says so, not only "nothing more happens today"."""
+    from tests.fakes import WorkerKilled
+
+    upload(client)
+    world.core.start_session(world.clock.now())
+    world.outbound.on_renaming = lambda name: (_ for _ in ()).throw(WorkerKilled("killed after asking for the rename"))
+    with pytest.raises(WorkerKilled):
+        world.work()
+    world.outbound.on_renaming = None
+    world.outbound.unreachable = True
+    body = post(client, "/api/session/close").get_json()
+    assert body["state"] == "closed" and body["delivery"] == "unknown"
+    assert body["message"] == (
+        "Session for 2026-11-26 closed - its file may have reached the consumer: "
+        "the service is checking with the outbound server"
+    )
+    page = client.get("/").get_data(as_text=True)
+    assert "the service is checking with the outbound server" in page
+
+
+def test_a_closed_day_whose_delivery_is_settled_says_only_that_nothing_more_happens(client):
+    upload(client)
+    post(client, "/api/session/start")
+    body = post(client, "/api/session/close").get_json()
+    assert body["message"] == "Session for 2026-11-26 closed - nothing more happens today"
+
+
+# --- A running session's detail on the page: why it waits, a try that failed ----------------------
+
+
+@pytest.mark.parametrize(
+    "detail, shown",
+    [
+        (
+            "waiting for the outbound server to say whether the export of 2026-11-25 reached the consumer",
+            "waiting for the outbound server to say whether the export of 2026-11-25 reached the consumer",
+        ),
+        (
+            "try 1 of 3 failed, retried in 2 s: disk full",
+            "try 1 of 3 failed, retried in 2 s: disk full",
+        ),
+    ],
+    ids=["waiting for an earlier day", "a try failed"],
+)
+def test_a_running_sessions_detail_shows_on_the_status_line_and_each_refresh(client, world, detail, shown):
+    """A later day waiting for an earlier day's unknown delivery, or a try that failed: the
+    operator sees it on the page and in the status object the page refreshes from."""
+    upload(client)
+    post(client, "/api/session/start")
+    with world.store.unit_of_work() as uow:
+        uow.update_session(world.clock.now().date(), detail=detail)
+    status = client.get("/api/session").get_json()
+    assert status["state"] == "running" and status["detail"] == detail
+    assert status["message"] == (
+        "Session opened for 2026-11-26 - 0 shipments processed out of {} total - {}".format(status["total"], shown)
+    )
+    page = client.get("/").get_data(as_text=True)
+    line = re.search(r'<p id="status-line"[^>]*>(.*?)</p>', page, re.S).group(1)
+    assert shown.replace("2026-11-25", '<span class="date">2026-11-25</span>') in line

@@ -360,7 +360,10 @@ class RunSession:
             before = uow.session(day)
         if before is None or before.state is not SessionState.RUNNING:
             return
-        mail = self._alert(replace(before, state=SessionState.FAILED, finished_at=now, detail=reason), reason)
+        # The alert says what the day's delivery is once failed: a file being watched had reached the consumer.
+        delivery = Delivery.YES if before.phase is SessionPhase.WATCHING else before.delivery
+        failed = replace(before, state=SessionState.FAILED, finished_at=now, detail=reason, delivery=delivery)
+        mail = self._alert(failed, reason)
         with self.store.unit_of_work() as uow:
             current = uow.session(day)
             if current is None or not uow.finish_session(day, SessionState.FAILED, now, reason):
