@@ -566,6 +566,10 @@ class FakeStore:
         self.data = FakeData()
         self.invoice_view: Dict[str, Dict[str, Any]] = dict(invoice_view or {})
         self.poll_lock = threading.Lock()
+        # When the poll lock was taken, on ``clock`` (the world's FakeClock; without one the
+        # store cannot tell how long the lock has been held, as PostgreSQL could not).
+        self.clock: Optional[Any] = None
+        self.poll_lock_taken_at: Optional[dt.datetime] = None
         self.transaction_lock = threading.RLock()
         self.claimed: Set[int] = set()
         self.session_locks: Dict[dt.date, threading.Lock] = {}
@@ -618,11 +622,19 @@ class FakeStore:
     @contextmanager
     def exclusive_poll(self) -> Iterator[bool]:
         acquired = self.poll_lock.acquire(blocking=False)
+        if acquired:
+            self.poll_lock_taken_at = self.clock.now() if self.clock is not None else None
         try:
             yield acquired
         finally:
             if acquired:
+                self.poll_lock_taken_at = None
                 self.poll_lock.release()
+
+    def poll_lock_held_for(self) -> Optional[dt.timedelta]:
+        if not self.poll_lock.locked() or self.poll_lock_taken_at is None or self.clock is None:
+            return None
+        return self.clock.now() - self.poll_lock_taken_at
 
     def still_claimed(self, day: dt.date) -> bool:
         lock = self.session_locks.get(day)

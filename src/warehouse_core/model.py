@@ -212,6 +212,9 @@ class PollReport:
     # "name: error" for each file whose work an unexpected error ended (the file stays on the server).
     failed: List[str] = field(default_factory=list)
     no_file_alert: bool = False
+    # The no-file alert check waits for a poll another process has just started (it may be
+    # importing today's file): the scheduler asks again at its next ticks (check_alert).
+    alert_deferred: bool = False
     # Why the inbound server could not be read (logon refused, unreachable, a transfer failed).
     server_error: Optional[str] = None
 

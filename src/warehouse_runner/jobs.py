@@ -36,9 +36,14 @@ class PollTicks:
         self.idle = threading.Lock()  # held while a poll runs
         self.done: Optional[dt.datetime] = None
         self.alert_checked: Optional[dt.datetime] = None
+        # The alert check waited for a poll another process had just started: asked again at
+        # each tick until it is not deferred (that poll ends, or holds the lock too long).
+        self.alert_deferred = False
 
     def __call__(self, now: dt.datetime) -> bool:
         """Start the poll ``now`` owes, if any; whether one started."""
+        if self.alert_deferred:
+            self.alert_deferred = self.core.ingest_daily_file.check_alert(now).alert_deferred
         due = self.core.schedule.due_poll(now)
         if due is None or due == self.done:
             return False
@@ -48,7 +53,7 @@ class PollTicks:
                 self.alert_checked = due
                 log.warning("a poll still runs at %s: the no-file alert is checked without it", now.strftime("%H:%M"))
                 # The running poll holds the poll lock, so this one only checks the alert.
-                self.core.ingest_daily_file(now, any_time=True)
+                self.alert_deferred = self.core.ingest_daily_file(now, any_time=True).alert_deferred
             return False
         late = self.done is not None and now - due >= dt.timedelta(minutes=1)
         self.done = due
@@ -71,7 +76,8 @@ class PollTicks:
     def _poll(self, now: dt.datetime) -> None:
         try:
             # The window was open at the poll's own time: a late one runs even if it has shut since.
-            self.core.ingest_daily_file(now, any_time=True)
+            if self.core.ingest_daily_file(now, any_time=True).alert_deferred:
+                self.alert_deferred = True
         except DatabaseUnavailable as error:
             log.error("poll failed: %s; it runs again at its next tick", error)
         except Exception:

@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 import pytest
 
 from tests.conftest import SAMPLE_VIEW, at
-from tests.fakes import FakeStore, FakeUnitOfWork
+from tests.fakes import FakeClock, FakeStore, FakeUnitOfWork
 from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
 from warehouse_core.errors import Conflict
 from warehouse_core.export_format import export_line
@@ -101,6 +101,7 @@ class PostgresInspector:
 def store_and_inspector(request):
     if request.param == "fake":
         store = FakeStore(invoice_view=SAMPLE_VIEW)
+        store.clock = FakeClock(at("2026-11-26T10:00"))
         return store, FakeInspector(store)
     store = request.getfixturevalue("real_store")
     return store, PostgresInspector(store)
@@ -438,6 +439,21 @@ def test_poll_lock_is_exclusive(store):
         assert result == [False]
     with store.exclusive_poll() as again:
         assert again is True
+
+
+def test_how_long_the_poll_lock_has_been_held_is_known_to_the_other_processes(store):
+    """The no-file alert defers to a poll that has just taken the lock (it may be importing today's
+    file) and not to one that holds it for long (SPEC §4): every process can tell which."""
+    assert store.poll_lock_held_for() is None
+    with store.exclusive_poll() as first:
+        assert first is True
+        result = []
+        thread = threading.Thread(target=lambda: result.append(store.poll_lock_held_for()))
+        thread.start()
+        thread.join()
+        [held] = result
+        assert held is not None and dt.timedelta(0) <= held < dt.timedelta(minutes=1)
+    assert store.poll_lock_held_for() is None
 
 
 def _try_lock(store):

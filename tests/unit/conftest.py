@@ -64,6 +64,7 @@ def build_world(make_settings: Callable[..., Any], *, probes: Any = None, **over
     archive = FakeArchive()
     mailer = FakeMailer()
     clock = FakeClock(at("2026-11-26T10:00"))
+    store.clock = clock  # how long a poll has held the poll lock, on the world's clock
     outbound, remote_log, exports = FakeOutbound(), FakeRemoteLog(), FakeExportFiles()
     overrides.setdefault("remote_log_path", "importer-{date}.log")
     core = bootstrap(

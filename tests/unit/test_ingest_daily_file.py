@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.conftest import INCOMPLETE_SAMPLE, MALFORMED_SAMPLE, SAMPLE_VIEW, VALID_SAMPLE, at
-from tests.fakes import FakeArchive, FakeClock, FakeMailer, FakeStore, WorkerKilled
+from tests.fakes import FakeArchive, FakeClock, FakeInboundConnection, FakeMailer, FakeStore, WorkerKilled
 from warehouse_core.adapters.local_archive import LocalArchive
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.model import FileStatus, InvoiceStatus, RemoteFile, SessionState
@@ -208,6 +208,42 @@ def test_the_no_file_alert_does_not_wait_for_the_poll_lock(world):
         assert report.no_file_alert is True
         assert world.poll("2026-11-26T19:30").no_file_alert is False
     assert world.poll("2026-11-26T20:00").no_file_alert is False
+    assert len(world.store.mails("no-file")) == 1
+
+
+def test_no_file_alert_is_not_sent_while_another_process_is_importing_todays_file(world, monkeypatch):
+    """Review B, finding 2: 19:00, two processes poll. One wins the poll lock and downloads the
+    day's file (a big file takes minutes); the other skips for the lock and, finding no data yet,
+    queued "no file for 2026-11-26" for a file that was being imported. A poll that has just taken
+    the lock is waited for: the alert check is deferred to it (it checks the alert when it ends)."""
+    world.inbound.files[VALID] = VALID_SAMPLE.read_bytes()
+    other_process = []
+    download = FakeInboundConnection.download
+
+    def slow_download(self, name, write):
+        if not other_process:  # the other process polls at 19:00 while this one downloads
+            other_process.append(world.core.ingest_daily_file(world.clock.now()))
+        return download(self, name, write)
+
+    monkeypatch.setattr(FakeInboundConnection, "download", slow_download)
+    report = world.poll("2026-11-26T19:00")
+    assert report.imported == [VALID]
+    assert other_process[0].skipped == "another poll is running" and other_process[0].alert_deferred
+    assert world.store.mails("no-file") == [], "a no-file alert for a file that was being imported"
+
+
+def test_the_no_file_alert_waits_for_another_processs_poll_five_minutes_at_most(world):
+    """A poll of another process that took the lock at 19:00 and hangs: the alert check defers
+    to it until 19:05, then is sent without it (it is not held up by a stuck poll)."""
+    world.clock.set(at("2026-11-26T19:00"))
+    with world.store.exclusive_poll():
+        assert world.poll("2026-11-26T19:00").alert_deferred
+        world.clock.set(at("2026-11-26T19:04:59"))
+        assert world.core.ingest_daily_file.check_alert(world.clock.now()).alert_deferred
+        assert world.store.mails("no-file") == []
+        world.clock.set(at("2026-11-26T19:05"))
+        report = world.core.ingest_daily_file.check_alert(world.clock.now())
+        assert not report.alert_deferred and report.no_file_alert
     assert len(world.store.mails("no-file")) == 1
 
 

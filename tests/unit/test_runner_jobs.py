@@ -108,17 +108,52 @@ def test_a_poll_hanging_past_the_alert_time_neither_postpones_the_alert_nor_skip
         threads[-1].start()
 
     polls = PollTicks(world.core, spawn=spawn)
+    world.clock.set(at("2026-11-26T18:30"))  # the store tells how long the lock is held on this clock
     assert polls(at("2026-11-26T18:30"))
     assert in_listing.wait(10)
+    world.clock.set(at("2026-11-26T19:00"))
     assert not polls(at("2026-11-26T19:00")), "the 18:30 poll still runs: the 19:00 one waits"
     alerts = [e.queued_at for e in world.store.data.outbox if e.mail.event is MailEvent.NO_FILE]
     assert alerts == [at("2026-11-26T19:00")], "checked at its time, while the 18:30 poll hangs"
     answer.set()
     threads[0].join(10)
+    world.clock.set(at("2026-11-26T19:07"))
     assert polls(at("2026-11-26T19:07")), "the 19:00 poll, late"
     threads[1].join(10)
     with world.store.unit_of_work() as uow:
         assert uow.metrics_snapshot(at("2026-11-26T19:07").date()).poll_last_success_at == at("2026-11-26T19:07")
+
+
+def test_an_alert_deferred_to_another_processs_poll_is_checked_at_the_next_ticks_not_the_next_poll(world):
+    """Another process's poll takes the lock at 19:00 and hangs. The 19:00 poll here skips for the
+    lock and defers the alert check to that poll; the scheduler asks again at each tick, and the
+    alert goes out at 19:05 (that poll holds the lock too long), not at the 19:30 poll."""
+    polls = PollTicks(world.core, spawn=inline)
+    world.clock.set(at("2026-11-26T19:00"))
+    with world.store.exclusive_poll():
+        assert polls(at("2026-11-26T19:00"))
+        assert polls.alert_deferred and world.store.mails("no-file") == []
+        world.clock.set(at("2026-11-26T19:04:30"))
+        assert not polls(world.clock.now())
+        assert polls.alert_deferred and world.store.mails("no-file") == []
+        world.clock.set(at("2026-11-26T19:05:00"))
+        assert not polls(world.clock.now())
+    assert not polls.alert_deferred
+    alerts = [e.queued_at for e in world.store.data.outbox if e.mail.event is MailEvent.NO_FILE]
+    assert alerts == [at("2026-11-26T19:05")]
+
+
+def test_an_alert_deferred_to_another_processs_poll_that_imports_the_file_is_never_sent(world):
+    polls = PollTicks(world.core, spawn=inline)
+    world.clock.set(at("2026-11-26T19:00"))
+    with world.store.exclusive_poll():
+        polls(at("2026-11-26T19:00"))
+        assert polls.alert_deferred
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.core.ingest_daily_file(at("2026-11-26T19:01"))  # the other process's poll, ending
+    world.clock.set(at("2026-11-26T19:01:01"))
+    polls(world.clock.now())
+    assert not polls.alert_deferred and world.store.mails("no-file") == []
 
 
 def test_a_failing_job_is_logged_and_the_daemon_goes_on(world, caplog):

@@ -182,6 +182,10 @@ class Locks(Protocol):
     def exclusive_poll(self) -> ContextManager[bool]:
         """Hold the one poll lock shared by every process; yields False when another holds it."""
 
+    def poll_lock_held_for(self) -> Optional[dt.timedelta]:
+        """How long the poll lock has been held by the poll that holds it (another process's);
+        None when nobody holds it or the store cannot tell."""
+
     def claim_session(self, day: dt.date) -> ContextManager[bool]:
         """Hold the day's worker lock across processes; yields False when another worker has it.
         The lock dies with its process, so a session whose worker died can be claimed again."""

@@ -24,6 +24,10 @@ from warehouse_core.usecases.schedule import PollSchedule
 
 log = logging.getLogger(__name__)
 
+# How long another process's poll may hold the poll lock before the no-file alert stops waiting for
+# it: a poll downloading a big file takes a few minutes; one holding it longer hangs.
+POLL_HELD_LONGEST = dt.timedelta(minutes=5)
+
 
 class IngestDailyFile:
     def __init__(
@@ -71,15 +75,38 @@ class IngestDailyFile:
             else:
                 report.skipped = "another poll is running"
                 log.info("poll skipped: another process is polling")
-        # Outside the poll lock: a poll that hangs, or a lock orphaned by a network blip until the
-        # server ends its connection, never holds up the alert. The outbox's once-key sends it once
-        # whichever process gets here first; a poll importing the file at that very moment in
-        # another process is the one race left, and the alert then says the truth at its time.
-        if self.schedule.alert_due(now):
-            self._alert_if_no_file(now.date(), report, report.server_error, now, actor)
+            self._check_alert(acquired, now, actor, report)
         if acquired:
             log.info(report.describe())
         return report
+
+    def check_alert(self, now: dt.datetime, actor: str = SYSTEM) -> PollReport:
+        """The no-file alert check alone, for a scheduler whose check was deferred to a poll of
+        another process (``alert_deferred``): run at its next ticks until it is not deferred."""
+        report = PollReport(at=now, skipped="the no-file alert check only")
+        with self.store.exclusive_poll() as acquired:
+            self._check_alert(acquired, now, actor, report)
+        return report
+
+    def _check_alert(self, acquired: bool, now: dt.datetime, actor: str, report: PollReport) -> None:
+        """Under the poll lock when this process holds it: no import runs then. When another
+        process's poll holds it and took it less than POLL_HELD_LONGEST ago, that poll may be
+        importing today's file right now, and it checks the alert itself when it ends: the check
+        is deferred (the scheduler asks again at its next ticks). A poll holding the lock longer
+        hangs, and a lock orphaned by a vanished process goes within a minute (the server ends its
+        connection): neither holds the alert up for longer. The outbox's once-key sends it once."""
+        if not self.schedule.alert_due(now):
+            return
+        if not acquired:
+            held = self.store.poll_lock_held_for()
+            if held is not None and held < POLL_HELD_LONGEST:
+                report.alert_deferred = True
+                log.info(
+                    "the no-file alert check waits for the poll another process started %ss ago",
+                    int(held.total_seconds()),
+                )
+                return
+        self._alert_if_no_file(now.date(), report, report.server_error, now, actor)
 
     def clear_stale_downloads(self) -> List[str]:
         """At start: remove what a killed poll left in the archive's incoming folder, unless a poll

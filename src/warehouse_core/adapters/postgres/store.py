@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import contextmanager, nullcontext
-from typing import Any, ContextManager, Dict, Iterator, List, Sequence
+from typing import Any, ContextManager, Dict, Iterator, List, Optional, Sequence
 
 import psycopg
 from psycopg import sql
@@ -136,6 +136,23 @@ class PsycopgStore:
 
     def exclusive_poll(self) -> ContextManager[bool]:
         return locks.advisory_lock(self.connection(), locks.poll_lock_key(self.schema))
+
+    def poll_lock_held_for(self) -> Optional[dt.timedelta]:
+        """Since the holder's connection took the lock and went idle (it runs nothing else while
+        it holds it), measured on the server's clock only."""
+        with self.connection() as connection:
+            row = connection.execute(
+                "SELECT clock_timestamp() - a.state_change FROM pg_locks AS l"
+                " JOIN pg_stat_activity AS a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+                " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtext(%s)::bigint",
+                (locks.poll_lock_key(self.schema),),
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        held: dt.timedelta = row[0]
+        return max(held, dt.timedelta(0))
 
     @contextmanager
     def claim_session(self, day: dt.date) -> Iterator[bool]:
