@@ -87,7 +87,9 @@ def test_twenty_clients_polling_the_status_are_all_served_and_the_log_stays_read
     assert statuses == {"200": CLIENTS * REQUESTS_EACH}, statuses
     assert seconds < 60, "the whole load is served within the minute the filter counts in"
     counted = warnings_in(log)
-    # Sized for this load: no task waits for a thread (8 threads queued 326 of these 1000). Anything
-    # else is said at most once a minute (the run is shorter): no kind of line repeats.
-    assert "waitress.queue" not in counted, counted
+    # Sized for this load (docs/ops.md: 8 threads queued 326 of these 1000, 24 threads none on a quiet
+    # machine; a figure of the machine's speed, so not asserted here: under libfaketime beside another
+    # run, a thread still finishing its reply was once counted busy). What the log must show whatever
+    # the machine: the queue said at most once in the minute, with its count. Anything else likewise.
+    assert counted.get("waitress.queue", 0) <= 1, counted
     assert all(count <= 2 for count in counted.values()), counted
