@@ -672,3 +672,40 @@ def test_a_retry_asks_the_server_about_a_run_from_before_the_ledger_without_hold
         retry(running)
     assert refused.value.code == "retry_delivered" and session(running).delivery is Delivery.YES
     assert asked_while_locked == [False]
+
+
+# --- review B, finding 5: a redelivery is confirmed only by a line written after its own rename ----
+
+
+def test_a_redelivery_is_never_renamed_while_the_log_cannot_say_where_it_ends(running):
+    """The first run is delivered but the consumer is slow: the watch times out (failed, delivery
+    yes) and its line comes later. Ops retry --redeliver. While the second run uploads, the log
+    server does not answer, so where the log ends before the rename is not known; it answers again
+    right after. Renamed then, the watch would read the log from its start and take the first
+    upload's line for this one's (SPEC §5: a watch accepts only lines written after its own upload).
+    A redelivery's rename waits for the log: that try fails like a refused upload, the next one
+    notes where the log ends, and only a line after it confirms the redelivery."""
+    running.work()
+    first = session(running)
+    assert first.state is SessionState.FAILED and first.delivery is Delivery.YES
+    running.remote_log.append("importer-20261126.log", "{}: 6 records read".format(EXPORT))  # late
+    retry(running, redeliver=True)
+    running.core.start_session(running.clock.now())
+    running.remote_log.unreadable = True
+    stored, renamed = [], []
+
+    def log_answers_from_the_second_try_on(name):
+        stored.append(name)
+        running.remote_log.unreadable = len(stored) == 1
+
+    running.outbound.attempts = 0
+    running.outbound.on_stored = log_answers_from_the_second_try_on
+    running.outbound.on_upload = lambda name, data: renamed.append(name)
+    running.work()
+    redelivered = session(running)
+    assert renamed == [EXPORT], "renamed once, after the log said where it ends"
+    assert redelivered.log_positions, "the rename noted where the logs end"
+    assert redelivered.state is SessionState.FAILED, "confirmed by the first upload's line: {}".format(
+        redelivered.state
+    )
+    assert "no confirmation" in (redelivered.detail or "")

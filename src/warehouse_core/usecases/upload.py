@@ -203,6 +203,12 @@ class Upload:
                 positions = logs.mark()
             except TransferError as error:
                 positions = logs.positions  # those of the upload's start, if they were read
+                if positions is None and session.delivery is Delivery.YES:
+                    # A redelivery: the log may hold the consumer's line for the first upload of this
+                    # name, so a watch that cannot start after it would take that line for this one's.
+                    raise TransferError(
+                        "remote log not readable before the rename of a redelivery ({}): not renamed".format(error)
+                    ) from None
                 log.warning("session for %s: remote log not readable before the rename (%s)", day, error)
             self._begin_renaming(day, positions)
             renaming[0] = True
