@@ -29,6 +29,13 @@ REASONS = (
     "the remote log reports an error for %(file)s: %(line)s",
     "the export has %(written)s lines but %(total)s valid lines were counted at the start",
     "no records to generate: the day has no valid invoice line",
+    # The delivery ledger's (usecases/upload.py EARLIER_DAY_SILENT, HELD_ELSEWHERE; run_session.py WORKER_STOPPED*).
+    "the outbound FTP server did not say within %(tries)s tries whether the export of %(day)s reached the consumer:"
+    " nothing was exported",
+    "%(count)s invoice(s) of the export, %(invoices)s, are held by another day's export that was renamed into place"
+    " first: not renamed; ops can retry the day to export it without them",
+    "the session's worker stopped %(tries)s times without finishing (killed or crashed)",
+    "the session's worker stopped %(tries)s times without finishing; last error: %(error)s",
     # A running session's detail (usecases/upload.py WAITING_FOR, usecases/run_session.py), shown on the page.
     "waiting for the outbound server to say whether the export of %(day)s reached the consumer",
     "try %(try)s of %(tries)s failed, retried in %(seconds)s s: %(error)s",

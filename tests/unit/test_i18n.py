@@ -487,3 +487,24 @@ def test_a_running_sessions_detail_and_a_delivery_being_checked_read_in_italian(
         "Sessione del 2026-11-26 chiusa - il suo file potrebbe essere arrivato al destinatario: "
         "il servizio lo sta verificando sul server del destinatario"
     )
+
+
+def test_the_delivery_ledgers_failure_reasons_read_in_italian():
+    """The reasons the ledger's failures record (usecases/upload.py, usecases/run_session.py) are
+    sentences of the catalogues, so the page, the history and the alert say them in Italian."""
+    from warehouse_core import reasons
+    from warehouse_core.adapters.catalogues import BUILT_IN_LOCALE, parse_po
+    from warehouse_core.usecases.run_session import WORKER_STOPPED, WORKER_STOPPED_LAST_ERROR
+    from warehouse_core.usecases.upload import EARLIER_DAY_SILENT, HELD_ELSEWHERE
+
+    po = BUILT_IN_LOCALE / "it" / "LC_MESSAGES" / "warehouse.po"
+    italian = parse_po(po.read_text(encoding="utf-8"), str(po))
+    for recorded in (
+        EARLIER_DAY_SILENT.format(tries=3, day="2026-11-25"),
+        HELD_ELSEWHERE.format(count=2, invoices="600000001, 600000002"),
+        WORKER_STOPPED.format(tries=5),
+        WORKER_STOPPED_LAST_ERROR.format(tries=5, error="disk full"),
+    ):
+        said = reasons.translate(recorded, lambda sentence: italian.get(sentence) or "<untranslated>")
+        assert said != recorded and "<untranslated>" not in said, recorded
+        assert reasons.translate(recorded, lambda sentence: sentence) == recorded

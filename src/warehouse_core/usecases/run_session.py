@@ -33,6 +33,9 @@ from warehouse_core.usecases.upload import (
 )
 
 log = logging.getLogger(__name__)
+# Why a session whose worker kept stopping ends failed (reasons.py says them in the operator's language).
+WORKER_STOPPED = "the session's worker stopped {tries} times without finishing (killed or crashed)"
+WORKER_STOPPED_LAST_ERROR = "the session's worker stopped {tries} times without finishing; last error: {error}"
 # Progress is made durable and recorded at most this often (the export file itself is what a
 # resumed worker trusts); the close request and shutdown are checked at the same moments.
 PROGRESS_INTERVAL = 0.5  # seconds, on the monotonic clock
@@ -127,9 +130,9 @@ class RunSession:
             if tries > SESSION_TRIES:
                 self._fail(
                     day,
-                    "the session's worker stopped {} times without finishing{}".format(
-                        SESSION_TRIES, "; last error: " + session.detail if session.detail else " (killed or crashed)"
-                    ),
+                    WORKER_STOPPED_LAST_ERROR.format(tries=SESSION_TRIES, error=session.detail)
+                    if session.detail
+                    else WORKER_STOPPED.format(tries=SESSION_TRIES),
                 )
                 return
             try:

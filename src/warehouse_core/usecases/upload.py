@@ -22,6 +22,16 @@ log = logging.getLogger(__name__)
 UPLOAD_TRIES = 3
 # The detail of a session waiting for an earlier day's delivery to be settled (SPEC §5).
 WAITING_FOR = "waiting for the outbound server to say whether the export of {day} reached the consumer"
+# Why a session fails when an earlier day's delivery stays unknown, or another day holds some of its
+# invoices (reasons.py says them in the operator's language).
+EARLIER_DAY_SILENT = (
+    "the outbound FTP server did not say within {tries} tries whether the export of {day} reached the consumer:"
+    " nothing was exported"
+)
+HELD_ELSEWHERE = (
+    "{count} invoice(s) of the export, {invoices}, are held by another day's export that was renamed into place"
+    " first: not renamed; ops can retry the day to export it without them"
+)
 
 # Waits the given seconds; True when the worker should stop (shutdown).
 Wait = Callable[[float], bool]
@@ -105,10 +115,7 @@ class Upload:
                     "waiting for the worker of {} to learn whether its rename went through".format(waiting[0])
                 )
             if attempt == UPLOAD_TRIES:
-                raise SessionFailed(
-                    "the outbound FTP server did not say within {} tries whether the export of {} reached the"
-                    " consumer: nothing was exported".format(UPLOAD_TRIES, silent[0])
-                )
+                raise SessionFailed(EARLIER_DAY_SILENT.format(tries=UPLOAD_TRIES, day=silent[0]))
             self.note(day, WAITING_FOR.format(day=silent[0]))
             if wait(self.backoff * 2 ** (attempt - 1)):
                 raise WorkerShutdown("worker shutting down while waiting for an earlier day's delivery")
@@ -141,9 +148,8 @@ class Upload:
             taken = begin_renaming(uow, day, current.delivery)
             if taken:  # rolled back with the phase: nothing of this day is held
                 raise HeldElsewhere(
-                    "{} invoice(s) of the export, {}{}, are held by another day's export that was renamed into"
-                    " place first: not renamed; retry the day to export it without them".format(
-                        len(taken), ", ".join(taken[:5]), ", ..." if len(taken) > 5 else ""
+                    HELD_ELSEWHERE.format(
+                        count=len(taken), invoices=", ".join(taken[:5]) + (", ..." if len(taken) > 5 else "")
                     )
                 )
 
