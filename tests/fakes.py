@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import io
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -1050,6 +1051,12 @@ class FakeExportFiles:
         if data is not None:
             self.files[(day, kept)] = data
         return data is not None
+
+    def discard_kept(self, day: dt.date, name: str) -> int:
+        kept = [key for key in self.files if key[0] == day and re.fullmatch(re.escape(name) + r"\.run\d+", key[1])]
+        for key in kept:
+            del self.files[key]
+        return len(kept)
 
     def lines(self, day: dt.date, name: str) -> List[str]:
         return bytes(self.files[(day, name)]).decode("utf-8").splitlines()

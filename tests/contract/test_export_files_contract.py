@@ -53,6 +53,18 @@ def test_a_file_kept_aside_is_read_under_its_new_name_and_the_old_name_is_free(e
     assert not exports.keep_aside(DAY, NAME, NAME + ".run2")
 
 
+def test_the_runs_kept_aside_are_removed_together_and_nothing_else(exports):
+    for name in (NAME, NAME + ".run1", NAME + ".run2", NAME + ".run2.part", "Spedizioni20261126_4.txt.run1"):
+        with exports.writer(DAY, name, keep_lines=0) as writer:
+            writer.write(b"a|1\n")
+    assert exports.discard_kept(DAY, NAME) == 2
+    assert exports.complete_lines(DAY, NAME) == 1
+    assert exports.complete_lines(DAY, NAME + ".run1") == 0 and exports.complete_lines(DAY, NAME + ".run2") == 0
+    assert exports.complete_lines(DAY, NAME + ".run2.part") == 1
+    assert exports.complete_lines(DAY, "Spedizioni20261126_4.txt.run1") == 1
+    assert exports.discard_kept(DAY + dt.timedelta(days=1), NAME) == 0
+
+
 def test_local_export_names_cannot_leave_the_folder(tmp_path):
     exports = LocalExportFiles(tmp_path)
     assert exports.path(DAY, "../../etc/passwd").parent == tmp_path.resolve() / "exports" / "2026-11-26"

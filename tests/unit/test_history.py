@@ -358,6 +358,28 @@ def test_retention_removes_a_failed_day_once_it_is_out_of_the_earlier_list(make_
     assert world.archive.files == {}
 
 
+def test_retention_removes_the_export_a_redelivered_day_kept_of_its_first_run(make_world):
+    """The first run's file reached the consumer but its line never came (failed, delivery yes);
+    ops redelivered it, and the retry kept the first run's export as NAME.run1 for the history.
+    Once the day is older than WAREHOUSE_ARCHIVE_KEEP_DAYS, retention removes both exports: a kept
+    run is no reason to keep a day's files for ever."""
+    world = make_world(archive_keep_days=2)
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    world.work()
+    assert world.core.session_status(DAY).state is SessionState.FAILED
+    world.core.retry_session(DAY, "the consumer lost the file", "cli:ops", world.clock.now(), True)
+    world.importer_confirms()
+    world.core.start_session(world.clock.now())
+    world.work()
+    assert world.core.session_status(DAY).state is SessionState.COMPLETED
+    assert len([name for day, name in world.exports.files if day == DAY]) == 2
+    world.clock.set(at("2026-11-29T03:00"))
+    assert world.core.clean_up(world.clock.now(), "system").exports_deleted == 1
+    assert world.exports.files == {}
+
+
 class _RacingArchive:
     """The archive as two processes see it when the other one's clean-up runs while this one is
     between reading its candidates and deleting the first of them (web and runner both upkeep)."""

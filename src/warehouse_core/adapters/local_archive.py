@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -213,6 +214,13 @@ class LocalExportFiles:
             return False
         _fsync_folder(source.parent)
         return True
+
+    def discard_kept(self, day: dt.date, name: str) -> int:
+        kept = re.compile(re.escape(archive_name(name)) + r"\.run\d+")
+        folder = self.root / day.isoformat()
+        if not folder.is_dir():
+            return 0
+        return sum(1 for path in folder.iterdir() if kept.fullmatch(path.name) and _unlink(path))
 
 
 def _unlink(path: Path) -> bool:

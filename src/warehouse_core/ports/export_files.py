@@ -29,3 +29,7 @@ class ExportFiles(Protocol):
     def keep_aside(self, day: dt.date, name: str, kept: str) -> bool:
         """Rename the day's export file ``name`` to ``kept`` (a retried day's run that reached the
         consumer: what it shipped stays downloadable); whether it was there."""
+
+    def discard_kept(self, day: dt.date, name: str) -> int:
+        """Remove the runs of ``name`` that ``keep_aside`` kept (``name.run<N>``, retention's);
+        how many were there."""

@@ -77,6 +77,7 @@ class CleanUp:
                 if not uow.mark_export_deleted(day, now):
                     continue
                 existed = self.exports.discard(day, name)
+                self.exports.discard_kept(day, name)  # the first runs a redelivery kept of it
                 uow.record_event(Event(day, EventKind.EXPORT_DELETED, now, actor, {"file": name, "existed": existed}))
             exports_deleted += 1
             log.info("retention: deleted the export %s of %s", name, day)
