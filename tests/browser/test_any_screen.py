@@ -210,6 +210,13 @@ PLACES = """() => ["start", "status", "close", "upload"].map((id) => {
 })"""
 
 
+BROKEN_WORDS = """() => [...document.querySelectorAll('td.who, .state')].filter((cell) => {
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  return !/\\s/.test(cell.textContent.trim()) && range.getClientRects().length > 1;
+}).map((cell) => cell.textContent.trim())"""
+
+
 def check_page(browser, url: str, width: int, name: str) -> Dict[str, object]:
     context = browser.new_context(viewport={"width": width, "height": 900})
     context.add_init_script(path=str(AXE))  # through the DevTools protocol: the page's CSP stays as served
@@ -229,6 +236,8 @@ def check_page(browser, url: str, width: int, name: str) -> Dict[str, object]:
                 "() => [...document.querySelectorAll('.date')].filter((d) => d.getClientRects().length > 1)"
                 ".map((d) => d.textContent)"
             ),
+            # Nor is a one-word cell broken inside its word (the timeline's "Who": "syste/m").
+            "broken_words": page.evaluate(BROKEN_WORDS),
             "text": page.locator("body").inner_text(),
         }
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -251,6 +260,7 @@ def test_every_page_in_every_state_on_a_phone_and_a_desktop(browser, make_settin
             assert found["sideways"] <= 0, "{} scrolls sideways by {} px".format(where, found["sideways"])
             assert found["console"] == [], where
             assert found["broken_dates"] == [], where
+            assert found["broken_words"] == [], where
             if state == "earlier":
                 assert "2026-11-25" in str(found["text"]), "{}: the earlier day is not on the page".format(where)
             if language == "it" and state not in ("login",):
