@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from tests.conftest import VALID_SAMPLE, at
-from warehouse_core.model import MailEvent
+from warehouse_core.model import MailEvent, SessionPhase, SessionState
 from warehouse_runner.jobs import PollTicks, guarded, mail_tick, run_scheduler, run_session_worker, upkeep_tick
 
 
@@ -264,6 +264,106 @@ def test_while_the_database_is_down_a_session_worker_round_logs_one_line_without
     [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert record.levelno == logging.ERROR and record.exc_info is None
     assert "the fake database is switched off" in record.getMessage()
+
+
+EARLIER, TODAY = dt.date(2026, 11, 26), dt.date(2026, 11, 27)
+
+
+def session(world, day):
+    with world.store.unit_of_work() as uow:
+        return uow.session(day)
+
+
+def an_earlier_day_retried_and_started_beside_today(world):
+    """The 26th failed at its upload (every STOR refused); on the 27th ops retry it and the
+    operator starts it from the page's earlier list, then starts the 27th. The consumer confirms
+    the 27th's file at once and never writes its line for the 26th's."""
+    world.inbound.files["Letture20261126083015123_9.txt"] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    world.outbound.fail_next = 3
+    world.work()
+    assert session(world, EARLIER).state is SessionState.FAILED
+    for number in ("600000010", "600000011"):
+        world.store.invoice_view[number] = dict(world.store.invoice_view["600000001"], invoice_number=number)
+    world.inbound.files["Letture20261127080000000_1.txt"] = b"600000010|1|Pane|1.00\n600000011|2|Pane|2.00\n"
+    world.poll("2026-11-27T09:00")
+    world.core.retry_session(EARLIER, "the outbound server was down", "cli:ops", world.clock.now(), False)
+    world.core.start_session(world.clock.now(), day=EARLIER)
+    world.core.start_session(world.clock.now())
+
+    def only_todays_file_is_confirmed(name, data):
+        if "20261127" in name:
+            world.remote_log.append("importer-20261127.log", "{}: {} records read".format(name, data.count(b"\n")))
+
+    world.outbound.on_upload = only_todays_file_is_confirmed
+
+
+def test_a_retried_earlier_day_waiting_for_its_confirmation_does_not_hold_up_todays_session(world):
+    """SPEC §5: one day's trouble never holds up another day's session. The worker claimed and
+    worked the running days one after the other: while the 26th's watch waited for the consumer's
+    line (up to WAREHOUSE_REMOTE_LOG_TIMEOUT, 900 s by default), the 27th was not even exported.
+    Each day now has a thread of its own. The fake clock stands still, so the 26th's watch never
+    times out: it watches until the stop. Its wait between two looks at the log (today's file is
+    confirmed at its first look, so only the 26th waits) is held until today's session has
+    completed; the 30 s only make a regression fail instead of hanging."""
+    an_earlier_day_retried_and_started_beside_today(world)
+    today_completed, stop = threading.Event(), threading.Event()
+    deliver = world.core.deliver_outbox
+
+    def deliver_and_note(now):
+        if session(world, TODAY).state is SessionState.COMPLETED:
+            today_completed.set()
+        return deliver(now)
+
+    def wait(seconds):
+        today_completed.wait(30)
+        return stop.wait(seconds)
+
+    core = dataclasses.replace(world.core, deliver_outbox=deliver_and_note)
+    worker = threading.Thread(target=run_session_worker, args=(core, stop), kwargs={"wait": wait})
+    worker.start()
+    try:
+        assert today_completed.wait(30), "today's session waited for the 26th's watch"
+        earlier = session(world, EARLIER)
+        assert (earlier.state, earlier.phase) == (SessionState.RUNNING, SessionPhase.WATCHING)
+    finally:
+        stop.set()
+        core.session_wakeup.set()
+        worker.join(30)
+    assert not worker.is_alive()
+    assert session(world, TODAY).state is SessionState.COMPLETED
+
+
+def test_the_session_worker_stops_once_the_days_threads_have_seen_the_stop(world, caplog):
+    """Each running day works in a thread of its own; a stop reaches them through their wait
+    (``stop.wait``), and the worker joins them before it says it stopped."""
+    caplog.set_level(logging.INFO)
+    an_earlier_day_retried_and_started_beside_today(world)
+    world.outbound.on_upload = None  # neither file is confirmed: both days watch until the stop
+    watching, stop = threading.Semaphore(0), threading.Event()
+
+    def wait(seconds):
+        watching.release()
+        return stop.wait(seconds)
+
+    worker = threading.Thread(target=run_session_worker, args=(world.core, stop), kwargs={"wait": wait})
+    worker.start()
+    try:
+        assert watching.acquire(timeout=30) and watching.acquire(timeout=30), "both days watch"
+        days = sorted(t.name for t in threading.enumerate() if t.name.startswith("warehouse-session-2"))
+        assert days == ["warehouse-session-2026-11-26", "warehouse-session-2026-11-27"]
+    finally:
+        stop.set()
+        world.core.session_wakeup.set()
+        worker.join(30)
+    assert not worker.is_alive()
+    assert not [t for t in threading.enumerate() if t.name.startswith("warehouse-session-2")]
+    said = [r.getMessage() for r in caplog.records]
+    assert said.index("session worker stopped") > max(
+        i for i, line in enumerate(said) if "worker shutting down while watching the remote log" in line
+    )
+    assert {session(world, day).state for day in (EARLIER, TODAY)} == {SessionState.RUNNING}
 
 
 def test_an_unexpected_error_in_a_job_keeps_its_traceback(world, caplog):
