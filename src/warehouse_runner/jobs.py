@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from warehouse_core.audit import SYSTEM
@@ -193,19 +194,54 @@ def run_scheduler(
     log.info("scheduler stopped")
 
 
-def run_session_worker(core: Core, stop: threading.Event, idle_seconds: float = 2.0) -> None:
-    """Work running sessions as they appear: woken at once by a start, else every few seconds."""
+# A stop lets each day's thread see it (at its next wait) for at most this long, together: below
+# the 30 s warehouse-web gives the session worker, so that it still says it stopped.
+SESSION_STOP_SECONDS = 20.0
+
+
+def run_session_worker(
+    core: Core, stop: threading.Event, idle_seconds: float = 2.0, wait: Optional[Callable[[float], bool]] = None
+) -> None:
+    """Work running sessions as they appear, each day in a thread of its own, so that one day's
+    trouble (an earlier day retried, waiting for the consumer's line) never holds up another day's
+    session (SPEC §5). Each round, woken at once by a start, else every few seconds, starts a
+    thread for every running day that has none in this process; the claim keeps another process
+    off the day. ``wait(seconds)`` is the days' wait (``stop.wait``): a stop reaches them there, and
+    the worker waits a while for them to end."""
+    wait = wait or stop.wait
+    days: Dict[dt.date, threading.Thread] = {}
     while not stop.is_set():
+        days = {day: thread for day, thread in days.items() if thread.is_alive()}
         try:
-            if core.run_session.run_pending(stop.wait):
-                core.deliver_outbox(core.clock.now())
+            for day in core.run_session.running_days():
+                if day not in days:
+                    days[day] = threading.Thread(
+                        target=_work_day, args=(core, day, wait), name="warehouse-session-{}".format(day), daemon=True
+                    )
+                    days[day].start()
         except DatabaseUnavailable as error:
             log.error("session worker round failed: %s; retried in %s s", error, idle_seconds)
         except Exception:
             log.exception("session worker round failed; retried in %s s", idle_seconds)
         core.session_wakeup.wait(timeout=idle_seconds)
         core.session_wakeup.clear()
+    deadline = time.monotonic() + SESSION_STOP_SECONDS
+    for thread in days.values():
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
     log.info("session worker stopped")
+
+
+def _work_day(core: Core, day: dt.date, wait: Callable[[float], bool]) -> None:
+    """A day's thread: its session worked until it ends or the worker stops, then the outbox delivered."""
+    try:
+        if core.run_session.work_day(day, wait):
+            core.deliver_outbox(core.clock.now())
+    except DatabaseUnavailable as error:
+        log.error("session for %s: %s; taken up again at the next round", day, error)
+    except Exception:
+        log.exception(
+            "session for %s: its thread stopped on an unexpected error; taken up again at the next round", day
+        )
 
 
 def start_background(core: Core, stop: threading.Event) -> list:

@@ -366,6 +366,48 @@ def test_the_session_worker_stops_once_the_days_threads_have_seen_the_stop(world
     assert {session(world, day).state for day in (EARLIER, TODAY)} == {SessionState.RUNNING}
 
 
+def test_two_session_workers_never_work_one_day_at_once(world):
+    """warehouse-web (with its scheduler) and warehouse-runner each run a session worker, each
+    with a thread per day: the day's claim, held by one worker at a time, keeps them apart. The
+    first worker's thread watches the 26th; the second worker's round finds it claimed and leaves
+    it."""
+    from contextlib import contextmanager
+
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    claims, watching, refused, stop = [], threading.Event(), threading.Event(), threading.Event()
+    claim = world.store.claim_session
+
+    @contextmanager
+    def noted_claim(day):
+        with claim(day) as claimed:
+            claims.append(claimed)
+            if not claimed:
+                refused.set()
+            yield claimed
+
+    def wait(seconds):
+        watching.set()
+        return stop.wait(seconds)
+
+    world.store.claim_session = noted_claim
+    workers = [threading.Thread(target=run_session_worker, args=(world.core, stop), kwargs={"wait": wait})]
+    workers[0].start()
+    try:
+        assert watching.wait(30), "the first worker watches the 26th"
+        workers.append(threading.Thread(target=run_session_worker, args=(world.core, stop), kwargs={"wait": wait}))
+        workers[1].start()
+        assert refused.wait(30), "the second worker tried the 26th"
+    finally:
+        stop.set()
+        world.core.session_wakeup.set()
+        for worker in workers:
+            worker.join(30)
+    assert claims[0] is True and not any(claims[1:])
+    assert world.outbound.attempts == 1
+
+
 def test_an_unexpected_error_in_a_job_keeps_its_traceback(world, caplog):
     def broken(core, now):
         raise KeyError("a bug")

@@ -84,26 +84,32 @@ class RunSession:
         )
 
     def run_pending(self, wait: Wait) -> int:
+        """One round of the work, in the caller's thread: every running day in turn
+        (``running_days``, ``work_day``); how many sessions it finished or left. The daemon works
+        each day in a thread of its own instead (warehouse_runner.jobs.run_session_worker)."""
+        return sum(self.work_day(day, wait) for day in self.running_days())
+
+    def running_days(self) -> List[dt.date]:
         """Settle every day whose delivery is unknown and whose worker is gone, whatever its date
-        (SPEC §5: until the outbound server says), then work every running session this worker
-        can claim, oldest first; how many it finished or left. One day's trouble never holds up
-        another day's session."""
+        (SPEC §5: until the outbound server says); then the days whose session runs, oldest first."""
         settle_unknown_days(self.store, self.outbound)
         with self.store.unit_of_work() as uow:
-            days = uow.running_days()
-        handled = 0
-        for day in days:
-            with self.store.claim_session(day) as claimed:
-                if not claimed:
-                    continue
-                try:
-                    self.run(day, wait)
-                except DatabaseUnavailable:
-                    raise
-                except Exception:  # the failure path itself failed: the next round takes it up again
-                    log.exception("session for %s: the worker stopped on an unexpected error; next round", day)
-                handled += 1
-        return handled
+            return uow.running_days()
+
+    def work_day(self, day: dt.date, wait: Wait) -> bool:
+        """Claim the day's session and work it; whether this worker could claim it (a claim is
+        held by one worker at a time, in whichever process). One day's trouble never holds up
+        another day's session: an unexpected error is logged, and the next round takes it up."""
+        with self.store.claim_session(day) as claimed:
+            if not claimed:
+                return False
+            try:
+                self.run(day, wait)
+            except DatabaseUnavailable:
+                raise
+            except Exception:  # the failure path itself failed: the next round takes it up again
+                log.exception("session for %s: the worker stopped on an unexpected error; next round", day)
+            return True
 
     def run(self, day: dt.date, wait: Wait) -> None:
         """Work the session until it ends or the worker stops. An unexpected error is retried with

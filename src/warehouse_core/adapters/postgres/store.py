@@ -25,6 +25,10 @@ from warehouse_core.redact import url_password
 # How soon the server ends the backend of a client that vanished without a word, releasing the
 # advisory locks it held (SPEC §5: a session never stuck; issue 18: "within about a minute").
 VANISHED_CLIENT_SECONDS = 60
+# Connections per process. Each day being worked holds one for its claim as long as it runs (and,
+# while it exports, one more for the export's query); several days may run at once (an earlier day
+# retried beside today's, each in a thread of its own), beside the polls, mail and the pages.
+POOL_SIZE = 10
 
 
 class PsycopgStore:
@@ -37,7 +41,7 @@ class PsycopgStore:
         schema: str = "warehouse",
         invoice_view: str = "public.invoice_view",
         connect_timeout: float = 10.0,
-        pool_size: int = 6,
+        pool_size: int = POOL_SIZE,
         timezone: str = "UTC",
         vanished_client_seconds: int = VANISHED_CLIENT_SECONDS,
     ) -> None:
