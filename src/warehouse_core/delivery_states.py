@@ -133,16 +133,14 @@ def rename_verdict(outbound: OutboundFiles, name: str) -> Delivery:
     may still be renaming): the temporary file gone says the rename went through (only the rename
     moves it once it was stored and checked, even if the consumer has since taken the final file
     away). Otherwise the fence sets the temporary file aside first, so that no late rename can
-    follow, and only then: set aside with the final file absent says the rename did not go
-    through (the next try uploads afresh); set aside over an older file of the same name (a
-    refused rename) says nothing; nothing left to set aside says it went through meanwhile.
-    Raises TransferError when the server cannot be asked."""
+    follow, and only then: set aside says the rename did not go through, whether or not a final
+    file of that name is there (a redelivery's rename refused over the first delivery's file: the
+    temporary file would be gone had it gone through), and the next try uploads afresh; nothing
+    left to set aside says it went through meanwhile. Raises TransferError when the server cannot
+    be asked."""
     if not outbound.temporary_present(name):
         return Delivery.YES
-    final_there = outbound.size(name) is not None
-    if not outbound.fence(name):  # renamed between the two questions: nothing to set aside
-        return Delivery.YES
-    return Delivery.UNKNOWN if final_there else Delivery.NO
+    return fence_verdict(outbound, name)
 
 
 def fence_verdict(outbound: OutboundFiles, name: str) -> Delivery:

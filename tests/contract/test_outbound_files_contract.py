@@ -188,14 +188,14 @@ def test_fence_sets_the_temporary_file_aside_so_that_no_rename_can_follow(side):
 
 def test_the_ledgers_verdicts_read_the_server_alike_on_every_side(side):
     """delivery_states' one answer to "was it renamed?", over the real servers (SPEC §5): the
-    temporary file there and the final one absent is no; both there says nothing; the temporary
-    file gone is yes. The fence's verdict: set aside is no, nothing to set aside is yes."""
+    temporary file there is no, once the fence set it aside, whether or not a final file of that
+    name is there; the temporary file gone is yes. The fence's verdict: set aside is no, nothing to set aside is yes."""
     from warehouse_core.delivery_states import Delivery, fence_verdict, rename_verdict
 
     side.leave(TEMPORARY, b"stored and checked")
     assert rename_verdict(side.outbound, EXPORT) is Delivery.NO
     side.leave(EXPORT, b"an older file of the same name")
-    assert rename_verdict(side.outbound, EXPORT) is Delivery.UNKNOWN
+    assert rename_verdict(side.outbound, EXPORT) is Delivery.NO
     assert fence_verdict(side.outbound, EXPORT) is Delivery.NO
     assert side.outbound.discard(EXPORT) is True
     side.outbound.upload(EXPORT, lambda: io.BytesIO(CONTENT))

@@ -421,7 +421,9 @@ def test_the_rename_verdict_reads_the_two_files():
     outbound.files[FakeOutbound.temporary(EXPORT)] = b"stored"
     assert rename_verdict(outbound, EXPORT) is Delivery.NO  # there, and no final file
     outbound.files[EXPORT] = b"an older file of the same name"
-    assert rename_verdict(outbound, EXPORT) is Delivery.UNKNOWN  # both there: it says nothing
+    # Both there (a redelivery's rename refused over the first delivery's file): set aside, so not
+    # renamed; had it gone through, the temporary file would be gone (review 2, finding 1).
+    assert rename_verdict(outbound, EXPORT) is Delivery.NO
 
 
 def test_an_unknown_verdict_keeps_the_holds_and_yes_never_turns_no(running):
@@ -709,3 +711,53 @@ def test_a_redelivery_is_never_renamed_while_the_log_cannot_say_where_it_ends(ru
         redelivered.state
     )
     assert "no confirmation" in (redelivered.detail or "")
+
+
+# --- review 2a, finding 1: a redelivery's rename refused over the first delivery's file -----------
+
+
+def test_a_redelivery_whose_refused_rename_was_set_aside_and_whose_next_uploads_failed_keeps_nothing_it_never_shipped(
+    running,
+):
+    """Lost: the first run delivered Spedizioni20261126_6.txt (six invoices, delivery yes) and failed
+    while watching; the consumer leaves the file there. Ops retry with --redeliver; meanwhile
+    600000004 entered the view and 600000001 left it, so the redelivery again has 6 lines: same
+    name. Its rename over the existing file is refused (a server that refuses to overwrite).
+    The next try's rename_verdict finds the temporary file there AND the final one there: it fences
+    (sets the temporary file aside) and says UNKNOWN; the phase goes back to uploading with delivery
+    unknown. The next try first discards "an earlier run's leftovers" - the set-aside copy that was
+    the only proof - and its STORs are refused; the day fails in phase uploading, delivery unknown.
+    The next round settles it: fence() finds nothing to set aside and concludes YES, so
+    record_exported marks 600000004 delivered for good: it never reached the consumer (the file in
+    place is the first run's, without it) and is never valid again on a later day."""
+    running.importer_confirms(records=5)  # the consumer counted wrong: failed while watching
+    running.work()
+    assert session(running).delivery is Delivery.YES and held(running) == SHIPPED
+    first_file = running.outbound.files[EXPORT]
+    running.store.invoice_view["600000004"] = {
+        "invoice_number": "600000004",
+        "invoice_date": dt.date(2026, 11, 26),
+        "customer_code": "C009",
+        "customer_name": "Late Srl",
+        "delivery_address": "Via Nuova 4, Roma",
+    }
+    del running.store.invoice_view["600000001"]
+    retry(running, redeliver=True)
+    running.core.start_session(running.clock.now())
+    running.outbound.on_upload = None
+
+    def then_the_stores_fail(name):
+        running.outbound.on_renaming = None
+        running.outbound.fail_next = 2  # the next two tries' STOR are refused
+
+    running.outbound.on_renaming = then_the_stores_fail
+    running.outbound.refuse_rename_next = 1  # the rename over the first delivery's file is refused
+    running.work()
+    failed = session(running)
+    assert failed.state is SessionState.FAILED and failed.export_file == EXPORT
+    assert running.outbound.files[EXPORT] == first_file  # the consumer has only the first delivery
+    assert "600000004".encode() not in running.outbound.files[EXPORT]
+    running.work()  # the next round settles the day's unknown delivery
+    settled = session(running)
+    assert settled.delivery is Delivery.YES  # the first delivery stands
+    assert "600000004" not in held(running)  # fails now: held as delivered, though it never shipped

@@ -576,7 +576,7 @@ def test_an_unexpected_error_settling_at_close_still_answers_closed_and_the_runn
 
 def test_a_rename_the_server_carries_out_late_is_never_followed_by_a_second_upload(running):
     """The RNTO times out on a stalled outbound server (no reply, the command still queued there).
-    The next try asks whether it went through; right after answering that try's SIZE the server
+    The next try asks whether it went through; right after answering that try's first question the server
     carries out the queued RNTO. "Not renamed" may only be concluded once the fence has set the
     temporary file aside, which the late RNTO cannot follow: here the fence finds nothing to set
     aside, so the rename went through and the file is not uploaded and renamed a second time."""
@@ -587,10 +587,10 @@ def test_a_rename_the_server_carries_out_late_is_never_followed_by_a_second_uplo
         running.outbound.on_renaming = None
         running.outbound.refuse_rename_next = 1  # the client's RNTO times out: no reply
 
-    size = running.outbound.size
+    present = running.outbound.temporary_present
 
     def server_does_the_queued_rename_after_answering(asked):
-        answer = size(asked)
+        answer = present(asked)
         if asked == EXPORT and not placed and temporary in running.outbound.files:
             running.outbound.files[EXPORT] = running.outbound.files.pop(temporary)
             placed.append("late RNTO")
@@ -601,7 +601,7 @@ def test_a_rename_the_server_carries_out_late_is_never_followed_by_a_second_uplo
         running.remote_log.append(LOG, "{}: {} records read".format(file_name, data.count(b"\n")))
 
     running.outbound.on_renaming = first_rename_stalls
-    running.outbound.size = server_does_the_queued_rename_after_answering
+    running.outbound.temporary_present = server_does_the_queued_rename_after_answering
     running.outbound.on_upload = consumer
     running.work()
     assert placed == ["late RNTO"], "the same file was put in place for the consumer {} times".format(len(placed))
