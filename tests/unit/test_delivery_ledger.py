@@ -211,13 +211,33 @@ def test_a_retry_that_learns_the_file_never_arrived_releases_the_invoices(runnin
     assert session(running).delivery is Delivery.NO and held(running) == set()
 
 
-def test_a_retry_while_the_server_cannot_say_is_refused_and_redeliver_holds_for_good(running):
-    fails_in_renaming_without_an_answer(running)
-    with pytest.raises(Conflict) as caught:
-        retry(running)
-    assert caught.value.code == "retry_unknown"
+def test_a_retry_while_the_server_cannot_say_is_refused_even_with_redeliver_and_loses_nothing(running):
+    """Review 2b, finding 2 (lost): the rename's reply is lost and the server then stops answering:
+    failed in phase renaming, delivery unknown, the temporary file still there (the rename never
+    happened). A retry --redeliver used to record yes without proof (SPEC §5: yes only on proof of
+    the rename); the redelivery's first try then removed the first run's temporary file, the only
+    evidence, and when it never arrived either, six invoices that reached nobody stayed held as
+    delivered for good. A redelivery needs the outbound server anyway: while it cannot say, the
+    retry is refused with or without --redeliver, and nothing changes. Once it answers, the retry
+    learns the truth (here: never arrived, the invoices released) and the day can be exported."""
+
+    def refused_then_silent(name):
+        running.outbound.on_renaming = None
+        running.outbound.refuse_rename_next = 1
+        running.outbound.unreachable = True
+
+    running.outbound.on_renaming = refused_then_silent
+    running.work()
+    for redeliver in (False, True):
+        with pytest.raises(Conflict) as caught:
+            retry(running, redeliver=redeliver)
+        assert caught.value.code == "retry_unknown"
+        assert (session(running).state, session(running).delivery) == (SessionState.FAILED, Delivery.UNKNOWN)
+        assert held(running) == SHIPPED
+    running.outbound.unreachable = False
+    assert running.outbound.temporary(EXPORT) in running.outbound.files  # the rename never happened
     assert retry(running, redeliver=True).state is SessionState.READY
-    assert session(running).delivery is Delivery.YES and held(running) == SHIPPED
+    assert session(running).delivery is Delivery.NO and held(running) == set()
 
 
 # --- item 4: the failure path cannot fail ----------------------------------------------------

@@ -40,7 +40,7 @@ class RetrySession:
             # The page starts an earlier day only while it lists it (the last 30 days): a day
             # retried beyond would be ready for ever, its Start refused as "not retried".
             raise Conflict(code="retry_out_of_reach", day=day.isoformat(), days=ATTENTION_DAYS)
-        failed = self._settled(day, redeliver)
+        failed = self._settled(day)
         delivered = failed.delivery is Delivery.YES
         if delivered and not redeliver:
             raise Conflict(code="retry_delivered", day=day.isoformat(), export_file=failed.export_file)
@@ -80,15 +80,15 @@ class RetrySession:
         log.warning("session for %s turned back to ready by %s: %s", day, actor, reason)
         return ready
 
-    def _settled(self, day: dt.date, redeliver: bool) -> WorkSession:
+    def _settled(self, day: dt.date) -> WorkSession:
         """The failed session, its delivery settled first: a day turned back to ready must know
         whether its failed run's file reached the consumer (yes is recorded, and the retry refused
-        without ``redeliver``; no releases its invoices). Unknown with ``redeliver``: recorded as
-        yes, its invoices held, never guessed the other way; unknown without it: refused until the
-        outbound server answers."""
+        without ``redeliver``; no releases its invoices). Unknown: refused until the outbound server
+        answers, with ``redeliver`` too: yes is recorded only on proof (SPEC §5), and a redelivery
+        needs that server anyway."""
         with self.store.unit_of_work() as uow:
             failed = self._failed_session(uow, day)
-        if failed.delivery is Delivery.UNKNOWN and not settle(self.store, self.outbound, day) and not redeliver:
+        if failed.delivery is Delivery.UNKNOWN and not settle(self.store, self.outbound, day):
             raise Conflict(code="retry_unknown", day=day.isoformat(), export_file=failed.export_file)
         # Asked before the row is locked (no FTP under a lock): a failed run's phase and file no
         # longer change, and the state is checked again under the lock.
@@ -96,7 +96,9 @@ class RetrySession:
         with self.store.unit_of_work() as uow:
             uow.lock_session(day)
             failed = self._failed_session(uow, day)
-            if failed.delivery is Delivery.UNKNOWN or (failed.delivery is None and legacy_in_place):
+            if failed.delivery is Delivery.UNKNOWN:  # a redelivery renamed meanwhile? never guessed
+                raise Conflict(code="retry_unknown", day=day.isoformat(), export_file=failed.export_file)
+            if failed.delivery is None and legacy_in_place:
                 record_verdict(uow, day, failed.delivery, Delivery.YES)
                 failed = self._failed_session(uow, day)
         return failed
