@@ -38,13 +38,15 @@ class PollTicks:
         self.done: Optional[dt.datetime] = None
         self.alert_checked: Optional[dt.datetime] = None
         # The alert check waited for a poll another process had just started: asked again at
-        # each tick until it is not deferred (that poll ends, or holds the lock too long).
+        # each tick until it is not deferred (that poll ends, or holds the lock too long), as due
+        # as it was when it was deferred.
         self.alert_deferred = False
+        self.deferred_at: Optional[dt.datetime] = None
 
     def __call__(self, now: dt.datetime) -> bool:
         """Start the poll ``now`` owes, if any; whether one started."""
         if self.alert_deferred:
-            self.alert_deferred = self.core.ingest_daily_file.check_alert(now).alert_deferred
+            self._deferred_alert(now)
         due = self.core.schedule.due_poll(now)
         if due is None or due == self.done:
             return False
@@ -54,7 +56,7 @@ class PollTicks:
                 self.alert_checked = due
                 log.warning("a poll still runs at %s: the no-file alert is checked without it", now.strftime("%H:%M"))
                 # The running poll holds the poll lock, so this one only checks the alert.
-                self.alert_deferred = self.core.ingest_daily_file(now, any_time=True).alert_deferred
+                self._defer(self.core.ingest_daily_file(now, any_time=True).alert_deferred, now)
             return False
         late = self.done is not None and now - due >= dt.timedelta(minutes=1)
         self.done = due
@@ -67,6 +69,23 @@ class PollTicks:
             raise
         return True
 
+    def _defer(self, deferred: bool, at: dt.datetime) -> None:
+        if deferred and not self.alert_deferred:
+            self.deferred_at = at
+        self.alert_deferred = deferred
+
+    def _deferred_alert(self, now: dt.datetime) -> None:
+        """Ask the deferred check again. An outage leaves it deferred, asked at the next tick; any
+        other error ends it, logged: it never stops the polls that follow."""
+        assert self.deferred_at is not None
+        try:
+            self.alert_deferred = self.core.ingest_daily_file.check_alert(now, self.deferred_at).alert_deferred
+        except DatabaseUnavailable as error:
+            log.error("the no-file alert check failed: %s; asked again at the next tick", error)
+        except Exception:
+            log.exception("the no-file alert check failed; the polls go on")
+            self.alert_deferred = False
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no poll runs (a stop lets the current poll end); whether none runs."""
         if not self.idle.acquire(timeout=timeout):
@@ -78,7 +97,7 @@ class PollTicks:
         try:
             # The window was open at the poll's own time: a late one runs even if it has shut since.
             if self.core.ingest_daily_file(now, any_time=True).alert_deferred:
-                self.alert_deferred = True
+                self._defer(True, now)
         except DatabaseUnavailable as error:
             log.error("poll failed: %s; it runs again at its next tick", error)
         except Exception:

@@ -239,10 +239,10 @@ def test_the_no_file_alert_waits_for_another_processs_poll_five_minutes_at_most(
     with world.store.exclusive_poll():
         assert world.poll("2026-11-26T19:00").alert_deferred
         world.clock.set(at("2026-11-26T19:04:59"))
-        assert world.core.ingest_daily_file.check_alert(world.clock.now()).alert_deferred
+        assert world.core.ingest_daily_file.check_alert(world.clock.now(), at("2026-11-26T19:00")).alert_deferred
         assert world.store.mails("no-file") == []
         world.clock.set(at("2026-11-26T19:05"))
-        report = world.core.ingest_daily_file.check_alert(world.clock.now())
+        report = world.core.ingest_daily_file.check_alert(world.clock.now(), at("2026-11-26T19:00"))
         assert not report.alert_deferred and report.no_file_alert
     assert len(world.store.mails("no-file")) == 1
 

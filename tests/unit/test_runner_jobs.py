@@ -441,3 +441,56 @@ def test_a_failed_clean_up_is_not_the_days_run_it_is_tried_again_an_hour_later(m
     upkeep_tick(world.core, at("2026-11-26T23:59"))  # done for the day
     with world.store.unit_of_work() as uow:
         assert uow.last_check("cleanup") == at("2026-11-26T01:01")
+
+
+# --- review 2a, findings 3 and 8: the deferred no-file alert check ------------------------------
+
+
+def test_a_no_file_alert_deferred_to_another_processs_poll_is_sent_when_the_window_shuts_at_the_alert_time(
+    make_world,
+):
+    """Never sent: WAREHOUSE_POLL_WINDOW=08:00-19:00, the alert at 19:00 (the window's last poll).
+    The web process's 18:30 poll ran late, from 18:58 (a slow mail round), and holds the poll lock
+    until 19:01:30 (a slow server); no file came. At 19:00 the runner's poll skips for the lock and
+    defers the alert check to that poll (held 2 min < 5). But that poll checks the alert with its
+    own time, 18:58, not yet due; and the runner's deferred check at 19:01:31 finds the alert not
+    due either: alert_due() needs the window open, and it shut at 19:00. No alert for the day
+    (SPEC §4: the no-file alert is never postponed by a poll, let alone dropped)."""
+    world = make_world(poll_window="08:00-19:00")
+    polls = PollTicks(world.core, spawn=inline)
+    world.clock.set(at("2026-11-26T18:58"))
+    with world.store.exclusive_poll():  # the web process's late 18:30 poll, from 18:58
+        world.clock.set(at("2026-11-26T19:00"))
+        assert polls(world.clock.now())
+        assert polls.alert_deferred and world.store.mails("no-file") == []
+    # That poll ends; its own alert check ran with its own time: not due at 18:58.
+    world.core.ingest_daily_file(at("2026-11-26T18:58"), any_time=True)
+    world.clock.set(at("2026-11-26T19:01:31"))
+    polls(world.clock.now())
+    assert not polls.alert_deferred
+    assert len(world.store.mails("no-file")) == 1  # fails now: no alert at all for the 26th
+
+
+def test_a_deferred_alert_check_that_keeps_failing_never_stops_the_polls(world, monkeypatch):
+    """Stuck for the rest of the day: the 19:00 alert check is deferred to another process's poll.
+    From then on PollTicks asks check_alert() at every tick *before* it looks for a due poll, so
+    when that check raises (a bug, a customer's no-file template that breaks on this day's values,
+    anything but an outage that ends) the guarded tick logs it and returns: the 19:30 poll, and
+    every later one, never starts in this process. Today's file, arriving at 19:20, is not imported
+    (before the change a broken alert ended only the poll's own alert check, in the poll thread)."""
+    polls = PollTicks(world.core, spawn=inline)
+    tick = guarded("poll", lambda core, now: polls(now), world.core)
+    world.clock.set(at("2026-11-26T18:59"))
+    with world.store.exclusive_poll():  # another process's poll, from 18:59
+        world.clock.set(at("2026-11-26T19:00"))
+        tick()
+        assert polls.alert_deferred
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("'dict object' has no attribute 'name' (no-file.txt, line 7)")
+
+    monkeypatch.setattr(world.core.ingest_daily_file, "_alert_if_no_file", broken)
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()  # today's file, late
+    world.clock.set(at("2026-11-26T19:30"))
+    tick()
+    assert world.inbound.deleted == [VALID_SAMPLE.name], "the 19:30 poll never ran"  # fails now

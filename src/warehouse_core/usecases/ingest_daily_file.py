@@ -80,22 +80,26 @@ class IngestDailyFile:
             log.info(report.describe())
         return report
 
-    def check_alert(self, now: dt.datetime, actor: str = SYSTEM) -> PollReport:
-        """The no-file alert check alone, for a scheduler whose check was deferred to a poll of
-        another process (``alert_deferred``): run at its next ticks until it is not deferred."""
+    def check_alert(self, now: dt.datetime, due_at: dt.datetime, actor: str = SYSTEM) -> PollReport:
+        """The no-file alert check alone, for a scheduler whose check at ``due_at`` was deferred to
+        a poll of another process (``alert_deferred``): run at its next ticks until it is not
+        deferred. Due as it was at ``due_at``: a window that shut at the alert time meanwhile, or
+        a poll that checked with its own earlier time, never drops the alert."""
         report = PollReport(at=now, skipped="the no-file alert check only")
         with self.store.exclusive_poll() as acquired:
-            self._check_alert(acquired, now, actor, report)
+            self._check_alert(acquired, now, actor, report, due_at)
         return report
 
-    def _check_alert(self, acquired: bool, now: dt.datetime, actor: str, report: PollReport) -> None:
+    def _check_alert(
+        self, acquired: bool, now: dt.datetime, actor: str, report: PollReport, due_at: Optional[dt.datetime] = None
+    ) -> None:
         """Under the poll lock when this process holds it: no import runs then. When another
         process's poll holds it and took it less than POLL_HELD_LONGEST ago, that poll may be
         importing today's file right now, and it checks the alert itself when it ends: the check
         is deferred (the scheduler asks again at its next ticks). A poll holding the lock longer
         hangs, and a lock orphaned by a vanished process goes within a minute (the server ends its
         connection): neither holds the alert up for longer. The outbox's once-key sends it once."""
-        if not self.schedule.alert_due(now):
+        if not self.schedule.alert_due(due_at or now) or (due_at is not None and due_at.date() != now.date()):
             return
         if not acquired:
             held = self.store.poll_lock_held_for()
