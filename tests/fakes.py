@@ -352,7 +352,9 @@ class FakeSessions(_FakeTransaction):
         return [
             s
             for day, s in sorted(self.data.sessions.items())
-            if since <= day < today and needs_someone(s.state.value, s.delivery, day in retried)
+            if day < today
+            and needs_someone(s.state.value, s.delivery, day in retried)
+            and (since <= day or s.state is SessionState.READY)  # a retried day, whatever its date
         ]
 
     def unknown_delivery_days(self) -> List[dt.date]:

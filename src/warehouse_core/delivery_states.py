@@ -110,7 +110,9 @@ NEEDING_ATTENTION_STATES: Tuple[str, ...] = ("ready", "running", "failed", "clos
 
 
 def attention_window(today: dt.date) -> Tuple[dt.date, dt.date]:
-    """The days the group reaches: from ``since`` (included) to ``today`` (excluded)."""
+    """The days the group reaches: from ``since`` (included) to ``today`` (excluded); a retried day
+    in ``ready`` is in it whatever its date (ops asked for it; retry refuses a day before
+    ``since``, so it was inside when retried), until it is started or closed."""
     return today - dt.timedelta(days=ATTENTION_DAYS), today
 
 

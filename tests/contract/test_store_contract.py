@@ -783,6 +783,7 @@ def test_days_needing_attention_are_the_earlier_days_someone_must_look_at(store)
         6: "ready",
         7: "completed",
         31: "failed",  # out of the window
+        32: "ready-retried",  # retried on the window's last day: listed until started or closed
         0: "failed",  # today is not an earlier day
         30: "failed",  # the window's first day
     }
@@ -808,13 +809,14 @@ def test_days_needing_attention_are_the_earlier_days_someone_must_look_at(store)
                 uow.set_delivery(day, Delivery.UNKNOWN if what == "closed-unknown" else Delivery.YES)
         found = uow.days_needing_attention(today, today - dt.timedelta(days=30))
     assert [(s.day, s.state.value) for s in found] == [
+        (ago[32], "ready"),
         (ago[30], "failed"),
         (ago[5], "ready"),
         (ago[3], "closed"),
         (ago[2], "failed"),
         (ago[1], "running"),
     ]
-    assert found[2].delivery is Delivery.UNKNOWN
+    assert found[3].delivery is Delivery.UNKNOWN
 
 
 def test_a_day_holds_its_valid_invoices_and_releasing_them_makes_them_valid_again(store):

@@ -781,3 +781,26 @@ def test_a_redelivery_whose_refused_rename_was_set_aside_and_whose_next_uploads_
     settled = session(running)
     assert settled.delivery is Delivery.YES  # the first delivery stands
     assert "600000004" not in held(running)  # fails now: held as delivered, though it never shipped
+
+
+# --- review 2, finding 4: a retried day stays within reach until it is started or closed ----------
+
+
+def test_a_day_retried_on_the_last_day_the_page_reaches_stays_startable_after_midnight(running):
+    """The 26th failed at the upload (nothing delivered). On 26 December, the last day the page
+    lists it, ops retry it: accepted, and mailed "Start on the page exports it". The next morning
+    it was in no earlier list and its Start was refused as "not retried" (it was): ready for ever,
+    its invoices never exported. A retried day is ops' explicit request: it stays listed and
+    startable, whatever its date, until it is started or closed."""
+    running.outbound.fail_next = 3
+    running.work()
+    assert session(running).state is SessionState.FAILED
+    running.clock.set(at("2026-12-26T18:00"))
+    assert retry(running).state is SessionState.READY
+    running.clock.set(at("2026-12-27T08:30"))
+    assert [s.day for s in running.core.status(running.clock.now().date()).earlier] == [DAY]
+    running.importer_confirms()
+    assert running.core.start_session(running.clock.now(), day=DAY).state is SessionState.RUNNING
+    running.work()
+    assert session(running).state is SessionState.COMPLETED
+    assert running.core.status(running.clock.now().date()).earlier == []

@@ -93,10 +93,10 @@ class PsycopgSessions(Connected):
         # delivery_states.needs_someone, as one query: the window is a few rows of the primary key.
         rows = self.connection.execute(
             "SELECT " + SESSION_COLUMNS + " FROM work_session AS s"
-            " WHERE s.day >= %(since)s AND s.day < %(today)s AND s.state = ANY(%(states)s)"
-            " AND (s.state IN ('running', 'failed')"
-            "  OR (s.state = 'closed' AND s.delivery = 'unknown')"
-            "  OR (s.state = 'ready' AND EXISTS"
+            " WHERE s.day < %(today)s AND s.state = ANY(%(states)s)"
+            " AND ((s.day >= %(since)s AND (s.state IN ('running', 'failed')"
+            "   OR (s.state = 'closed' AND s.delivery = 'unknown')))"
+            "  OR (s.state = 'ready' AND EXISTS"  # a retried day, whatever its date, until started or closed
             "   (SELECT 1 FROM event AS e WHERE e.day = s.day AND e.kind = 'session-retried')))"
             " ORDER BY s.day",
             {"since": since, "today": today, "states": list(NEEDING_ATTENTION_STATES)},
