@@ -24,6 +24,8 @@ REASONS = (
     "value %(value)s is not a decimal number",
     "the name declares %(records)s records (%(lines)s lines) but the file has %(actual)s lines",
     "the upload to the outbound FTP server failed after %(tries)s tries: %(error)s",
+    # usecases/run_session.py NO_CONFIRMATION_UNREADABLE, NO_CONFIRMATION (the longer first).
+    "no confirmation of %(file)s in the remote log within %(seconds)s s (the log could not be read: %(error)s)",
     "no confirmation of %(file)s in the remote log within %(seconds)s s",
     "the remote log reports %(records)s records read from %(file)s, but %(written)s were written",
     "the remote log reports an error for %(file)s: %(line)s",
@@ -36,6 +38,22 @@ REASONS = (
     " first: not renamed; ops can retry the day to export it without them",
     "the session's worker stopped %(tries)s times without finishing (killed or crashed)",
     "the session's worker stopped %(tries)s times without finishing; last error: %(error)s",
+    # An upload's error of our own (usecases/upload.py REDELIVERY_LOG_UNREADABLE), said inside the one above.
+    "remote log not readable before the rename of a redelivery (%(error)s): not renamed",
+    # A closed session's detail (usecases/delivery.py SETTLING_AT_CLOSE and what the settle makes of it).
+    "closed by an operator while %(file)s was being renamed into place on the outbound server;"
+    " whether the consumer got it is being checked",
+    "closed by an operator after %(file)s was delivered to the outbound server; its invoices are recorded as exported",
+    "closed by an operator before %(file)s was renamed into place: the consumer never saw it",
+    "closed by an operator before the redelivery of %(file)s was renamed into place: the consumer has only the file"
+    " delivered earlier, whose invoices stay recorded as exported",
+    # A failed day closed with its delivery unknown: after its reason (usecases/delivery.py CLOSED_AFTER_FAILING...).
+    "closed by an operator after it failed; whether the consumer got %(file)s is being checked",
+    "closed by an operator after it failed; %(file)s had been delivered to the outbound server: its invoices are"
+    " recorded as exported",
+    "closed by an operator after it failed; %(file)s was never renamed into place: the consumer never saw it",
+    "closed by an operator after it failed; the redelivery of %(file)s was never renamed into place: the consumer"
+    " has only the file delivered earlier, whose invoices stay recorded as exported",
     # A running session's detail (usecases/upload.py WAITING_FOR, usecases/run_session.py), shown on the page.
     "waiting for the outbound server to say whether the export of %(day)s reached the consumer",
     "try %(try)s of %(tries)s failed, retried in %(seconds)s s: %(error)s",
@@ -66,7 +84,10 @@ def translate(text: str, gettext: Callable[[str], str]) -> str:
         for sentence, pattern in _PATTERNS:
             match = pattern.match(rest)
             if match is not None:
-                said.append(gettext(sentence) % match.groupdict())
+                values = match.groupdict()
+                if "error" in values:  # an error may be one of the service's own reasons, said again
+                    values["error"] = translate(values["error"], gettext)
+                said.append(gettext(sentence) % values)
                 rest = rest[match.end() :]
                 break
         else:

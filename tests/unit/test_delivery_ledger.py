@@ -285,10 +285,10 @@ def test_one_days_broken_worker_never_holds_up_the_next_days(running, caplog):
     logged; the next day's session is worked all the same in the same round."""
     fail = running.core.run_session._fail
 
-    def a_broken_failure_path(day, reason):
+    def a_broken_failure_path(day, reason, *more):
         if day == DAY:
             raise RuntimeError("the failure path broke")
-        fail(day, reason)
+        fail(day, reason, *more)
 
     running.core.run_session._fail = a_broken_failure_path
     running.outbound.fail_next = 3
@@ -804,3 +804,117 @@ def test_a_day_retried_on_the_last_day_the_page_reaches_stays_startable_after_mi
     running.work()
     assert session(running).state is SessionState.COMPLETED
     assert running.core.status(running.clock.now().date()).earlier == []
+
+
+# --- Review 2b and 2a: what the operator is told ----------------------------------------------------
+
+
+def test_the_alert_of_a_day_failed_for_an_earlier_days_silence_does_not_tell_the_operator_to_close_it(running):
+    """The 26th failed in phase renaming and the outbound server stays silent. On the 27th the
+    operator presses Start: the 27th waits 2 s + 4 s and fails "the outbound FTP server did not say
+    within 3 tries whether the export of 2026-11-26 reached the consumer: nothing was exported". Its
+    alert ends "The session can only be closed now; nothing more is exported for this day", and the
+    page refuses Start with "it can only be closed". Nothing of the 27th was exported; ops can
+    retry it once the server answers (session retry). An operator who does what the mail says closes
+    it, and then no retry is possible (closed is final): the 27th's invoices are never exported."""
+    fails_in_renaming_without_an_answer(running)
+    running.outbound.on_upload = None
+    assert session(running).state is SessionState.FAILED and session(running).delivery is Delivery.UNKNOWN
+    next_day_started(running, confirm=False)
+    running.work()
+    assert session(running, NEXT).state is SessionState.FAILED
+    [alert] = [mail for mail in running.store.mails("session-failed") if mail.day == NEXT]
+    assert "did not say" in alert.text
+    assert "can only be closed" not in alert.text, alert.text
+    assert "retry" in alert.text  # ops can retry it once the earlier day is settled
+    assert "can only be closed" not in alert.html and "retry" in alert.html
+
+
+def test_closing_a_day_that_failed_not_knowing_keeps_why_it_failed(running):
+    """The 26th failed in phase renaming at 10:00 (delivery unknown); the operator closes it hours
+    later. CloseSession._close overwrites the failure's reason with SETTLING_AT_CLOSE, "closed by an
+    operator while ... was being renamed into place", and the settle then with "closed by an
+    operator after ... was delivered" (or "before ... was renamed"): the detail now says the Close
+    interrupted a rename it did not interrupt, and why the day failed is gone from the session (a
+    day failed while watching keeps its reason: "a failed day's reason stays its detail")."""
+    fails_in_renaming_without_an_answer(running)
+    running.outbound.on_upload = None
+    assert session(running).state is SessionState.FAILED and session(running).delivery is Delivery.UNKNOWN
+    reason = session(running).detail
+    running.clock.set(at("2026-11-26T16:00"))
+    running.core.close_session(running.clock.now(), actor="anna")
+    detail = session(running).detail or ""
+    assert "being renamed" not in detail, detail  # a Close of a failed day told as mid-rename
+    assert reason in detail  # the failure's reason is kept
+    # Once the server answers, the settle records the verdict and still keeps the reason.
+    running.outbound.unreachable = False
+    running.work()
+    assert session(running).delivery is Delivery.YES
+    detail = session(running).detail or ""
+    assert reason in detail and "had been delivered" in detail, detail
+
+
+def test_the_advice_of_an_out_of_reach_retry_ships_the_invoices_of_a_day_whose_file_had_been_delivered(running):
+    """Lost on the advice: the 26th's file was delivered, but the consumer counted wrong (failed
+    while watching, delivery yes: its six invoices held as delivered for good). Forty days later
+    the consumer says it never loaded them; ops run `session retry --day 2026-11-26 --redeliver`.
+    Refused, saying: "To ship its invoices, have them sent again in a current day's file." The
+    warehouse sends them again in the day's file of 5 January: the export leaves every one of them
+    out (already exported, held by the 26th), so the advice cannot work for a delivered day, and
+    nothing says so. The sentence must not promise what the ledger forbids (or the way must exist).
+
+    (Reworded from review 2a's test, which asserted that the advice stays and works: the ledger's
+    rule that a delivered invoice is never exported again stands, so the refusal of a delivered day
+    now says that, and where the file as delivered is; following the old advice still ships none.)"""
+    running.importer_confirms(records=5)  # the consumer counted wrong: failed while watching
+    running.work()
+    assert session(running).delivery is Delivery.YES and held(running) == SHIPPED
+    running.clock.set(at("2027-01-05T08:00"))
+    with pytest.raises(Conflict) as caught:
+        retry(running, redeliver=True)
+    sentence = running.core.sentences.text(caught.value.code, **caught.value.values)
+    assert "have them sent again in a current day's file" not in sentence, sentence
+    assert "no later day exports them" in sentence and "/days/2026-11-26/export" in sentence, sentence
+    # What the sentence says: sent again in a current day's file, none of them is exported.
+    running.inbound.files["Letture20270105080000000_9.txt"] = VALID_SAMPLE.read_bytes()
+    running.poll("2027-01-05T08:00")
+    day = dt.date(2027, 1, 5)
+    running.core.start_session(running.clock.now())
+    running.work()
+    assert SHIPPED.isdisjoint(shipped_by(running, day)), session(running, day)
+
+
+def test_the_advice_of_an_out_of_reach_retry_of_a_day_that_exported_nothing_ships_its_invoices(running):
+    """A day whose upload failed (nothing reached the consumer, nothing held) is out of reach after
+    30 days: the refusal advises sending its invoices again in a current day's file, and that works."""
+    running.outbound.unreachable = True
+    running.work()
+    assert session(running).state is SessionState.FAILED and held(running) == set()
+    running.outbound.unreachable = False
+    running.clock.set(at("2027-01-05T08:00"))
+    with pytest.raises(Conflict) as caught:
+        retry(running)
+    sentence = running.core.sentences.text(caught.value.code, **caught.value.values)
+    assert "have them sent again in a current day's file" in sentence, sentence
+    running.inbound.files["Letture20270105080000000_9.txt"] = VALID_SAMPLE.read_bytes()
+    running.poll("2027-01-05T08:00")
+    day = dt.date(2027, 1, 5)
+    running.outbound.on_upload = lambda name, data: running.remote_log.append(
+        "importer-20270105.log", "{}: {} records read".format(name, data.count(b"\n"))
+    )
+    running.core.start_session(running.clock.now())
+    running.work()
+    assert SHIPPED <= shipped_by(running, day), session(running, day)
+
+
+def test_the_advice_of_an_out_of_reach_retry_of_a_day_whose_delivery_is_unknown_waits_for_the_server(running):
+    """A day failed in phase renaming, the server silent since: its invoices are held until the
+    runner learns whether its file arrived. The refusal says so, instead of promising that a current
+    day's file ships them now."""
+    fails_in_renaming_without_an_answer(running)
+    assert session(running).delivery is Delivery.UNKNOWN
+    running.clock.set(at("2027-01-05T08:00"))
+    with pytest.raises(Conflict) as caught:
+        retry(running)
+    sentence = running.core.sentences.text(caught.value.code, **caught.value.values)
+    assert "not known yet" in sentence and "have them sent again in a current day's file" not in sentence, sentence

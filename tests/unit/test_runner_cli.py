@@ -101,7 +101,8 @@ def test_session_close_of_a_final_day_is_refused_with_one_line_and_exit_1(world,
     status = through_main(world, monkeypatch, "session", "close", "--day", "2026-11-26", "--reason", "again")
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1
-    assert err[-1] == "warehouse-runner: The session for 2026-11-26 is closed: nothing more happens today."
+    # An earlier day's refusal does not speak of today (review 2b).
+    assert err[-1] == "warehouse-runner: The session for 2026-11-26 is closed: nothing more happens for that day."
 
 
 def test_session_close_needs_a_reason_that_says_something(world, monkeypatch, capsys):

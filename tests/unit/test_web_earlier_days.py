@@ -192,3 +192,24 @@ def test_the_page_keeps_the_list_it_shows_so_its_script_redraws_only_on_a_change
     failed_yesterday(world)
     client.application.extensions["warehouse_status_cache"].clear()  # as 0.25 s later
     assert listed() == client.get("/api/session").get_json()["earlier"] != []
+
+
+def test_closing_an_earlier_completed_day_is_refused_without_speaking_of_today(world, client):
+    """POST /api/days/2026-11-26/close on the 27th (and ``session close --day 2026-11-26``) for a
+    completed day answers "The session for 2026-11-26 is completed: nothing more happens today."
+    The day is yesterday; "today" is the 27th, on which a great deal may still happen."""
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    world.importer_confirms()
+    world.work()
+    assert world.core.session_status().state is SessionState.COMPLETED
+    world.clock.set(at("2026-11-27T09:00"))
+    answer = post(client, "/api/days/2026-11-26/close")
+    assert answer.status_code == 409
+    assert "today" not in answer.get_json()["error"], answer.get_json()
+    assert "2026-11-26 is completed" in answer.get_json()["error"]
+    # Today's own refusal still speaks of today.
+    world.clock.set(at("2026-11-26T18:00"))
+    answer = post(client, "/api/session/close")
+    assert answer.status_code == 409 and "nothing more happens today" in answer.get_json()["error"]

@@ -192,3 +192,24 @@ def test_a_bad_limit_is_a_400_that_says_the_range(client, limit):
     page = client.get("/days?limit=" + limit)
     assert page.status_code == 400
     assert "a whole number from 1 to 366" in page.get_data(as_text=True)
+
+
+def test_ops_asking_again_about_a_closed_days_delivery_is_not_told_as_a_second_close(world, client):
+    """``session close --day D --reason`` on a day already closed whose delivery is unknown asks the
+    outbound server again (CloseSession.settle_now) and records a session-closed event with
+    ``from: closed``: the timeline reads 'Session closed (it was closed): "..."; nothing more happens
+    that day', a second close of a closed day, and nothing says what the server answered."""
+    from tests.unit.test_delivery_ledger import DAY, fails_in_renaming_without_an_answer
+
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    fails_in_renaming_without_an_answer(world)
+    world.outbound.on_upload = None
+    world.core.close_session(world.clock.now(), actor="anna")
+    world.outbound.unreachable = False
+    world.core.close_session.settle_now(world.clock.now(), "cli:ops", DAY, "the server is back")
+    html = readable(client.get("/days/2026-11-26").get_data(as_text=True))
+    timeline = html[html.index('id="timeline"') :]
+    assert "(it was closed)" not in timeline
+    assert "the server is back" in timeline and "Asked the outbound server again" in timeline, timeline

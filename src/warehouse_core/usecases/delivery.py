@@ -20,6 +20,12 @@ from warehouse_core.ports import ExportFiles, FilesAndLines, OutboundFiles, Sess
 
 log = logging.getLogger(__name__)
 
+# The detail of a session a Close found at its rename (its worker running), until it is settled; and
+# what it becomes then (reasons.py says each in the operator's language).
+SETTLING_AT_CLOSE = (
+    "closed by an operator while {file} was being renamed into place on the outbound server;"
+    " whether the consumer got it is being checked"
+)
 DELIVERED_BEFORE_CLOSE = (
     "closed by an operator after {file} was delivered to the outbound server; its invoices are recorded as exported"
 )
@@ -28,6 +34,44 @@ REDELIVERY_SET_ASIDE_AT_CLOSE = (
     "closed by an operator before the redelivery of {file} was renamed into place: the consumer has only the file"
     " delivered earlier, whose invoices stay recorded as exported"
 )
+
+# A failed day closed while its delivery is unknown: the Close interrupted nothing, so the failure's
+# reason stays first in its detail, followed by what the Close left to learn, then what was learnt.
+CLOSED_AFTER_FAILING = "closed by an operator after it failed; whether the consumer got {file} is being checked"
+FAILED_DELIVERED = (
+    "closed by an operator after it failed; {file} had been delivered to the outbound server: its invoices are"
+    " recorded as exported"
+)
+FAILED_SET_ASIDE = (
+    "closed by an operator after it failed; {file} was never renamed into place: the consumer never saw it"
+)
+FAILED_REDELIVERY_SET_ASIDE = (
+    "closed by an operator after it failed; the redelivery of {file} was never renamed into place: the consumer has"
+    " only the file delivered earlier, whose invoices stay recorded as exported"
+)
+
+
+def closed_after_failing(reason: Optional[str], file: str) -> str:
+    """The detail of a failed day closed with its delivery unknown: its reason, then the Close's."""
+    note = CLOSED_AFTER_FAILING.format(file=file)
+    return "{}; {}".format(reason, note) if reason else note
+
+
+def _settled_detail(detail: Optional[str], file: str, verdict: Delivery, after: Optional[Delivery]) -> Optional[str]:
+    """What a closed day's detail becomes once its delivery is settled; None: it stays."""
+    if detail == SETTLING_AT_CLOSE.format(file=file):
+        if verdict is Delivery.YES:
+            return DELIVERED_BEFORE_CLOSE.format(file=file)
+        # Set aside; a redelivery's day keeps its earlier delivery (yes).
+        return (REDELIVERY_SET_ASIDE_AT_CLOSE if after is Delivery.YES else SET_ASIDE_AT_CLOSE).format(file=file)
+    note = CLOSED_AFTER_FAILING.format(file=file)
+    if detail is None or not detail.endswith(note):
+        return None
+    if verdict is Delivery.YES:
+        text = FAILED_DELIVERED
+    else:
+        text = FAILED_REDELIVERY_SET_ASIDE if after is Delivery.YES else FAILED_SET_ASIDE
+    return detail[: -len(note)] + text.format(file=file)
 
 
 class LedgerRoles(Sessions, FilesAndLines, Protocol):
@@ -69,11 +113,9 @@ def settle(store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], 
         after = record_verdict(uow, day, current.delivery, verdict)
         if current.state is SessionState.CLOSED and current.phase is SessionPhase.SETTLING:
             uow.set_closed_phase(day, SessionPhase.RENAMING)
-            if verdict is Delivery.YES:
-                text = DELIVERED_BEFORE_CLOSE
-            else:  # set aside; a redelivery's day keeps its earlier delivery (yes)
-                text = REDELIVERY_SET_ASIDE_AT_CLOSE if after is Delivery.YES else SET_ASIDE_AT_CLOSE
-            uow.set_closed_detail(day, text.format(file=found.export_file))
+            detail = _settled_detail(current.detail, found.export_file, verdict, after)
+            if detail is not None:
+                uow.set_closed_detail(day, detail)
     if verdict is Delivery.NO:
         log.info("session for %s: %s was never renamed into place; its invoices are free again", day, found.export_file)
         try:

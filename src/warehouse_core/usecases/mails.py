@@ -148,7 +148,9 @@ def sample_context(event: MailEvent) -> Dict[str, Any]:
         MailEvent.IMPORT_FAILED: dict(summary=summary, source="ftp"),
         MailEvent.EXTRA_FILE: dict(summary=summary, source="ftp", archive_path="var/archive/2026-11-26/" + names[0]),
         MailEvent.SESSION_COMPLETED: dict(session=session, not_present=InvoiceList(invoices)),
-        MailEvent.SESSION_FAILED: dict(session=session, reason="the remote importer reported an error"),
+        MailEvent.SESSION_FAILED: dict(
+            session=session, reason="the remote importer reported an error", waited_for=day - dt.timedelta(days=1)
+        ),
         MailEvent.SESSION_RETRY: dict(
             actor="cli:ops",
             reason="the consumer fixed its importer",

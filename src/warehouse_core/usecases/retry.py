@@ -39,7 +39,12 @@ class RetrySession:
         if day < attention_window(now.date())[0]:
             # The page starts an earlier day only while it lists it (the last 30 days): a day
             # retried beyond would be ready for ever, its Start refused as "not retried".
-            raise Conflict(code="retry_out_of_reach", day=day.isoformat(), days=ATTENTION_DAYS)
+            # Its advice depends on the day's delivery: a delivered (or not yet settled) day's
+            # invoices are held, so no current day's file can export them.
+            with self.store.unit_of_work() as uow:
+                found = uow.session(day)
+            delivery = found.delivery.value if found is not None and found.delivery is not None else None
+            raise Conflict(code="retry_out_of_reach", day=day.isoformat(), days=ATTENTION_DAYS, delivery=delivery)
         failed = self._settled(day)
         delivered = failed.delivery is Delivery.YES
         if delivered and not redeliver:

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 # Why a session whose worker kept stopping ends failed (reasons.py says them in the operator's language).
 WORKER_STOPPED = "the session's worker stopped {tries} times without finishing (killed or crashed)"
 WORKER_STOPPED_LAST_ERROR = "the session's worker stopped {tries} times without finishing; last error: {error}"
+# Why a watch fails when no line of the consumer's confirmed the export in time (reasons.py).
+NO_CONFIRMATION = "no confirmation of {file} in the remote log within {seconds} s"
+NO_CONFIRMATION_UNREADABLE = (
+    "no confirmation of {file} in the remote log within {seconds} s (the log could not be read: {error})"
+)
 # Progress is made durable and recorded at most this often (the export file itself is what a
 # resumed worker trusts); the close request and shutdown are checked at the same moments.
 PROGRESS_INTERVAL = 0.5  # seconds, on the monotonic clock
@@ -156,7 +161,7 @@ class RunSession:
                 log.info("session for %s: %s", day, stopped)
                 return
             except SessionFailed as failure:
-                self._fail(day, str(failure))
+                self._fail(day, str(failure), failure.waited_for)
                 return
             except DatabaseUnavailable as outage:
                 owed = 1
@@ -313,10 +318,12 @@ class RunSession:
             if verdict:
                 raise SessionFailed(verdict)
             if self.clock.monotonic() >= deadline:
-                reason = "no confirmation of {} in the remote log within {:g} s".format(name, self.config.log_timeout)
+                seconds = "{:g}".format(self.config.log_timeout)
                 if last_problem:
-                    reason += " (the log could not be read: {})".format(last_problem)
-                raise SessionFailed(reason)
+                    raise SessionFailed(
+                        NO_CONFIRMATION_UNREADABLE.format(file=name, seconds=seconds, error=last_problem)
+                    )
+                raise SessionFailed(NO_CONFIRMATION.format(file=name, seconds=seconds))
             self.uploads.current(session.day)  # closed while watching: Close recorded the delivery
             if wait(self.config.log_interval):
                 raise WorkerShutdown("worker shutting down while watching the remote log")
@@ -357,7 +364,7 @@ class RunSession:
             "session for %s completed: %d lines in %s confirmed", session.day, session.processed, session.export_file
         )
 
-    def _fail(self, day: dt.date, reason: str) -> None:
+    def _fail(self, day: dt.date, reason: str, waited_for: Optional[dt.date] = None) -> None:
         """Failed, with the alert; nothing in here may keep the session running (SPEC §5 "The
         failure path cannot fail"): no question to the outbound server, and the alert is composed
         before the transaction (a customer's broken template falls back to the built-in one; should
@@ -372,7 +379,7 @@ class RunSession:
         # The alert says what the day's delivery is once failed: a file being watched had reached the consumer.
         delivery = Delivery.YES if before.phase is SessionPhase.WATCHING else before.delivery
         failed = replace(before, state=SessionState.FAILED, finished_at=now, detail=reason, delivery=delivery)
-        mail = self._alert(failed, reason)
+        mail = self._alert(failed, reason, waited_for)
         with self.store.unit_of_work() as uow:
             current = uow.session(day)
             if current is None or not uow.finish_session(day, SessionState.FAILED, now, reason):
@@ -384,9 +391,16 @@ class RunSession:
                 queue_mail(uow, mail, now)
         log.error("session for %s failed: %s", day, reason)
 
-    def _alert(self, failed: WorkSession, reason: str) -> Optional[Mail]:
+    def _alert(self, failed: WorkSession, reason: str, waited_for: Optional[dt.date]) -> Optional[Mail]:
         try:
-            return compose(self.renderer, MailEvent.SESSION_FAILED, failed.day, session=failed, reason=reason)
+            return compose(
+                self.renderer,
+                MailEvent.SESSION_FAILED,
+                failed.day,
+                session=failed,
+                reason=reason,
+                waited_for=waited_for,
+            )
         except Exception:
             log.exception("session for %s: the alert could not be written, even from the built-in template", failed.day)
             return None

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, List, Optional, Protocol, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Protocol, TypeVar
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.delivery_states import attention_window, record_verdict
 from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import Delivery, SessionPhase, SessionState, WorkSession
 from warehouse_core.ports import Events, OutboundFiles, Sessions, Transactions
-from warehouse_core.usecases.delivery import DELIVERED_BEFORE_CLOSE, LedgerRoles, settle
+from warehouse_core.usecases.delivery import (
+    DELIVERED_BEFORE_CLOSE,
+    SETTLING_AT_CLOSE,
+    LedgerRoles,
+    closed_after_failing,
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +36,12 @@ REFUSALS = {
 }
 
 
-def refusal(session: WorkSession) -> Conflict:
-    return Conflict(code=REFUSALS[session.state], state=session.state.value, day=session.day.isoformat())
+def refusal(session: WorkSession, today: dt.date) -> Conflict:
+    """Why the action does not apply; an earlier day's refusal does not speak of "today"."""
+    values: Dict[str, Any] = {"day": session.day.isoformat()}
+    if session.day < today:
+        values["earlier"] = True
+    return Conflict(code=REFUSALS[session.state], state=session.state.value, **values)
 
 
 def session_status(store: Transactions[Sessions], day: dt.date) -> WorkSession:
@@ -70,7 +80,7 @@ def _transition(
             detail = {"from": previous} if reason is None else {"from": previous, "reason": reason}
             uow.record_event(Event(day, kind, now, actor, detail))
     if not changed:
-        raise refusal(session)
+        raise refusal(session, now.date())
     return session
 
 
@@ -119,12 +129,6 @@ class StartSession:
         log.info("session for %s started by %s", session.day, actor)
         self.wake_worker()
         return session
-
-
-SETTLING_AT_CLOSE = (
-    "closed by an operator while {file} was being renamed into place on the outbound server;"
-    " whether the consumer got it is being checked"
-)
 
 
 class ClosingSessions(SessionsWithEvents, LedgerRoles, Protocol):
@@ -193,7 +197,7 @@ class CloseSession:
             uow.lock_session(day)
             session = uow.session(day) or WorkSession(day=day, state=SessionState.NONE)
             if session.state is not SessionState.CLOSED or session.delivery is not Delivery.UNKNOWN:
-                raise refusal(session)
+                raise refusal(session, now.date())
             uow.record_event(
                 Event(day, EventKind.SESSION_CLOSED, now, actor, {"from": session.state.value, "reason": reason})
             )
@@ -217,5 +221,8 @@ class CloseSession:
                 log.warning("session for %s closed after %s was delivered", day, before.export_file)
         elif before.phase is SessionPhase.RENAMING and before.delivery is Delivery.UNKNOWN:
             uow.set_closed_phase(day, SessionPhase.SETTLING)
-            uow.set_closed_detail(day, SETTLING_AT_CLOSE.format(file=before.export_file))
+            if before.state is SessionState.RUNNING:
+                uow.set_closed_detail(day, SETTLING_AT_CLOSE.format(file=before.export_file))
+            else:  # failed: the Close interrupted nothing, and why it failed stays said first
+                uow.set_closed_detail(day, closed_after_failing(before.detail, before.export_file))
         return True

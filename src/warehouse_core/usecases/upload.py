@@ -32,13 +32,21 @@ HELD_ELSEWHERE = (
     "{count} invoice(s) of the export, {invoices}, are held by another day's export that was renamed into place"
     " first: not renamed; ops can retry the day to export it without them"
 )
+# Why a redelivery's try is not renamed (the upload's failure then says it as its error).
+REDELIVERY_LOG_UNREADABLE = "remote log not readable before the rename of a redelivery ({error}): not renamed"
 
 # Waits the given seconds; True when the worker should stop (shutdown).
 Wait = Callable[[float], bool]
 
 
 class SessionFailed(Exception):
-    """The run cannot succeed; the message is the reason mailed and shown."""
+    """The run cannot succeed; the message is the reason mailed and shown. ``waited_for``: the
+    earlier day whose unknown delivery it failed waiting for (nothing of this day was exported; ops
+    can retry it once that day is settled, and the alert says so)."""
+
+    def __init__(self, reason: str, waited_for: Optional[dt.date] = None) -> None:
+        super().__init__(reason)
+        self.waited_for = waited_for
 
 
 class HeldElsewhere(SessionFailed):
@@ -115,7 +123,7 @@ class Upload:
                     "waiting for the worker of {} to learn whether its rename went through".format(waiting[0])
                 )
             if attempt == UPLOAD_TRIES:
-                raise SessionFailed(EARLIER_DAY_SILENT.format(tries=UPLOAD_TRIES, day=silent[0]))
+                raise SessionFailed(EARLIER_DAY_SILENT.format(tries=UPLOAD_TRIES, day=silent[0]), waited_for=silent[0])
             self.note(day, WAITING_FOR.format(day=silent[0]))
             if wait(self.backoff * 2 ** (attempt - 1)):
                 raise WorkerShutdown("worker shutting down while waiting for an earlier day's delivery")
@@ -212,9 +220,7 @@ class Upload:
                 if positions is None and session.delivery is Delivery.YES:
                     # A redelivery: the log may hold the consumer's line for the first upload of this
                     # name, so a watch that cannot start after it would take that line for this one's.
-                    raise TransferError(
-                        "remote log not readable before the rename of a redelivery ({}): not renamed".format(error)
-                    ) from None
+                    raise TransferError(REDELIVERY_LOG_UNREADABLE.format(error=error)) from None
                 log.warning("session for %s: remote log not readable before the rename (%s)", day, error)
             self._begin_renaming(day, positions)
             renaming[0] = True
