@@ -296,7 +296,12 @@ class FakeSessions(_FakeTransaction):
 
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
         allowed = (SessionState.READY, SessionState.RUNNING, SessionState.FAILED)
-        return self._transition(day, allowed, state=SessionState.CLOSED, finished_at=now)
+        session = self.data.sessions.get(day)
+        # A running session's note ends with the run; a failed session's reason stays.
+        ended: Dict[str, Any] = (
+            {"detail": None} if session is not None and session.state is SessionState.RUNNING else {}
+        )
+        return self._transition(day, allowed, state=SessionState.CLOSED, finished_at=now, **ended)
 
     def update_session(
         self,
@@ -308,7 +313,9 @@ class FakeSessions(_FakeTransaction):
         export_file: Optional[str] = None,
         detail: Optional[str] = None,
         log_positions: Optional[Mapping[str, int]] = None,
+        clear_detail: bool = False,
     ) -> bool:
+        assert not (clear_detail and detail is not None), "a detail is either given or cleared"
         changes = {
             "phase": phase,
             "total": total,
@@ -317,7 +324,10 @@ class FakeSessions(_FakeTransaction):
             "detail": detail,
             "log_positions": dict(log_positions) if log_positions is not None else None,
         }
-        return self._transition(day, (SessionState.RUNNING,), **{k: v for k, v in changes.items() if v is not None})
+        given: Dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        if clear_detail:
+            given["detail"] = None
+        return self._transition(day, (SessionState.RUNNING,), **given)
 
     def begin_session_try(self, day: dt.date) -> Optional[int]:
         session = self.data.sessions.get(day)

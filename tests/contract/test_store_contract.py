@@ -549,6 +549,35 @@ def test_a_running_session_counts_its_tries_and_a_clean_stop_gives_one_back(stor
         assert uow.session(DAY).detail == "closed after S.txt was delivered"
 
 
+def test_a_running_sessions_detail_is_cleared_when_the_worker_moves_on_and_goes_with_a_close(store):
+    """A running session's detail is a note of its worker's (a failed try, a wait for an earlier
+    day): kept while other fields change, cleared when asked; a Close ends it with the run. A
+    failed session's detail is why it failed, and stays through its Close."""
+    imported_day(store)
+    with store.unit_of_work() as uow:
+        assert uow.start_session(DAY, NOW)
+        assert uow.update_session(DAY, detail="try 1 of 4 failed, retried in 10 s: disk full")
+        assert uow.update_session(DAY, processed=1)
+        assert uow.session(DAY).detail == "try 1 of 4 failed, retried in 10 s: disk full"  # kept when not given
+        assert uow.update_session(DAY, phase=SessionPhase.UPLOADING, clear_detail=True)
+        cleared = uow.session(DAY)
+        assert (cleared.detail, cleared.phase, cleared.processed) == (None, SessionPhase.UPLOADING, 1)
+        assert uow.update_session(DAY, clear_detail=True)  # nothing else given: only the detail goes
+        assert uow.update_session(DAY, detail="waiting for the outbound server")
+        assert uow.close_session(DAY, NOW)
+        assert uow.session(DAY).detail is None  # the note ended with the run
+        assert not uow.update_session(DAY, clear_detail=True)  # closed: no longer running
+    with store.unit_of_work() as uow:
+        assert uow.retry_session(DAY) is False  # closed is final
+    other = DAY + dt.timedelta(days=1)
+    imported_day(store, day=other)
+    with store.unit_of_work() as uow:
+        assert uow.start_session(other, NOW)
+        assert uow.finish_session(other, SessionState.FAILED, NOW, "the upload failed after 3 tries")
+        assert uow.close_session(other, NOW)
+        assert uow.session(other).detail == "the upload failed after 3 tries"  # a failed day's reason stays
+
+
 def test_the_log_positions_at_the_rename_are_kept_and_a_retry_forgets_them(store):
     imported_day(store)
     positions = {"/var/log/importer-20261126.log": 5120, "/var/log/importer-20261127.log": 0}

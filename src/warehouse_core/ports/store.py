@@ -94,7 +94,8 @@ class Sessions(Protocol):
         """ready -> running, atomically; whether this call started it."""
 
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
-        """ready, running or failed -> closed; whether this call closed it."""
+        """ready, running or failed -> closed; whether this call closed it. A running session's
+        detail (its worker's note) goes; a failed one's (why it failed) stays."""
 
     def set_closed_phase(self, day: dt.date, phase: SessionPhase) -> bool:
         """The phase of a closed session (settling, then settled); whether it was closed."""
@@ -115,8 +116,11 @@ class Sessions(Protocol):
         export_file: Optional[str] = None,
         detail: Optional[str] = None,
         log_positions: Optional[Mapping[str, int]] = None,
+        clear_detail: bool = False,
     ) -> bool:
-        """Record progress of a running session; False when it is no longer running (closed)."""
+        """Record progress of a running session; False when it is no longer running (closed). A
+        field given as None stays as it is; ``clear_detail`` empties the detail (a note of the
+        worker's, such as a failed try or a wait, that the worker has moved past)."""
 
     def begin_session_try(self, day: dt.date) -> Optional[int]:
         """A worker takes up the running session: its tries so far, this one included, counted in

@@ -209,9 +209,10 @@ class RunSession:
     def _update(
         self, day: dt.date, event: Optional[Tuple[EventKind, Dict[str, Any]]] = None, **fields: Any
     ) -> WorkSession:
-        """Record progress; with ``event``, that step goes into the day's timeline in the same transaction."""
+        """Record progress; with ``event``, that step goes into the day's timeline in the same
+        transaction. The worker has moved on: a note of a failed try or of a wait goes."""
         with self.store.unit_of_work() as uow:
-            if not uow.update_session(day, **fields):
+            if not uow.update_session(day, clear_detail=True, **fields):
                 raise SessionClosed("closed by an operator; stopped")
             if event is not None:
                 uow.record_event(Event(day, event[0], self.clock.now(), detail=event[1]))
@@ -324,7 +325,9 @@ class RunSession:
                         NO_CONFIRMATION_UNREADABLE.format(file=name, seconds=seconds, error=last_problem)
                     )
                 raise SessionFailed(NO_CONFIRMATION.format(file=name, seconds=seconds))
-            self.uploads.current(session.day)  # closed while watching: Close recorded the delivery
+            current = self.uploads.current(session.day)  # closed while watching: Close recorded the delivery
+            if current.detail and last_problem is None:  # the log answers again: a failed try's note goes
+                self.uploads.note(session.day, None)
             if wait(self.config.log_interval):
                 raise WorkerShutdown("worker shutting down while watching the remote log")
 

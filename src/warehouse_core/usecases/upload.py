@@ -93,9 +93,13 @@ class Upload:
                 "the worker lost its claim on the session (the database restarted); stopped before the upload"
             )
 
-    def note(self, day: dt.date, detail: str) -> None:
+    def note(self, day: dt.date, detail: Optional[str]) -> None:
+        """The running session's detail: why it waits, a try that failed; None once it moved on."""
         with self.store.unit_of_work() as uow:
-            uow.update_session(day, detail=detail)
+            if detail is None:
+                uow.update_session(day, clear_detail=True)
+            else:
+                uow.update_session(day, detail=detail)
 
     def current(self, day: dt.date) -> WorkSession:
         with self.store.unit_of_work() as uow:
@@ -149,7 +153,7 @@ class Upload:
         one transaction that also checks the state (a Close stops the upload here)."""
         self.require_claim(day)
         with self.store.unit_of_work() as uow:
-            if not uow.update_session(day, phase=SessionPhase.RENAMING, log_positions=log_positions):
+            if not uow.update_session(day, phase=SessionPhase.RENAMING, log_positions=log_positions, clear_detail=True):
                 raise SessionClosed("closed by an operator; stopped before the rename")
             current = uow.session(day)
             assert current is not None
@@ -169,7 +173,7 @@ class Upload:
             return True
         with self.store.unit_of_work() as uow:
             current = uow.session(day)
-            if current is None or not uow.update_session(day, phase=SessionPhase.UPLOADING):
+            if current is None or not uow.update_session(day, phase=SessionPhase.UPLOADING, clear_detail=True):
                 raise SessionClosed("closed by an operator; Close settles the rename")
             record_verdict(uow, day, current.delivery, verdict)
         if verdict is Delivery.NO:
@@ -187,7 +191,7 @@ class Upload:
         )
         with self.store.unit_of_work() as uow:
             current = uow.session(session.day)
-            if current is None or not uow.update_session(session.day, phase=SessionPhase.WATCHING):
+            if current is None or not uow.update_session(session.day, phase=SessionPhase.WATCHING, clear_detail=True):
                 raise SessionClosed("closed by an operator; stopped")
             record_verdict(uow, session.day, current.delivery, Delivery.YES)
             uow.record_event(uploaded)

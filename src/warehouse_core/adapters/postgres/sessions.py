@@ -55,7 +55,10 @@ class PsycopgSessions(Connected):
 
     def close_session(self, day: dt.date, now: dt.datetime) -> bool:
         return self._changed(
-            "UPDATE work_session SET state = 'closed', finished_at = %s, updated_at = now()"
+            # A running session's detail is its worker's note, which ends with the run; a failed
+            # session's is why it failed, and stays.
+            "UPDATE work_session SET state = 'closed', finished_at = %s, updated_at = now(),"
+            " detail = CASE WHEN state = 'running' THEN NULL ELSE detail END"
             " WHERE day = %s AND state IN ('ready', 'running', 'failed')",
             (now, day),
         )
@@ -119,7 +122,9 @@ class PsycopgSessions(Connected):
         export_file: Optional[str] = None,
         detail: Optional[str] = None,
         log_positions: Optional[Mapping[str, int]] = None,
+        clear_detail: bool = False,
     ) -> bool:
+        assert not (clear_detail and detail is not None), "a detail is either given or cleared"
         fields = {
             "phase": phase.value if phase else None,
             "total": total,
@@ -132,6 +137,8 @@ class PsycopgSessions(Connected):
         changes: List[sql.Composable] = [
             sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in given
         ]
+        if clear_detail:
+            changes.append(sql.SQL("detail = NULL"))
         changes.append(sql.SQL("updated_at = now()"))
         return self._changed(
             sql.SQL("UPDATE work_session SET {} WHERE day = {} AND state = 'running'").format(
