@@ -30,6 +30,8 @@ class EventKind(str, enum.Enum):
     SESSION_FAILED = "session-failed"
     SESSION_CLOSED = "session-closed"
     SESSION_RETRIED = "session-retried"
+    # The outbound server said whether a day's file, its delivery unknown, reached the consumer.
+    DELIVERY_SETTLED = "delivery-settled"
     ARCHIVE_DELETED = "archive-deleted"
     EXPORT_DELETED = "export-deleted"
 

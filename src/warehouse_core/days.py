@@ -142,6 +142,7 @@ class DaySummary:
             "ignored": counts.ignored if counts else None,
             "not_found": counts.not_found if counts else None,
             "export_file": session.export_file if session else None,
+            "delivery": session.delivery.value if session is not None and session.delivery is not None else None,
             "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
             "mails": self.mails_sent,
             "mails_queued": self.mails_queued,

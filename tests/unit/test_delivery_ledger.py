@@ -918,3 +918,137 @@ def test_the_advice_of_an_out_of_reach_retry_of_a_day_whose_delivery_is_unknown_
         retry(running)
     sentence = running.core.sentences.text(caught.value.code, **caught.value.values)
     assert "not known yet" in sentence and "have them sent again in a current day's file" not in sentence, sentence
+
+
+# --- What the operator reads once the worker moved on, and once a day is settled (review 2) ---------
+
+
+def client_of(world):
+    from warehouse_web import create_app
+
+    return create_app({"TESTING": True}, core=world.core).test_client()
+
+
+def events(world, day=DAY):
+    with world.store.unit_of_work() as uow:
+        return uow.events_of_day(day)
+
+
+def failed_in_renaming_not_knowing(world):
+    """fails_in_renaming_without_an_answer, the server then silent: failed, delivery unknown."""
+    fails_in_renaming_without_an_answer(world)
+    world.outbound.on_upload = None
+    assert session(world).state is SessionState.FAILED and session(world).delivery is Delivery.UNKNOWN
+
+
+def test_the_waiting_detail_goes_once_the_earlier_day_is_settled(running):
+    """The 27th's Start finds the 26th's delivery unknown and the server silent: its detail becomes
+    "waiting for the outbound server to say whether the export of 2026-11-26 reached the consumer".
+    The server answers at the next look, the 26th is settled, the 27th exports, uploads and watches:
+    update_session never clears a detail (None means "unchanged"), so the status line keeps saying
+    "- in attesa ... 2026-11-26" / "- waiting for ... 2026-11-26" through the whole run, while the
+    timeline shows the export written and uploaded. The same holds for "try 1 of 4 failed, retried
+    in 10 s: ..." after a try that then succeeded; and should the 27th's worker then stop 4 times,
+    its failure reads "last error: waiting for the outbound server ..."."""
+    world = running
+    failed_in_renaming_not_knowing(world)
+    later = VALID_SAMPLE.read_bytes().replace(b"60000000", b"60000010")
+    for number in {line.split(b"|")[0].decode() for line in later.splitlines()}:
+        world.store.invoice_view[number] = dict(world.store.invoice_view["600000001"], invoice_number=number)
+    world.inbound.files[NEXT_FILE] = later
+    world.poll("2026-11-27T08:00")
+    world.core.start_session(world.clock.now())
+    seen = []
+
+    def the_server_answers_again(seconds):
+        world.outbound.unreachable = False
+        return world.clock.wait(seconds)
+
+    def status_at_the_rename(name, data):
+        if "20261127" in name:
+            seen.append(client_of(world).get("/api/session").get_json()["message"])
+
+    world.outbound.on_upload = status_at_the_rename
+    world.core.run_session.run_pending(the_server_answers_again)
+    assert session(world).delivery is not Delivery.UNKNOWN  # the 26th settled
+    assert seen, "the 27th was uploaded"
+    assert "waiting" not in seen[0], seen[0]  # fails: the detail of the wait is still on the status line
+
+
+def test_the_day_page_says_when_the_service_learnt_whether_a_failed_days_file_reached_the_consumer(running):
+    """The 26th failed in phase renaming, not knowing (the alert says "the service keeps asking the
+    outbound server and settles the day on its own"). Once the server answers, the runner records
+    delivery yes and holds the invoices for good: but settle() writes no event, sends no mail. The
+    day page still says only "Session failed: the upload to the outbound FTP server failed after 3
+    tries", its timeline has no line that the file reached the consumer, and the earlier list now
+    says "Failed, and an alert was mailed: the upload ... failed". Operators and ops read "nothing
+    went out" for a day whose invoices the service now counts as exported (already_exported on
+    every later day), with no word of when or why."""
+    world = running
+    failed_in_renaming_not_knowing(world)
+    before = events(world)
+    world.outbound.unreachable = False
+    world.work()  # the runner settles: the temporary file is gone, the rename went through
+    assert session(world).delivery is Delivery.YES
+    assert len(events(world)) > len(before)  # fails: nothing in the timeline says what was learnt
+
+
+def test_when_a_failed_days_unknown_delivery_is_settled_never_delivered_someone_is_told(running):
+    """The 26th's rename is refused and the server goes silent: failed, delivery unknown. The alert
+    says: "... the service keeps asking the outbound server and settles the day on its own. Nothing
+    more is exported for this day. You may close it ..., or do nothing." An hour later the runner
+    learns the file never arrived (delivery no): the six invoices are released, but they are
+    exported again only if a later day's file carries them, or if ops retry the 26th. Nobody is
+    told: no mail follows the settle, and the operator was told to do nothing (review B finding 6,
+    second half, still open). The invoices of the 26th are never exported."""
+    fails_before_the_rename_without_an_answer(running)
+    failed = session(running)
+    assert failed.state is SessionState.FAILED and failed.delivery is Delivery.UNKNOWN
+    [alert] = running.store.mails("session-failed")
+    assert "do nothing" in alert.text
+    mails_before = len(running.store.data.outbox)
+    running.outbound.unreachable = False
+    running.clock.set(at("2026-11-26T11:00"))
+    running.work()  # the runner's round settles it
+    assert session(running).delivery is Delivery.NO and held(running) == set()
+    assert len(running.store.data.outbox) > mails_before, "nobody is told the 26th's file never arrived"
+
+
+def test_a_failed_day_settled_never_delivered_is_mailed_once_and_a_delivered_or_closed_one_is_not(make_world):
+    """The mail of a failed day whose file never arrived (delivery-settled) says what was learnt and
+    that only a retry exports its invoices, in the operator's language; a day whose file did arrive
+    needs nobody (its timeline says so), nor does a closed one (closed is final): no mail."""
+    world = make_world(language="it")
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    fails_before_the_rename_without_an_answer(world)
+    world.outbound.unreachable = False
+    world.work()
+    world.work()  # settled already: nothing more
+    [mail] = world.store.mails("delivery-settled")
+    assert mail.day == DAY and "non è mai arrivato al destinatario" in mail.subject
+    assert "session retry --day 2026-11-26" in mail.text and EXPORT in mail.text
+    assert "session retry --day 2026-11-26" in mail.html
+
+    delivered = make_world()
+    delivered.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    delivered.poll("2026-11-26T10:00")
+    delivered.core.start_session(delivered.clock.now())
+    failed_in_renaming_not_knowing(delivered)
+    delivered.outbound.unreachable = False
+    delivered.work()
+    assert session(delivered).delivery is Delivery.YES and delivered.store.mails("delivery-settled") == []
+
+    closed = make_world()
+    closed.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    closed.poll("2026-11-26T10:00")
+    closed.core.start_session(closed.clock.now())
+    fails_before_the_rename_without_an_answer(closed)
+    closed.core.close_session(closed.clock.now(), actor="anna")  # the server still silent
+    closed.outbound.unreachable = False
+    closed.work()
+    assert session(closed).delivery is Delivery.NO and closed.store.mails("delivery-settled") == []
+    assert [e.detail for e in events(closed) if e.kind.value == "delivery-settled"] == [
+        {"file": EXPORT, "verdict": "no", "delivery": "no"}
+    ]

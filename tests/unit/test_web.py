@@ -12,6 +12,8 @@ from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
 from warehouse_core.bootstrap import bootstrap
 from warehouse_web import create_app
 
+EXPORT = "Spedizioni20261126_6.txt"
+
 
 @pytest.fixture
 def app(world):
@@ -373,3 +375,79 @@ def test_a_running_sessions_detail_shows_on_the_status_line_and_each_refresh(cli
     page = client.get("/").get_data(as_text=True)
     line = re.search(r'<p id="status-line"[^>]*>(.*?)</p>', page, re.S).group(1)
     assert shown.replace("2026-11-25", '<span class="date">2026-11-25</span>') in line
+
+
+# --- The status line after the worker moved on, and after a Close that came after the rename (review 2) ---
+
+
+def test_the_status_line_does_not_keep_saying_a_try_failed_once_the_next_try_has_uploaded_the_file(world):
+    """The page now shows a running session's detail. But update_session() drops None, so nothing
+    ever clears it: after one unexpected error ("try 1 of 3 failed, retried in 2 s: ...") the next
+    try exports, uploads and renames fine, and while the session watches the remote log (up to 15
+    minutes) the status line still says the try failed and is retried. The same for "waiting for the
+    outbound server to say whether the export of <earlier day> reached the consumer" after that day
+    was settled: the operator reads that the session is waiting while it is long past it."""
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    upload(client)
+    post(client, "/api/session/start")
+    seen = []
+
+    def disk_full_once(name):
+        world.outbound.on_stored = None
+        raise RuntimeError("disk full")
+
+    world.outbound.on_stored = disk_full_once
+    world.outbound.on_upload = lambda name, data: seen.append(client.get("/api/session").get_json())
+    world.work()
+    [watching] = seen  # the second try renamed the file into place; the watch begins
+    assert watching["state"] == "running"
+    assert "failed" not in watching["message"], watching["message"]  # fails now: "... - try 1 of 3 failed, ..."
+
+
+def test_todays_status_line_says_the_file_was_delivered_when_the_close_came_after_the_rename(world):
+    """The confirmation the operator accepted said "no export is sent". The Close came while the
+    session watched the remote log: the file had reached the consumer, its invoices are recorded as
+    exported and the detail (API) says so (SPEC §5). The page's status line says only "Session for
+    2026-11-26 closed - nothing more happens today", the day page shows no detail for a closed day:
+    the page never tells the operator that the export did go out."""
+    from warehouse_core.delivery_states import Delivery
+    from warehouse_core.model import SessionState
+
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    upload(client)
+    world.core.start_session(world.clock.now())
+    world.outbound.on_upload = lambda name, data: world.core.close_session(world.clock.now(), actor="anna")
+    world.work()
+    with world.store.unit_of_work() as uow:
+        closed = uow.session(world.clock.now().date())
+    assert closed.state is SessionState.CLOSED and closed.delivery is Delivery.YES
+    assert "delivered" in (closed.detail or "")
+    message = client.get("/api/session").get_json()["message"]
+    assert EXPORT in message, message  # fails: "Session for 2026-11-26 closed - nothing more happens today"
+
+
+def test_a_failed_tries_note_goes_once_the_resumed_watch_reads_the_log_again(world):
+    """A try fails on an unexpected error while watching the remote log, after the rename: while
+    the worker waits to try again the session's detail says so; the next try resumes the watch, and
+    once the log answers again the note goes (the watch may last 15 minutes)."""
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    upload(client)
+    post(client, "/api/session/start")
+    broken = []
+
+    def check():
+        if broken:
+            broken.pop()
+            raise RuntimeError("the log's reader crashed")
+
+    world.remote_log.check = check
+    world.outbound.on_upload = lambda name, data: broken.append(True)
+    details = []
+
+    def wait(seconds):
+        details.append(world.core.status(world.clock.now().date()).today.detail)
+        return world.clock.wait(seconds)
+
+    world.core.run_session.run_pending(wait)
+    assert "try 1 of 4 failed" in details[0]  # waiting for the next try
+    assert len(details) > 2 and set(details[1:]) == {None}, details[:3]

@@ -213,3 +213,80 @@ def test_ops_asking_again_about_a_closed_days_delivery_is_not_told_as_a_second_c
     timeline = html[html.index('id="timeline"') :]
     assert "(it was closed)" not in timeline
     assert "the server is back" in timeline and "Asked the outbound server again" in timeline, timeline
+
+
+def test_the_day_page_shows_the_days_delivery_as_the_operators_guide_says(world, client):
+    """docs/operators.md: "`delivery` is `no`, `yes` or `unknown` (... shown in the status object and
+    on `/days/D`)". Neither the day page (day.html) nor GET /api/days/D carries it: after midnight a
+    settled day leaves the earlier list, the status object no longer names it, and nothing on the
+    history says whether the 26th's file reached the consumer and its invoices are held."""
+    from tests.unit.test_delivery_ledger import failed_in_renaming_not_knowing, session
+    from warehouse_core.delivery_states import Delivery
+
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    failed_in_renaming_not_knowing(world)
+    world.outbound.unreachable = False
+    world.work()
+    assert session(world).delivery is Delivery.YES
+    world.clock.set(at("2026-11-27T09:00"))
+    body = client.get("/api/days/2026-11-26").get_json()
+    assert body.get("delivery") == "yes", sorted(body)  # fails: no delivery in the day's JSON
+
+
+@pytest.mark.parametrize(
+    "language, delivery, learnt",
+    [
+        (
+            "en",
+            "reached the consumer: its invoices are recorded as exported",
+            "The outbound server showed that Spedizioni20261126_6.txt had been renamed into place: it reached the"
+            " consumer, and its invoices stay recorded as exported",
+        ),
+        (
+            "it",
+            "arrivata al destinatario: le sue fatture risultano esportate",
+            "Il server del destinatario ha mostrato che Spedizioni20261126_6.txt era stato rinominato col nome"
+            " definitivo: è arrivato al destinatario",
+        ),
+    ],
+)
+def test_the_day_page_says_the_delivery_and_when_the_service_learnt_it(make_world, language, delivery, learnt):
+    """A day that failed not knowing whether its file reached the consumer, settled by the runner:
+    the day page's facts say the delivery, and its timeline when and what the service learnt, in
+    the page's language."""
+    from tests.unit.test_delivery_ledger import failed_in_renaming_not_knowing
+
+    world = make_world(language=language)
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    failed_in_renaming_not_knowing(world)
+    client = create_app({"TESTING": True}, core=world.core).test_client()
+    page = readable(client.get("/days/2026-11-26").get_data(as_text=True))
+    assert delivery not in page
+    world.outbound.unreachable = False
+    world.clock.set(at("2026-11-26T11:30"))
+    world.work()
+    world.clock.set(at("2026-11-27T09:00"))
+    page = readable(client.get("/days/2026-11-26").get_data(as_text=True))
+    assert re.search(r'<td id="delivery">' + re.escape(delivery) + "</td>", page), page
+    row = re.search(r'<tr data-kind="delivery-settled">(.*?)</tr>', page, re.S).group(1)
+    assert "11:30:00" in row and learnt in row
+    [settled] = [e for e in client.get("/api/days/2026-11-26").get_json()["events"] if e["kind"] == "delivery-settled"]
+    assert settled["detail"] == {"file": EXPORT, "verdict": "yes", "delivery": "yes"}
+
+
+def test_a_day_closed_after_its_file_was_delivered_says_so_on_its_page(world, client):
+    """SPEC §5: closed after the rename, the detail says the file was delivered; the day page shows
+    it (a closed day's detail), and its delivery."""
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    world.outbound.on_upload = lambda name, data: world.core.close_session(world.clock.now(), actor="anna")
+    world.work()
+    page = readable(client.get("/days/2026-11-26").get_data(as_text=True))
+    closed = re.search(r'<p id="closed-detail">([^<]*)</p>', page).group(1)
+    assert closed.startswith("Closed: ") and EXPORT + " was delivered" in closed, closed
+    assert '<td id="delivery">reached the consumer: its invoices are recorded as exported</td>' in page

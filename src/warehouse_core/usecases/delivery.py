@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import List, Optional, Protocol
+from dataclasses import replace
+from typing import Callable, List, Optional, Protocol
 
+from warehouse_core.audit import Event, EventKind
 from warehouse_core.delivery_states import Delivery, SessionPhase, fence_verdict, record_verdict
 from warehouse_core.errors import TransferError
-from warehouse_core.model import SessionState, WorkSession
-from warehouse_core.ports import ExportFiles, FilesAndLines, OutboundFiles, Sessions, Transactions
+from warehouse_core.model import Mail, MailEvent, SessionState, WorkSession
+from warehouse_core.ports import (
+    Events,
+    ExportFiles,
+    FilesAndLines,
+    MailRenderer,
+    OutboundFiles,
+    Outbox,
+    Sessions,
+    Transactions,
+)
+from warehouse_core.usecases.mails import compose, queue_mail
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +86,9 @@ def _settled_detail(detail: Optional[str], file: str, verdict: Delivery, after: 
     return detail[: -len(note)] + text.format(file=file)
 
 
-class LedgerRoles(Sessions, FilesAndLines, Protocol):
-    """A unit of work seen as the roles a delivery touches: the session and its holds."""
+class LedgerRoles(Sessions, FilesAndLines, Events, Outbox, Protocol):
+    """A unit of work seen as the roles a delivery touches: the session, its holds, its timeline
+    and the mail that says what was learnt."""
 
 
 def in_place(outbound: OutboundFiles, exports: ExportFiles, session: WorkSession) -> bool:
@@ -89,11 +102,19 @@ def in_place(outbound: OutboundFiles, exports: ExportFiles, session: WorkSession
     return outbound.size(name) == expected
 
 
-def settle(store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], day: dt.date) -> bool:
+def settle(
+    store: Transactions[LedgerRoles],
+    outbound: Optional[OutboundFiles],
+    day: dt.date,
+    now: Optional[Callable[[], dt.datetime]] = None,
+    renderer: Optional[MailRenderer] = None,
+) -> bool:
     """Settle the day's delivery if it is unknown and no worker may still rename (not running);
     whether it is settled now. Idempotent, and safe whoever calls it, whenever. Raises nothing
     but what the database raises: a server that cannot answer (or answers oddly) leaves it for the
-    next round."""
+    next round. With ``now`` (the service's clock), what was learnt goes into the day's timeline
+    (``delivery-settled``) in the transaction that records it; with ``renderer`` too, a failed
+    day whose file never arrived is mailed (``delivery-settled``): its invoices wait for a retry."""
     with store.unit_of_work() as uow:
         found = uow.session(day)
     if found is None or found.delivery is not Delivery.UNKNOWN:
@@ -105,12 +126,18 @@ def settle(store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], 
     except Exception as error:  # unreachable, or a reply the adapter cannot read: asked again next round
         log.warning("session for %s: could not yet settle whether %s was delivered: %s", day, found.export_file, error)
         return False
+    mail = _never_delivered(renderer, found) if verdict is Delivery.NO and now is not None else None
     with store.unit_of_work() as uow:
         uow.lock_session(day)
         current = uow.session(day)
         if current is None or current.state is not found.state or current.delivery is not Delivery.UNKNOWN:
             return True
         after = record_verdict(uow, day, current.delivery, verdict)
+        if now is not None:
+            learnt = {"file": found.export_file, "verdict": verdict.value, "delivery": after.value if after else None}
+            uow.record_event(Event(day, EventKind.DELIVERY_SETTLED, now(), detail=learnt))
+            if mail is not None and after is Delivery.NO and current.state is SessionState.FAILED:
+                queue_mail(uow, mail, now())
         if current.state is SessionState.CLOSED and current.phase is SessionPhase.SETTLING:
             uow.set_closed_phase(day, SessionPhase.RENAMING)
             detail = _settled_detail(current.detail, found.export_file, verdict, after)
@@ -127,8 +154,25 @@ def settle(store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], 
     return True
 
 
+def _never_delivered(renderer: Optional[MailRenderer], failed: WorkSession) -> Optional[Mail]:
+    """The mail of a failed day whose file never reached the consumer, composed before the
+    transaction; None without a renderer or when even the built-in template fails (logged: the
+    verdict is recorded all the same)."""
+    if renderer is None or failed.state is not SessionState.FAILED:
+        return None
+    try:
+        return compose(renderer, MailEvent.DELIVERY_SETTLED, failed.day, session=replace(failed, delivery=Delivery.NO))
+    except Exception:
+        log.exception("session for %s: the mail that its file never arrived could not be written", failed.day)
+        return None
+
+
 def settle_unknown_days(
-    store: Transactions[LedgerRoles], outbound: Optional[OutboundFiles], before: Optional[dt.date] = None
+    store: Transactions[LedgerRoles],
+    outbound: Optional[OutboundFiles],
+    before: Optional[dt.date] = None,
+    now: Optional[Callable[[], dt.datetime]] = None,
+    renderer: Optional[MailRenderer] = None,
 ) -> List[dt.date]:
     """Settle every day whose delivery is unknown (only those before ``before`` when given), oldest
     first; the days still unknown afterwards. One day's trouble never stops the others."""
@@ -137,7 +181,7 @@ def settle_unknown_days(
     left = []
     for day in days:
         try:
-            settled = settle(store, outbound, day)
+            settled = settle(store, outbound, day, now, renderer)
         except Exception:  # the database or a bug: this day waits for the next round, the others go on
             log.exception("session for %s: settling its delivery failed; tried again next round", day)
             settled = False

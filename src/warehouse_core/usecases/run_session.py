@@ -85,7 +85,12 @@ class RunSession:
         self.clock = clock
         self.config = config
         self.uploads = Upload(
-            store=store, exports=exports, outbound=outbound, clock=clock, backoff=config.upload_backoff
+            store=store,
+            exports=exports,
+            outbound=outbound,
+            clock=clock,
+            backoff=config.upload_backoff,
+            renderer=renderer,
         )
 
     def run_pending(self, wait: Wait) -> int:
@@ -97,7 +102,7 @@ class RunSession:
     def running_days(self) -> List[dt.date]:
         """Settle every day whose delivery is unknown and whose worker is gone, whatever its date
         (SPEC §5: until the outbound server says); then the days whose session runs, oldest first."""
-        settle_unknown_days(self.store, self.outbound)
+        settle_unknown_days(self.store, self.outbound, now=self.clock.now, renderer=self.renderer)
         with self.store.unit_of_work() as uow:
             return uow.running_days()
 

@@ -175,7 +175,7 @@ class CloseSession:
         log.info("session for %s closed by %s", session.day, actor)
         if session.delivery is Delivery.UNKNOWN:
             try:
-                settle(self.store, self.outbound, session.day)
+                settle(self.store, self.outbound, session.day, lambda: now)
             except Exception:  # closed all the same: the runner settles it at its next round
                 log.exception("session for %s: settling the close failed; the runner tries again", session.day)
                 return session
@@ -202,7 +202,7 @@ class CloseSession:
                 Event(day, EventKind.SESSION_CLOSED, now, actor, {"from": session.state.value, "reason": reason})
             )
         log.info("session for %s: %s asks the outbound server now whether its file was delivered", day, actor)
-        settle(self.store, self.outbound, day)
+        settle(self.store, self.outbound, day, lambda: now)
         return session_status(self.store, day)
 
     @staticmethod

@@ -14,7 +14,7 @@ from warehouse_core.audit import Event, EventKind
 from warehouse_core.delivery_states import Delivery, SessionPhase, begin_renaming, record_verdict, rename_verdict
 from warehouse_core.errors import TransferError
 from warehouse_core.model import SessionState, WorkSession
-from warehouse_core.ports import Clock, ExportFiles, OutboundFiles, Store
+from warehouse_core.ports import Clock, ExportFiles, MailRenderer, OutboundFiles, Store
 from warehouse_core.usecases.day_logs import DayLogs
 from warehouse_core.usecases.delivery import in_place, settle_unknown_days
 
@@ -79,9 +79,17 @@ class ClaimLost(SessionStopped):
 
 class Upload:
     def __init__(
-        self, *, store: Store, exports: ExportFiles, outbound: OutboundFiles, clock: Clock, backoff: float
+        self,
+        *,
+        store: Store,
+        exports: ExportFiles,
+        outbound: OutboundFiles,
+        clock: Clock,
+        backoff: float,
+        renderer: Optional[MailRenderer] = None,
     ) -> None:
         self.store = store
+        self.renderer = renderer  # a failed earlier day settled never delivered is mailed
         self.exports = exports
         self.outbound = outbound
         self.clock = clock
@@ -117,7 +125,9 @@ class Upload:
         fails like an upload when the outbound server does not answer within the upload tries."""
         for attempt in range(1, UPLOAD_TRIES + 1):
             self.current(day)
-            waiting = settle_unknown_days(self.store, self.outbound, before=day)
+            waiting = settle_unknown_days(
+                self.store, self.outbound, before=day, now=self.clock.now, renderer=self.renderer
+            )
             if not waiting:
                 return
             silent = [earlier for earlier in waiting if not self._running(earlier)]
