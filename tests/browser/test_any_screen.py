@@ -145,6 +145,23 @@ def _rejected_day(world: World) -> str:
     return "/days/2026-11-26"
 
 
+def _closed_delivered(world: World) -> str:
+    """Closed by the operator while the file was being renamed into place: the server then says it
+    went through; the status line names the file that was delivered."""
+    _running(world)
+    world.outbound.on_upload = lambda name, data: world.core.close_session(world.clock.now(), actor="anna")
+    world.work()
+    world.outbound.on_upload = None
+    return "/"
+
+
+def _closed_delivered_day(world: World) -> str:
+    """Its day page: the closed day's detail, its delivery among the facts, and the timeline line
+    that says when the service learnt it."""
+    _closed_delivered(world)
+    return "/days/2026-11-26"
+
+
 def _login(world: World) -> str:
     return "/login"
 
@@ -164,6 +181,8 @@ STATES: Dict[str, Callable[[World], str]] = {
     "day-completed": _completed_day,
     "day-failed": _failed_day,
     "day-rejected": _rejected_day,
+    "closed-delivered": _closed_delivered,
+    "day-closed-delivered": _closed_delivered_day,
 }
 
 
