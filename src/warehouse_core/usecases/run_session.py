@@ -212,12 +212,18 @@ class RunSession:
         return False
 
     def _update(
-        self, day: dt.date, event: Optional[Tuple[EventKind, Dict[str, Any]]] = None, **fields: Any
+        self,
+        day: dt.date,
+        event: Optional[Tuple[EventKind, Dict[str, Any]]] = None,
+        *,
+        moved_on: bool = False,
+        **fields: Any,
     ) -> WorkSession:
         """Record progress; with ``event``, that step goes into the day's timeline in the same
-        transaction. The worker has moved on: a note of a failed try or of a wait goes."""
+        transaction. ``moved_on``: the step is done (the export written), so a note of a failed try
+        goes; kept until then, so that a worker dying mid-step fails naming the last error."""
         with self.store.unit_of_work() as uow:
-            if not uow.update_session(day, clear_detail=True, **fields):
+            if not uow.update_session(day, clear_detail=moved_on, **fields):
                 raise SessionClosed("closed by an operator; stopped")
             if event is not None:
                 uow.record_event(Event(day, event[0], self.clock.now(), detail=event[1]))
@@ -267,7 +273,7 @@ class RunSession:
             )
         log.info("session for %s: %d lines written to %s", day, written, export_file)
         progress = (EventKind.SESSION_PROGRESS, {"file": export_file, "written": written, "total": session.total})
-        return self._update(day, progress, processed=written, phase=SessionPhase.UPLOADING)
+        return self._update(day, progress, moved_on=True, processed=written, phase=SessionPhase.UPLOADING)
 
     # --- upload ------------------------------------------------------------------------
 

@@ -124,11 +124,13 @@ class Upload:
         left running for the next round (WaitingForEarlierDay), never failed for it. Otherwise it
         fails like an upload when the outbound server does not answer within the upload tries."""
         for attempt in range(1, UPLOAD_TRIES + 1):
-            self.current(day)
+            session = self.current(day)
             waiting = settle_unknown_days(
                 self.store, self.outbound, before=day, now=self.clock.now, renderer=self.renderer
             )
             if not waiting:
+                if session.detail and session.detail.startswith(WAITING_FOR.partition("{")[0]):
+                    self.note(day, None)  # the wait is over: its note goes
                 return
             silent = [earlier for earlier in waiting if not self._running(earlier)]
             if not silent:
