@@ -56,6 +56,7 @@ REASONS = (
     " has only the file delivered earlier, whose invoices stay recorded as exported",
     # A running session's detail (usecases/upload.py WAITING_FOR, usecases/run_session.py), shown on the page.
     "waiting for the outbound server to say whether the export of %(day)s reached the consumer",
+    "waiting for the session of %(day)s to put its file in place first",
     "try %(try)s of %(tries)s failed, retried in %(seconds)s s: %(error)s",
 )
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")

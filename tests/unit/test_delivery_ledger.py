@@ -1052,3 +1052,46 @@ def test_a_failed_day_settled_never_delivered_is_mailed_once_and_a_delivered_or_
     assert [e.detail for e in events(closed) if e.kind.value == "delivery-settled"] == [
         {"file": EXPORT, "verdict": "no", "delivery": "no"}
     ]
+
+
+# --- review 3a, finding 1: days worked side by side never both export an invoice they share ------
+
+
+def test_a_later_day_counts_its_invoices_only_once_an_earlier_running_day_has_put_its_file_in_place(world):
+    """Each day is worked in a thread of its own. The 26th failed at its upload; on the 27th ops
+    retry it and the operator starts it, then the 27th, whose file carries 600000001 again. Had the
+    27th counted its invoices while the 26th was still on its way to its rename, both exports would
+    carry 600000001 and the second to rename would fail ("held by another day's export"): today's
+    session failed for an earlier day's retry. The 27th's worker, first to run, waits (its detail
+    naming the 26th) until the 26th is past its rename; then it exports without 600000001. The
+    26th's watch, after its rename, never holds the 27th up."""
+    world.inbound.files["Letture20261126083015123_9.txt"] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    world.outbound.fail_next = 3
+    world.work()
+    assert session(world).state is SessionState.FAILED
+    world.store.invoice_view["600000010"] = dict(world.store.invoice_view["600000001"], invoice_number="600000010")
+    world.inbound.files["Letture20261127080000000_1.txt"] = b"600000001|1|Pane|1.00\n600000010|2|Pane|2.00\n"
+    world.poll("2026-11-27T09:00")
+    retry(world)
+    world.core.start_session(world.clock.now(), day=DAY)
+    world.core.start_session(world.clock.now())
+    world.outbound.on_upload = lambda name, data: world.remote_log.append(
+        "importer-{}.log".format(name[len("Spedizioni") : len("Spedizioni") + 8]),
+        "{}: {} records read".format(name, data.count(b"\n")),
+    )
+    worker = world.core.run_session
+    with world.store.claim_session(DAY) as claimed:  # the 26th's thread is exporting right now
+        assert claimed
+        assert worker.work_day(NEXT, world.clock.wait)  # today's thread runs meanwhile
+    waiting = session(world, NEXT)
+    assert waiting.state is SessionState.RUNNING and waiting.export_file is None
+    assert "2026-11-26" in (waiting.detail or "")
+    assert worker.work_day(DAY, world.clock.wait)
+    assert session(world).state is SessionState.COMPLETED
+    assert worker.work_day(NEXT, world.clock.wait)
+    today = session(world, NEXT)
+    assert today.state is SessionState.COMPLETED, today.detail
+    assert shipped_by(world, NEXT) == {"600000010"}
+    assert "600000001" in shipped_by(world, DAY)

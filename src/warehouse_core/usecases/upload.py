@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.delivery_states import Delivery, SessionPhase, begin_renaming, record_verdict, rename_verdict
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 UPLOAD_TRIES = 3
 # The detail of a session waiting for an earlier day's delivery to be settled (SPEC §5).
 WAITING_FOR = "waiting for the outbound server to say whether the export of {day} reached the consumer"
+# The detail of a session waiting for an earlier day's running session to reach its rename.
+BEFORE_EARLIER = "waiting for the session of {day} to put its file in place first"
 # Why a session fails when an earlier day's delivery stays unknown, or another day holds some of its
 # invoices (reasons.py says them in the operator's language).
 EARLIER_DAY_SILENT = (
@@ -123,6 +125,14 @@ class Upload:
         worker's to settle (it is at its rename, the server not asked from here): the session is
         left running for the next round (WaitingForEarlierDay), never failed for it. Otherwise it
         fails like an upload when the outbound server does not answer within the upload tries."""
+        on_its_way = self._earlier_before_their_rename(day)
+        if on_its_way:
+            # Worked side by side (a thread a day), both days would count an invoice they share
+            # and the second to rename would fail for it: the later one counts once the earlier
+            # one's holds are in place. Its export and upload take minutes; its watch, after the
+            # rename, never holds this day up.
+            self.note(day, BEFORE_EARLIER.format(day=on_its_way[0]))
+            raise WaitingForEarlierDay("waiting for the session of {} to put its file in place".format(on_its_way[0]))
         for attempt in range(1, UPLOAD_TRIES + 1):
             session = self.current(day)
             waiting = settle_unknown_days(
@@ -143,6 +153,26 @@ class Upload:
             self.note(day, WAITING_FOR.format(day=silent[0]))
             if wait(self.backoff * 2 ** (attempt - 1)):
                 raise WorkerShutdown("worker shutting down while waiting for an earlier day's delivery")
+
+    def _earlier_before_their_rename(self, day: dt.date) -> List[dt.date]:
+        """The earlier days whose session runs, has not asked for its rename yet, and is being
+        worked right now (its claim is held, in this process or another). One nobody works (its
+        worker stopped on an error, or died) is not waited for: its trouble never holds this day
+        up, and should it rename later, this day's holds, if first, keep it from shipping them."""
+        with self.store.unit_of_work() as uow:
+            sessions = [uow.session(earlier) for earlier in uow.running_days() if earlier < day]
+        on_its_way = [
+            s.day
+            for s in sessions
+            if s is not None
+            and s.state is SessionState.RUNNING
+            and s.phase in (None, SessionPhase.EXPORTING, SessionPhase.UPLOADING)
+        ]
+        return [earlier for earlier in on_its_way if self._worked(earlier)]
+
+    def _worked(self, day: dt.date) -> bool:
+        with self.store.claim_session(day) as claimed:
+            return not claimed
 
     def _running(self, day: dt.date) -> bool:
         with self.store.unit_of_work() as uow:
