@@ -1093,5 +1093,6 @@ def test_a_later_day_counts_its_invoices_only_once_an_earlier_running_day_has_pu
     assert worker.work_day(NEXT, world.clock.wait)
     today = session(world, NEXT)
     assert today.state is SessionState.COMPLETED, today.detail
+    assert today.detail is None, "the wait's note went once the wait was over"
     assert shipped_by(world, NEXT) == {"600000010"}
     assert "600000001" in shipped_by(world, DAY)

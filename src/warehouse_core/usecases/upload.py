@@ -139,7 +139,9 @@ class Upload:
                 self.store, self.outbound, before=day, now=self.clock.now, renderer=self.renderer
             )
             if not waiting:
-                if session.detail and session.detail.startswith(WAITING_FOR.partition("{")[0]):
+                if session.detail and session.detail.startswith(
+                    (WAITING_FOR.partition("{")[0], BEFORE_EARLIER.partition("{")[0])
+                ):
                     self.note(day, None)  # the wait is over: its note goes
                 return
             silent = [earlier for earlier in waiting if not self._running(earlier)]
