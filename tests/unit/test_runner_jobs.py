@@ -274,10 +274,11 @@ def session(world, day):
         return uow.session(day)
 
 
-def an_earlier_day_retried_and_started_beside_today(world):
+def an_earlier_day_retried_and_started_beside_today(world, start_today=True):
     """The 26th failed at its upload (every STOR refused); on the 27th ops retry it and the
-    operator starts it from the page's earlier list, then starts the 27th. The consumer confirms
-    the 27th's file at once and never writes its line for the 26th's."""
+    operator starts it from the page's earlier list, then starts the 27th (unless not
+    ``start_today``). The consumer confirms the 27th's file at once and never writes its line for
+    the 26th's."""
     world.inbound.files["Letture20261126083015123_9.txt"] = VALID_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")
     world.core.start_session(world.clock.now())
@@ -290,7 +291,8 @@ def an_earlier_day_retried_and_started_beside_today(world):
     world.poll("2026-11-27T09:00")
     world.core.retry_session(EARLIER, "the outbound server was down", "cli:ops", world.clock.now(), False)
     world.core.start_session(world.clock.now(), day=EARLIER)
-    world.core.start_session(world.clock.now())
+    if start_today:
+        world.core.start_session(world.clock.now())
 
     def only_todays_file_is_confirmed(name, data):
         if "20261127" in name:
@@ -304,11 +306,12 @@ def test_a_retried_earlier_day_waiting_for_its_confirmation_does_not_hold_up_tod
     worked the running days one after the other: while the 26th's watch waited for the consumer's
     line (up to WAREHOUSE_REMOTE_LOG_TIMEOUT, 900 s by default), the 27th was not even exported.
     Each day now has a thread of its own. The fake clock stands still, so the 26th's watch never
-    times out: it watches until the stop. Its wait between two looks at the log (today's file is
-    confirmed at its first look, so only the 26th waits) is held until today's session has
-    completed; the 30 s only make a regression fail instead of hanging."""
-    an_earlier_day_retried_and_started_beside_today(world)
-    today_completed, stop = threading.Event(), threading.Event()
+    times out: it watches until the stop. Once it watches (its first wait between two looks at the
+    log), the operator starts the 27th; that wait is held until today's session has completed
+    (today's file is confirmed at its first look, so only the 26th waits). The 30 s only make a
+    regression fail instead of hanging."""
+    an_earlier_day_retried_and_started_beside_today(world, start_today=False)
+    earlier_watching, today_completed, stop = threading.Event(), threading.Event(), threading.Event()
     deliver = world.core.deliver_outbox
 
     def deliver_and_note(now):
@@ -317,6 +320,7 @@ def test_a_retried_earlier_day_waiting_for_its_confirmation_does_not_hold_up_tod
         return deliver(now)
 
     def wait(seconds):
+        earlier_watching.set()
         today_completed.wait(30)
         return stop.wait(seconds)
 
@@ -324,6 +328,9 @@ def test_a_retried_earlier_day_waiting_for_its_confirmation_does_not_hold_up_tod
     worker = threading.Thread(target=run_session_worker, args=(core, stop), kwargs={"wait": wait})
     worker.start()
     try:
+        assert earlier_watching.wait(30), "the 26th never reached its watch"
+        assert session(world, EARLIER).phase is SessionPhase.WATCHING
+        world.core.start_session(world.clock.now())  # wakes the worker
         assert today_completed.wait(30), "today's session waited for the 26th's watch"
         earlier = session(world, EARLIER)
         assert (earlier.state, earlier.phase) == (SessionState.RUNNING, SessionPhase.WATCHING)
