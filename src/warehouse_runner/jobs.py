@@ -63,7 +63,7 @@ class PollTicks:
         if late:
             log.warning("the poll of %s runs late, at %s", due.strftime("%H:%M"), now.strftime("%H:%M:%S"))
         try:
-            self.spawn(lambda: self._poll(now))
+            self.spawn(lambda: self._poll(now, due))
         except BaseException:  # no thread to run it (the process is out of threads): not running
             self.idle.release()
             raise
@@ -93,11 +93,12 @@ class PollTicks:
         self.idle.release()
         return True
 
-    def _poll(self, now: dt.datetime) -> None:
+    def _poll(self, now: dt.datetime, due: dt.datetime) -> None:
         try:
-            # The window was open at the poll's own time: a late one runs even if it has shut since.
-            if self.core.ingest_daily_file(now, any_time=True).alert_deferred:
-                self._defer(True, now)
+            # The window was open at the poll's own time: a late one runs even if it has shut
+            # since, and its no-file alert is due as it was at that time.
+            if self.core.ingest_daily_file(now, any_time=True, due_at=due).alert_deferred:
+                self._defer(True, due)
         except DatabaseUnavailable as error:
             log.error("poll failed: %s; it runs again at its next tick", error)
         except Exception:

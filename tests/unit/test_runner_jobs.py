@@ -501,3 +501,18 @@ def test_a_deferred_alert_check_that_keeps_failing_never_stops_the_polls(world, 
     world.clock.set(at("2026-11-26T19:30"))
     tick()
     assert world.inbound.deleted == [VALID_SAMPLE.name], "the 19:30 poll never ran"  # fails now
+
+
+def test_the_alert_time_poll_run_late_after_the_window_shut_still_sends_the_no_file_alert(make_world):
+    """Review 3a, finding 3. WAREHOUSE_POLL_WINDOW=08:00-19:00, the alert at 19:00 (the
+    window's last poll), no file today. The runner is restarted at 19:00:40 (a deploy) and its first
+    tick comes at 19:01:05: the 19:00 poll is owed and runs late (SPEC §4: late, never silently
+    skipped, and the no-file alert never postponed by it; any_time: 'the window was open at the
+    poll's own time'). But the poll checks the alert with its own late time, and alert_due() needs
+    the window open: shut at 19:00. c7f4baa made only the deferred re-check 'due as it was at the
+    alert time'; the late alert-time poll itself still drops the alert: nobody is told no file came."""
+    world = make_world(poll_window="08:00-19:00")
+    polls = PollTicks(world.core, spawn=inline)  # the restarted process's scheduler
+    world.clock.set(at("2026-11-26T19:01:05"))
+    assert polls(world.clock.now()), "the 19:00 poll, late"
+    assert len(world.store.mails("no-file")) == 1

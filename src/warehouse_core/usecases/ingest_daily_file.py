@@ -48,7 +48,13 @@ class IngestDailyFile:
         self.actor = SYSTEM
 
     def __call__(
-        self, now: dt.datetime, actor: str = SYSTEM, *, any_time: bool = False, pretend: bool = False
+        self,
+        now: dt.datetime,
+        actor: str = SYSTEM,
+        *,
+        any_time: bool = False,
+        pretend: bool = False,
+        due_at: Optional[dt.datetime] = None,
     ) -> PollReport:
         """One poll as if at ``now``; ``actor`` is who asked (the scheduler, or ops on the command line).
 
@@ -58,7 +64,10 @@ class IngestDailyFile:
         ``pretend``: ``now`` is not the time it runs (``poll --at``). Such a poll records no poll
         for the metrics: the last successful poll and the failures are those of the polls that
         ran at their time, which the alert on warehouse_poll_last_success_timestamp_seconds watches
-        (recorded at the pretend time it would move hours ahead, or days back)."""
+        (recorded at the pretend time it would move hours ahead, or days back).
+
+        ``due_at``: the time the scheduler owed this poll, when it runs late: the no-file alert
+        is due as it was then (a window that shut at the alert time does not drop it)."""
         report = PollReport(at=now)
         if not any_time and not self.schedule.in_window(now):
             report.skipped = "outside the poll window and days"
@@ -75,7 +84,7 @@ class IngestDailyFile:
             else:
                 report.skipped = "another poll is running"
                 log.info("poll skipped: another process is polling")
-            self._check_alert(acquired, now, actor, report)
+            self._check_alert(acquired, now, actor, report, due_at)
         if acquired:
             log.info(report.describe())
         return report
