@@ -209,6 +209,9 @@ def test_a_retry_that_learns_the_file_never_arrived_releases_the_invoices(runnin
     running.outbound.unreachable = False
     assert retry(running).state is SessionState.READY
     assert session(running).delivery is Delivery.NO and held(running) == set()
+    # What the retry learnt is in the day's timeline, before the retry itself.
+    kinds = [e.kind.value for e in events(running)]
+    assert kinds.index("delivery-settled") < kinds.index("session-retried"), kinds
 
 
 def test_a_retry_while_the_server_cannot_say_is_refused_even_with_redeliver_and_loses_nothing(running):

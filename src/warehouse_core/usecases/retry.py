@@ -45,7 +45,7 @@ class RetrySession:
                 found = uow.session(day)
             delivery = found.delivery.value if found is not None and found.delivery is not None else None
             raise Conflict(code="retry_out_of_reach", day=day.isoformat(), days=ATTENTION_DAYS, delivery=delivery)
-        failed = self._settled(day)
+        failed = self._settled(day, now)
         delivered = failed.delivery is Delivery.YES
         if delivered and not redeliver:
             raise Conflict(code="retry_delivered", day=day.isoformat(), export_file=failed.export_file)
@@ -85,7 +85,7 @@ class RetrySession:
         log.warning("session for %s turned back to ready by %s: %s", day, actor, reason)
         return ready
 
-    def _settled(self, day: dt.date) -> WorkSession:
+    def _settled(self, day: dt.date, now: dt.datetime) -> WorkSession:
         """The failed session, its delivery settled first: a day turned back to ready must know
         whether its failed run's file reached the consumer (yes is recorded, and the retry refused
         without ``redeliver``; no releases its invoices). Unknown: refused until the outbound server
@@ -93,7 +93,7 @@ class RetrySession:
         needs that server anyway."""
         with self.store.unit_of_work() as uow:
             failed = self._failed_session(uow, day)
-        if failed.delivery is Delivery.UNKNOWN and not settle(self.store, self.outbound, day):
+        if failed.delivery is Delivery.UNKNOWN and not settle(self.store, self.outbound, day, lambda: now):
             raise Conflict(code="retry_unknown", day=day.isoformat(), export_file=failed.export_file)
         # Asked before the row is locked (no FTP under a lock): a failed run's phase and file no
         # longer change, and the state is checked again under the lock.
