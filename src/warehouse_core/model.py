@@ -116,8 +116,6 @@ class MailEvent(str, enum.Enum):
     SESSION_COMPLETED = "session-completed"
     SESSION_FAILED = "session-failed"
     SESSION_RETRY = "session-retry"
-    # A failed day's unknown delivery turned out never delivered: its invoices wait for a retry.
-    DELIVERY_SETTLED = "delivery-settled"
 
 
 @dataclass(frozen=True)

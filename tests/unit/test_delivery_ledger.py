@@ -1018,9 +1018,11 @@ def test_when_a_failed_days_unknown_delivery_is_settled_never_delivered_someone_
 
 
 def test_a_failed_day_settled_never_delivered_is_mailed_once_and_a_delivered_or_closed_one_is_not(make_world):
-    """The mail of a failed day whose file never arrived (delivery-settled) says what was learnt and
-    that only a retry exports its invoices, in the operator's language; a day whose file did arrive
-    needs nobody (its timeline says so), nor does a closed one (closed is final): no mail."""
+    """The mail of a failed day whose file never arrived says what was learnt and that only a retry
+    exports its invoices, in the operator's language; a day whose file did arrive needs nobody (its
+    timeline says so), nor does a closed one (closed is final): no mail. It is a second
+    ``session-failed`` mail of the day (SPEC §6: every mail's X-Warehouse-Event is one of the seven
+    events), saying what is new."""
     world = make_world(language="it")
     world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
     world.poll("2026-11-26T10:00")
@@ -1029,7 +1031,8 @@ def test_a_failed_day_settled_never_delivered_is_mailed_once_and_a_delivered_or_
     world.outbound.unreachable = False
     world.work()
     world.work()  # settled already: nothing more
-    [mail] = world.store.mails("delivery-settled")
+    first, mail = world.store.mails("session-failed")
+    assert "non è mai arrivato al destinatario" not in first.subject
     assert mail.day == DAY and "non è mai arrivato al destinatario" in mail.subject
     assert "session retry --day 2026-11-26" in mail.text and EXPORT in mail.text
     assert "session retry --day 2026-11-26" in mail.html
@@ -1041,7 +1044,7 @@ def test_a_failed_day_settled_never_delivered_is_mailed_once_and_a_delivered_or_
     failed_in_renaming_not_knowing(delivered)
     delivered.outbound.unreachable = False
     delivered.work()
-    assert session(delivered).delivery is Delivery.YES and delivered.store.mails("delivery-settled") == []
+    assert session(delivered).delivery is Delivery.YES and len(delivered.store.mails("session-failed")) == 1
 
     closed = make_world()
     closed.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
@@ -1051,7 +1054,7 @@ def test_a_failed_day_settled_never_delivered_is_mailed_once_and_a_delivered_or_
     closed.core.close_session(closed.clock.now(), actor="anna")  # the server still silent
     closed.outbound.unreachable = False
     closed.work()
-    assert session(closed).delivery is Delivery.NO and closed.store.mails("delivery-settled") == []
+    assert session(closed).delivery is Delivery.NO and len(closed.store.mails("session-failed")) == 1
     assert [e.detail for e in events(closed) if e.kind.value == "delivery-settled"] == [
         {"file": EXPORT, "verdict": "no", "delivery": "no"}
     ]

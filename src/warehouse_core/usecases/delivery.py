@@ -114,7 +114,8 @@ def settle(
     but what the database raises: a server that cannot answer (or answers oddly) leaves it for the
     next round. With ``now`` (the service's clock), what was learnt goes into the day's timeline
     (``delivery-settled``) in the transaction that records it; with ``renderer`` too, a failed
-    day whose file never arrived is mailed (``delivery-settled``): its invoices wait for a retry."""
+    day whose file never arrived is mailed again (``session-failed``, saying so): its invoices
+    wait for a retry."""
     with store.unit_of_work() as uow:
         found = uow.session(day)
     if found is None or found.delivery is not Delivery.UNKNOWN:
@@ -161,7 +162,15 @@ def _never_delivered(renderer: Optional[MailRenderer], failed: WorkSession) -> O
     if renderer is None or failed.state is not SessionState.FAILED:
         return None
     try:
-        return compose(renderer, MailEvent.DELIVERY_SETTLED, failed.day, session=replace(failed, delivery=Delivery.NO))
+        return compose(
+            renderer,
+            MailEvent.SESSION_FAILED,
+            failed.day,
+            session=replace(failed, delivery=Delivery.NO),
+            reason=failed.detail or "",
+            waited_for=None,
+            never_delivered=True,
+        )
     except Exception:
         log.exception("session for %s: the mail that its file never arrived could not be written", failed.day)
         return None

@@ -6,14 +6,12 @@ import csv
 import datetime as dt
 import io
 import logging
-from dataclasses import replace
 from typing import Any, Dict, Iterator, Mapping, Optional, Protocol, Sequence, Tuple
 
 from warehouse_core.audit import SYSTEM, Event, EventKind
 from warehouse_core.errors import one_line
 from warehouse_core.model import (
     Attachment,
-    Delivery,
     FileStatus,
     ImportSummary,
     Mail,
@@ -139,9 +137,6 @@ def sample_context(event: MailEvent) -> Dict[str, Any]:
         export_file="Spedizioni20261126_9.txt",
         detail="the remote importer reported an error",
     )
-    never_delivered = replace(
-        session, state=SessionState.FAILED, delivery=Delivery.NO, detail="the upload to the outbound FTP server failed"
-    )
     names = ["Letture20261126083015123_9.txt"]
     lists: Dict[MailEvent, Dict[str, Any]] = {
         MailEvent.NO_FILE: dict(
@@ -156,7 +151,6 @@ def sample_context(event: MailEvent) -> Dict[str, Any]:
         MailEvent.SESSION_FAILED: dict(
             session=session, reason="the remote importer reported an error", waited_for=day - dt.timedelta(days=1)
         ),
-        MailEvent.DELIVERY_SETTLED: dict(session=never_delivered),
         MailEvent.SESSION_RETRY: dict(
             actor="cli:ops",
             reason="the consumer fixed its importer",
