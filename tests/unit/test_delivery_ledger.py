@@ -223,14 +223,7 @@ def test_a_retry_while_the_server_cannot_say_is_refused_even_with_redeliver_and_
     delivered for good. A redelivery needs the outbound server anyway: while it cannot say, the
     retry is refused with or without --redeliver, and nothing changes. Once it answers, the retry
     learns the truth (here: never arrived, the invoices released) and the day can be exported."""
-
-    def refused_then_silent(name):
-        running.outbound.on_renaming = None
-        running.outbound.refuse_rename_next = 1
-        running.outbound.unreachable = True
-
-    running.outbound.on_renaming = refused_then_silent
-    running.work()
+    fails_before_the_rename_without_an_answer(running)
     for redeliver in (False, True):
         with pytest.raises(Conflict) as caught:
             retry(running, redeliver=redeliver)
