@@ -37,7 +37,7 @@ def test_a_failed_day_shows_its_reason_and_since_when(served, page):
     page.goto(url)
     sync_api.expect(page.locator("#status-line")).to_contain_text("failed")
     sync_api.expect(page.locator("#start")).to_be_disabled()
-    sync_api.expect(page.locator("#start-refusal")).to_contain_text("failed: it can only be closed")
+    sync_api.expect(page.locator("#start-refusal")).to_contain_text("failed: it cannot be started again from the page")
     sync_api.expect(page.locator("#close")).to_be_enabled()
     page.click("#to-history")
     row = page.locator('#days tr[data-day="2026-11-26"]')

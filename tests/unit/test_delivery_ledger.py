@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -20,6 +21,7 @@ from warehouse_core.delivery_states import (
 from warehouse_core.errors import Conflict, TransferError
 from warehouse_core.model import InvoiceStatus, SessionState
 from warehouse_core.usecases.history import export_download
+from warehouse_web import create_app
 
 DAY = dt.date(2026, 11, 26)
 NEXT = dt.date(2026, 11, 27)
@@ -1095,3 +1097,66 @@ def test_a_later_day_counts_its_invoices_only_once_an_earlier_running_day_has_pu
     assert today.detail is None, "the wait's note went once the wait was over"
     assert shipped_by(world, NEXT) == {"600000010"}
     assert "600000001" in shipped_by(world, DAY)
+
+
+# What the operator and ops are told of a failed day, walked through on the fakes (review 3b).
+
+
+CAN_ONLY_BE_CLOSED = {"en": "it can only be closed", "it": "ora può solo essere chiusa"}
+
+
+def started(make_world, language):
+    world = make_world(language=language)
+    world.inbound.files[VALID_SAMPLE.name] = VALID_SAMPLE.read_bytes()
+    world.poll("2026-11-26T10:00")
+    world.core.start_session(world.clock.now())
+    return world
+
+
+def readable(html):
+    html = re.sub(r"<script.*?</script>|<style.*?</style>", "", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
+
+
+def page(world, path="/"):
+    return create_app({"TESTING": True}, core=world.core).test_client().get(path).get_data(as_text=True)
+
+
+def earlier_why(world, day):
+    html = page(world)
+    match = re.search(r'<p class="earlier-why" id="earlier-why-{}">(.*?)</p>'.format(day), html, re.S)
+    assert match is not None, readable(html)
+    return readable(match.group(1))
+
+
+def closed_after_failing_then_settled_days_later(world):
+    """The 26th fails at its rename (10:00), the server silent; Anna closes it at 16:00; the
+    server answers again on the 29th and the runner settles it: the file had been delivered."""
+    fails_in_renaming_without_an_answer(world)
+    world.outbound.on_upload = None
+    world.clock.set(at("2026-11-26T16:00"))
+    world.core.close_session(world.clock.now(), actor="anna")
+    assert session(world).state is SessionState.CLOSED and session(world).delivery is Delivery.UNKNOWN
+
+
+def test_the_alert_of_a_day_held_out_by_another_days_rename_does_not_say_it_can_only_be_closed(make_world):
+    """LOW (a mail that contradicts itself). Two workers: the 26th's export is written, then another
+    day's export holding some of the same invoices is renamed into place first; the 26th is not
+    renamed and fails with HELD_ELSEWHERE, "... not renamed; ops can retry the day to export it
+    without them". Its alert then ends, from the template's last branch, "The session can only be
+    closed now; nothing more is exported for this day": the reason says ops can retry it, the next
+    line says it can only be closed (and closing ends it without an export)."""
+    world = started(make_world, "en")
+    other = DAY.replace(day=20)
+
+    def another_day_renamed_first(name):
+        world.outbound.on_stored = None
+        world.store.data.exported.add(("600000001", other))
+
+    world.outbound.on_stored = another_day_renamed_first
+    world.work()
+    failed = session(world)
+    assert failed.state is SessionState.FAILED and "held by another day" in (failed.detail or ""), failed
+    [alert] = world.store.mails("session-failed")
+    assert "ops can retry the day" in alert.text
+    assert "can only be closed" not in alert.text, alert.text

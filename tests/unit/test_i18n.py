@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
 from tests.unit.conftest import build_world
+from tests.unit.test_delivery_ledger import page, readable, session, started
 from warehouse_core.adapters.catalogues import (
     BUILT_IN_LOCALE,
     extract_messages,
@@ -657,3 +658,29 @@ def test_a_redelivery_refused_for_an_unreadable_log_says_why_in_italian(make_wor
     assert "remote log not readable" not in message, message
     alert = world.store.mails("session-failed")[-1]
     assert "remote log not readable" not in alert.text
+
+
+def test_the_italian_retry_mail_and_line_name_the_button_that_starts_an_earlier_day(make_world, monkeypatch, capsys):
+    """LOW (an action named wrongly). Ops retry the 26th on the 27th. The CLI's line says "la
+    sessione del 2026-11-26 è di nuovo pronta: per esportarla premere «Avvia sessione» nella
+    pagina", and the session-retry mail "per questo giorno «Avvia sessione» è di nuovo disponibile".
+    «Avvia sessione» is the page's own button, today's: it answers "Nessun dato ancora importato per
+    il 2026-11-27" (or starts the 27th). The button that starts the 26th is «Avvia sessione del
+    2026-11-26», in the earlier list. (The English says "Start on the page", which is vaguer but
+    not wrong.)"""
+    from warehouse_runner import cli
+
+    world = started(make_world, "it")
+    world.outbound.unreachable = True  # an ordinary failed upload: nothing held
+    world.work()
+    world.outbound.unreachable = False
+    assert session(world).state is SessionState.FAILED
+    world.clock.set(at("2026-11-27T09:00"))
+    monkeypatch.setattr(cli, "start", lambda arguments: world.core)
+    assert cli.main(["session", "retry", "--day", "2026-11-26", "--reason", "il server era giù"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    [mail] = world.store.mails("session-retry")
+    button = "Avvia sessione del 2026-11-26"
+    assert button in readable(page(world))  # the button that does it
+    assert "«Avvia sessione»" not in line or button in line, line
+    assert "«Avvia sessione»" not in mail.text or button in mail.text, mail.text

@@ -9,7 +9,19 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE
+from tests.unit.test_delivery_ledger import (
+    CAN_ONLY_BE_CLOSED,
+    NEXT,
+    fails_in_renaming_without_an_answer,
+    next_day_started,
+    page,
+    readable,
+    session,
+    started,
+)
 from warehouse_core.bootstrap import bootstrap
+from warehouse_core.delivery_states import Delivery
+from warehouse_core.model import SessionState
 from warehouse_web import create_app
 
 EXPORT = "Spedizioni20261126_6.txt"
@@ -451,3 +463,27 @@ def test_a_failed_tries_note_goes_once_the_resumed_watch_reads_the_log_again(wor
     world.core.run_session.run_pending(wait)
     assert "try 1 of 4 failed" in details[0]  # waiting for the next try
     assert len(details) > 2 and set(details[1:]) == {None}, details[:3]
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_the_page_does_not_tell_to_close_a_day_that_failed_waiting_for_an_earlier_days_delivery(make_world, language):
+    """MEDIUM (lost). The 26th failed at its rename, the outbound server silent; on the 27th the
+    operator presses Start, and the 27th fails after its tries "... whether the export of 2026-11-26
+    reached the consumer: nothing was exported". Its alert (fixed in 9da1ec1) says: ops can retry it
+    once the 26th is settled; do not close it, a closed day stays closed without an export. The page
+    the operator looks at says the opposite: its Start refusal reads "The session for 2026-11-27
+    failed: it can only be closed." ("ora può solo essere chiusa"), with the Close button beside
+    it, and nothing on the page mentions the retry. An operator who does what the page says closes
+    the 27th, and its invoices are never exported."""
+    world = started(make_world, language)
+    fails_in_renaming_without_an_answer(world)
+    world.outbound.on_upload = None
+    assert session(world).delivery is Delivery.UNKNOWN
+    next_day_started(world, confirm=False)
+    world.work()
+    failed = session(world, NEXT)
+    assert failed.state is SessionState.FAILED and "2026-11-26" in (failed.detail or "")
+    [alert] = [mail for mail in world.store.mails("session-failed") if mail.day == NEXT]
+    assert CAN_ONLY_BE_CLOSED[language] not in alert.text  # the mail: do not close it
+    shown = readable(page(world))
+    assert CAN_ONLY_BE_CLOSED[language] not in shown, shown

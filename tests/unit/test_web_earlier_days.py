@@ -10,6 +10,7 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import VALID_SAMPLE, at
+from tests.unit import test_delivery_ledger as ledger
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.model import SessionState
 from warehouse_web import create_app
@@ -213,3 +214,85 @@ def test_closing_an_earlier_completed_day_is_refused_without_speaking_of_today(w
     world.clock.set(at("2026-11-26T18:00"))
     answer = post(client, "/api/session/close")
     assert answer.status_code == 409 and "nothing more happens today" in answer.get_json()["error"]
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_the_earlier_list_tells_that_a_day_failed_waiting_for_an_earlier_day_can_be_retried(make_world, language):
+    """MEDIUM (same finding as the page refusal, seen the next day). On the 28th the earlier list
+    shows the 27th as "Failed, and an alert was mailed: ... nothing was exported" with only a Close
+    button; nothing says that ops can retry it once the 26th is settled (what its alert says), and
+    Close, the one action offered, is what the alert says not to do."""
+    world = ledger.started(make_world, language)
+    ledger.fails_in_renaming_without_an_answer(world)
+    world.outbound.on_upload = None
+    ledger.next_day_started(world, confirm=False)
+    world.work()
+    assert ledger.session(world, ledger.NEXT).state is SessionState.FAILED
+    world.clock.set(at("2026-11-28T09:00"))
+    why = ledger.earlier_why(world, "2026-11-27")
+    retry = {"en": "retry", "it": "session retry"}
+    assert retry[language] in why, why
+
+
+def test_a_failed_day_whose_file_the_runner_later_proved_never_arrived_says_ops_can_retry_it(make_world):
+    """MEDIUM (lost). The 26th fails before its rename is answered, the server silent; its alert
+    says the file "may have reached the consumer ... the service ... settles the day on its own" and
+    "Nothing more is exported for this day. You may close it ..., or do nothing." On the 27th the
+    server answers: the temporary file is set aside, delivery no, its six invoices released. Nobody
+    is told: no mail, and the earlier list shows the 26th as any failed day ("Failed, and an alert
+    was mailed: the upload ... failed after 3 tries") with Close only. Its invoices are in no later
+    day's file; only `session retry` (ops) would ship them, within 30 days, and nothing says so:
+    after 30 days the day leaves the list, its invoices never exported."""
+    from tests.unit.test_delivery_ledger import fails_before_the_rename_without_an_answer, held
+
+    world = ledger.started(make_world, "en")
+    fails_before_the_rename_without_an_answer(world)
+    world.outbound.on_upload = None
+    assert ledger.session(world).delivery is ledger.Delivery.UNKNOWN
+    world.clock.set(at("2026-11-27T09:00"))
+    world.outbound.unreachable = False
+    world.work()
+    assert ledger.session(world).delivery is ledger.Delivery.NO and held(world) == set()
+    why = ledger.earlier_why(world, DAY)
+    told = [mail.text for mail in world.store.mails() if mail.day == ledger.DAY and "never" in mail.text]
+    assert "retry" in why or told, why
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_the_earlier_list_does_not_say_a_day_closed_hours_after_it_failed_was_closed_mid_rename(make_world, language):
+    """LOW (contradiction). 9da1ec1 made the detail of a failed day closed later say "closed by an
+    operator after it failed; whether the consumer got ... is being checked", no longer "closed
+    while ... being renamed". But earlier_days.html still prefixes every closed day whose delivery is
+    unknown with "Closed while its file was being put in place: ..." ("Sessione chiusa mentre il suo
+    file veniva inviato"), so on the 29th the page says both, one after the other, and the timeline
+    shows the failure at 10:00:06 and the Close at 16:00."""
+    world = ledger.started(make_world, language)
+    ledger.closed_after_failing_then_settled_days_later(world)
+    world.clock.set(at("2026-11-29T09:00"))
+    why = ledger.earlier_why(world, DAY)
+    mid_rename = {
+        "en": "Closed while its file was being put in place",
+        "it": "chiusa mentre il suo file veniva inviato",
+    }
+    assert mid_rename[language] not in why, why
+
+
+def test_a_failed_day_whose_file_the_runner_later_found_delivered_is_not_shown_as_merely_failed(make_world):
+    """LOW (state without what it means). The 26th failed at its rename, the server silent; its
+    alert said the file "may have reached the consumer ... the service settles the day on its own".
+    On the 27th the server answers and the runner records delivery yes. The earlier list shows the
+    26th exactly as any failed day, "Failed, and an alert was mailed: the upload ... failed after 3
+    tries", with Close: nothing (page or mail) ever tells the operator that the file did reach the
+    consumer, which is what they were told to wait for."""
+    world = ledger.started(make_world, "en")
+    ledger.fails_in_renaming_without_an_answer(world)
+    world.outbound.on_upload = None
+    world.clock.set(at("2026-11-27T09:00"))
+    world.outbound.unreachable = False
+    world.work()
+    assert (
+        ledger.session(world, ledger.DAY).state is SessionState.FAILED
+        and ledger.session(world, ledger.DAY).delivery is ledger.Delivery.YES
+    )
+    why = ledger.earlier_why(world, DAY)
+    assert "reached the consumer" in why or "delivered" in why, why

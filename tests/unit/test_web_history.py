@@ -11,9 +11,19 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import MALFORMED_SAMPLE, VALID_SAMPLE, at
+from tests.unit.test_delivery_ledger import (
+    closed_after_failing_then_settled_days_later,
+    page,
+    session,
+    started,
+)
+from tests.unit.test_delivery_ledger import (
+    readable as plain,
+)
 from tests.unit.test_web import post, upload
 from warehouse_core.audit import Event, EventKind
 from warehouse_core.bootstrap import bootstrap
+from warehouse_core.delivery_states import Delivery
 from warehouse_web import create_app
 
 EXPORT = "Spedizioni20261126_6.txt"
@@ -290,3 +300,23 @@ def test_a_day_closed_after_its_file_was_delivered_says_so_on_its_page(world, cl
     closed = re.search(r'<p id="closed-detail">([^<]*)</p>', page).group(1)
     assert closed.startswith("Closed: ") and EXPORT + " was delivered" in closed, closed
     assert '<td id="delivery">reached the consumer: its invoices are recorded as exported</td>' in page
+
+
+@pytest.mark.parametrize("language", ["it", "en"])
+def test_the_days_history_says_what_the_settle_learnt_about_a_closed_days_delivery(make_world, language):
+    """LOW (what next / contradiction). Same story; on the 29th the server answers and the runner
+    records delivery yes (the session's detail now ends "... had been delivered to the outbound
+    server: its invoices are recorded as exported"). The day's history page, where an operator
+    looks up a day days later, never says so: its timeline ends "Session closed (it was failed):
+    nothing more happens that day" (the runner went on asking for three days), no event records
+    what the outbound server answered, the detail is not shown, and the summary still reads
+    "Does not reconcile: 6 exported, but none confirmed by the consumer's log"."""
+    world = started(make_world, language)
+    closed_after_failing_then_settled_days_later(world)
+    world.clock.set(at("2026-11-29T09:00"))
+    world.outbound.unreachable = False
+    world.work()
+    assert session(world).delivery is Delivery.YES
+    shown = plain(page(world, "/days/2026-11-26"))
+    said = {"en": "had been delivered", "it": "era stato consegnato"}  # FAILED_DELIVERED, as the page says it
+    assert said[language] in shown, shown
