@@ -1139,6 +1139,32 @@ def closed_after_failing_then_settled_days_later(world):
     assert session(world).state is SessionState.CLOSED and session(world).delivery is Delivery.UNKNOWN
 
 
+def test_the_alert_of_a_failed_redelivery_does_not_say_its_invoices_are_held_only_until_it_is_known(make_world):
+    """LOW (a state told wrongly). The 26th was delivered (the consumer counted wrong: failed while
+    watching, delivery yes). Ops retry it with --redeliver on the 27th; the redelivery's rename
+    reply is lost and the server falls silent. The alert says "Spedizioni... may have reached the
+    consumer ... Until it is [known], its invoices are held": the first delivery reached the
+    consumer for certain, and its invoices stay exported whatever the redelivery's verdict (the
+    settle keeps yes); "until" promises a release that never comes."""
+    from tests.unit.test_delivery_ledger import SHIPPED, held, retry
+
+    world = started(make_world, "en")
+    world.importer_confirms(records=5)
+    world.work()
+    assert session(world).delivery is Delivery.YES
+    world.clock.set(at("2026-11-27T09:00"))
+    retry(world, redeliver=True)
+    world.core.start_session(world.clock.now(), day=DAY)
+    fails_in_renaming_without_an_answer(world)
+    world.outbound.on_upload = None
+    assert session(world).state is SessionState.FAILED and session(world).delivery is Delivery.UNKNOWN
+    alert = [mail for mail in world.store.mails("session-failed") if mail.day == DAY][-1]
+    world.outbound.unreachable = False
+    world.work()
+    assert session(world).delivery is Delivery.YES and held(world) == SHIPPED  # held for good, as before
+    assert "Until it is, its invoices are held" not in alert.text, alert.text
+
+
 def test_the_alert_of_a_day_held_out_by_another_days_rename_does_not_say_it_can_only_be_closed(make_world):
     """LOW (a mail that contradicts itself). Two workers: the 26th's export is written, then another
     day's export holding some of the same invoices is renamed into place first; the 26th is not

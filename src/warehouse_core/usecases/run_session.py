@@ -388,12 +388,14 @@ class RunSession:
         now = self.clock.now()
         with self.store.unit_of_work() as uow:
             before = uow.session(day)
+            unknown = before is not None and before.delivery is Delivery.UNKNOWN
+            redelivery = unknown and _redelivering(uow.events_of_day(day))
         if before is None or before.state is not SessionState.RUNNING:
             return
         # The alert says what the day's delivery is once failed: a file being watched had reached the consumer.
         delivery = Delivery.YES if before.phase is SessionPhase.WATCHING else before.delivery
         failed = replace(before, state=SessionState.FAILED, finished_at=now, detail=reason, delivery=delivery)
-        mail = self._alert(failed, reason, waited_for)
+        mail = self._alert(failed, reason, waited_for, redelivery)
         with self.store.unit_of_work() as uow:
             current = uow.session(day)
             if current is None or not uow.finish_session(day, SessionState.FAILED, now, reason):
@@ -405,7 +407,9 @@ class RunSession:
                 queue_mail(uow, mail, now)
         log.error("session for %s failed: %s", day, reason)
 
-    def _alert(self, failed: WorkSession, reason: str, waited_for: Optional[dt.date]) -> Optional[Mail]:
+    def _alert(
+        self, failed: WorkSession, reason: str, waited_for: Optional[dt.date], redelivery: bool = False
+    ) -> Optional[Mail]:
         try:
             return compose(
                 self.renderer,
@@ -414,10 +418,18 @@ class RunSession:
                 session=failed,
                 reason=reason,
                 waited_for=waited_for,
+                redelivery=redelivery,
             )
         except Exception:
             log.exception("session for %s: the alert could not be written, even from the built-in template", failed.day)
             return None
+
+
+def _redelivering(events: List[Event]) -> bool:
+    """Whether the day's run is a redelivery: its last retry was asked with --redeliver, so its
+    first delivery reached the consumer and its invoices stay exported whatever this run's verdict."""
+    retried = [event for event in events if event.kind is EventKind.SESSION_RETRIED]
+    return bool(retried and retried[-1].detail.get("redeliver"))
 
 
 def _verdict(line: str, name: str, expected: int, success: Any, error: Any) -> Union[bool, str, None]:
