@@ -282,7 +282,8 @@ def step_export(url: str, schema: str, data_dir: str, day: str) -> Dict[str, Any
 
 
 def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
-    """The naive way: one SELECT per invoice and one INSERT per line and per category link."""
+    """The naive way: one SELECT per invoice and one INSERT per line, then one per category with its
+    lines (the links' rows, migration 011: an array of line numbers per category and file)."""
     import psycopg
 
     from warehouse_core.adapters.postgres.partitions import attach_partitions, create_partitions
@@ -302,6 +303,7 @@ def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
         # parent tables and their keys, one at a time.
         create_partitions(connection, NAIVE_DAY, file_id)
         attach_partitions(connection, NAIVE_DAY, file_id)
+        links: Dict[str, List[int]] = {}
         with open(path, "rb") as stream:
             for line in parse_lines(stream, facts.encoding, tally):
                 found = connection.execute(
@@ -322,15 +324,17 @@ def step_naive(url: str, schema: str, path: str) -> Dict[str, Any]:
                     ),
                 )
                 for name in line.categories:
-                    category = connection.execute(
-                        "INSERT INTO category (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
-                        " RETURNING id",
-                        (name,),
-                    ).fetchone()[0]
-                    connection.execute(
-                        "INSERT INTO invoice_line_category (category_id, file_id, line_number) VALUES (%s, %s, %s)",
-                        (category, file_id, line.line_number),
-                    )
+                    links.setdefault(name, []).append(line.line_number)
+        for name, numbers in links.items():
+            category = connection.execute(
+                "INSERT INTO category (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
+                " RETURNING id",
+                (name,),
+            ).fetchone()[0]
+            connection.execute(
+                "INSERT INTO category_lines (category_id, file_id, line_numbers) VALUES (%s, %s, %s)",
+                (category, file_id, numbers),
+            )
         connection.rollback()
     return {"seconds": time.perf_counter() - began, "stored": tally.valid_lines}
 
@@ -489,7 +493,8 @@ def floor_ingest(url: str, path: str) -> float:
 
 
 def dump_stored_rows(url: str, schema: str, day: dt.date, work: Path) -> Dict[str, Any]:
-    """The rows the import stored for ``day`` (its lines and category links), in key order, as COPY text files."""
+    """The rows the import stored for ``day`` (its lines and category links), in key order, as the
+    import sends them: the lines in COPY's text format, the links (arrays) in its binary format."""
     import psycopg
 
     file_id = day_file_id(url, schema, day)
@@ -499,13 +504,13 @@ def dump_stored_rows(url: str, schema: str, day: dt.date, work: Path) -> Dict[st
         "\\copy (SELECT * FROM {s}.invoice_line WHERE file_id = {f} ORDER BY file_id, line_number) TO '{p}'".format(
             s=schema, f=file_id, p=dump["lines"]
         ),
-        "\\copy (SELECT * FROM {s}.invoice_line_category WHERE file_id = {f} ORDER BY category_id, file_id, line_number)"
-        " TO '{p}'".format(s=schema, f=file_id, p=dump["links"]),
+        "\\copy (SELECT * FROM {s}.category_lines WHERE file_id = {f} ORDER BY category_id, file_id)"
+        " TO '{p}' WITH (FORMAT binary)".format(s=schema, f=file_id, p=dump["links"]),
     )
     with psycopg.connect(url) as connection:
-        for table in ("invoice_line", "invoice_line_category"):
+        for table, count in (("invoice_line", "count(*)"), ("category_lines", "sum(cardinality(line_numbers))")):
             dump[table] = connection.execute(
-                "SELECT count(*) FROM {}.{} WHERE file_id = %s".format(schema, table), (file_id,)
+                "SELECT {} FROM {}.{} WHERE file_id = %s".format(count, schema, table), (file_id,)
             ).fetchone()[0]
     psql(url, "DROP SCHEMA IF EXISTS {f} CASCADE; CREATE SCHEMA {f}".format(f=FLOOR_SCHEMA))
     dump["schema"] = schema
@@ -523,27 +528,25 @@ def copy_into_floor(url: str, dump: Dict[str, Any]) -> Dict[str, Any]:
     seconds = psql(
         url,
         "CREATE TABLE {f}.invoice_line (LIKE {s}.invoice_line INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
-        " CREATE TABLE {f}.invoice_line_category (LIKE {s}.invoice_line_category INCLUDING DEFAULTS"
+        " CREATE TABLE {f}.category_lines (LIKE {s}.category_lines INCLUDING DEFAULTS"
         " INCLUDING CONSTRAINTS)".format(f=FLOOR_SCHEMA, s=dump["schema"]),
         "\\copy {}.invoice_line FROM '{}' WITH (FREEZE)".format(FLOOR_SCHEMA, dump["lines"]),
-        "\\copy {}.invoice_line_category FROM '{}' WITH (FREEZE)".format(FLOOR_SCHEMA, dump["links"]),
+        "\\copy {}.category_lines FROM '{}' WITH (FORMAT binary, FREEZE)".format(FLOOR_SCHEMA, dump["links"]),
         "SET LOCAL maintenance_work_mem = '{}';"
         " ALTER TABLE {f}.invoice_line ADD PRIMARY KEY (file_id, line_number);"
-        " ALTER TABLE {f}.invoice_line_category ADD PRIMARY KEY (category_id, file_id, line_number)".format(
-            BUILD_MEMORY, f=FLOOR_SCHEMA
-        ),
+        " ALTER TABLE {f}.category_lines ADD PRIMARY KEY (category_id, file_id)".format(BUILD_MEMORY, f=FLOOR_SCHEMA),
         single_transaction=True,
     )
     with psycopg.connect(url, autocommit=True) as connection:
         counts = {
-            table: connection.execute("SELECT count(*) FROM {}.{}".format(FLOOR_SCHEMA, table)).fetchone()[0]
-            for table in ("invoice_line", "invoice_line_category")
+            table: connection.execute("SELECT {} FROM {}.{}".format(count, FLOOR_SCHEMA, table)).fetchone()[0]
+            for table, count in (("invoice_line", "count(*)"), ("category_lines", "sum(cardinality(line_numbers))"))
         }
         connection.execute("DROP SCHEMA {} CASCADE".format(FLOOR_SCHEMA))
     dump["lines"].unlink()
     dump["links"].unlink()
     same = all(counts[table] == dump[table] for table in counts)
-    return {"seconds": seconds, "lines": counts["invoice_line"], "links": counts["invoice_line_category"], "same": same}
+    return {"seconds": seconds, "lines": counts["invoice_line"], "links": counts["category_lines"], "same": same}
 
 
 def model_floor(url: str, schema: str, day: dt.date, work: Path) -> Dict[str, Any]:
@@ -586,14 +589,14 @@ def day_file_id(url: str, schema: str, day: dt.date) -> int:
 
 
 def lines_bytes(url: str, schema: str) -> int:
-    """Bytes on disk of invoice_line and invoice_line_category: every partition's rows, keys and TOAST."""
+    """Bytes on disk of invoice_line and category_lines: every partition's rows, keys and TOAST."""
     import psycopg
 
     with psycopg.connect(url) as connection:
         row = connection.execute(
             "SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM unnest(%s::regclass[]) AS p,"
             " pg_partition_tree(p) AS t WHERE t.isleaf",
-            (["{}.invoice_line".format(schema), "{}.invoice_line_category".format(schema)],),
+            (["{}.invoice_line".format(schema), "{}.category_lines".format(schema)],),
         ).fetchone()
     return int(row[0])
 
@@ -964,8 +967,8 @@ class Run:
                 )
                 connection.execute(
                     sql.SQL(
-                        "INSERT INTO {} SELECT category_id, %(id)s, line_number FROM invoice_line_category"
-                        " WHERE file_id = %(first)s ORDER BY category_id, line_number"
+                        "INSERT INTO {} SELECT category_id, %(id)s, line_numbers FROM category_lines"
+                        " WHERE file_id = %(first)s ORDER BY category_id"
                     ).format(sql.Identifier(links)),
                     {"id": file_id, "first": first},
                 )

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import SAMPLE_VIEW, at
 from tests.fakes import FakeClock, FakeStore, FakeUnitOfWork
-from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork
+from warehouse_core.adapters.postgres import PsycopgStore, PsycopgUnitOfWork, files_and_lines
 from warehouse_core.errors import Conflict
 from warehouse_core.export_format import export_line
 from warehouse_core.model import (
@@ -1017,9 +1017,7 @@ def test_each_imported_file_has_partitions_of_its_own_and_a_rejected_one_leaves_
     with real_store.connection() as connection:
         [imported] = [row[0] for row in connection.execute("SELECT id FROM inbound_file WHERE day = %s", (DAY,))]
         assert partitions_of(connection, "invoice_line") == ["invoice_line_20261126_{}".format(imported)]
-        assert partitions_of(connection, "invoice_line_category") == [
-            "invoice_line_category_20261126_{}".format(imported)
-        ]
+        assert partitions_of(connection, "category_lines") == ["category_lines_20261126_{}".format(imported)]
         plan = "\n".join(
             row[0]
             for row in connection.execute(
@@ -1029,3 +1027,33 @@ def test_each_imported_file_has_partitions_of_its_own_and_a_rejected_one_leaves_
             )
         )
     assert "invoice_line_20261126_{}".format(imported) in plan and "_before_007" not in plan
+
+
+def test_a_files_links_are_one_row_per_category_with_its_lines_ascending_across_spilled_chunks(
+    real_store, monkeypatch
+):
+    """The links wait on disk a few lines at a time (blocks of 3, a chunk of 4 lines here) and go as
+    one array per category, however many chunks it spans; the view gives one row per link, as
+    before 011."""
+    monkeypatch.setattr(files_and_lines, "CHUNK_LINES", 4)
+    names = ("frutta", "pane", "noci")
+    lines = [line(n, "6000000{:02d}".format(n), categories=names[: 1 + n % 3]) for n in range(2, 21)]
+    with real_store.unit_of_work() as uow:
+        file_id = uow.record_file(record())
+        uow.insert_lines(file_id, DAY, blocks_of(lines, 3), {each.invoice_number for each in lines})
+    with real_store.connection() as connection:
+        arrays = dict(
+            connection.execute(
+                "SELECT c.name, s.line_numbers FROM category_lines s JOIN category c ON c.id = s.category_id"
+                " WHERE s.file_id = %s",
+                (file_id,),
+            ).fetchall()
+        )
+        links = connection.execute(
+            "SELECT c.name, lc.line_number FROM invoice_line_category lc JOIN category c ON c.id = lc.category_id"
+            " WHERE lc.file_id = %s ORDER BY 1, 2",
+            (file_id,),
+        ).fetchall()
+    expected = {name: [each.line_number for each in lines if name in each.categories] for name in names}
+    assert arrays == expected
+    assert links == sorted((name, number) for name, numbers in expected.items() for number in numbers)

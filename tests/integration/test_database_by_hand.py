@@ -194,11 +194,9 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
         [[plan]] = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + queries[0]).fetchall()
     read = sorted(_relations_read(plan[0]["Plan"]))
     suffix = "_{:%Y%m%d}_{}".format(today, file_id)
-    assert [name for name, _ in read if name.startswith("invoice_line")] == [
-        "invoice_line" + suffix,
-        "invoice_line_category" + suffix,
-    ]
-    assert all("Index" in how for name, how in read if name.startswith("invoice_line")), read
+    stored = [(name, how) for name, how in read if name.startswith(("invoice_line", "category_lines"))]
+    assert [name for name, _ in stored] == ["category_lines" + suffix, "invoice_line" + suffix]
+    assert all("Index" in how for _, how in stored), read
 
 
 def _relations_read(node: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
@@ -448,17 +446,13 @@ def test_migration_007_partitions_a_database_with_days_in_place_and_both_kinds_o
         assert store.migrate() == [path.stem for path in sorted(MIGRATIONS.glob("*.sql")) if path.stem >= "007"]
         with store.connection() as connection:
             assert connection.execute(LINES_AND_LINKS).fetchall() == before
-            kinds = connection.execute(
-                "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND c.relname LIKE 'invoice_line%%' AND c.relkind IN ('r', 'p')"
-                " ORDER BY 1",
-                (empty_schema,),
-            ).fetchall()
-        assert kinds == [
+            kinds = stored_relations(connection)
+        assert kinds == [  # 011 made the links arrays: the partition of before 007 keeps its name's end
+            ("category_lines", "p"),
+            ("category_lines_before_007", "r"),
             ("invoice_line", "p"),
             ("invoice_line_before_007", "r"),
-            ("invoice_line_category", "p"),
-            ("invoice_line_category_before_007", "r"),
+            ("invoice_line_category", "v"),
         ]
         new_day = dt.date(2026, 10, 7)
         with store.unit_of_work() as uow:
@@ -485,18 +479,113 @@ def test_migration_007_partitions_a_database_with_days_in_place_and_both_kinds_o
             assert uow.drop_file_lines(3, new_day)  # its own partitions: dropped
         with store.connection() as connection:
             assert connection.execute(LINES_AND_LINKS).fetchall() == before[2:]
-            assert connection.execute("SELECT to_regclass('invoice_line_20261007_3')").fetchone() == (None,)
+            assert connection.execute(
+                "SELECT to_regclass('invoice_line_20261007_3'), to_regclass('category_lines_20261007_3')"
+            ).fetchone() == (None, None)
     finally:
         store.close()
 
 
-def test_migration_007_on_a_new_database_leaves_only_the_partitioned_tables(real_store):
-    with real_store.connection() as connection:
-        names = [
-            row[0]
-            for row in connection.execute(
-                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
-                " AND relname LIKE 'invoice_line%' AND relkind IN ('r', 'p') ORDER BY 1"
-            )
+def stored_relations(connection: psycopg.Connection) -> List[Tuple[str, str]]:
+    """The lines' and links' tables, partitions and view of the connection's schema, and their kinds."""
+    return [
+        (row[0], row[1])
+        for row in connection.execute(
+            "SELECT relname, relkind::text FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+            " AND (relname LIKE 'invoice_line%' OR relname LIKE 'category_lines%') AND relkind IN ('r', 'p', 'v')"
+            " ORDER BY 1"
+        )
+    ]
+
+
+def test_migration_011_turns_the_links_of_both_kinds_of_day_into_arrays_and_every_query_reads_as_before(
+    postgres_server, empty_schema
+):
+    """A database of the release before 011, by hand, holding a day stored before 007 and a day in
+    partitions of its own: 011 (by hand too) writes each one's links as arrays in a partition of
+    the same name's end, invoice_line_category reads as before (a view), and the retention removes
+    a day of either kind."""
+    migrations = sorted(MIGRATIONS.glob("*.sql"))
+    for migration in migrations:
+        if migration.stem < "007":
+            apply_by_hand(postgres_server, empty_schema, migration)
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('SET search_path TO "{}"'.format(empty_schema))
+        connection.execute("INSERT INTO category (name) VALUES ('frutta secca'), ('pane'), ('noci')")
+        days = ((5, "2026-10-05"), (6, "2026-10-06"))
+        file = (
+            "INSERT INTO inbound_file (id, name, day, source, sha256, actual_lines, status)"
+            " VALUES (%s, %s, %s, 'ftp', %s, 4, 'imported')"
+        )
+        lines = (
+            "INSERT INTO invoice_line (file_id, line_number, day, invoice_number, quantity, description, value,"
+            " invoice_status) SELECT %s, n, %s, '60000000' || n, n, 'x', n, 'valid' FROM generate_series(2, 4) n"
+        )
+        links = (
+            "INSERT INTO invoice_line_category SELECT c.id, l.file_id, l.line_number FROM invoice_line l"
+            " JOIN category c ON c.name <> 'noci' OR l.line_number = 3"  # every line two categories, line 3 three
+            " WHERE l.file_id = %s"
+        )
+        connection.execute(file, (5, "Letture20261005.txt", days[0][1], "5" * 64))
+        connection.execute(lines, days[0])  # the first day stored before 007
+        connection.execute(links, days[0][:1])
+        for migration in migrations:
+            if "007" <= migration.stem < "011":
+                apply_by_hand(postgres_server, empty_schema, migration)
+        # The second day as the release before 011 imported it: partitions of its own, attached.
+        connection.execute(file, (6, "Letture20261006.txt", days[1][1], "6" * 64))
+        suffix = "_20261006_6"
+        connection.execute(
+            "CREATE TABLE invoice_line{0} (LIKE invoice_line INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
+            " CREATE TABLE invoice_line_category{0} (LIKE invoice_line_category INCLUDING DEFAULTS"
+            " INCLUDING CONSTRAINTS);"
+            " ALTER TABLE invoice_line ATTACH PARTITION invoice_line{0} FOR VALUES FROM (6) TO (7);"
+            " ALTER TABLE invoice_line_category ATTACH PARTITION invoice_line_category{0}"
+            " FOR VALUES FROM (6) TO (7)".format(suffix)
+        )
+        connection.execute(lines, days[1])
+        connection.execute(links, days[1][:1])
+        before = connection.execute(LINES_AND_LINKS).fetchall()
+        by_category = connection.execute(
+            "SELECT category_id, file_id, array_agg(line_number ORDER BY line_number) FROM invoice_line_category"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+        assert len(before) == 6 and len(by_category) == 6
+        apply_by_hand(postgres_server, empty_schema, MIGRATIONS / "011_category_line_arrays.sql")
+        assert connection.execute(LINES_AND_LINKS).fetchall() == before
+        assert connection.execute("SELECT * FROM category_lines ORDER BY 1, 2").fetchall() == by_category
+        assert stored_relations(connection) == [
+            ("category_lines", "p"),
+            ("category_lines" + suffix, "r"),
+            ("category_lines_before_007", "r"),
+            ("invoice_line", "p"),
+            ("invoice_line" + suffix, "r"),
+            ("invoice_line_before_007", "r"),
+            ("invoice_line_category", "v"),
         ]
-    assert names == ["invoice_line", "invoice_line_category"]
+    store = PsycopgStore(postgres_server, schema=empty_schema)
+    try:
+        assert store.migrate() == []
+        with store.unit_of_work() as uow:
+            assert uow.drop_file_lines(5, dt.date(2026, 10, 5))  # stored before 007: its rows deleted
+            assert uow.drop_file_lines(6, dt.date(2026, 10, 6))  # its own partitions: dropped
+        with store.connection() as connection:
+            assert connection.execute(LINES_AND_LINKS).fetchall() == []
+            assert stored_relations(connection) == [
+                ("category_lines", "p"),
+                ("category_lines_before_007", "r"),
+                ("invoice_line", "p"),
+                ("invoice_line_before_007", "r"),
+                ("invoice_line_category", "v"),
+            ]
+    finally:
+        store.close()
+
+
+def test_migrations_007_and_011_on_a_new_database_leave_only_the_partitioned_tables_and_the_links_view(real_store):
+    with real_store.connection() as connection:
+        assert stored_relations(connection) == [
+            ("category_lines", "p"),
+            ("invoice_line", "p"),
+            ("invoice_line_category", "v"),
+        ]

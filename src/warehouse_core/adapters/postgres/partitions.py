@@ -1,6 +1,7 @@
-"""Each imported file's lines and category links in partitions of their own (migration 007).
+"""Each imported file's lines and category links in partitions of their own (migrations 007, 011).
 
-An import creates two plain tables, copies into them (FREEZE: they were created in the same
+The links are ``category_lines``, one row per category with its line numbers in an array (011);
+``invoice_line_category`` is a view over it. An import creates two plain tables, copies into them (FREEZE: they were created in the same
 subtransaction, so no later pass sets hint bits), builds their keys in one sorted pass each, then
 attaches them as the partitions of its one file id. Their CHECK constraint is the partition's
 bound, so the attach scans nothing; it takes SHARE UPDATE EXCLUSIVE on the parents, which readers
@@ -19,12 +20,12 @@ import psycopg
 from psycopg import sql
 
 LINES = "invoice_line"
-LINKS = "invoice_line_category"
+LINKS = "category_lines"
 # How long the retention waits for the parents' lock (ACCESS EXCLUSIVE, an instant once held)
 # behind a running query, such as an export, before it gives up until its next run.
 DROP_LOCK_TIMEOUT = "5s"
-# For the two key builds of one import: a 1M-line file's links sort in memory (the default 64MB
-# spills them to disk). Only for the import's own transaction.
+# For the key build of the lines of one import: a 1M-line file's keys sort in memory (the default
+# 64MB spills them to disk). Only for the import's own transaction.
 BUILD_MEMORY = "256MB"
 
 
@@ -52,9 +53,7 @@ def attach_partitions(connection: psycopg.Connection, day: dt.date, file_id: int
     lines, links = partition_names(day, file_id)
     connection.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BUILD_MEMORY,))
     connection.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (file_id, line_number)").format(sql.Identifier(lines)))
-    connection.execute(
-        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (category_id, file_id, line_number)").format(sql.Identifier(links))
-    )
+    connection.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (category_id, file_id)").format(sql.Identifier(links)))
     for parent, name in ((LINES, lines), (LINKS, links)):
         connection.execute(
             sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
