@@ -175,7 +175,7 @@ blank_or_digit = st.sampled_from(
 def test_invoice_numbers_finds_each_trimmed_first_field_once_in_cp1252(pieces, block_size):
     data = b"".join(pieces)
     numbers = list(invoice_numbers(io.BytesIO(data), CP1252, block_size=block_size))
-    assert sorted(numbers) == sorted(trimmed_first_fields(data, CP1252))
+    assert numbers == trimmed_first_fields(data, CP1252)  # in the order they first come
 
 
 spelling = st.sampled_from(
@@ -197,7 +197,7 @@ def test_invoice_numbers_finds_each_trimmed_first_field_once_in_utf8(rows, newli
         "utf-8"
     )
     numbers = list(invoice_numbers(io.BytesIO(data), UTF8, block_size=block_size))
-    assert sorted(numbers) == sorted(trimmed_first_fields(data, UTF8))
+    assert numbers == trimmed_first_fields(data, UTF8)  # in the order they first come
 
 
 @settings(max_examples=200, deadline=None)
