@@ -1029,9 +1029,7 @@ def test_each_imported_file_has_partitions_of_its_own_and_a_rejected_one_leaves_
     assert "invoice_line_20261126_{}".format(imported) in plan and "_before_007" not in plan
 
 
-def test_a_files_links_are_one_row_per_category_with_its_lines_ascending_across_spilled_chunks(
-    real_store, monkeypatch
-):
+def test_a_files_links_are_one_row_per_category_with_its_lines_ascending_across_spilled_chunks(real_store, monkeypatch):
     """The links wait on disk a few lines at a time (blocks of 3, a chunk of 4 lines here) and go as
     one array per category, however many chunks it spans; the view gives one row per link, as
     before 011."""

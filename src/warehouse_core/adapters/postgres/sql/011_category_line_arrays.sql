@@ -11,13 +11,41 @@
 -- that names a day's file id reads that file's partitions only, and "all lines of category X" is
 -- still one indexed join (the category's array, unnested, against invoice_line's key).
 --
--- Every partition of invoice_line_category is read once and written again as arrays (about a
--- second per 10 million links), then invoice_line_category is dropped. Stop the runner and the web
--- app first: an older release would COPY links into the view, and fail. Apply it by hand like 001,
+-- Every partition of invoice_line_category is read once and written again as arrays (about 5 s per
+-- 10 million links on a warm cache; more when they must be read from disk; the arrays take about
+-- 5% of the old links' space, and the old links' space is freed at the commit), then
+-- invoice_line_category is dropped; the grants on it are given again on the view. Stop the runner
+-- and the web app of every host first: 011 locks invoice_line_category for its whole run, so an
+-- older release's import waits, then fails (its file stays on the server for the next poll).
+-- A view of your own over invoice_line_category stops 011 at its start, with its name: drop it,
+-- apply 011, then create it again (the columns are the same). Apply it by hand like 001,
 -- as one transaction (psql -v ON_ERROR_STOP=1 --single-transaction -c 'SET search_path TO
 -- warehouse' -f 011_category_line_arrays.sql): the last statement records it.
 
 SET LOCAL lock_timeout = '5s';
+
+-- No import of an older release may attach links while they are rewritten, and none is lost by
+-- the drop below: it waits for this lock (until its own lock timeout), 011 waits for none.
+LOCK TABLE invoice_line_category IN ACCESS EXCLUSIVE MODE;
+
+DO $$
+DECLARE
+    readers text;
+BEGIN
+    SELECT string_agg(DISTINCT v.oid::regclass::text, ', ') INTO readers
+    FROM pg_depend d
+    JOIN pg_rewrite r ON r.oid = d.objid
+    JOIN pg_class v ON v.oid = r.ev_class
+    WHERE d.classid = 'pg_rewrite'::regclass
+      AND d.refobjid IN (SELECT 'invoice_line_category'::regclass UNION ALL
+                         SELECT inhrelid FROM pg_inherits WHERE inhparent = 'invoice_line_category'::regclass)
+      AND v.oid <> d.refobjid;
+    IF readers IS NOT NULL THEN
+        RAISE EXCEPTION 'migration 011 turns invoice_line_category into a view, and these views read it: %', readers
+            USING HINT = 'drop them, start again, then create them again: invoice_line_category keeps its columns';
+    END IF;
+END
+$$;
 
 CREATE TABLE category_lines (
     category_id   integer   NOT NULL,
@@ -50,7 +78,7 @@ BEGIN
 END
 $$;
 
-DROP TABLE invoice_line_category;
+ALTER TABLE invoice_line_category RENAME TO invoice_line_category_before_011;
 
 -- The links as they were: one row per (category, file, line).
 CREATE VIEW invoice_line_category AS
@@ -59,5 +87,24 @@ CREATE VIEW invoice_line_category AS
 
 COMMENT ON VIEW invoice_line_category IS
     'one row per category of a stored line, from category_lines (one row per category and file)';
+
+-- Whoever could read the links table can read the view (and category_lines, what it reads).
+DO $$
+DECLARE
+    grant_ record;
+BEGIN
+    FOR grant_ IN
+        SELECT a.privilege_type, a.is_grantable,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+        WHERE c.oid = 'invoice_line_category_before_011'::regclass AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE format('GRANT %s ON invoice_line_category, category_lines TO %s%s', grant_.privilege_type,
+            grant_.grantee, CASE WHEN grant_.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$$;
+
+DROP TABLE invoice_line_category_before_011;
 
 INSERT INTO schema_migration (version) VALUES ('011_category_line_arrays');
