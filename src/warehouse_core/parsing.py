@@ -420,7 +420,8 @@ class CategoryLinks:
         for name, numbers in self._numbers.items():
             if numbers:
                 # In line order, a line's repeats are next to each other and dict.fromkeys drops them.
-                unique = dict.fromkeys(numbers) if self._in_line_order else sorted(set(numbers))
+                # (An array is built faster from a list than from a dict's keys: 15-20% of take.)
+                unique = list(dict.fromkeys(numbers)) if self._in_line_order else sorted(set(numbers))
                 taken[name] = array(LINE_NUMBER_TYPE, unique)
                 del numbers[:]
         del self._unnamed[:]
