@@ -17,6 +17,7 @@ import pytest
 
 from warehouse_core.adapters.postgres import PsycopgStore
 from warehouse_core.adapters.postgres.migrations import MIGRATIONS
+from warehouse_core.adapters.postgres.partitions import attach_partitions, create_partitions, drop_file_rows
 from warehouse_core.model import (
     Attachment,
     Delivery,
@@ -589,3 +590,58 @@ def test_migrations_007_and_011_on_a_new_database_leave_only_the_partitioned_tab
             ("invoice_line", "p"),
             ("invoice_line_category", "v"),
         ]
+
+
+def test_migration_011_applied_by_a_dba_leaves_the_links_to_the_role_that_owns_the_service_schema(
+    postgres_server, empty_schema
+):
+    """The service's user made its schema (it needs CREATE on the database, docs/dba.md) and owns
+    its tables; the DBA applies 011 by hand as themselves (psql's usual PGUSER). The service must
+    still be able to import (create and attach a partition of the links) and the retention to drop a
+    day's partitions: category_lines and its partitions must belong to the owner of the table they
+    replace, not to whoever ran the file."""
+    owner = "svc_" + empty_schema
+    day = dt.date(2026, 10, 6)
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute('CREATE ROLE "{}"'.format(owner))
+        try:
+            connection.execute('CREATE SCHEMA "{}" AUTHORIZATION "{}"'.format(empty_schema, owner))
+            with psycopg.connect(postgres_server) as service:  # the release before 011, as the service's user
+                service.execute('SET ROLE "{}"'.format(owner))
+                service.execute('SET search_path TO "{}"'.format(empty_schema))
+                for migration in sorted(MIGRATIONS.glob("*.sql")):
+                    if migration.stem < "011":
+                        service.execute(migration.read_bytes())
+                service.execute(
+                    "INSERT INTO inbound_file (id, name, day, source, sha256, actual_lines, status)"
+                    " VALUES (6, 'Letture20261006.txt', %s, 'ftp', %s, 2, 'imported')",
+                    (day, "6" * 64),
+                )
+                service.execute(  # its partitions, as the release before 011 made them
+                    "CREATE TABLE invoice_line_20261006_6 (LIKE invoice_line INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
+                    " CREATE TABLE invoice_line_category_20261006_6 (LIKE invoice_line_category INCLUDING DEFAULTS"
+                    " INCLUDING CONSTRAINTS);"
+                    " ALTER TABLE invoice_line ATTACH PARTITION invoice_line_20261006_6 FOR VALUES FROM (6) TO (7);"
+                    " ALTER TABLE invoice_line_category ATTACH PARTITION invoice_line_category_20261006_6"
+                    " FOR VALUES FROM (6) TO (7)"
+                )
+                service.commit()
+            apply_by_hand(postgres_server, empty_schema, MIGRATIONS / "011_category_line_arrays.sql")  # the DBA
+            with psycopg.connect(postgres_server) as service:
+                service.execute('SET ROLE "{}"'.format(owner))
+                service.execute('SET search_path TO "{}"'.format(empty_schema))
+                problems = []
+                for what, step in (
+                    ("an import", lambda: (create_partitions(service, day, 7), attach_partitions(service, day, 7))),
+                    ("the retention", lambda: drop_file_rows(service, day, 6)),
+                ):
+                    try:
+                        with service.transaction():
+                            step()
+                    except psycopg.errors.InsufficientPrivilege as error:
+                        problems.append("{}: {}".format(what, error))
+        finally:
+            connection.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(empty_schema))
+            connection.execute('DROP OWNED BY "{}"'.format(owner))
+            connection.execute('DROP ROLE "{}"'.format(owner))
+    assert problems == []

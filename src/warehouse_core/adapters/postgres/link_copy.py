@@ -35,6 +35,8 @@ ITEM = LINE_NUMBER_TYPE  # the line numbers as 4-byte integers, as CategoryLinks
 BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 BINARY_TRAILER = struct.pack("!h", -1)
 INT4_OID = 23
+if array(ITEM).itemsize != 4:  # every CPython platform; the binary rows below say int4
+    raise ImportError("array({!r}) items are not 4 bytes here".format(ITEM))
 
 
 class LinkSpill:

@@ -1,9 +1,9 @@
 """Each imported file's lines and category links in partitions of their own (migrations 007, 011).
 
 The links are ``category_lines``, one row per category with its line numbers in an array (011);
-``invoice_line_category`` is a view over it. An import creates two plain tables, copies into them (FREEZE: they were created in the same
-subtransaction, so no later pass sets hint bits), builds their keys in one sorted pass each, then
-attaches them as the partitions of its one file id. Their CHECK constraint is the partition's
+``invoice_line_category`` is a view over it. An import creates two plain tables, copies into
+them (FREEZE: they were created in the same subtransaction, so no later pass sets hint bits),
+builds their keys in one sorted pass each, then attaches them as the partitions of its one file id. Their CHECK constraint is the partition's
 bound, so the attach scans nothing; it takes SHARE UPDATE EXCLUSIVE on the parents, which readers
 do not wait for. A rejected file's savepoint rolls the two tables back with its rows.
 

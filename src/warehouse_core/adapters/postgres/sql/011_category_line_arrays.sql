@@ -54,11 +54,16 @@ CREATE TABLE category_lines (
     PRIMARY KEY (category_id, file_id)
 ) PARTITION BY RANGE (file_id);
 
+-- Whoever applies this file (the service's user at its start, or a DBA by hand), the new tables
+-- and the view belong to the owner of the table they replace: the service creates and attaches
+-- their partitions, and drops them.
 DO $$
 DECLARE
     links record;
     arrays text;
+    owner_ text := (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'invoice_line_category'::regclass);
 BEGIN
+    EXECUTE format('ALTER TABLE category_lines OWNER TO %I', owner_);
     FOR links IN
         SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -70,6 +75,7 @@ BEGIN
             ' FROM %I GROUP BY category_id, file_id', arrays, links.name);
         EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (category_id, file_id)', arrays);
         EXECUTE format('ALTER TABLE category_lines ATTACH PARTITION %I %s', arrays, links.bound);
+        EXECUTE format('ALTER TABLE %I OWNER TO %I', arrays, owner_);
         IF links.name = 'invoice_line_category_before_007' THEN
             EXECUTE format('COMMENT ON TABLE %I IS %L', arrays,
                 obj_description('invoice_line_before_007'::regclass, 'pg_class'));
@@ -88,11 +94,14 @@ CREATE VIEW invoice_line_category AS
 COMMENT ON VIEW invoice_line_category IS
     'one row per category of a stored line, from category_lines (one row per category and file)';
 
--- Whoever could read the links table can read the view (and category_lines, what it reads).
+-- The view is the old table's owner's; whoever could read the old table can read the view (and
+-- category_lines, which it reads).
 DO $$
 DECLARE
     grant_ record;
 BEGIN
+    EXECUTE format('ALTER VIEW invoice_line_category OWNER TO %I',
+        (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'invoice_line_category_before_011'::regclass));
     FOR grant_ IN
         SELECT a.privilege_type, a.is_grantable,
                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee
