@@ -1,8 +1,7 @@
 """Bytes of a ``Letture`` file in, invoice lines and problems out.
 
-Everything here streams: memory stays flat however long the file is (``invoice_numbers`` holds
-one string per distinct invoice). A file is read three times: by ``inspect`` (size, sha256, line
-count, encoding), by ``invoice_numbers`` (for one set-based lookup) and by ``parse_blocks``.
+Everything here streams: memory stays flat however long the file is. A file is read twice: by
+``inspect`` (size, sha256, line count, encoding) and by ``parse_blocks``.
 
 A million lines a day go through here while PostgreSQL takes them in, so the common line costs
 no Python statement of its own: one regular expression over a block of lines finds the runs of
@@ -18,9 +17,9 @@ import re
 from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import compress, filterfalse, repeat
+from itertools import compress, repeat
 from operator import itemgetter
-from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Set, Tuple, Union
+from typing import BinaryIO, Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
 from warehouse_core.model import InvoiceLine, Problem
 
@@ -64,10 +63,6 @@ _PLAIN_RUN = re.compile(_RUN.format(_PLAIN_LINE.format(description=r"[^|\n\t\r\\
 _PLAIN_RUN_IN_CLEAN_TEXT = re.compile(_RUN.format(_PLAIN_LINE.format(description=r"[^|\n]*"), _NOT_OURS))
 _ESCAPED_IN_COPY = ("\t", "\r", "\\", "\x00")
 _INVOICE_OF_PLAIN = itemgetter(slice(0, INVOICE_LENGTH))
-# The first field of each line (after a "\n"), when its first character after blanks is a 6: a
-# superset of the invoices the lines carry, still to be trimmed and checked. (Starting at "\n"
-# rather than at ^ lets the engine jump from line to line.)
-_FIRST_FIELD_WITH_6 = re.compile(r"\n[^\S\n]*(6[^|\n]*)")
 # Line numbers as stored in the links' arrays (4-byte integers).
 LINE_NUMBER_TYPE = "i"
 
@@ -144,27 +139,6 @@ class ParseTally:
         self.problem_count += 1
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append(problem)
-
-
-def invoice_numbers(stream: BinaryIO, encoding: str, block_size: int = BLOCK_SIZE) -> Iterator[str]:
-    """Each invoice number the file's lines carry, once, as ``parse_lines`` reads them (the first
-    field, trimmed, starting with 6): a quick pass that lets the store look them all up in one query."""
-    found: Set[str] = set()
-    codec, errors = _decoding(encoding)
-    for block in _line_blocks(stream, encoding, block_size):
-        # Each spelling once per block, and only the ones not seen yet reach Python code.
-        spellings = dict.fromkeys(_FIRST_FIELD_WITH_6.findall("\n" + block.decode(codec, errors)))
-        new = list(filterfalse(found.__contains__, spellings))
-        joined = "|".join(new)
-        if "\x00" not in joined and joined.split() == [joined]:  # no blank to trim, no NUL: as they are
-            found.update(new)
-            yield from new
-            continue
-        for spelling in new:
-            invoice = spelling.strip()
-            if "\x00" not in invoice and invoice not in found:  # a line with a NUL is never stored
-                found.add(invoice)
-                yield invoice
 
 
 class LineBlock:

@@ -142,7 +142,7 @@ def line(number, invoice, categories=("frutta",), value="1.50"):
 
 
 def insert(uow, file_id, day, lines):
-    return uow.insert_lines(file_id, day, blocks_of(lines), {each.invoice_number for each in lines})
+    return uow.insert_lines(file_id, day, blocks_of(lines))
 
 
 def mail(event=MailEvent.IMPORT_SUMMARY, subject="subject"):
@@ -217,7 +217,6 @@ def test_lines_are_stored_with_normalised_categories_once_and_invoice_statuses(s
                     line(4, "600000004", ("frutta",), "12345678901234567890.123456789"),
                 ]
             ),
-            {"600000001", "600000004", "600000099", "600000123"},  # one more than the lines carry: harmless
         )
     assert stored.stored == 4
     assert stored.not_found == ("600000004", "600000099")
@@ -264,7 +263,7 @@ def test_a_parsed_file_is_stored_as_its_lines_read_one_by_one(store, inspector):
     assert sum(len(block.plain) for block in blocks) == 2 and sum(len(block.others) for block in blocks) == 2
     expected = [line for block in blocks for line in block.lines()]
     with store.unit_of_work() as uow:
-        uow.insert_lines(uow.record_file(record()), DAY, iter(blocks), {"600000001", "600000002", "600000004"})
+        uow.insert_lines(uow.record_file(record()), DAY, iter(blocks))
     assert [
         (line["line_number"], line["quantity"], line["description"], str(line["value"]), line["categories"])
         for line in inspector.lines()
@@ -293,7 +292,7 @@ def many_lines(count=MANY_LINES, fail_at=None):
 
 def test_many_lines_go_in_whole_with_their_links_and_statuses(store, inspector):
     with store.unit_of_work() as uow:
-        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks_of(many_lines()), {"600000001", "600000099"})
+        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks_of(many_lines()))
     assert (
         stored.stored == MANY_LINES
         and stored.not_found == ("600000099",)
@@ -310,9 +309,7 @@ def test_many_lines_go_in_whole_with_their_links_and_statuses(store, inspector):
 def test_a_failure_while_the_lines_stream_ends_the_import_and_leaves_nothing(store, inspector):
     with pytest.raises(OSError, match="could not be read"):
         with store.unit_of_work() as uow:
-            uow.insert_lines(
-                uow.record_file(record()), DAY, blocks_of(many_lines(fail_at=40_000)), {"600000001", "600000099"}
-            )
+            uow.insert_lines(uow.record_file(record()), DAY, blocks_of(many_lines(fail_at=40_000)))
     assert inspector.lines() == []
     with store.unit_of_work() as uow:  # the store goes on working
         insert(uow, uow.record_file(record()), DAY, [line(1, "600000001")])
@@ -328,7 +325,7 @@ def test_a_database_error_far_into_the_lines_reaches_the_caller(real_store):
 
     with pytest.raises(psycopg.errors.UniqueViolation):
         with real_store.unit_of_work() as uow:
-            uow.insert_lines(uow.record_file(record()), DAY, blocks_of(twice_line_5()), {"600000001", "600000099"})
+            uow.insert_lines(uow.record_file(record()), DAY, blocks_of(twice_line_5()))
     assert PostgresInspector(real_store).lines() == []
 
 
@@ -1038,7 +1035,7 @@ def test_a_files_links_are_one_row_per_category_with_its_lines_ascending_across_
     lines = [line(n, "6000000{:02d}".format(n), categories=names[: 1 + n % 3]) for n in range(2, 21)]
     with real_store.unit_of_work() as uow:
         file_id = uow.record_file(record())
-        uow.insert_lines(file_id, DAY, blocks_of(lines, 3), {each.invoice_number for each in lines})
+        uow.insert_lines(file_id, DAY, blocks_of(lines, 3))
     with real_store.connection() as connection:
         arrays = dict(
             connection.execute(
@@ -1055,3 +1052,26 @@ def test_a_files_links_are_one_row_per_category_with_its_lines_ascending_across_
     expected = {name: [each.line_number for each in lines if name in each.categories] for name in names}
     assert arrays == expected
     assert links == sorted((name, number) for name, numbers in expected.items() for number in numbers)
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["plain lines", "parsed lines"])
+def test_invoices_are_looked_up_a_stretch_at_a_time_and_each_line_gets_its_own_status(real_store, monkeypatch, plain):
+    """The lines go a stretch at a time (3 lines here), each stretch's new invoices looked up
+    before its rows are written: an invoice first met in a later stretch is looked up then, one met
+    before keeps the status it was given, whether the lines are plain (as the file spells them) or
+    parsed one by one."""
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+    invoices = ["600000001", "600000004", "600000001", "600000002", "600000001", "600000001", "600000099"]
+    invoices += ["600000004", "600000002"]
+    lines = [line(number, invoice) for number, invoice in enumerate(invoices, start=1)]
+    if plain:
+        text = "\n".join("{}|1|frutta|1.50".format(invoice) for invoice in invoices).encode("utf-8")
+        blocks = parse_blocks(io.BytesIO(text), UTF8, ParseTally(), block_size=40)
+    else:
+        blocks = blocks_of(lines, 2)
+    with real_store.unit_of_work() as uow:
+        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks)
+    assert (stored.stored, stored.not_found, stored.not_found_lines) == (9, ("600000004", "600000099"), 3)
+    statuses = [(row["line_number"], row["status"]) for row in PostgresInspector(real_store).lines()]
+    missing = {"600000004", "600000099"}
+    assert statuses == [(n, "not_found" if i in missing else "valid") for n, i in enumerate(invoices, start=1)]

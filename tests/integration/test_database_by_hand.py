@@ -171,7 +171,7 @@ def test_the_readme_dba_queries_run_in_the_service_schema_and_find_what_they_pro
                 value=Decimal("1.50"),
                 categories=("frutta secca",),
             )
-            uow.insert_lines(file_id, day, blocks_of([line]), ["600000001"])
+            uow.insert_lines(file_id, day, blocks_of([line]))
     with real_store.unit_of_work() as uow:
         uow.enqueue_mail(
             Mail(
@@ -471,7 +471,7 @@ def test_migration_007_partitions_a_database_with_days_in_place_and_both_kinds_o
                 )
             )
             line = InvoiceLine(2, "600000003", 5, "noci", Decimal("2"), ("frutta secca",))
-            uow.insert_lines(file_id, new_day, blocks_of([line]), ["600000003"])
+            uow.insert_lines(file_id, new_day, blocks_of([line]))
         assert file_id == 3
         with store.connection() as connection:
             assert len(connection.execute(LINES_AND_LINKS).fetchall()) == 5

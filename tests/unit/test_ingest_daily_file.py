@@ -13,7 +13,6 @@ from tests.fakes import FakeArchive, FakeClock, FakeInboundConnection, FakeMaile
 from warehouse_core.adapters.local_archive import LocalArchive
 from warehouse_core.bootstrap import bootstrap
 from warehouse_core.model import FileStatus, InvoiceStatus, RemoteFile, SessionState
-from warehouse_core.parsing import blocks_of, parse_line
 
 VALID = VALID_SAMPLE.name
 MALFORMED = MALFORMED_SAMPLE.name
@@ -290,15 +289,6 @@ def test_a_file_whose_lines_are_all_ignored_is_imported_and_start_fails_at_once(
     [alert] = world.store.mails("session-failed")
     assert "no records to generate" in alert.text
     assert world.outbound.files == {}
-
-
-def test_the_fake_store_refuses_a_line_whose_invoice_was_not_looked_up(world):
-    # PostgreSQL trusts the invoice numbers it is handed (and would store such a line as valid):
-    # the fake checks them, so that every import through it proves the use case hands over all.
-    line = parse_line(1, "600000001|1|frutta|1.50")
-    with pytest.raises(ValueError, match="line 1: invoice '600000001' was not looked up"):
-        with world.store.unit_of_work() as uow:
-            uow.insert_lines(1, dt.date(2026, 11, 26), blocks_of([line]), iter(["600000002"]))
 
 
 # --- a server without SIZE (SPEC §4): the listing's size, or two downloads agreeing, decide -----

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import codecs
 import io
 from decimal import Decimal
-from typing import List
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +13,6 @@ from warehouse_core.parsing import (
     UTF8,
     ParseTally,
     inspect,
-    invoice_numbers,
     normalise_categories,
     parse_line,
     parse_lines,
@@ -26,9 +23,6 @@ def parse(data: bytes):
     facts = inspect(io.BytesIO(data))
     tally = ParseTally()
     lines = list(parse_lines(io.BytesIO(data), facts.encoding, tally))
-    # The store looks these up before the lines stream in: every line's invoice must be among them, once.
-    numbers = list(invoice_numbers(io.BytesIO(data), facts.encoding))
-    assert {each.invoice_number for each in lines} <= set(numbers) and len(numbers) == len(set(numbers))
     return facts, tally, lines
 
 
@@ -138,66 +132,6 @@ class LazyFile(io.RawIOBase):
         buffer[:count] = pattern
         self.delivered += count
         return count
-
-
-def test_invoice_numbers_are_read_the_way_the_parser_reads_them():
-    data = "\ufeff 600000001 |1|a|1\r\n\t600000002\u00a0|1|b|2\n500000003|1|c|3\n\n6000000004|1|d|4\n600000005".encode(
-        "utf-8"
-    )
-    assert set(invoice_numbers(io.BytesIO(data), UTF8)) == {"600000001", "600000002", "6000000004", "600000005"}
-    cp1252 = b"\xa0600000001\xa0|1|caff\xe8|1\n600000002|1|x|1"
-    assert list(invoice_numbers(io.BytesIO(cp1252), CP1252)) == ["600000001", "600000002"]
-    assert [each.invoice_number for each in parse(cp1252)[2]] == ["600000001", "600000002"]
-
-
-def trimmed_first_fields(data: bytes, encoding: str) -> List[str]:
-    """What invoice_numbers must find, read line by line the plain way: each line's first field,
-    decoded and trimmed as the parser does, when it starts with 6 and holds no NUL; once each."""
-    codec, errors = ("utf-8", "strict") if encoding == UTF8 else (encoding, "replace")
-    if encoding == UTF8 and data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    fields = (raw.partition(b"|")[0].decode(codec, errors).strip() for raw in data.split(b"\n"))
-    return list(dict.fromkeys(field for field in fields if field.startswith("6") and "\x00" not in field))
-
-
-def test_invoice_numbers_gives_a_number_once_however_it_is_spelled():
-    data = b"600000001|1|a|1\n 600000001 |1|a|1\n6\x81000000|1|a|1\n6\x8d000000|1|a|1\n\xa0600000001|1|a|1\n600000002|1|a|1"
-    assert list(invoice_numbers(io.BytesIO(data), CP1252, block_size=20)) == ["600000001", "6\ufffd000000", "600000002"]
-
-
-blank_or_digit = st.sampled_from(
-    [b"6", b"0", b"1", b" ", b"\t", b"\r", b"\x0b", b"\x1f", b"\xa0", b"\x81", b"\x8d", b"\x00", b"x", b"|", b"\n"]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(blank_or_digit, max_size=200), st.integers(min_value=1, max_value=64))
-def test_invoice_numbers_finds_each_trimmed_first_field_once_in_cp1252(pieces, block_size):
-    data = b"".join(pieces)
-    numbers = list(invoice_numbers(io.BytesIO(data), CP1252, block_size=block_size))
-    assert numbers == trimmed_first_fields(data, CP1252)  # in the order they first come
-
-
-spelling = st.sampled_from(
-    ["600000001", " 600000001", "600000001\t", "\u00a0600000001", "\u3000600000001\u2003", "600000002", "6", "5", ""]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.tuples(spelling, st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)), max_size=30
-    ),
-    st.sampled_from(["\n", "\r\n"]),
-    st.integers(1, 64),
-    st.booleans(),
-)
-def test_invoice_numbers_finds_each_trimmed_first_field_once_in_utf8(rows, newline, block_size, bom):
-    data = ("\ufeff" if bom else "").encode("utf-8") + newline.join(first + "|" + rest for first, rest in rows).encode(
-        "utf-8"
-    )
-    numbers = list(invoice_numbers(io.BytesIO(data), UTF8, block_size=block_size))
-    assert numbers == trimmed_first_fields(data, UTF8)  # in the order they first come
 
 
 @settings(max_examples=200, deadline=None)

@@ -46,14 +46,10 @@ class FilesAndLines(Protocol):
     def savepoint(self) -> ContextManager[None]:
         """A nested block whose writes are undone if it raises."""
 
-    def insert_lines(
-        self, file_id: int, day: dt.date, blocks: Iterable[LineBlock], invoices: Iterable[str]
-    ) -> StoredLines:
+    def insert_lines(self, file_id: int, day: dt.date, blocks: Iterable[LineBlock]) -> StoredLines:
         """Store the blocks' lines and their categories, each with its invoice status (``blocks_of``
-        makes blocks of InvoiceLines made elsewhere). ``invoices`` yields each
-        invoice number the lines carry, once (more is harmless); it is read to the end, and its numbers
-        looked up in one query, before the first line. (The fake refuses a line whose invoice was not
-        among them; PostgreSQL would store it as valid.)"""
+        makes blocks of InvoiceLines made elsewhere). The invoices are looked up set-based, a
+        stretch of lines at a time, never one query per line."""
 
     def refresh_invoice_statuses(self, day: dt.date) -> int:
         """Look every line of the day up again (set-based); the number of valid lines."""

@@ -18,7 +18,7 @@ from warehouse_core.model import (
     MailEvent,
     Problem,
 )
-from warehouse_core.parsing import FileFacts, ParseTally, invoice_numbers, parse_blocks
+from warehouse_core.parsing import FileFacts, ParseTally, parse_blocks
 from warehouse_core.ports import MailRenderer, UnitOfWork
 from warehouse_core.usecases.mails import compose, queue_mail
 
@@ -70,13 +70,8 @@ def import_received_file(uow: UnitOfWork, renderer: MailRenderer, received: Rece
         tally.add_problem(count_problem)
     try:
         with uow.savepoint():
-            with received.open() as first_pass, received.open() as second_pass:
-                stored = uow.insert_lines(
-                    file_id,
-                    received.day,
-                    parse_blocks(second_pass, received.facts.encoding, tally),
-                    invoice_numbers(first_pass, received.facts.encoding),
-                )
+            with received.open() as stream:
+                stored = uow.insert_lines(file_id, received.day, parse_blocks(stream, received.facts.encoding, tally))
             if tally.problem_count:
                 raise _Rejected()
     except _Rejected:
