@@ -33,7 +33,7 @@ from warehouse_core.parsing import FIELD_SEPARATOR, CategoryLinks, LineBlock
 # that another day holds (delivery yes or unknown: the ledger, SPEC §5) are already_exported; the
 # others are valid and do not come back. Any other day, not only an earlier one: a retried earlier
 # day must not ship what a later day shipped meanwhile.
-# An anti-join and two semi-joins: hash joins however many numbers there are.
+# An anti-join and two semi-joins, planned for the numbers at hand: hash joins for many of them.
 UNUSUAL_STATUSES = sql.SQL(
     "SELECT c.invoice_number, 'not_found' AS status FROM invoices AS c"
     "  WHERE NOT EXISTS (SELECT 1 FROM {view} AS v WHERE v.invoice_number = c.invoice_number)"
@@ -228,6 +228,9 @@ class PsycopgFilesAndLines(Connected):
                 "WITH invoices AS (SELECT unnest(string_to_array(%(numbers)s, E'\\n')) AS invoice_number) {unusual}"
             ).format(unusual=UNUSUAL_STATUSES.format(view=self.view)),
             {"day": day, "numbers": invoices},
+            # Planned for its numbers each time: prepared (psycopg does after five runs), PostgreSQL
+            # would soon plan it once for any numbers, a loop probing the view for each.
+            prepare=False,
         ).fetchall()
         return dict(rows)
 

@@ -1,0 +1,204 @@
+"""The import looks its invoices up a stretch of lines at a time. These
+hold, at stretches of a few lines, what one lookup before the COPY gave: each line's status as
+the session's recomputation would give it, the summary's lists and counts as the table says, a
+file rejected late leaving nothing, a failure in the middle of a COPY leaving the store usable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+from collections import Counter
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from tests.conftest import at
+from tests.contract.test_store_contract import DAY, PostgresInspector, line, record
+from tests.fakes import FakeArchive, FakeClock, FakeExportFiles, FakeInbound, FakeMailer, FakeOutbound, FakeRemoteLog
+from warehouse_core.adapters.postgres import files_and_lines
+from warehouse_core.bootstrap import bootstrap
+from warehouse_core.model import InvoiceLine
+from warehouse_core.parsing import UTF8, ParseTally, blocks_of, parse_blocks
+from warehouse_core.usecases import importing
+
+NEXT_DAY = DAY + dt.timedelta(days=1)
+# Plain and parsed-one-by-one lines of the same invoices, invoices with odd characters (COPY
+# escapes, blanks to trim, line separators that are not "\n"), one held by another day.
+ODD_FILE = "\n".join(
+    [
+        "600000001|1|frutta|1.50",
+        " 600000002 |1|frutta|1.50",
+        "600000004|1|fr\\utta|1.50",
+        "6000\\0001|1|frutta|1.50",
+        "6000\t0001|1|frutta|1.50",
+        "6000\r0001|1|frutta|1.50",
+        "600000002|1|frutta|1.50",
+        "600000099|1|a\tb|1.50",
+        "500000001|1|frutta|1.50",
+        "\u00a0600000001\u00a0|1|frutta|1.50",
+        "600000005|1|frutta|1.50",
+        "6000\\0001|2|x|1",
+        "600000002|1|frutta\\|1.50",
+        "6000\u20280001|1|frutta|1.50",
+        "6000\u00850001|1|frutta|1.50",
+        "600000099|1|frutta|1.50",
+    ]
+).encode("utf-8")
+
+
+def alternating(count, fail_at=None):
+    for number in range(1, count + 1):
+        if number == fail_at:
+            raise OSError("the archive could not be read")
+        yield line(number, "600000099" if number % 2 else "600000001")
+
+
+@pytest.mark.parametrize("stretch", [1, 2, 3, 5, 1000])
+def test_each_stretch_gives_the_statuses_the_session_would_recompute(real_store, monkeypatch, stretch):
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", stretch)
+    with real_store.connection() as connection:
+        connection.execute(
+            "INSERT INTO exported_invoice (invoice_number, day, delivered) VALUES ('600000002', %s, true)",
+            (DAY - dt.timedelta(days=6),),
+        )
+    tally = ParseTally()
+    with real_store.unit_of_work() as uow:
+        blocks = parse_blocks(io.BytesIO(ODD_FILE), UTF8, tally, block_size=30)
+        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks)
+    before = PostgresInspector(real_store).lines()
+    counts = Counter(each["status"] for each in before)
+    assert (tally.problem_count, len(before), counts["already_exported"]) == (0, 15, 3)
+    assert (stored.stored, stored.not_found_lines, stored.already_exported_lines) == (
+        len(before),
+        counts["not_found"],
+        counts["already_exported"],
+    )
+    assert stored.not_found == tuple(
+        sorted({each["invoice_number"] for each in before if each["status"] == "not_found"})
+    )
+    assert stored.already_exported == ("600000002",)
+    with real_store.unit_of_work() as uow:
+        uow.refresh_invoice_statuses(DAY)
+    after = PostgresInspector(real_store).lines()
+    assert [(each["line_number"], each["status"]) for each in after] == [
+        (each["line_number"], each["status"]) for each in before
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"", b"500000001|1|a|1\n500000002|1|a|1", b"600000001|1|a|1\n600000099|1|a|1\n600000002|1|a|1\n500000001|1|a|1\n"],
+    ids=["empty", "only ignored lines", "last stretch empty"],
+)
+def test_files_without_a_last_stretch_store_what_they_hold(real_store, monkeypatch, text):
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+    for day in (DAY, NEXT_DAY):  # and the next import goes on
+        with real_store.unit_of_work() as uow:
+            file_id = uow.record_file(record(name="Letture{:%Y%m%d}083015123_9.txt".format(day), day=day))
+            stored = uow.insert_lines(file_id, day, parse_blocks(io.BytesIO(text), UTF8, ParseTally(), block_size=16))
+        assert stored.stored == len(PostgresInspector(real_store).lines()) // (1 if day == DAY else 2)
+        assert stored.not_found == (("600000099",) if text.count(b"\n6") else ())
+
+
+def test_a_read_failure_while_the_next_stretch_is_parsed_inside_a_copy_leaves_the_store_usable(real_store, monkeypatch):
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+    for _ in range(3):  # each time on a pooled connection a failed COPY went through
+        with pytest.raises(OSError, match="could not be read"):
+            with real_store.unit_of_work() as uow:
+                uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(20, fail_at=5), 1))
+    with real_store.unit_of_work() as uow:
+        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
+    assert (stored.stored, stored.not_found_lines, len(PostgresInspector(real_store).lines())) == (9, 5, 9)
+
+
+def test_a_database_error_in_a_later_copy_leaves_the_store_usable(real_store, monkeypatch):
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+
+    def too_big_at_5():  # bigint overflows in the second stretch's COPY
+        for number in range(1, 10):
+            yield InvoiceLine(number, "600000001", 10**30 if number == 5 else 1, "x", Decimal("1"), ("frutta",))
+
+    for _ in range(3):
+        with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+            with real_store.unit_of_work() as uow:
+                uow.insert_lines(uow.record_file(record()), DAY, blocks_of(too_big_at_5(), 1))
+    with real_store.unit_of_work() as uow:
+        uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
+    assert len(PostgresInspector(real_store).lines()) == 9
+
+
+def test_several_copies_into_a_files_table_still_freeze_every_page(real_store, monkeypatch):
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 7_000)
+    with real_store.unit_of_work() as uow:
+        uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(30_000), 1_000))
+    with real_store.connection() as connection:
+        try:
+            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_visibility SCHEMA public")
+        except psycopg.Error:  # an untrusted extension: a test server whose user may not create it
+            pytest.skip("pg_visibility cannot be created here")
+        pages = connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE all_visible AND all_frozen)"
+            " FROM public.pg_visibility_map('invoice_line_20261126_1'::regclass)"
+        ).fetchone()
+    assert pages is not None and pages[0] > 100 and pages[0] == pages[1]
+
+
+def test_a_file_rejected_for_a_late_stretch_leaves_nothing_and_says_which_line(real_store, make_settings, monkeypatch):
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+    monkeypatch.setattr(importing, "parse_blocks", functools.partial(parse_blocks, block_size=30))
+    inbound, clock = FakeInbound(), FakeClock(at("2026-11-26T10:00"))
+    core = bootstrap(
+        make_settings(remote_log_path="importer-{date}.log"),
+        store=real_store,
+        inbound=inbound,
+        archive=FakeArchive(),
+        mailer=FakeMailer(),
+        clock=clock,
+        outbound=FakeOutbound(),
+        remote_log=FakeRemoteLog(),
+        exports=FakeExportFiles(),
+    )
+    good = ["600000001|1|frutta|1.50", "600000099|1|frutta|1.50", "600000002|1|pane|2"] * 10
+    bad = good[:26] + ["600000002|x|pane|2"] + good[27:]
+    inbound.files["Letture20261126083015123_29.txt"] = "\n".join(bad).encode()
+    assert core.ingest_daily_file(clock.now()).rejected == ["Letture20261126083015123_29.txt"]
+    with real_store.connection() as connection:
+        tables = connection.execute(
+            "SELECT relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND relname ~ '^(invoice_line|category_lines)_2'"
+        ).fetchall()
+        mails = connection.execute("SELECT event, body_text FROM mail_outbox ORDER BY id").fetchall()
+    assert PostgresInspector(real_store).lines() == [] and tables == []
+    assert [event for event, _ in mails] == ["import-failed"] and "line 27:" in mails[0][1]
+    clock.set(at("2026-11-26T11:00"))
+    inbound.files["Letture20261126110000000_29.txt"] = "\n".join(good).encode()
+    assert core.ingest_daily_file(clock.now()).imported == ["Letture20261126110000000_29.txt"]
+    lines = PostgresInspector(real_store).lines()
+    assert len(lines) == 30 and sum(each["status"] == "not_found" for each in lines) == 10
+
+
+def test_the_lookups_are_planned_for_their_numbers_each_time_never_as_a_prepared_generic_plan(real_store, monkeypatch):
+    """psycopg prepares a statement run five times on a connection, and PostgreSQL then plans it
+    once for any numbers: a nested loop probing the customer's view per number, whatever the view
+    costs to probe. Each stretch's lookup is planned for its own numbers (never prepared)."""
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 1)
+    look_up = files_and_lines.PsycopgFilesAndLines._unusual_statuses
+    prepared = []
+
+    def looked_up_then_counted(self, day, invoices):
+        found = look_up(self, day, invoices)
+        prepared.append(
+            self.connection.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%string_to_array%'",
+                prepare=False,
+            ).fetchone()[0]
+        )
+        return found
+
+    monkeypatch.setattr(files_and_lines.PsycopgFilesAndLines, "_unusual_statuses", looked_up_then_counted)
+    lines = [line(number, "6000000{:02d}".format(number)) for number in range(1, 13)]
+    with real_store.unit_of_work() as uow:
+        uow.insert_lines(uow.record_file(record()), DAY, blocks_of(lines, 1))
+    assert prepared == [0] * 12
