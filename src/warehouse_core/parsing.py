@@ -1,7 +1,8 @@
 """Bytes of a ``Letture`` file in, invoice lines and problems out.
 
-Everything here streams: memory stays flat however long the file is. A file is read twice: by
-``inspect`` (size, sha256, line count, encoding) and by ``parse_blocks``.
+Everything here streams: memory stays flat however long the file is. A file's facts (size,
+sha256, line count, encoding) are counted by ``FactsCounter`` as its bytes arrive (``inspect``
+does the same for a file already on disk); the archived file is then read once, by ``parse_blocks``.
 
 A million lines a day go through here while PostgreSQL takes them in, so the common line costs
 no Python statement of its own: one regular expression over a block of lines finds the runs of

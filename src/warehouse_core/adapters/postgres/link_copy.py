@@ -4,8 +4,8 @@ array (``category_lines``, migration 011).
 
 A transaction runs one statement at a time, so the lines and the links cannot be copied at once;
 the lines stream while Python parses (the server works on what the socket holds meanwhile) and
-the links follow. On disk, not in memory, so memory does not grow with the file: only the largest
-category's numbers are in memory at once, as the row that carries them is written.
+the links follow. On disk, not in memory, so memory does not grow with the file: one spilled
+chunk of a category's numbers is in memory at a time, as the row that carries them is written.
 
 One row per link (migration 001 to 010) cost 1.9M rows and their key for a 1M-line file: 0.5 s
 to copy and 0.5 s to index on a quiet machine, 145 bytes a line on disk. As arrays in the binary
