@@ -181,7 +181,6 @@ class PsycopgFilesAndLines(Connected):
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
         links = CategoryLinks()
         lines_table, links_table = create_partitions(self.connection, day, file_id)
-        copy_lines = sql.SQL(COPY_LINES).format(sql.Identifier(lines_table))
         with LinkSpill() as spill:
             stretches = _stretches(blocks, LOOKUP_LINES)
             stretch = next(stretches, [])
@@ -193,7 +192,7 @@ class PsycopgFilesAndLines(Connected):
                 # memory (its lines' pages) alive to the end of the import.
                 looked_up.update(new.split("\n"))
                 unusual.update(self._unusual_statuses(day, new))
-                with self.connection.cursor().copy(copy_lines) as copy:
+                with self.connection.cursor().copy(sql.SQL(COPY_LINES).format(sql.Identifier(lines_table))) as copy:
                     for block in stretch:
                         copy.write(copy_rows(prefix, block, unusual))
                         count_unusual(block)
