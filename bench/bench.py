@@ -46,6 +46,9 @@ MODEL_FLOOR_LAYOUT = (
     "invoice_line rows in COPY text and category_lines rows (one per category and file, the line numbers"
     " an int4[]) in COPY binary, each into a new table with FREEZE in one transaction, then both primary keys"
 )
+# How the model floor counts what it copied against what the import stored: lines, and links (the
+# line numbers in category_lines' arrays).
+STORED_ROWS = (("invoice_line", "count(*)"), ("category_lines", "sum(cardinality(line_numbers))"))
 # ingest_1m_after_history: 10 earlier days of the 1M file's rows, in a cluster kept under
 # var/bench/ between runs (built once: the first day imported, the others copied from it).
 HISTORY_DAYS = 10
@@ -513,7 +516,7 @@ def dump_stored_rows(url: str, schema: str, day: dt.date, work: Path) -> Dict[st
         " TO '{p}' WITH (FORMAT binary)".format(s=schema, f=file_id, p=dump["links"]),
     )
     with psycopg.connect(url) as connection:
-        for table, count in (("invoice_line", "count(*)"), ("category_lines", "sum(cardinality(line_numbers))")):
+        for table, count in STORED_ROWS:
             dump[table] = connection.execute(
                 "SELECT {} FROM {}.{} WHERE file_id = %s".format(count, schema, table), (file_id,)
             ).fetchone()[0]
@@ -545,7 +548,7 @@ def copy_into_floor(url: str, dump: Dict[str, Any]) -> Dict[str, Any]:
     with psycopg.connect(url, autocommit=True) as connection:
         counts = {
             table: connection.execute("SELECT {} FROM {}.{}".format(count, FLOOR_SCHEMA, table)).fetchone()[0]
-            for table, count in (("invoice_line", "count(*)"), ("category_lines", "sum(cardinality(line_numbers))"))
+            for table, count in STORED_ROWS
         }
         connection.execute("DROP SCHEMA {} CASCADE".format(FLOOR_SCHEMA))
     dump["lines"].unlink()
