@@ -202,3 +202,61 @@ def test_the_lookups_are_planned_for_their_numbers_each_time_never_as_a_prepared
     with real_store.unit_of_work() as uow:
         uow.insert_lines(uow.record_file(record()), DAY, blocks_of(lines, 1))
     assert prepared == [0] * 12
+
+
+def test_a_lookup_failing_on_the_server_while_links_are_gathered_leaves_nothing_and_the_store_usable(
+    real_store, monkeypatch
+):
+    """A stretch's lookup runs while its links are gathered here: the server's error in it (here a
+    division by zero in its transaction) reaches the import as it did when it ran alone."""
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+    look_up = files_and_lines.PsycopgFilesAndLines._unusual_statuses
+    calls = []
+
+    def fails_the_second_time(self, day, invoices):
+        calls.append(invoices)
+        if len(calls) == 2:
+            self.connection.execute("SELECT pg_sleep(0.1), 1 / 0")
+        return look_up(self, day, invoices)
+
+    monkeypatch.setattr(files_and_lines.PsycopgFilesAndLines, "_unusual_statuses", fails_the_second_time)
+    lines = [line(number, "6000000{:02d}".format(number)) for number in range(1, 10)]
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        with real_store.unit_of_work() as uow:
+            uow.insert_lines(uow.record_file(record()), DAY, blocks_of(lines, 1))
+    monkeypatch.setattr(files_and_lines.PsycopgFilesAndLines, "_unusual_statuses", look_up)
+    assert PostgresInspector(real_store).lines() == []
+    with real_store.unit_of_work() as uow:
+        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
+    assert (stored.stored, stored.not_found_lines, len(PostgresInspector(real_store).lines())) == (9, 5, 9)
+
+
+def test_links_failing_while_a_lookup_is_on_the_server_wait_for_it_and_leave_the_store_usable(real_store, monkeypatch):
+    """The links of a stretch are gathered while its lookup is on the server; a failure there (here
+    the spill's disk) stops the import once the lookup is done with the connection, never with a
+    statement still running on it, and nothing is stored."""
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+    monkeypatch.setattr(files_and_lines, "CHUNK_LINES", 4)
+    look_up = files_and_lines.PsycopgFilesAndLines._unusual_statuses
+    finished = []
+
+    def slow(self, day, invoices):
+        self.connection.execute("SELECT pg_sleep(0.2)")
+        found = look_up(self, day, invoices)
+        finished.append(invoices)
+        return found
+
+    def disk_full(self, taken):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files_and_lines.PsycopgFilesAndLines, "_unusual_statuses", slow)
+    monkeypatch.setattr(files_and_lines.LinkSpill, "add", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        with real_store.unit_of_work() as uow:
+            uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
+    assert len(finished) == 2  # the lookup in flight when the spill failed had finished
+    monkeypatch.undo()
+    assert PostgresInspector(real_store).lines() == []
+    with real_store.unit_of_work() as uow:
+        stored = uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
+    assert (stored.stored, stored.not_found_lines, len(PostgresInspector(real_store).lines())) == (9, 5, 9)
