@@ -8,6 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import os
+import signal
+import threading
 from collections import Counter
 from decimal import Decimal
 
@@ -22,6 +25,7 @@ from warehouse_core.bootstrap import bootstrap
 from warehouse_core.model import InvoiceLine
 from warehouse_core.parsing import UTF8, ParseTally, blocks_of, parse_blocks
 from warehouse_core.usecases import importing
+from warehouse_runner.signals import Interrupted, interruptible
 
 NEXT_DAY = DAY + dt.timedelta(days=1)
 # Plain and parsed-one-by-one lines of the same invoices, invoices with odd characters (COPY
@@ -204,11 +208,9 @@ def test_the_lookups_are_planned_for_their_numbers_each_time_never_as_a_prepared
     assert prepared == [0] * 12
 
 
-def test_a_lookup_failing_on_the_server_while_links_are_gathered_leaves_nothing_and_the_store_usable(
-    real_store, monkeypatch
-):
-    """A stretch's lookup runs while its links are gathered here: the server's error in it (here a
-    division by zero in its transaction) reaches the import as it did when it ran alone."""
+def test_a_lookup_failing_on_the_server_leaves_nothing_and_the_store_usable(real_store, monkeypatch):
+    """The server's error in a later stretch's lookup (here a division by zero) reaches the import,
+    nothing is stored, and the pooled connection serves the next import."""
     monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
     look_up = files_and_lines.PsycopgFilesAndLines._unusual_statuses
     calls = []
@@ -231,10 +233,9 @@ def test_a_lookup_failing_on_the_server_while_links_are_gathered_leaves_nothing_
     assert (stored.stored, stored.not_found_lines, len(PostgresInspector(real_store).lines())) == (9, 5, 9)
 
 
-def test_links_failing_while_a_lookup_is_on_the_server_wait_for_it_and_leave_the_store_usable(real_store, monkeypatch):
-    """The links of a stretch are gathered while its lookup is on the server; a failure there (here
-    the spill's disk) stops the import once the lookup is done with the connection, never with a
-    statement still running on it, and nothing is stored."""
+def test_the_links_spill_failing_after_a_slow_lookup_leaves_nothing_and_the_store_usable(real_store, monkeypatch):
+    """The links' spill failing (here a full disk) stops the import with no statement left running
+    on its connection (the slow lookup before it had finished), and nothing is stored."""
     monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
     monkeypatch.setattr(files_and_lines, "CHUNK_LINES", 4)
     look_up = files_and_lines.PsycopgFilesAndLines._unusual_statuses
@@ -254,9 +255,43 @@ def test_links_failing_while_a_lookup_is_on_the_server_wait_for_it_and_leave_the
     with pytest.raises(OSError, match="No space left"):
         with real_store.unit_of_work() as uow:
             uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
-    assert len(finished) == 2  # the lookup in flight when the spill failed had finished
+    assert len(finished) == 2  # the second stretch's lookup had finished
     monkeypatch.undo()
     assert PostgresInspector(real_store).lines() == []
     with real_store.unit_of_work() as uow:
         stored = uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
     assert (stored.stored, stored.not_found_lines, len(PostgresInspector(real_store).lines())) == (9, 5, 9)
+
+
+def test_ctrl_c_stops_an_import_whose_lookup_waits_on_a_locked_view(real_store, postgres_server, monkeypatch):
+    """Review 6a: warehouse-runner import and poll run the import under interruptible(); a stop
+    signal while a lookup waits on the customer's view (their ALTER or VACUUM FULL holding a lock)
+    stops the import then, not when the lock goes, and leaves nothing. (A lookup on a worker
+    thread, tried for speed, broke this: the executor waited for the lookup.)"""
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 3)
+    released = threading.Event()
+    blocker = psycopg.connect(postgres_server)
+    blocker.execute("LOCK TABLE public.invoice_source IN ACCESS EXCLUSIVE MODE")
+
+    def release():
+        released.set()
+        blocker.rollback()
+
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    unlock = threading.Timer(5.0, release)
+    unlock.start()
+    stopped_while_locked = None
+    try:
+        with interruptible():
+            with real_store.unit_of_work() as uow:
+                uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
+    except Interrupted:
+        stopped_while_locked = not released.is_set()
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+        unlock.join()
+        blocker.close()
+    assert stopped_while_locked is True
+    assert PostgresInspector(real_store).lines() == []

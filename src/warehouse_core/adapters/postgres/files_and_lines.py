@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import chain
 from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
@@ -48,8 +47,7 @@ VALID = InvoiceStatus.VALID.value
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
 # The lines parsed before their new invoices are looked up and their rows written: fewer means more
-# queries (each a round trip, mostly hidden behind the stretch's links), more means more parsed
-# lines held at once.
+# queries (each a round trip that Python waits for), more means more parsed lines held at once.
 # Measured on the 1M bench file: 50,000 took the peak RSS from 80 MB (a first pass for the
 # invoices) to 102 MB, 20,000 to 92 MB, 10,000 to 86 MB, with the same time within the noise.
 LOOKUP_LINES = 20_000
@@ -165,12 +163,10 @@ class PsycopgFilesAndLines(Connected):
     def insert_lines(self, file_id: int, day: dt.date, blocks: Iterable[LineBlock]) -> StoredLines:
         """The lines go by COPY straight into the file's own table, a stretch of LOOKUP_LINES lines at
         a time: the invoices a parsed stretch brings that were not seen yet are looked up in one
-        query, on a worker thread, while the stretch's category links are gathered here; then its
-        rows are written by one COPY, and the next stretch is parsed before that COPY ends, while
-        the server takes the rows in. One statement at a time on the connection: the links touch
-        only memory and the spill's file, and a failure while the lookup runs waits for it. The
-        links follow (see link_copy), then the keys and the attach (see partitions). No pass over
-        the file before: the lookups go with the lines."""
+        query, then its rows are written by one COPY, and the next stretch is parsed before that
+        COPY ends, while the server takes the rows in. The category links follow (see link_copy),
+        then the keys and the attach (see partitions). No pass over the file before: the lookups
+        go with the lines."""
         unusual: Dict[str, str] = {}
         looked_up: Set[str] = set()
         unusual_lines: Counter[str] = Counter()
@@ -185,7 +181,7 @@ class PsycopgFilesAndLines(Connected):
         prefix = "{}\t{}\t".format(file_id, day.isoformat())
         links = CategoryLinks()
         lines_table, links_table = create_partitions(self.connection, day, file_id)
-        with LinkSpill() as spill, ThreadPoolExecutor(1) as lookups:
+        with LinkSpill() as spill:
             stretches = _stretches(blocks, LOOKUP_LINES)
             stretch = next(stretches, [])
             while stretch:
@@ -195,19 +191,16 @@ class PsycopgFilesAndLines(Connected):
                 # Copies, made together: the numbers cut from the lines would keep each stretch's
                 # memory (its lines' pages) alive to the end of the import.
                 looked_up.update(new.split("\n"))
-                # The server looks the new invoices up while the stretch's links are gathered here.
-                lookup = lookups.submit(self._unusual_statuses, day, new)
-                for block in stretch:
-                    links.add(block)
-                    stored += len(block)
-                    if stored - spilled >= CHUNK_LINES:
-                        spill.add(links.take())
-                        spilled = stored
-                unusual.update(lookup.result())
+                unusual.update(self._unusual_statuses(day, new))
                 with self.connection.cursor().copy(sql.SQL(COPY_LINES).format(sql.Identifier(lines_table))) as copy:
                     for block in stretch:
                         copy.write(copy_rows(prefix, block, unusual))
                         count_unusual(block)
+                        links.add(block)
+                        stored += len(block)
+                        if stored - spilled >= CHUNK_LINES:
+                            spill.add(links.take())
+                            spilled = stored
                     del stretch[:]  # its rows are sent: not held while the next is parsed
                     # The next stretch is parsed while the server takes in this one's rows.
                     stretch = next(stretches, [])
