@@ -51,6 +51,10 @@ _NEEDS_COPY_ESCAPE = re.compile("[\\\\\t\n\r]")
 # Measured on the 1M bench file: 50,000 took the peak RSS from 80 MB (a first pass for the
 # invoices) to 102 MB, 20,000 to 92 MB, 10,000 to 86 MB, with the same time within the noise.
 LOOKUP_LINES = 20_000
+# The invoices already looked up are remembered so that a later stretch does not ask for them again,
+# up to this many (about 20 MB); past it they are forgotten and asked for again when they come back.
+# The 1M bench file has 220,000 distinct invoices; a 1M-line file of a million peaked at 160 MB.
+LOOKED_UP_KEPT = 250_000
 # Into the file's own partition, created in the same subtransaction (see partitions).
 COPY_LINES = (
     "COPY {} (file_id, day, line_number, invoice_number, quantity, description, value, invoice_status)"
@@ -187,7 +191,9 @@ class PsycopgFilesAndLines(Connected):
             while stretch:
                 carried = set(chain.from_iterable(block.invoices for block in stretch))
                 carried.update(line.invoice_number for block in stretch for line in block.others)
-                new = "\n".join(carried - looked_up)  # the set goes over the stretch's few, not all seen
+                new = "\n".join(carried.difference(looked_up, unusual))  # over the stretch's few, not all seen
+                if len(looked_up) + len(carried) > LOOKED_UP_KEPT:
+                    looked_up.clear()  # the unusual ones stay known: their lines' statuses and the summary
                 # Copies, made together: the numbers cut from the lines would keep each stretch's
                 # memory (its lines' pages) alive to the end of the import.
                 looked_up.update(new.split("\n"))
