@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import json
 import os
 import signal
 import threading
@@ -376,3 +377,42 @@ def test_ctrl_c_stops_an_import_whose_lookup_waits_on_a_locked_view(real_store, 
         blocker.close()
     assert stopped_while_locked is True
     assert PostgresInspector(real_store).lines() == []
+
+
+def test_a_lookup_reads_the_customers_view_once_whatever_the_ledger_holds(real_store):
+    """Review 6b: with the ledger empty (the bench's history had no exports) the already-exported
+    branch cost nothing; with 10 days of exports (2M rows) each stretch hashed the view twice, once
+    per branch, and a 1M import took 1.1-1.4 s more of the server. The view is read once per
+    lookup (and per session's recomputation): the invoices it lists, then both statuses from them."""
+    from psycopg import sql
+
+    with real_store.connection() as connection:
+        connection.execute(
+            "INSERT INTO exported_invoice (invoice_number, day, delivered)"
+            " SELECT (700000000 + i)::text, %s::date - 1 - i %% 10, true FROM generate_series(1, 5000) AS i",
+            (DAY,),
+        )
+        connection.execute("ANALYZE exported_invoice")
+    with real_store.unit_of_work() as uow:
+        uow.insert_lines(uow.record_file(record()), DAY, blocks_of(alternating(9), 1))
+    statements = {
+        "lookup": (
+            "WITH invoices AS (SELECT unnest(string_to_array(%(numbers)s, E'\\n')) AS invoice_number),"
+            " unusual AS ({unusual}) SELECT * FROM unusual",
+            {"day": DAY, "numbers": "600000001\n600000099\n600000002"},
+        ),
+        "recomputation": (
+            "WITH invoices AS (SELECT DISTINCT invoice_number FROM invoice_line WHERE day = %(day)s),"
+            " unusual AS ({unusual}) SELECT * FROM unusual",
+            {"day": DAY},
+        ),
+    }
+    scans = {}
+    with real_store.connection() as connection:
+        for name, (statement, params) in statements.items():
+            query = sql.SQL("EXPLAIN (FORMAT JSON) " + statement).format(
+                unusual=files_and_lines.UNUSUAL_STATUSES.format(view=sql.Identifier("public", "invoice_view"))
+            )
+            plan = json.dumps(connection.execute(query, params).fetchone()[0])
+            scans[name] = plan.count('"Relation Name": "invoice_source"')
+    assert scans == {"lookup": 1, "recomputation": 1}
