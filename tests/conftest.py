@@ -8,6 +8,7 @@ import shutil
 import ssl
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
@@ -152,11 +153,12 @@ def db_schema() -> str:
     return "test_" + uuid.uuid4().hex[:12]
 
 
-@pytest.fixture
-def real_store(postgres_server: str, db_schema: str) -> Iterator[Any]:
+@contextmanager
+def psycopg_store(postgres_server: str, db_schema: str, invoice_view: str = "public.invoice_view") -> Iterator[Any]:
+    """A migrated store in ``db_schema`` reading ``invoice_view``; the schema is dropped after."""
     from warehouse_core.adapters.postgres import PsycopgStore
 
-    store = PsycopgStore(postgres_server, schema=db_schema, invoice_view="public.invoice_view")
+    store = PsycopgStore(postgres_server, schema=db_schema, invoice_view=invoice_view)
     store.migrate()
     try:
         yield store
@@ -166,6 +168,12 @@ def real_store(postgres_server: str, db_schema: str) -> Iterator[Any]:
 
         with psycopg.connect(postgres_server, autocommit=True) as connection:
             connection.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(db_schema))
+
+
+@pytest.fixture
+def real_store(postgres_server: str, db_schema: str) -> Iterator[Any]:
+    with psycopg_store(postgres_server, db_schema) as store:
+        yield store
 
 
 # --- FTP, FTPS, SMTP -----------------------------------------------------------------------

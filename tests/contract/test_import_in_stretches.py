@@ -19,7 +19,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from tests.conftest import at
+from tests.conftest import at, psycopg_store
 from tests.contract.test_store_contract import DAY, PostgresInspector, line, record
 from tests.fakes import FakeArchive, FakeClock, FakeExportFiles, FakeInbound, FakeMailer, FakeOutbound, FakeRemoteLog
 from warehouse_core.adapters.postgres import files_and_lines
@@ -268,8 +268,6 @@ def test_the_links_spill_failing_after_a_slow_lookup_leaves_nothing_and_the_stor
 @pytest.fixture
 def store_with_a_big_view(postgres_server, db_schema):
     """A store whose customer's view lists invoices 600000001 to 600060000."""
-    from warehouse_core.adapters.postgres import PsycopgStore
-
     view = db_schema + "_view"
     with psycopg.connect(postgres_server, autocommit=True) as connection:
         connection.execute('CREATE SCHEMA "{}"'.format(view))
@@ -280,14 +278,11 @@ def store_with_a_big_view(postgres_server, db_schema):
         )
         connection.execute('ALTER TABLE "{}".invoices ADD PRIMARY KEY (invoice_number)'.format(view))
         connection.execute('ANALYZE "{}".invoices'.format(view))
-    store = PsycopgStore(postgres_server, schema=db_schema, invoice_view="{}.invoices".format(view))
-    store.migrate()
     try:
-        yield store
+        with psycopg_store(postgres_server, db_schema, invoice_view="{}.invoices".format(view)) as store:
+            yield store
     finally:
-        store.close()
         with psycopg.connect(postgres_server, autocommit=True) as connection:
-            connection.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(db_schema))
             connection.execute('DROP SCHEMA IF EXISTS "{}" CASCADE'.format(view))
 
 
