@@ -411,3 +411,27 @@ def test_a_lookup_reads_the_customers_view_once_whatever_the_ledger_holds(real_s
             plan = json.dumps(connection.execute(query, params).fetchone()[0])
             scans[name] = plan.count('"Relation Name": "invoice_source"')
     assert scans == {"lookup": 1, "recomputation": 1}
+
+
+def test_past_the_bound_only_valid_invoices_are_asked_for_again(real_store, monkeypatch):
+    """Review 7a: an unusual invoice stays known past the bound (its later lines take its status
+    from what the import holds for the summary), so it is never asked for twice; a valid one
+    forgotten is asked for again when it comes back."""
+    monkeypatch.setattr(files_and_lines, "LOOKUP_LINES", 1)
+    monkeypatch.setattr(files_and_lines, "LOOKED_UP_KEPT", 1)
+    look_up = files_and_lines.PsycopgFilesAndLines._unusual_statuses
+    asked = Counter()
+
+    def counted(self, day, invoices):
+        asked.update(invoice for invoice in invoices.split("\n") if invoice)
+        return look_up(self, day, invoices)
+
+    monkeypatch.setattr(files_and_lines.PsycopgFilesAndLines, "_unusual_statuses", counted)
+    invoices = ["600000099", "600000001", "600000005", "600000099", "600000001", "600000099"]
+    with real_store.unit_of_work() as uow:
+        stored = uow.insert_lines(
+            uow.record_file(record()), DAY, blocks_of([line(n, i) for n, i in enumerate(invoices, 1)], 1)
+        )
+    assert (stored.not_found, stored.not_found_lines) == (("600000099",), 3)
+    assert asked["600000099"] == 1
+    assert asked["600000001"] == 2
