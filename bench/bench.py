@@ -703,10 +703,11 @@ def fill_ledger(url: str, per_day: int) -> int:
 
 
 def settle(url: str) -> None:
-    """What autovacuum would do about the rows the steps before wrote, done now and untimed: its
-    workers would otherwise vacuum and analyze those rows on the second core while the next step is
-    timed (seen: ingest_1m_after_history 1.45x while the bench cluster analyzed ingest_1m's
-    rows, 1.0x without)."""
+    """What autovacuum would do about the rows the steps before wrote (and an ANALYZE of the
+    partitioned parents, which it never does), done now and untimed: its workers could otherwise
+    vacuum and analyze those rows on the second core while the next step is timed (one run judged
+    ingest_1m_after_history 1.45 with them free to; the next two, settled, 1.22 and 0.91; not
+    proven the only cause)."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as connection:
@@ -919,7 +920,8 @@ class Run:
         """ingest_1m_after_history and retention_1m, in a cluster under var/bench/ that holds 10
         earlier days of the 1M file's rows (built at the first run, kept for the next): the file
         imported as the day after them, then removed, RUNS times (the fastest import, the slowest
-        removal); the cluster is then as it was."""
+        removal), after one untimed import; the lines are then as they were (inbound_file keeps a
+        record of each run's days, and the ledger filled once stays)."""
         from warehouse_devstack.servers import PostgresCluster
 
         cache = OUT / ("history" if self.lines == FULL_LINES else "dev-history")
